@@ -67,9 +67,13 @@ def load(
             raise ConfigError("--sheet applies to .xlsx files only; this input is a .csv")
         header, columns = _read_csv(path)
     elif suffix == ".xls":
-        raise InputError(f"old Excel .xls files are not supported: save {path.name} as .xlsx or .csv")
+        raise InputError(
+            f"old Excel .xls files are not supported: save {path.name} as .xlsx or .csv"
+        )
     else:
-        raise InputError(f"unsupported file type '{path.suffix}' for {path.name}: use .csv or .xlsx")
+        raise InputError(
+            f"unsupported file type '{path.suffix}' for {path.name}: use .csv or .xlsx"
+        )
     return _assemble(path, header, columns, fusebill_column, geotab_column)
 
 
@@ -173,9 +177,7 @@ def _reject_row(row: object) -> str:
     raise _NotSimple
 
 
-def _read_csv_python(
-    path: Path, encoding: str, delimiter: str
-) -> tuple[list[str], list[pa.Array]]:
+def _read_csv_python(path: Path, encoding: str, delimiter: str) -> tuple[list[str], list[pa.Array]]:
     csv.field_size_limit(1 << 30)
     try:
         raw = path.read_bytes()
@@ -183,7 +185,9 @@ def _read_csv_python(
             text = raw.decode(encoding)
         except UnicodeDecodeError:
             text = raw.decode("cp1252", errors="replace")
-        records = list(csv.reader(io.StringIO(text.lstrip("\ufeff"), newline=""), delimiter=delimiter))
+        records = list(
+            csv.reader(io.StringIO(text.lstrip("\ufeff"), newline=""), delimiter=delimiter)
+        )
     except csv.Error as exc:
         raise InputError(f"cannot parse {path.name} as CSV: {exc}") from None
     except OSError as exc:
@@ -220,13 +224,13 @@ def _read_xlsx(path: Path, sheet: str | None) -> tuple[list[str], list[pa.Array]
         if not hasattr(worksheet, "iter_rows"):
             raise InputError(f"sheet {worksheet.title!r} in {path.name} is a chart, not a table")
         try:
-            records = [
-                [_cell_text(cell) for cell in row] for row in worksheet.iter_rows(min_row=1)
-            ]
+            records = [[_cell_text(cell) for cell in row] for row in worksheet.iter_rows(min_row=1)]
         except InputError:
             raise
         except Exception as exc:
-            raise InputError(f"cannot read {path.name} as an Excel workbook ({_short(exc)})") from None
+            raise InputError(
+                f"cannot read {path.name} as an Excel workbook ({_short(exc)})"
+            ) from None
     finally:
         workbook.close()
     if not records:
@@ -366,10 +370,10 @@ def _assemble(
     columns = [_unescape(c) for c in columns]
     others = [i for i in range(len(header)) if i not in (fid, gid)]
     # A trailing delimiter makes a nameless, empty column: not worth carrying.
-    others = [i for i in others if header[i].strip() or pc.any(pc.not_equal(columns[i], "")).as_py()]
-    names = _unique_names(
-        [header[i] if header[i].strip() else f"column_{i + 1}" for i in others]
-    )
+    others = [
+        i for i in others if header[i].strip() or pc.any(pc.not_equal(columns[i], "")).as_py()
+    ]
+    names = _unique_names([header[i] if header[i].strip() else f"column_{i + 1}" for i in others])
     return Sheet(
         path=path,
         rows=rows,

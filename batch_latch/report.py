@@ -46,8 +46,8 @@ class ResultColumns:
     """The tool's own columns of results.csv, one entry per non-blank input row."""
 
     row: pa.Array  # int64
-    fusebillId: pa.Array  # noqa: N815 - named as the column it becomes
-    geotabId: pa.Array  # noqa: N815
+    fusebillId: pa.Array
+    geotabId: pa.Array
     status: pa.Array  # string
     http_status: pa.Array  # int64, null when nothing was answered
     attempts: pa.Array  # int64

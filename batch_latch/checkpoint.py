@@ -1,0 +1,208 @@
+"""What earlier runs achieved, keyed by the (fusebillId, geotabId) pair, durable row by row.
+
+An append-only JSON-lines journal (``checkpoint.jsonl`` in ``--out``) rather than SQLite:
+appending a line is O(1) whatever the file's size, a line is flushed and fsynced before
+its row counts as done, a crash can tear at most the last line (cut off when the file is
+next opened), ops can read it with any text tool, and Arrow reads a million lines in a
+fraction of a second. Workers that finish together share one fsync (group commit).
+
+The first line names the API the outcomes were sent to, so a sandbox rehearsal in the same
+folder is never taken for real latches.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pajson
+
+from batch_latch.errors import CheckpointError
+
+FILENAME = "checkpoint.jsonl"
+FORMAT = 1
+#: Outcomes worth remembering; ``pending`` rows simply have no record yet.
+RECORDED = ("success", "not_found", "failed")
+_SCHEMA = pa.schema(
+    [
+        ("f", pa.int64()),
+        ("g", pa.string()),
+        ("s", pa.string()),
+        ("h", pa.int64()),
+        ("m", pa.string()),
+        ("k", pa.string()),
+        ("t", pa.string()),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class Record:
+    fusebill_id: int
+    geotab_id: str
+    status: str
+    http_status: int | None
+    message: str
+    error_key: str
+    finished_at: str
+
+    def line(self) -> bytes:
+        data = {
+            "f": self.fusebill_id,
+            "g": self.geotab_id,
+            "s": self.status,
+            "h": self.http_status,
+            "m": self.message,
+            "k": self.error_key,
+            "t": self.finished_at,
+        }
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+
+
+class Checkpoint:
+    """Single writer; ``record`` returns only once the line is on disk."""
+
+    def __init__(self, path: Path, handle: io.BufferedWriter, earlier: pa.Table) -> None:
+        self.path = path
+        self.earlier = earlier  # latest record per pair, columns as in _SCHEMA
+        self._handle = handle
+        self._cond = threading.Condition()
+        self._queue: list[bytes] = []
+        self._queued = 0  # sequence number of the last line queued
+        self._durable = 0  # sequence number of the last line synced
+        self._writing = False
+        self._failure: OSError | None = None
+
+    @classmethod
+    def open(cls, out_dir: Path, base_url: str, *, fresh: bool = False) -> Checkpoint:
+        path = out_dir / FILENAME
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            if fresh and path.exists():
+                stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+                path.replace(path.with_name(f"checkpoint-{stamp}.jsonl.old"))
+            if path.exists() and path.stat().st_size > 0:
+                _repair_torn_tail(path)
+                _check_header(path, base_url)
+                earlier = _read(path)
+                handle = path.open("ab")
+            else:
+                handle = path.open("wb")
+                header = {"batch_latch_checkpoint": FORMAT, "base_url": base_url}
+                handle.write(json.dumps(header).encode() + b"\n")
+                _sync(handle)
+                earlier = _SCHEMA.empty_table()
+        except OSError as exc:
+            where = exc.filename or path
+            raise CheckpointError(f"cannot use checkpoint {where}: {exc.strerror or exc}") from None
+        return cls(path, handle, earlier)
+
+    def record(self, record: Record) -> None:
+        """Append and fsync; callers that arrive while a sync runs share the next one."""
+        with self._cond:
+            self._queue.append(record.line())
+            self._queued += 1
+            mine = self._queued
+            while self._durable < mine:
+                if self._failure is not None:
+                    raise CheckpointError(f"cannot write checkpoint {self.path}: {self._failure}")
+                if self._writing:
+                    self._cond.wait()
+                    continue
+                batch, upto = self._queue, self._queued
+                self._queue, self._writing = [], True
+                self._cond.release()
+                try:
+                    self._handle.write(b"".join(batch))
+                    _sync(self._handle)
+                except OSError as exc:
+                    self._failure = exc
+                finally:
+                    self._cond.acquire()
+                    self._writing = False
+                    if self._failure is None:
+                        self._durable = upto
+                    self._cond.notify_all()
+
+    def record_many(self, records: list[Record]) -> None:
+        """Bulk append with one fsync (benchmarks and imports)."""
+        with self._cond:
+            self._handle.write(b"".join(r.line() for r in records))
+            _sync(self._handle)
+
+    def close(self) -> None:
+        with self._cond:
+            self._handle.close()
+
+
+def _sync(handle: io.BufferedWriter) -> None:
+    handle.flush()
+    os.fsync(handle.fileno())
+
+
+def _repair_torn_tail(path: Path) -> None:
+    """A crash mid-append can leave a last line without its newline: cut it off."""
+    with path.open("rb+") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        handle.seek(max(0, size - 1))
+        if handle.read(1) == b"\n":
+            return
+        step, end = 1 << 16, size
+        while end > 0:
+            start = max(0, end - step)
+            handle.seek(start)
+            chunk = handle.read(end - start)
+            cut = chunk.rfind(b"\n")
+            if cut >= 0:
+                handle.truncate(start + cut + 1)
+                break
+            end = start
+        else:
+            handle.truncate(0)
+        _sync(handle)  # type: ignore[arg-type]
+
+
+def _check_header(path: Path, base_url: str) -> None:
+    with path.open("rb") as handle:
+        first = handle.readline()
+    try:
+        header = json.loads(first)
+        made_for = header["base_url"]
+    except (ValueError, KeyError, TypeError):
+        raise CheckpointError(
+            f"{path} is not a batch-latch checkpoint; move it away or use --fresh"
+        ) from None
+    if made_for != base_url:
+        raise CheckpointError(
+            f"the checkpoint in {path.parent} was made against {made_for}, not {base_url}; "
+            "use another --out, or --fresh to start over"
+        )
+
+
+def _read(path: Path) -> pa.Table:
+    """Latest record per (fusebillId, geotabId) pair."""
+    try:
+        table = pajson.read_json(
+            str(path),
+            parse_options=pajson.ParseOptions(
+                explicit_schema=_SCHEMA, unexpected_field_behavior="ignore"
+            ),
+        )
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise CheckpointError(
+            f"checkpoint {path} is damaged ({str(exc).splitlines()[0][:100]}); "
+            "move it away or use --fresh (earlier successes would then be sent again)"
+        ) from None
+    table = table.filter(pc.is_valid(table["f"]))
+    if table.num_rows == 0:
+        return _SCHEMA.empty_table()
+    table = table.append_column("n", pa.array(range(table.num_rows), pa.int64()))
+    latest = table.group_by(["f", "g"], use_threads=False).aggregate([("n", "max")])
+    return table.take(latest["n_max"]).drop_columns(["n"])

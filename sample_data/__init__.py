@@ -1,0 +1,1 @@
+"""The bundled sample spreadsheet, installed as package data for ``batch-latch demo``."""
