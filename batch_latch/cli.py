@@ -12,6 +12,7 @@ from batch_latch import __version__, config
 from batch_latch.errors import BatchLatchError
 
 EXIT_USAGE = 2
+EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug of ours, not a problem with the input or the API
 
 
 class _Parser(argparse.ArgumentParser):
@@ -122,3 +123,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("batch-latch: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # never a traceback: one line, and the key is never in it
+        text = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+        key = config.environment().get(config.KEY_VARIABLE, "")
+        text = text.replace(key, "[redacted]") if key else text
+        print(f"batch-latch: internal error (please report it): {text}", file=sys.stderr)
+        return EXIT_INTERNAL

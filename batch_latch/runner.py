@@ -441,7 +441,7 @@ def _plan(verdicts: Verdicts, store: Checkpoint, retry_not_found: bool) -> _Plan
                         "",
                     ),
                 ).combine_chunks(),
-                "error_key": pc.if_else(was_success, "latched_earlier", joined["k"]),
+                "error_key": pc.if_else(was_success, "latched_earlier", joined["k"]).combine_chunks(),
                 "finished_at": joined["t"].combine_chunks(),
             }
     todo = np.flatnonzero(~settled)
@@ -485,7 +485,7 @@ def _overlay(base: pa.Array, positions: np.ndarray, values: pa.Array) -> pa.Arra
         return base
     index = np.arange(len(base), dtype=np.int64)
     index[positions] = len(base) + np.arange(len(positions), dtype=np.int64)
-    merged = pa.concat_arrays([base, values.cast(base.type)])
+    merged = pa.chunked_array([base, values.cast(base.type)]).combine_chunks()
     return pc.take(merged, pa.array(index))
 
 
