@@ -1,10 +1,12 @@
 """What earlier runs achieved, keyed by the (fusebillId, geotabId) pair, durable row by row.
 
-An append-only JSON-lines journal (``checkpoint.jsonl`` in ``--out``) rather than SQLite:
-appending a line is O(1) whatever the file's size, a line is flushed and fsynced before
-its row counts as done, a crash can tear at most the last line (cut off when the file is
-next opened), ops can read it with any text tool, and Arrow reads a million lines in a
-fraction of a second. Workers that finish together share one fsync (group commit).
+An append-only CSV journal (``checkpoint.csv`` in ``--out``) rather than SQLite: appending a
+line is O(1) whatever the file's size, a line is flushed and fsynced before its row counts
+as done, a crash can tear at most the last line (cut off when the file is next opened),
+ops can read it with any text tool, and Arrow's multi-threaded reader takes a million
+lines in a fraction of a second. Workers that finish together share one fsync (group
+commit). Line breaks never occur inside a record: geotabIds cannot hold control
+characters and messages are folded onto one line.
 
 The first line names the API the outcomes were sent to, so a sandbox rehearsal in the same
 folder is never taken for real latches.
@@ -12,8 +14,8 @@ folder is never taken for real latches.
 
 from __future__ import annotations
 
+import csv
 import io
-import json
 import os
 import threading
 from dataclasses import dataclass
@@ -22,11 +24,12 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.json as pajson
+import pyarrow.csv as pacsv
 
 from batch_latch.errors import CheckpointError
 
-FILENAME = "checkpoint.jsonl"
+FILENAME = "checkpoint.csv"
+_MARK = "#batch-latch-checkpoint"
 FORMAT = 1
 #: Outcomes worth remembering; ``pending`` rows simply have no record yet.
 RECORDED = ("success", "not_found", "failed")
@@ -40,7 +43,7 @@ _SCHEMA = pa.schema(
         ("k", pa.string()),
         ("t", pa.string()),
     ]
-)
+)  # fusebillId, geotabId, status, http_status, message, error_key, finished_at
 
 
 @dataclass(frozen=True)
@@ -54,16 +57,19 @@ class Record:
     finished_at: str
 
     def line(self) -> bytes:
-        data = {
-            "f": self.fusebill_id,
-            "g": self.geotab_id,
-            "s": self.status,
-            "h": self.http_status,
-            "m": self.message,
-            "k": self.error_key,
-            "t": self.finished_at,
-        }
-        return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+        out = io.StringIO()
+        csv.writer(out, lineterminator="\n").writerow(
+            [
+                self.fusebill_id,
+                self.geotab_id,
+                self.status,
+                "" if self.http_status is None else self.http_status,
+                " ".join(self.message.split()),
+                self.error_key,
+                self.finished_at,
+            ]
+        )
+        return out.getvalue().encode("utf-8")
 
 
 class Checkpoint:
@@ -87,7 +93,7 @@ class Checkpoint:
             out_dir.mkdir(parents=True, exist_ok=True)
             if fresh and path.exists():
                 stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-                path.replace(path.with_name(f"checkpoint-{stamp}.jsonl.old"))
+                path.replace(path.with_name(f"checkpoint-{stamp}.csv.old"))
             if path.exists() and path.stat().st_size > 0:
                 _repair_torn_tail(path)
                 _check_header(path, base_url)
@@ -95,8 +101,9 @@ class Checkpoint:
                 handle = path.open("ab")
             else:
                 handle = path.open("wb")
-                header = {"batch_latch_checkpoint": FORMAT, "base_url": base_url}
-                handle.write(json.dumps(header).encode() + b"\n")
+                header = io.StringIO()
+                csv.writer(header, lineterminator="\n").writerow([_MARK, FORMAT, base_url])
+                handle.write(header.getvalue().encode("utf-8"))
                 _sync(handle)
                 earlier = _SCHEMA.empty_table()
         except OSError as exc:
@@ -171,11 +178,11 @@ def _repair_torn_tail(path: Path) -> None:
 
 def _check_header(path: Path, base_url: str) -> None:
     with path.open("rb") as handle:
-        first = handle.readline()
-    try:
-        header = json.loads(first)
-        made_for = header["base_url"]
-    except (ValueError, KeyError, TypeError):
+        first = handle.readline().decode("utf-8", errors="replace")
+    fields = next(csv.reader([first]), [])
+    if len(fields) == 3 and fields[0] == _MARK:
+        made_for = fields[2]
+    else:
         raise CheckpointError(
             f"{path} is not a batch-latch checkpoint; move it away or use --fresh"
         ) from None
@@ -187,12 +194,17 @@ def _check_header(path: Path, base_url: str) -> None:
 
 
 def _read(path: Path) -> pa.Table:
-    """Latest record per (fusebillId, geotabId) pair."""
+    """Every record, in the order written (the latest for a pair wins; see ``runner``)."""
     try:
-        table = pajson.read_json(
+        table = pacsv.read_csv(
             str(path),
-            parse_options=pajson.ParseOptions(
-                explicit_schema=_SCHEMA, unexpected_field_behavior="ignore"
+            read_options=pacsv.ReadOptions(skip_rows=1, column_names=_SCHEMA.names),
+            parse_options=pacsv.ParseOptions(newlines_in_values=False),
+            convert_options=pacsv.ConvertOptions(
+                column_types=_SCHEMA,
+                null_values=[""],
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
             ),
         )
     except (pa.ArrowInvalid, OSError) as exc:
@@ -200,9 +212,4 @@ def _read(path: Path) -> pa.Table:
             f"checkpoint {path} is damaged ({str(exc).splitlines()[0][:100]}); "
             "move it away or use --fresh (earlier successes would then be sent again)"
         ) from None
-    table = table.filter(pc.is_valid(table["f"]))
-    if table.num_rows == 0:
-        return _SCHEMA.empty_table()
-    table = table.append_column("n", pa.array(range(table.num_rows), pa.int64()))
-    latest = table.group_by(["f", "g"], use_threads=False).aggregate([("n", "max")])
-    return table.take(latest["n_max"]).drop_columns(["n"])
+    return table.filter(pc.is_valid(table["f"]))

@@ -406,53 +406,89 @@ def _plan(verdicts: Verdicts, store: Checkpoint, retry_not_found: bool) -> _Plan
     """Which valid rows to send; earlier successes (and 404s) are settled without a request."""
     valid = pc.equal(verdicts.status, "valid")
     positions = np.flatnonzero(np.asarray(valid.to_numpy(zero_copy_only=False), dtype=bool))
-    candidates = pa.table(
-        {
-            "i": pa.array(positions, pa.int64()),
-            "f": pc.take(verdicts.fusebill_id, pa.array(positions)),
-            "g": pc.take(verdicts.geotab, pa.array(positions)),
-        }
-    )
+    take = pa.array(positions)
+    fids = np.asarray(pc.take(verdicts.fusebill_id, take).to_numpy(), dtype=np.int64)
+    gids = pc.take(verdicts.geotab, take)
     settled = np.zeros(len(positions), dtype=bool)
     earlier: dict[str, pa.Array] = {}
     earlier_positions = np.array([], dtype=np.int64)
-    if store.earlier.num_rows and len(positions):
+    journal = store.earlier
+    if journal.num_rows and len(positions):
+        latest = _latest_records(fids, gids, journal)
+        found = np.flatnonzero(latest >= 0)
+        status = pc.take(journal["s"], pa.array(latest[found]))
         keep = ["success"] if retry_not_found else ["success", "not_found"]
-        known = store.earlier.filter(pc.is_in(store.earlier["s"], value_set=pa.array(keep)))
-        joined = candidates.join(known, keys=["f", "g"], join_type="inner").sort_by("i")
-        if joined.num_rows:
-            earlier_positions = np.asarray(joined["i"].to_numpy(), dtype=np.int64)
-            settled[np.searchsorted(positions, earlier_positions)] = True
-            was_success = pc.equal(joined["s"], "success")
+        wanted = pc.is_in(status, value_set=pa.array(keep))
+        chosen = np.asarray(wanted.to_numpy(zero_copy_only=False), dtype=bool)
+        found, status = found[chosen], status.filter(wanted)
+        if len(found):
+            settled[found] = True
+            earlier_positions = positions[found]
+            at = pa.array(latest[found])
+            was_success = pc.equal(status, "success")
+            message = pc.if_else(
+                was_success, "latched in an earlier run (see finished_at); not sent again", ""
+            )
+            if not pc.all(was_success).as_py():
+                missing = np.flatnonzero(~np.asarray(was_success.to_numpy(zero_copy_only=False)))
+                texts = pc.take(journal["m"], pa.array(latest[found][missing])).to_pylist()
+                notes = [
+                    f"not found in an earlier run: {t}; not sent again "
+                    "(use --retry-not-found to send it)"
+                    for t in texts
+                ]
+                message = _overlay(_flat(message), missing, pa.array(notes, pa.string()))
             earlier = {
-                "status": joined["s"].combine_chunks(),
-                "http_status": joined["h"].combine_chunks(),
-                "message": pc.if_else(
-                    was_success,
-                    pc.binary_join_element_wise(
-                        "latched earlier (", joined["t"], "); not sent again", ""
-                    ),
-                    pc.binary_join_element_wise(
-                        "not found in an earlier run (",
-                        joined["t"],
-                        "): ",
-                        joined["m"],
-                        "; not sent again (use --retry-not-found to send it)",
-                        "",
-                    ),
-                ).combine_chunks(),
-                "error_key": pc.if_else(was_success, "latched_earlier", joined["k"]).combine_chunks(),
-                "finished_at": joined["t"].combine_chunks(),
+                "status": status,
+                "http_status": pc.take(journal["h"], at),
+                "message": message,
+                "error_key": pc.if_else(was_success, "latched_earlier", "not_found"),
+                "finished_at": pc.take(journal["t"], at),
             }
+            earlier = {k: _flat(v) for k, v in earlier.items()}
     todo = np.flatnonzero(~settled)
     rows = verdicts.rows.to_numpy()
-    fids = candidates["f"].to_numpy()
-    gids = candidates["g"].to_pylist() if len(todo) else []
+    texts = pc.take(gids, pa.array(todo)).to_pylist() if len(todo) else []
     tasks = [
-        Task(int(positions[j]), int(rows[positions[j]]), int(fids[j]), gids[j])
-        for j in todo.tolist()
+        Task(int(positions[j]), int(rows[positions[j]]), int(fids[j]), text)
+        for j, text in zip(todo.tolist(), texts)
     ]
     return _Plan(tasks, earlier_positions, earlier)
+
+
+def _flat(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+
+
+def _latest_records(fids: np.ndarray, gids: pa.Array, journal: pa.Table) -> np.ndarray:
+    """For each (fid, gid) pair, the position of its latest journal record, or -1.
+
+    Valid rows have unique fusebillIds (a second geotabId makes them invalid), so match on
+    the integer id (Arrow's hash lookup on the reversed journal finds the latest record),
+    then check the geotabId; only ids whose latest record names another geotabId (the
+    sheet was edited) take the slow, exact path.
+    """
+    journal_fids = np.asarray(journal["f"].to_numpy(), dtype=np.int64)
+    n = len(journal_fids)
+    from_end = pc.index_in(pa.array(fids), value_set=pa.array(journal_fids[::-1]))
+    hit = np.asarray(pc.fill_null(from_end, -1).to_numpy(), dtype=np.int64)
+    latest = np.where(hit >= 0, n - 1 - hit, -1)
+    found = np.flatnonzero(latest >= 0)
+    if not len(found):
+        return latest
+    same = pc.equal(
+        pc.take(gids, pa.array(found)), pc.take(journal["g"], pa.array(latest[found]))
+    )
+    other = found[~np.asarray(same.to_numpy(zero_copy_only=False), dtype=bool)]
+    if len(other):
+        latest[other] = -1
+        rows = np.flatnonzero(np.isin(journal_fids, fids[other]))
+        texts = pc.take(journal["g"], pa.array(rows)).to_pylist()
+        exact = {(int(journal_fids[r]), t): int(r) for r, t in zip(rows.tolist(), texts)}
+        asked = pc.take(gids, pa.array(other)).to_pylist()
+        for j, text in zip(other.tolist(), asked):
+            latest[j] = exact.get((int(fids[j]), text), -1)
+    return latest
 
 
 def _finish(

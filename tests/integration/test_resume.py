@@ -38,7 +38,7 @@ def test_rerun_sends_only_what_is_not_done(tmp_path, sandbox_factory, run_cli):
 
     assert second.returncode == 1
     results = second.by_row()
-    assert results[2]["status"] == "success" and "latched earlier" in results[2]["message"]
+    assert results[2]["status"] == "success" and "earlier run" in results[2]["message"]
     assert results[2]["attempts"] == "0"
     assert results[4]["status"] == "not_found" and "earlier run" in results[4]["message"]
     assert results[3]["status"] == "failed" and results[3]["attempts"] == "1"
@@ -105,7 +105,7 @@ def test_fresh_ignores_the_checkpoint(tmp_path, sandbox_factory, run_cli):
     assert again.returncode == 0
     assert [r["attempts"] for r in again.results()] == ["1", "1", "1"]
     assert len(latch_requests(sandbox)) == 6
-    assert list((tmp_path / "out").glob("checkpoint-*.jsonl.old")), "old checkpoint kept aside"
+    assert list((tmp_path / "out").glob("checkpoint-*.csv.old")), "old checkpoint kept aside"
 
 
 def test_a_checkpoint_from_another_api_is_refused(tmp_path, sandbox_factory, run_cli):
