@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -103,6 +104,14 @@ def settings_from(args: argparse.Namespace) -> config.RunSettings:
     )
 
 
+def _redact_key(text: str) -> str:
+    try:
+        key = config.environment().get(config.KEY_VARIABLE, "")
+    except BatchLatchError:
+        key = os.environ.get(config.KEY_VARIABLE, "")
+    return text.replace(key, "[redacted]") if key.strip() else text
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -124,8 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("batch-latch: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # never a traceback: one line, and the key is never in it
-        text = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
-        key = config.environment().get(config.KEY_VARIABLE, "")
-        text = text.replace(key, "[redacted]") if key else text
+        text = (f"{type(exc).__name__}: {exc}".splitlines() or [""])[0][:300]
+        text = _redact_key(text)
         print(f"batch-latch: internal error (please report it): {text}", file=sys.stderr)
         return EXIT_INTERNAL
