@@ -22,6 +22,7 @@ from requests.adapters import HTTPAdapter
 from batch_latch import __version__
 
 RATE_HEADERS = ("Limit", "Remaining", "Reset")
+_LONG_FRACTION = re.compile(r"([.,]\d{6})\d+")  # .NET writes 7 digits; 3.10 reads 6
 _DAILY = re.compile(r"\b(daily|per day|a day|each day|/day|24 ?h)", re.IGNORECASE)
 
 
@@ -120,13 +121,14 @@ class FusebillClient:
         except requests.Timeout:
             return Reply(None, error="timeout", detail=f"no answer within {self._timeout:g} s")
         except requests.RequestException as exc:
-            return Reply(None, error="connection", detail=self.redact(_first_line(exc)))
-        headers = {k.lower(): v for k, v in response.headers.items()}
+            return Reply(None, error="connection", detail=_first_line(exc, self._key))
+        # A server (or proxy) that echoes the credential must not put it into our messages.
+        headers = {k.lower(): self.redact(v) for k, v in response.headers.items()}
         try:
             parsed: Any = response.json()
         except ValueError:
             parsed = response.text
-        return Reply(response.status_code, parsed, headers)
+        return Reply(response.status_code, _scrub(parsed, self._key), headers)
 
     def redact(self, text: str) -> str:
         return redact(text, self._key)
@@ -141,8 +143,20 @@ def redact(text: str, secret: str) -> str:
     return text.replace(secret, "[redacted]") if secret else text
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
+def _scrub(value: Any, secret: str) -> Any:
+    """``value`` (parsed JSON or text) with ``secret`` redacted in every string it holds."""
+    if isinstance(value, str):
+        return redact(value, secret)
+    if isinstance(value, dict):
+        return {_scrub(k, secret): _scrub(v, secret) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrub(v, secret) for v in value]
+    return value
+
+
+def _first_line(exc: BaseException, secret: str) -> str:
+    # Redact before cutting: a cut through the key would leave a piece no redaction finds.
+    text = redact(str(exc), secret).strip() or type(exc).__name__
     return text.splitlines()[0][:200]
 
 
@@ -175,14 +189,18 @@ def classify(reply: Reply, sent_geotab_id: str) -> Verdict:
         )
     status = reply.status
     if 200 <= status < 300:
-        returned = reply.body.get("geotabId") if isinstance(reply.body, dict) else None
-        if returned is not None and returned != sent_geotab_id:
-            return Verdict(
-                Kind.MISMATCH,
-                f"Fusebill answered {status} but the customer's geotabId is {returned!r}, "
-                f"not {sent_geotab_id!r}",
-                "geotab_id_mismatch",
-            )
+        # A customer object always has the field; null means nothing is latched (this matters
+        # for the read-back after an unanswered attempt). A body without the field is success.
+        if isinstance(reply.body, dict) and "geotabId" in reply.body:
+            returned = reply.body["geotabId"]
+            if returned != sent_geotab_id:
+                holds = "has no geotabId" if returned is None else f"geotabId is {returned!r}"
+                return Verdict(
+                    Kind.MISMATCH,
+                    f"Fusebill answered {status} but the customer's {holds}, "
+                    f"not {sent_geotab_id!r}",
+                    "geotab_id_mismatch",
+                )
         return Verdict(Kind.SUCCESS, "latched")
     message = error_text(reply.body)[0] or f"HTTP {status}"
     if status == 404:
@@ -231,7 +249,8 @@ def parse_time(value: str | None) -> datetime | None:
             return None
         return datetime.fromtimestamp(number, tz=timezone.utc)
     try:
-        iso = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+        iso_text = _LONG_FRACTION.sub(r"\1", text.replace("Z", "+00:00").replace("z", "+00:00"))
+        iso = datetime.fromisoformat(iso_text)
         return iso if iso.tzinfo else iso.replace(tzinfo=timezone.utc)
     except ValueError:
         pass
@@ -262,8 +281,8 @@ def retry_after(reply: Reply, now: datetime) -> float | None:
         return max(0.0, float(value))
     except ValueError:
         pass
-    when = parse_time(value)
-    return None if when is None else max(0.0, (when - now).total_seconds())
+    wait = seconds_until(value, reply, now)
+    return None if wait is None else max(0.0, wait)
 
 
 def limits(reply: Reply, now: datetime) -> Limits:
@@ -271,8 +290,9 @@ def limits(reply: Reply, now: datetime) -> Limits:
     remaining_minute = _int(reply.header("x-rate-limit-remaining-minute"))
     if reply.header("x-rate-limit-reset-minute") is not None or remaining_minute == 0:
         wait = seconds_until(reply.header("x-rate-limit-reset-minute"), reply, now)
-        if wait is None or wait > 61:
-            wait = 60.0 - now.timestamp() % 60.0  # unreadable: the next full minute
+        if wait is None or not -61 <= wait <= 61:
+            # Unreadable, or no reset of this minute's window: wait for the next full minute.
+            wait = 60.0 - now.timestamp() % 60.0
         reset_minute = max(0.0, wait)
     return Limits(
         remaining_minute=remaining_minute,

@@ -93,9 +93,11 @@ def api_key(env: Mapping[str, str]) -> SecretStr:
             f"{KEY_VARIABLE} is not set: put your Fusebill API key in the environment or in a "
             ".env file (see .env.example); --dry-run needs no key"
         )
-    if key != key.strip() or any(ord(c) < 33 or ord(c) == 127 for c in key):
+    # Printable ASCII only: a pasted no-break space or em dash cannot go into an HTTP header
+    # (it would fail every request instead of stopping here).
+    if not all(33 <= ord(c) <= 126 for c in key):
         raise ConfigError(
-            f"{KEY_VARIABLE} contains spaces, line breaks or control characters; "
+            f"{KEY_VARIABLE} contains spaces, line breaks, control or non-ASCII characters; "
             "copy the key again exactly as Fusebill shows it"
         )
     return SecretStr(key)

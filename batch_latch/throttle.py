@@ -16,6 +16,9 @@ import time
 from collections.abc import Callable
 
 BURST = 2.0
+# Float rounding can leave 0.9999999999995 tokens and a wait too short to move the clock:
+# a caller that waits exactly as told would be told to wait again, for ever.
+_EPSILON = 1e-6
 
 
 class Throttle:
@@ -53,7 +56,7 @@ class Throttle:
             return self._paused_until - now
         self._tokens = min(self._burst, self._tokens + (now - self._last) * self._rate)
         self._last = now
-        if self._tokens >= 1.0:
+        if self._tokens >= 1.0 - _EPSILON:
             self._tokens -= 1.0
             self._granted += 1
             return 0.0
@@ -78,7 +81,9 @@ class Throttle:
         with self._cond:
             if deadline > self._paused_until:
                 self._paused_until = deadline
-                # Spent tokens stay spent: after the pause we resume at the steady pace.
+                # Tokens saved up before the pause are capped; the bucket still fills while paused,
+                # so up to ``burst`` requests may start at the deadline (a fresh window), then the
+                # steady pace. The bound "rate * t + burst" holds across the pause.
                 self._tokens = min(self._tokens, 1.0)
 
     def pause_for(self, seconds: float) -> None:
