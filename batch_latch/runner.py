@@ -264,7 +264,8 @@ class Runner:
             verdict = classify(reply, task.geotab_id)
             if verdict.kind is not Kind.RETRYABLE:
                 self.health.answered(task.index)
-            if verdict.kind is Kind.SUCCESS:
+            body = reply.body if isinstance(reply.body, dict) else {}
+            if verdict.kind is Kind.SUCCESS and body.get("geotabId") == task.geotab_id:
                 return self._done(
                     "success",
                     reply,
@@ -288,7 +289,8 @@ class Runner:
                     self._backoff(failures)
                 ):
                     continue
-            why = verdict.message if verdict.kind is not Kind.MISMATCH else "it does not match"
+            holds_other = verdict.kind in (Kind.SUCCESS, Kind.MISMATCH)
+            why = "the customer holds another geotabId" if holds_other else verdict.message
             return self._done(
                 "failed",
                 latch_reply,
@@ -476,9 +478,7 @@ def _latest_records(fids: np.ndarray, gids: pa.Array, journal: pa.Table) -> np.n
     found = np.flatnonzero(latest >= 0)
     if not len(found):
         return latest
-    same = pc.equal(
-        pc.take(gids, pa.array(found)), pc.take(journal["g"], pa.array(latest[found]))
-    )
+    same = pc.equal(pc.take(gids, pa.array(found)), pc.take(journal["g"], pa.array(latest[found])))
     other = found[~np.asarray(same.to_numpy(zero_copy_only=False), dtype=bool)]
     if len(other):
         latest[other] = -1
