@@ -27,8 +27,13 @@ GEOTAB_ALIASES = ("geotabid", "geotabresellercustomerid")
 DELIMITERS = (",", ";", "\t")
 #: Characters that make a spreadsheet treat a cell as a formula; see ``report.escape_formula``.
 FORMULA_STARTS = "=+-@\t\r\n"
-_UNESCAPE = re.compile(r"^'[=+\-@\t\r\n]", re.DOTALL)
+#: A cell our reports escaped: one or more ``'`` before a formula character. The report adds
+#: one ``'`` to any cell matching ``^'*[=+\-@\t\r\n]`` and the loader removes one, so a cell
+#: that really started with ``'=`` survives the round trip too.
+_UNESCAPE = re.compile(r"^'+[=+\-@\t\r\n]")
 _SNIFF_BYTES = 64 * 1024
+# Arrow's message for a cell that is not UTF-8 (a parse error starts "CSV parse error").
+_ARROW_NOT_UTF8 = re.compile(r"In CSV column #\d+: CSV conversion error to string: invalid UTF8")
 
 
 @dataclass(frozen=True)
@@ -94,10 +99,16 @@ def _read_csv(path: Path) -> tuple[list[str], list[pa.Array]]:
     width = _header_width(sample, delimiter)
     try:
         try:
-            table = _read_csv_arrow(path, encoding, delimiter, width)
+            table = _read_csv_arrow(str(path), delimiter, width)
         except _NotUtf8:
+            if encoding == "utf-8-sig":
+                raise InputError(_bad_utf8(path)) from None
             encoding = "cp1252"
-            table = _read_csv_arrow(path, encoding, delimiter, width)
+            try:
+                text = _decode_cp1252(path.read_bytes())
+            except OSError as exc:
+                raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+            table = _read_csv_arrow(pa.BufferReader(text.encode("utf-8")), delimiter, width)
     except _NotSimple:
         return _read_csv_python(path, encoding, delimiter)
     header = [table.column(i)[0].as_py() for i in range(table.num_columns)]
@@ -116,6 +127,20 @@ class _NotUtf8(Exception):
 def _guess_encoding(head: bytes) -> str:
     """A BOM settles it; otherwise try UTF-8 first (the reader says if it is not)."""
     return "utf-8-sig" if head.startswith(codecs.BOM_UTF8) else "utf-8"
+
+
+#: The five bytes Python's cp1252 leaves undefined, as ``surrogateescape`` renders them.
+_CP1252_HOLES = {0xDC00 + b: b for b in (0x81, 0x8D, 0x8F, 0x90, 0x9D)}
+
+
+def _decode_cp1252(raw: bytes) -> str:
+    """Windows-1252 for every byte: the five undefined ones become C1 controls (as browsers
+    do), so they are kept visibly wrong (a geotabId with one is invalid), never a crash."""
+    return raw.decode("cp1252", errors="surrogateescape").translate(_CP1252_HOLES)
+
+
+def _bad_utf8(path: Path) -> str:
+    return f"{path.name} starts with a UTF-8 byte-order mark but is not valid UTF-8: save it again"
 
 
 def _first_record(sample: str, delimiter: str) -> list[str]:
@@ -142,16 +167,16 @@ def _header_width(sample: str, delimiter: str) -> int:
     return max(1, len(_first_record(sample, delimiter)))
 
 
-def _read_csv_arrow(path: Path, encoding: str, delimiter: str, width: int) -> pa.Table:
+def _read_csv_arrow(source: str | pa.NativeFile, delimiter: str, width: int) -> pa.Table:
+    """Read UTF-8 ``source`` (a path or a buffer) as text columns, if it is simple enough."""
+    # No ``invalid_row_handler``: Arrow prints an "Exception ignored" traceback on stderr
+    # when a handler raises, or when a ragged row is not UTF-8; a ragged row is an error.
     names = [f"c{i}" for i in range(width)]
-    read = pacsv.ReadOptions(
-        column_names=names, encoding="utf8" if encoding.startswith("utf-8") else encoding
-    )
+    read = pacsv.ReadOptions(column_names=names, encoding="utf8")
     parse = pacsv.ParseOptions(
         delimiter=delimiter,
         newlines_in_values=True,
         ignore_empty_lines=False,
-        invalid_row_handler=_reject_row,
     )
     convert = pacsv.ConvertOptions(
         column_types={n: pa.string() for n in names},
@@ -160,21 +185,17 @@ def _read_csv_arrow(path: Path, encoding: str, delimiter: str, width: int) -> pa
     )
     try:
         table = pacsv.read_csv(
-            str(path), read_options=read, parse_options=parse, convert_options=convert
+            source, read_options=read, parse_options=parse, convert_options=convert
         )
     except pa.ArrowInvalid as exc:
-        if encoding.startswith("utf-8") and "UTF8" in str(exc):
+        if _ARROW_NOT_UTF8.match(str(exc)):
             raise _NotUtf8 from None
         raise _NotSimple from None
     except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+        raise InputError(f"cannot read {source}: {exc.strerror or exc}") from None
     if table.num_rows == 0:
         raise _NotSimple
     return table
-
-
-def _reject_row(row: object) -> str:
-    raise _NotSimple
 
 
 def _read_csv_python(path: Path, encoding: str, delimiter: str) -> tuple[list[str], list[pa.Array]]:
@@ -184,7 +205,9 @@ def _read_csv_python(path: Path, encoding: str, delimiter: str) -> tuple[list[st
         try:
             text = raw.decode(encoding)
         except UnicodeDecodeError:
-            text = raw.decode("cp1252", errors="replace")
+            if encoding == "utf-8-sig":
+                raise InputError(_bad_utf8(path)) from None
+            text = _decode_cp1252(raw)
         records = list(
             csv.reader(io.StringIO(text.lstrip("\ufeff"), newline=""), delimiter=delimiter)
         )

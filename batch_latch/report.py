@@ -33,7 +33,9 @@ TOOL_COLUMNS = (
     "error_key",
     "finished_at",
 )
-_FORMULA = r"^[=+\-@\t\r\n]"
+# A cell a spreadsheet would run as a formula, or one that already starts with ``'`` before
+# such a character: it gets one more ``'``, so the loader (which removes one) gives it back.
+_FORMULA = r"^'*[=+\-@\t\r\n]"
 _BOM = b"\xef\xbb\xbf"
 
 

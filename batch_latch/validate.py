@@ -81,13 +81,15 @@ def validate(sheet: Sheet, *, allow_shared_geotab_id: bool = False) -> Verdicts:
         fids = np.asarray(fid_int.to_numpy(), dtype=np.int64)
         _check_pairs(good, rows, fids, gid_text, allow_shared_geotab_id, out)
 
-    ok_mask = pa.array(ok)
+    # Rows invalid for a conflict or a shared geotabId show their raw text too, like every
+    # invalid row (the contract's Reports section); only valid/duplicate rows are normalised.
+    accepted = pa.array(out.accepted())
     status, message, error_key = out.arrays()
     return Verdicts(
         rows=sheet.rows,
-        fusebill=pc.if_else(ok_mask, stripped, sheet.fusebill),
-        geotab=pc.if_else(ok_mask, gid_text, sheet.geotab),
-        fusebill_id=pc.if_else(ok_mask, fid_int, pa.scalar(None, pa.int64())),
+        fusebill=pc.if_else(accepted, stripped, sheet.fusebill),
+        geotab=pc.if_else(accepted, gid_text, sheet.geotab),
+        fusebill_id=pc.if_else(accepted, fid_int, pa.scalar(None, pa.int64())),
         status=status,
         message=message,
         error_key=error_key,
@@ -112,6 +114,10 @@ class _Marks:
         self.status[index] = self._STATUSES.index(status)
         self.message[index] = self._code(text)
         self.key[index] = self._code(key)
+
+    def accepted(self) -> np.ndarray:
+        """Rows that are valid or duplicate: their ids are well-formed and unambiguous."""
+        return np.asarray(self.status != self._STATUSES.index(INVALID), dtype=bool)
 
     def arrays(self) -> tuple[pa.Array, pa.Array, pa.Array]:
         texts = pa.array(list(self._texts), type=pa.string())
@@ -214,11 +220,16 @@ def _check_pairs(
         )
         out.set(good[members], INVALID, text, "conflicting_geotab_ids")
 
-    for members in _groups(gid_codes, shared):
+    # A shared geotabId's message names every row that has it, including rows that are
+    # invalid for a conflict of their own (those keep their conflict message).
+    has_shared = np.zeros(int(gid_codes.max()) + 1, dtype=bool)
+    has_shared[gid_codes[shared]] = True
+    for everyone in _groups(gid_codes, has_shared[gid_codes]):
+        members = everyone[shared[everyone]]
         name = gids[int(members[0])].as_py()
         text = (
             f"geotabId {_show(name)} is given to different fusebillIds in rows "
-            f"{_rows_list(rows[good[members]])}; use --allow-shared-geotab-id if that is intended"
+            f"{_rows_list(rows[good[everyone]])}; use --allow-shared-geotab-id if that is intended"
         )
         out.set(good[members], INVALID, text, "shared_geotab_id")
 

@@ -8,7 +8,6 @@ import re
 import signal
 import subprocess
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
@@ -134,7 +133,7 @@ def test_ctrl_c_finishes_in_flight_requests_writes_reports_and_exits_130(tmp_pat
     )
     wait_for(lambda: len(sandbox.requests_log()) >= 3, what="the first requests")
     proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=60)
+    _, stderr = proc.communicate(timeout=60)
 
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr
@@ -185,7 +184,10 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path):
                 stderr=subprocess.DEVNULL,
             )
             target = before + rng.randint(3, 12)
-            wait_for(lambda: len(latches()) >= target or proc.poll() is not None, what="traffic")
+            wait_for(
+                lambda t=target, p=proc: len(latches()) >= t or p.poll() is not None,
+                what="traffic",
+            )
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
                 kills += 1
