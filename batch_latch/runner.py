@@ -223,11 +223,9 @@ class Runner:
                     "key_rejected",
                 )
             if verdict.kind is Kind.RATE_LIMITED:
-                if verdict.daily_limit:
-                    self._stop_for_quota(reply)
-                    return self._pending(attempts, reply.status)
-                self._pause_after_429(reply)
-                continue
+                if self._wait_out_429(reply, verdict.daily_limit):
+                    continue
+                return self._pending(attempts, reply.status)
             if verdict.kind is Kind.RETRYABLE:
                 failures += 1
                 ambiguous = ambiguous or verdict.ambiguous
@@ -278,11 +276,9 @@ class Runner:
                 self._stop_for_key(reply, verdict.message)
                 return self._pending(attempts, reply.status)
             if verdict.kind is Kind.RATE_LIMITED:
-                if verdict.daily_limit:
-                    self._stop_for_quota(reply)
-                    return self._pending(attempts, reply.status)
-                self._pause_after_429(reply)
-                continue
+                if self._wait_out_429(reply, verdict.daily_limit):
+                    continue
+                return self._pending(attempts, reply.status)
             if verdict.kind is Kind.RETRYABLE:
                 failures += 1
                 if failures < self.settings.max_attempts and self.throttle.sleep(
@@ -325,6 +321,14 @@ class Runner:
             self.throttle.pause_for(seen.reset_minute + PAUSE_CUSHION)
         if seen.remaining_day == 0 and reply.status != 429:
             self._stop_for_quota(reply)
+
+    def _wait_out_429(self, reply: Reply, daily: bool) -> bool:
+        """True: everyone pauses, then try again. False: the daily quota is spent (stop)."""
+        if daily:
+            self._stop_for_quota(reply)
+            return False
+        self._pause_after_429(reply)
+        return True
 
     def _pause_after_429(self, reply: Reply) -> None:
         now = datetime.now(timezone.utc)
