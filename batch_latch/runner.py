@@ -571,6 +571,13 @@ def _columns(verdicts: Verdicts, plan: _Plan, outcomes: list[RowOutcome]) -> Res
 
 def _announce(plan: _Plan, settings: RunSettings, err: TextIO) -> None:
     n = len(plan.tasks)
+    if n == 0:
+        print(
+            f"Nothing to send ({len(plan.earlier_positions)} rows settled by earlier runs).",
+            file=err,
+            flush=True,
+        )
+        return
     seconds = n / settings.rate
     if seconds < 60:
         eta = "under a minute"
