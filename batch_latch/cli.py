@@ -43,7 +43,8 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(*, sandbox_options: bool = True) -> argparse.ArgumentParser:
+    """The whole parser; the sandbox's options (and its imports) only when they are needed."""
     parser = _Parser(prog="batch-latch", description=__doc__)
     parser.add_argument("--version", action="version", version=f"batch-latch {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -69,9 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", type=Path, default=Path("batch-latch-demo"), help="report folder")
 
     sandbox_parser = commands.add_parser("sandbox", help="serve a local stand-in for Fusebill")
-    from batch_latch import sandbox
+    if sandbox_options:
+        from batch_latch import sandbox
 
-    sandbox.configure_parser(sandbox_parser)
+        sandbox.configure_parser(sandbox_parser)
     return parser
 
 
@@ -113,7 +115,8 @@ def _redact_key(text: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(sandbox_options=words[:1] == ["sandbox"]).parse_args(words)
     try:
         if args.command == "run":
             from batch_latch import job

@@ -13,11 +13,12 @@ import re
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import requests
 from pydantic import BaseModel, ConfigDict, ValidationError
-from requests.adapters import HTTPAdapter
+
+if TYPE_CHECKING:
+    import requests
 
 from batch_latch import __version__
 
@@ -93,6 +94,9 @@ class FusebillClient:
     def _session(self) -> requests.Session:
         session: requests.Session | None = getattr(self._local, "session", None)
         if session is None:
+            import requests  # here, not at the top: a run with nothing to send never needs it
+            from requests.adapters import HTTPAdapter
+
             session = requests.Session()
             session.trust_env = False  # no netrc or proxy auth replacing our header
             adapter = HTTPAdapter(pool_connections=1, pool_maxsize=2, max_retries=0)
@@ -109,6 +113,8 @@ class FusebillClient:
         return self._send("GET", f"{self._base}/customers/{fusebill_id}", None)
 
     def _send(self, method: str, url: str, body: dict[str, Any] | None) -> Reply:
+        import requests
+
         try:
             response = self._session().request(
                 method,

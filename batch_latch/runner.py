@@ -402,10 +402,30 @@ def latch(
 
 
 @dataclass(frozen=True)
+class _Earlier:
+    """Rows settled by an earlier run: where they are and what that run recorded."""
+
+    positions: np.ndarray  # sheet positions
+    success: np.ndarray  # bool: True = latched earlier, False = 404 earlier
+    http_status: pa.Array  # int64 (nullable)
+    finished_at: pa.Array  # string
+    not_found_notes: list[str]  # one message per False in ``success``, in order
+
+    @classmethod
+    def none(cls) -> _Earlier:
+        empty = np.array([], dtype=np.int64)
+        return cls(
+            empty, empty.astype(bool), pa.array([], pa.int64()), pa.array([], pa.string()), []
+        )
+
+
+@dataclass(frozen=True)
 class _Plan:
     tasks: list[Task]
-    earlier_positions: np.ndarray  # sheet positions settled by an earlier run
-    earlier: dict[str, pa.Array]  # their status, http_status, message, error_key, finished_at
+    earlier: _Earlier
+
+
+EARLIER_SUCCESS = "latched earlier; not sent again"
 
 
 def _plan(verdicts: Verdicts, store: Checkpoint, retry_not_found: bool) -> _Plan:
@@ -416,42 +436,32 @@ def _plan(verdicts: Verdicts, store: Checkpoint, retry_not_found: bool) -> _Plan
     fids = np.asarray(pc.take(verdicts.fusebill_id, take).to_numpy(), dtype=np.int64)
     gids = pc.take(verdicts.geotab, take)
     settled = np.zeros(len(positions), dtype=bool)
-    earlier: dict[str, pa.Array] = {}
-    earlier_positions = np.array([], dtype=np.int64)
+    earlier = _Earlier.none()
     journal = store.earlier
     if journal.num_rows and len(positions):
         latest = _latest_records(fids, gids, journal)
         found = np.flatnonzero(latest >= 0)
-        status = pc.take(journal["s"], pa.array(latest[found]))
-        keep = ["success"] if retry_not_found else ["success", "not_found"]
-        wanted = pc.is_in(status, value_set=pa.array(keep))
-        chosen = np.asarray(wanted.to_numpy(zero_copy_only=False), dtype=bool)
-        found, status = found[chosen], status.filter(wanted)
+        status = _flat(pc.take(journal["s"], pa.array(latest[found])))
+        success = np.asarray(pc.equal(status, "success").to_numpy(zero_copy_only=False))
+        wanted = success.copy()
+        if not retry_not_found:
+            wanted |= np.asarray(pc.equal(status, "not_found").to_numpy(zero_copy_only=False))
+        found, success = found[wanted], success[wanted]
         if len(found):
             settled[found] = True
-            earlier_positions = positions[found]
             at = pa.array(latest[found])
-            was_success = pc.equal(status, "success")
-            message = pc.if_else(
-                was_success, "latched in an earlier run (see finished_at); not sent again", ""
+            notes = [
+                f"not found in an earlier run: {text}; not sent again "
+                "(use --retry-not-found to send it)"
+                for text in pc.take(journal["m"], pa.array(latest[found][~success])).to_pylist()
+            ]
+            earlier = _Earlier(
+                positions=positions[found],
+                success=success,
+                http_status=_flat(pc.take(journal["h"], at)),
+                finished_at=_flat(pc.take(journal["t"], at)),
+                not_found_notes=notes,
             )
-            if not pc.all(was_success).as_py():
-                missing = np.flatnonzero(~np.asarray(was_success.to_numpy(zero_copy_only=False)))
-                texts = pc.take(journal["m"], pa.array(latest[found][missing])).to_pylist()
-                notes = [
-                    f"not found in an earlier run: {t}; not sent again "
-                    "(use --retry-not-found to send it)"
-                    for t in texts
-                ]
-                message = _overlay(_flat(message), missing, pa.array(notes, pa.string()))
-            earlier = {
-                "status": status,
-                "http_status": pc.take(journal["h"], at),
-                "message": message,
-                "error_key": pc.if_else(was_success, "latched_earlier", "not_found"),
-                "finished_at": pc.take(journal["t"], at),
-            }
-            earlier = {k: _flat(v) for k, v in earlier.items()}
     todo = np.flatnonzero(~settled)
     rows = verdicts.rows.to_numpy()
     texts = pc.take(gids, pa.array(todo)).to_pylist() if len(todo) else []
@@ -459,7 +469,7 @@ def _plan(verdicts: Verdicts, store: Checkpoint, retry_not_found: bool) -> _Plan
         Task(int(positions[j]), int(rows[positions[j]]), int(fids[j]), text)
         for j, text in zip(todo.tolist(), texts)
     ]
-    return _Plan(tasks, earlier_positions, earlier)
+    return _Plan(tasks, earlier)
 
 
 def _flat(values: pa.Array | pa.ChunkedArray) -> pa.Array:
@@ -470,15 +480,16 @@ def _latest_records(fids: np.ndarray, gids: pa.Array, journal: pa.Table) -> np.n
     """For each (fid, gid) pair, the position of its latest journal record, or -1.
 
     Valid rows have unique fusebillIds (a second geotabId makes them invalid), so match on
-    the integer id (Arrow's hash lookup on the reversed journal finds the latest record),
-    then check the geotabId; only ids whose latest record names another geotabId (the
+    the integer id (a stable sort of the journal and a binary search find the latest
+    record), then check the geotabId; only ids whose latest record names another geotabId (the
     sheet was edited) take the slow, exact path.
     """
     journal_fids = np.asarray(journal["f"].to_numpy(), dtype=np.int64)
-    n = len(journal_fids)
-    from_end = pc.index_in(pa.array(fids), value_set=pa.array(journal_fids[::-1]))
-    hit = np.asarray(pc.fill_null(from_end, -1).to_numpy(), dtype=np.int64)
-    latest = np.where(hit >= 0, n - 1 - hit, -1)
+    order = np.argsort(journal_fids, kind="stable")  # equal ids keep the order written
+    ordered = journal_fids[order]
+    last = np.searchsorted(ordered, fids, side="right") - 1  # the latest of equal ids
+    hit = (last >= 0) & (ordered[np.maximum(last, 0)] == fids)
+    latest = np.where(hit, order[np.maximum(last, 0)], -1)
     found = np.flatnonzero(latest >= 0)
     if not len(found):
         return latest
@@ -519,53 +530,95 @@ def _finish(
     return out
 
 
-def _overlay(base: pa.Array, positions: np.ndarray, values: pa.Array) -> pa.Array:
-    """``base`` with ``values`` put at ``positions`` (a vectorised scatter)."""
-    if len(positions) == 0:
-        return base
-    index = np.arange(len(base), dtype=np.int64)
-    index[positions] = len(base) + np.arange(len(positions), dtype=np.int64)
-    merged = pa.chunked_array([base, values.cast(base.type)]).combine_chunks()
-    return pc.take(merged, pa.array(index))
+class _TextColumn:
+    """A text column kept as dictionary codes, so a value repeated a million times (the same
+    status or message) costs a million small integers, not a million strings."""
+
+    def __init__(self, base: pa.Array | str, n: int) -> None:
+        if isinstance(base, str):
+            self._parts, self.codes = [pa.array([base], pa.string())], np.zeros(n, np.int32)
+        else:
+            encoded = base if pa.types.is_dictionary(base.type) else pc.dictionary_encode(base)
+            self._parts = [encoded.dictionary.cast(pa.string())]
+            self.codes = np.array(encoded.indices.to_numpy(zero_copy_only=False), np.int32)
+        self._size = len(self._parts[0])
+
+    def put(self, positions: np.ndarray, values: pa.Array | str) -> None:
+        if not len(positions):
+            return
+        if isinstance(values, str):
+            values = pa.DictionaryArray.from_arrays(
+                pa.array(np.zeros(len(positions), np.int32)), pa.array([values], pa.string())
+            )
+        encoded = values if pa.types.is_dictionary(values.type) else pc.dictionary_encode(values)
+        indices = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), np.int32)
+        self.codes[positions] = indices + self._size
+        self._parts.append(encoded.dictionary.cast(pa.string()))
+        self._size += len(encoded.dictionary)
+
+    def array(self) -> pa.DictionaryArray:
+        return pa.DictionaryArray.from_arrays(pa.array(self.codes), pa.concat_arrays(self._parts))
+
+
+class _IntColumn:
+    def __init__(self, n: int, *, nullable: bool) -> None:
+        self.values = np.zeros(n, np.int64)
+        self.missing = np.ones(n, bool) if nullable else None
+
+    def put(self, positions: np.ndarray, values: pa.Array) -> None:
+        if not len(positions):
+            return
+        self.values[positions] = np.asarray(pc.fill_null(values, 0).to_numpy(), np.int64)
+        if self.missing is not None:
+            known = values.is_valid().to_numpy(zero_copy_only=False)
+            self.missing[positions] = ~np.asarray(known, dtype=bool)
+
+    def array(self) -> pa.Array:
+        return pa.array(self.values, mask=self.missing)
 
 
 def _columns(verdicts: Verdicts, plan: _Plan, outcomes: list[RowOutcome]) -> ResultColumns:
     n = len(verdicts)
-    status = verdicts.status
-    http = pa.nulls(n, pa.int64())
-    attempts: pa.Array = pc.fill_null(pa.nulls(n, pa.int64()), 0)
-    message = verdicts.message
-    error_key = verdicts.error_key
-    finished = pc.fill_null(pa.nulls(n, pa.string()), "")
-    if len(plan.earlier_positions):
-        e, at = plan.earlier, plan.earlier_positions
-        status = _overlay(status, at, e["status"])
-        http = _overlay(http, at, e["http_status"])
-        message = _overlay(message, at, e["message"])
-        error_key = _overlay(error_key, at, e["error_key"])
-        finished = _overlay(finished, at, e["finished_at"])
+    status = _TextColumn(verdicts.status, n)
+    message = _TextColumn(verdicts.message, n)
+    error_key = _TextColumn(verdicts.error_key, n)
+    finished = _TextColumn("", n)
+    http = _IntColumn(n, nullable=True)
+    attempts = _IntColumn(n, nullable=False)
+
+    e = plan.earlier
+    done, missing = e.positions[e.success], e.positions[~e.success]
+    status.put(done, "success")
+    status.put(missing, "not_found")
+    message.put(done, EARLIER_SUCCESS)
+    message.put(missing, pa.array(e.not_found_notes, pa.string()))
+    error_key.put(done, "latched_earlier")
+    error_key.put(missing, "not_found")
+    finished.put(e.positions, e.finished_at)
+    http.put(e.positions, e.http_status)
+
     if plan.tasks:
         at = np.array([t.index for t in plan.tasks], dtype=np.int64)
 
         def column(get: Callable[[RowOutcome], Any], kind: pa.DataType) -> pa.Array:
             return pa.array([get(o) for o in outcomes], type=kind)
 
-        status = _overlay(status, at, column(lambda o: o.status, pa.string()))
-        http = _overlay(http, at, column(lambda o: o.http_status, pa.int64()))
-        attempts = _overlay(attempts, at, column(lambda o: o.attempts, pa.int64()))
-        message = _overlay(message, at, column(lambda o: o.message, pa.string()))
-        error_key = _overlay(error_key, at, column(lambda o: o.error_key, pa.string()))
-        finished = _overlay(finished, at, column(lambda o: o.finished_at, pa.string()))
+        status.put(at, column(lambda o: o.status, pa.string()))
+        http.put(at, column(lambda o: o.http_status, pa.int64()))
+        attempts.put(at, column(lambda o: o.attempts, pa.int64()))
+        message.put(at, column(lambda o: o.message, pa.string()))
+        error_key.put(at, column(lambda o: o.error_key, pa.string()))
+        finished.put(at, column(lambda o: o.finished_at, pa.string()))
     return ResultColumns(
         row=verdicts.rows,
         fusebillId=verdicts.fusebill,
         geotabId=verdicts.geotab,
-        status=status,
-        http_status=http,
-        attempts=attempts,
-        message=message,
-        error_key=error_key,
-        finished_at=finished,
+        status=status.array(),
+        http_status=http.array(),
+        attempts=attempts.array(),
+        message=message.array(),
+        error_key=error_key.array(),
+        finished_at=finished.array(),
     )
 
 
@@ -573,7 +626,7 @@ def _announce(plan: _Plan, settings: RunSettings, err: TextIO) -> None:
     n = len(plan.tasks)
     if n == 0:
         print(
-            f"Nothing to send ({len(plan.earlier_positions)} rows settled by earlier runs).",
+            f"Nothing to send ({len(plan.earlier.positions)} rows settled by earlier runs).",
             file=err,
             flush=True,
         )
@@ -585,7 +638,7 @@ def _announce(plan: _Plan, settings: RunSettings, err: TextIO) -> None:
         eta = f"about {int(seconds // 60)} min"
     else:
         eta = f"about {int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
-    earlier = len(plan.earlier_positions)
+    earlier = len(plan.earlier.positions)
     note = f" ({earlier} rows settled by earlier runs are not sent again)" if earlier else ""
     print(
         f"Sending {n} rows to {settings.base_url} at up to {settings.rate:g} requests/s "

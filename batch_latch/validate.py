@@ -52,7 +52,11 @@ def validate(sheet: Sheet, *, allow_shared_geotab_id: bool = False) -> Verdicts:
     gid_text = pc.utf8_trim_whitespace(sheet.geotab)
 
     digits = pc.match_substring_regex(fid_text, _DIGITS)
-    stripped = pc.utf8_ltrim(pc.replace_substring_regex(fid_text, r"\.0$", ""), characters="0")
+    stripped = fid_text
+    if pc.any(pc.ends_with(fid_text, ".0")).as_py():  # the regex pass only when needed
+        stripped = pc.replace_substring_regex(fid_text, r"\.0$", "")
+    if pc.any(pc.starts_with(stripped, "0")).as_py():
+        stripped = pc.utf8_ltrim(stripped, characters="0")
     length = pc.utf8_length(stripped)
     in_range = pc.and_(
         pc.greater(length, 0),
@@ -120,11 +124,14 @@ class _Marks:
         return np.asarray(self.status != self._STATUSES.index(INVALID), dtype=bool)
 
     def arrays(self) -> tuple[pa.Array, pa.Array, pa.Array]:
+        """Dictionary-coded text columns: no million copies of "valid" and ""."""
         texts = pa.array(list(self._texts), type=pa.string())
         return (
-            pc.take(pa.array(self._STATUSES, type=pa.string()), pa.array(self.status)),
-            pc.take(texts, pa.array(self.message)),
-            pc.take(texts, pa.array(self.key)),
+            pa.DictionaryArray.from_arrays(
+                pa.array(self.status), pa.array(self._STATUSES, type=pa.string())
+            ),
+            pa.DictionaryArray.from_arrays(pa.array(self.message), texts),
+            pa.DictionaryArray.from_arrays(pa.array(self.key), texts),
         )
 
 
@@ -191,11 +198,22 @@ def _check_pairs(
 ) -> None:
     """Duplicates and conflicts among the rows whose cells are valid, on integer codes."""
     gids = pc.take(gid_text, pa.array(good))
-    gid_codes = np.asarray(pc.dictionary_encode(gids).indices.to_numpy(), dtype=np.int64)
-    fid_codes, _ = pd.factorize(fids[good])
-    pair = fid_codes.astype(np.int64) * (int(gid_codes.max()) + 1) + gid_codes
-    pair_codes, _ = pd.factorize(pair)
-    first = np.unique(pair_codes, return_index=True)[1]  # first row of each distinct pair
+    encoded = pc.dictionary_encode(gids)
+    fids_good = fids[good]
+    fids_unique = bool(np.all(fids_good[1:] > fids_good[:-1])) or (
+        pc.count_distinct(pa.array(fids_good)).as_py() == len(good)
+    )
+    if fids_unique and (allow_shared or len(encoded.dictionary) == len(good)):
+        return  # every id once: no duplicates, no conflicts (the usual clean sheet)
+
+    gid_codes = np.asarray(encoded.indices.to_numpy(), dtype=np.int64)
+    fid_codes, fid_values = pd.factorize(fids_good)
+    if len(fid_values) == len(good):  # every fusebillId once: every pair is distinct
+        pair_codes = fid_codes
+    else:
+        pair = fid_codes.astype(np.int64) * (int(gid_codes.max()) + 1) + gid_codes
+        pair_codes, _ = pd.factorize(pair)
+    first = _first_occurrences(pair_codes)
 
     pairs_per_fid = np.bincount(fid_codes[first])
     conflict = pairs_per_fid[fid_codes] > 1
@@ -232,6 +250,18 @@ def _check_pairs(
             f"{_rows_list(rows[good[everyone]])}; use --allow-shared-geotab-id if that is intended"
         )
         out.set(good[members], INVALID, text, "shared_geotab_id")
+
+
+def _first_occurrences(codes: np.ndarray) -> np.ndarray:
+    """Where each code first appears, for codes numbered in order of first appearance (as
+    ``pd.factorize`` numbers them): a new code is one above every code before it."""
+    if not len(codes):
+        return np.array([], dtype=np.int64)
+    seen = np.maximum.accumulate(codes)
+    new = np.empty(len(codes), dtype=bool)
+    new[0] = True
+    new[1:] = codes[1:] > seen[:-1]
+    return np.flatnonzero(new)
 
 
 def _groups(codes: np.ndarray, mask: np.ndarray) -> list[np.ndarray]:

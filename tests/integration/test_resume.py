@@ -37,7 +37,7 @@ def test_rerun_sends_only_what_is_not_done(tmp_path, sandbox_factory, run_cli):
 
     assert second.returncode == 1
     results = second.by_row()
-    assert results[2]["status"] == "success" and "earlier run" in results[2]["message"]
+    assert results[2]["status"] == "success" and "latched earlier" in results[2]["message"]
     assert results[2]["attempts"] == "0"
     assert results[4]["status"] == "not_found" and "earlier run" in results[4]["message"]
     assert results[3]["status"] == "failed" and results[3]["attempts"] == "1"
