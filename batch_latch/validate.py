@@ -18,7 +18,6 @@ from batch_latch.loader import Sheet
 
 MAX_FUSEBILL_ID = 9223372036854775807
 MAX_GEOTAB_LENGTH = 255
-_DIGITS = r"^[0-9]+(\.0)?$"
 _CONTROL = r"\p{Cc}"
 _ROWS_NAMED = 10  # rows listed in a message before "and N more"
 
@@ -51,10 +50,12 @@ def validate(sheet: Sheet, *, allow_shared_geotab_id: bool = False) -> Verdicts:
     fid_text = pc.utf8_trim_whitespace(sheet.fusebill)
     gid_text = pc.utf8_trim_whitespace(sheet.geotab)
 
-    digits = pc.match_substring_regex(fid_text, _DIGITS)
+    # Byte-wise kernels (ascii_is_decimal and the like) instead of regular expressions where
+    # they say the same thing: a regex pass costs ~0.1 s a million rows, these ~0.01 s.
     stripped = fid_text
-    if pc.any(pc.ends_with(fid_text, ".0")).as_py():  # the regex pass only when needed
+    if pc.any(pc.ends_with(fid_text, ".0")).as_py():  # Excel's 1000003.0: one ".0" only
         stripped = pc.replace_substring_regex(fid_text, r"\.0$", "")
+    digits = pc.ascii_is_decimal(stripped)  # non-empty, ASCII 0-9 only
     if pc.any(pc.starts_with(stripped, "0")).as_py():
         stripped = pc.utf8_ltrim(stripped, characters="0")
     length = pc.utf8_length(stripped)
@@ -69,7 +70,7 @@ def validate(sheet: Sheet, *, allow_shared_geotab_id: bool = False) -> Verdicts:
     gid_length = pc.utf8_length(gid_text)
     gid_ok = pc.and_(
         pc.and_(pc.greater(gid_length, 0), pc.less_equal(gid_length, MAX_GEOTAB_LENGTH)),
-        pc.invert(pc.match_substring_regex(gid_text, _CONTROL)),
+        pc.invert(_has_control(gid_text)),
     )
     ok = np.asarray(pc.and_(fid_ok, gid_ok).to_numpy(zero_copy_only=False), dtype=bool)
 
@@ -98,6 +99,19 @@ def validate(sheet: Sheet, *, allow_shared_geotab_id: bool = False) -> Verdicts:
         message=message,
         error_key=error_key,
     )
+
+
+def _has_control(text: pa.Array) -> pa.Array:
+    """Unicode category Cc anywhere; the regex runs only on cells that are not plain
+    printable ASCII (usually none), since printable ASCII holds no control character."""
+    suspect = np.flatnonzero(
+        ~np.asarray(pc.ascii_is_printable(text).to_numpy(zero_copy_only=False), dtype=bool)
+    )
+    found = np.zeros(len(text), dtype=bool)
+    if len(suspect):
+        hits = pc.match_substring_regex(pc.take(text, pa.array(suspect)), _CONTROL)
+        found[suspect] = np.asarray(hits.to_numpy(zero_copy_only=False), dtype=bool)
+    return pa.array(found)
 
 
 class _Marks:
