@@ -432,9 +432,11 @@ def _plan(verdicts: Verdicts, store: Checkpoint, retry_not_found: bool) -> _Plan
     """Which valid rows to send; earlier successes (and 404s) are settled without a request."""
     valid = pc.equal(verdicts.status, "valid")
     positions = np.flatnonzero(np.asarray(valid.to_numpy(zero_copy_only=False), dtype=bool))
-    take = pa.array(positions)
-    fids = np.asarray(pc.take(verdicts.fusebill_id, take).to_numpy(), dtype=np.int64)
-    gids = pc.take(verdicts.geotab, take)
+    fids, gids = verdicts.fusebill_id, verdicts.geotab
+    if len(positions) < len(verdicts):  # else every row is valid: nothing to pick
+        take = pa.array(positions)
+        fids, gids = pc.take(fids, take), pc.take(gids, take)
+    fids = np.asarray(fids.to_numpy(), dtype=np.int64)
     settled = np.zeros(len(positions), dtype=bool)
     earlier = _Earlier.none()
     journal = store.earlier

@@ -88,13 +88,20 @@ def validate(sheet: Sheet, *, allow_shared_geotab_id: bool = False) -> Verdicts:
 
     # Rows invalid for a conflict or a shared geotabId show their raw text too, like every
     # invalid row (the contract's Reports section); only valid/duplicate rows are normalised.
-    accepted = pa.array(out.accepted())
+    accepted = out.accepted()
     status, message, error_key = out.arrays()
+    if accepted.all():  # the usual clean sheet: no per-row choice to make
+        fusebill, geotab, fusebill_id = stripped, gid_text, fid_int
+    else:
+        mask = pa.array(accepted)
+        fusebill = pc.if_else(mask, stripped, sheet.fusebill)
+        geotab = pc.if_else(mask, gid_text, sheet.geotab)
+        fusebill_id = pc.if_else(mask, fid_int, pa.scalar(None, pa.int64()))
     return Verdicts(
         rows=sheet.rows,
-        fusebill=pc.if_else(accepted, stripped, sheet.fusebill),
-        geotab=pc.if_else(accepted, gid_text, sheet.geotab),
-        fusebill_id=pc.if_else(accepted, fid_int, pa.scalar(None, pa.int64())),
+        fusebill=fusebill,
+        geotab=geotab,
+        fusebill_id=fusebill_id,
         status=status,
         message=message,
         error_key=error_key,
@@ -211,7 +218,7 @@ def _check_pairs(
     out: _Marks,
 ) -> None:
     """Duplicates and conflicts among the rows whose cells are valid, on integer codes."""
-    gids = pc.take(gid_text, pa.array(good))
+    gids = gid_text if len(good) == len(gid_text) else pc.take(gid_text, pa.array(good))
     encoded = pc.dictionary_encode(gids)
     fids_good = fids[good]
     fids_unique = bool(np.all(fids_good[1:] > fids_good[:-1])) or (
