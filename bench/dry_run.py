@@ -22,14 +22,12 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
-import platform
 import statistics
-import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
+
+from _common import machine, profile, run_child
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out" / "dry_run"
@@ -92,53 +90,6 @@ def generate(path: Path, rows: int) -> dict[str, int]:
     return expected
 
 
-def run_child(cmd: list[str], env: dict[str, str] | None = None) -> tuple[int, float, float, float]:
-    """Exit code, wall seconds, peak RSS (MB) and CPU seconds of one child, from os.wait4."""
-    err_path = OUT / "child-stderr.txt"
-    with err_path.open("wb") as err_file:
-        start = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err_file)
-        timer = threading.Timer(TIMEOUT_S, proc.kill)
-        timer.start()
-        try:
-            _, status, usage = os.wait4(proc.pid, 0)
-        finally:
-            timer.cancel()
-        wall = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    err = err_path.read_text(errors="replace")
-    if err.strip():
-        print(f"  child stderr: {err.strip()[:500]}")
-    cpu = usage.ru_utime + usage.ru_stime
-    return proc.returncode, wall, usage.ru_maxrss / 1024, cpu  # Linux: ru_maxrss is in KiB
-
-
-def profile(cmd: list[str]) -> None:
-    stats = OUT / "dry_run.prof"
-    profiled = [sys.executable, "-m", "cProfile", "-o", str(stats), *cmd[1:]]
-    subprocess.run(profiled, cwd=ROOT, stdout=subprocess.DEVNULL, timeout=TIMEOUT_S, check=False)
-    import pstats
-
-    print("\nProfile of one run (top 25 by cumulative time):")
-    pstats.Stats(str(stats)).sort_stats("cumulative").print_stats(25)
-
-
-def machine() -> str:
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    return (
-        f"{os.cpu_count()} CPUs ({model}), Python {platform.python_version()}, "
-        f"load average {load} (other work on the machine skews the figures)"
-    )
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -165,7 +116,8 @@ def main() -> int:
     rss: list[float] = []
     ok = True
     for n in range(1, args.runs + 1):
-        code, wall, peak, cpu = run_child(cmd)
+        child = run_child(cmd, cwd=ROOT, err_path=OUT / "child-stderr.txt", timeout=TIMEOUT_S)
+        code, wall, peak, cpu = child.code, child.wall, child.rss_mb, child.cpu
         walls.append(wall)
         rss.append(peak)
         summary = json.loads((report_dir / "summary.json").read_text())
@@ -195,7 +147,7 @@ def main() -> int:
     )
     print(f"throughput: {args.rows / best:,.0f} rows/s (best run)")
     if args.profile:
-        profile(cmd)
+        profile(cmd, cwd=ROOT, stats=OUT / "dry_run.prof", timeout=TIMEOUT_S)
     passed = ok and median <= TARGET_WALL_S and worst_rss <= TARGET_RSS_MB
     reasons = []
     if median > TARGET_WALL_S:

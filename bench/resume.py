@@ -24,14 +24,13 @@ import argparse
 import csv
 import json
 import os
-import platform
 import shutil
 import statistics
-import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
+
+from _common import machine, profile, run_child
 
 from batch_latch.checkpoint import FILENAME, Checkpoint, Record
 from batch_latch.sandbox import Sandbox, SandboxConfig
@@ -90,55 +89,6 @@ def build_checkpoint(out_dir: Path, base_url: str, rows: int) -> tuple[int, floa
     return (out_dir / FILENAME).stat().st_size, time.perf_counter() - began
 
 
-def run_child(cmd: list[str], env: dict[str, str]) -> tuple[int, float, float, float]:
-    """Exit code, wall seconds, peak RSS (MB) and CPU seconds of one child, from os.wait4."""
-    err_path = OUT / "child-stderr.txt"
-    with err_path.open("wb") as err_file:
-        start = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err_file)
-        timer = threading.Timer(TIMEOUT_S, proc.kill)
-        timer.start()
-        try:
-            _, status, usage = os.wait4(proc.pid, 0)
-        finally:
-            timer.cancel()
-        wall = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    err = err_path.read_text(errors="replace").strip()
-    if err:
-        print(f"  child stderr: {err[:500]}")
-    cpu = usage.ru_utime + usage.ru_stime
-    return proc.returncode, wall, usage.ru_maxrss / 1024, cpu  # Linux: KiB
-
-
-def profile(cmd: list[str], env: dict[str, str]) -> None:
-    stats = OUT / "resume.prof"
-    profiled = [sys.executable, "-m", "cProfile", "-o", str(stats), *cmd[1:]]
-    subprocess.run(
-        profiled, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, timeout=TIMEOUT_S, check=False
-    )
-    import pstats
-
-    print("\nProfile of one re-run (top 30 by cumulative time):")
-    pstats.Stats(str(stats)).sort_stats("cumulative").print_stats(30)
-
-
-def machine() -> str:
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    return (
-        f"{os.cpu_count()} CPUs ({model}), Python {platform.python_version()}, "
-        f"load average {load} (other work on the machine skews the figures)"
-    )
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -187,7 +137,10 @@ def measure(sandbox: Sandbox, rows: int, runs: int, with_profile: bool) -> int:
     walls: list[float] = []
     ok = True
     for n in range(1, runs + 1):
-        code, wall, peak, cpu = run_child(cmd, env)
+        child = run_child(
+            cmd, cwd=ROOT, env=env, err_path=OUT / "child-stderr.txt", timeout=TIMEOUT_S
+        )
+        code, wall, peak, cpu = child.code, child.wall, child.rss_mb, child.cpu
         walls.append(wall)
         summary = json.loads((report_dir / "summary.json").read_text())
         success = summary["counts"].get("success")
@@ -204,7 +157,7 @@ def measure(sandbox: Sandbox, rows: int, runs: int, with_profile: bool) -> int:
     best, median = min(walls), statistics.median(walls)
     print(f"wall time: best {best:.2f} s, median {median:.2f} s (target <= {TARGET_WALL_S:g} s)")
     if with_profile:
-        profile(cmd, env)
+        profile(cmd, cwd=ROOT, env=env, stats=OUT / "resume.prof", timeout=TIMEOUT_S)
     passed = ok and median <= TARGET_WALL_S
     reasons = []
     if median > TARGET_WALL_S:

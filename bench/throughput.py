@@ -27,7 +27,6 @@ import csv
 import itertools
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -39,6 +38,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import requests
+from _common import machine
 
 from batch_latch.sandbox import LoggedRequest, Sandbox, SandboxConfig
 
@@ -265,22 +265,6 @@ def part_two() -> bool:
         f"{summary['counts'].get('success')}/{ROWS_PART2} latched"
     )
     return ok
-
-
-def machine() -> str:
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    return (
-        f"{os.cpu_count()} CPUs ({model}), Python {platform.python_version()}, "
-        f"load average {load} (other work on the machine skews the figures)"
-    )
 
 
 def main() -> int:
