@@ -72,6 +72,12 @@ class Record:
         return out.getvalue().encode("utf-8")
 
 
+class JournalWriteError(CheckpointError):
+    """Recording an outcome failed mid-run (disk full...): some requests were already sent."""
+
+    exit_code = 3
+
+
 class Checkpoint:
     """Single writer; ``record`` returns only once the line is on disk."""
 
@@ -119,7 +125,12 @@ class Checkpoint:
             mine = self._queued
             while self._durable < mine:
                 if self._failure is not None:
-                    raise CheckpointError(f"cannot write checkpoint {self.path}: {self._failure}")
+                    why = self._failure.strerror or "I/O error"
+                    raise JournalWriteError(
+                        f"cannot write checkpoint {self.path} ({why}): the run stopped; "
+                        "outcomes recorded so far are kept; free the disk, then run the same "
+                        "command again"
+                    )
                 if self._writing:
                     self._cond.wait()
                     continue

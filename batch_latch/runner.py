@@ -87,16 +87,14 @@ class _Health:
         self._threshold = threshold
         self.streak = 0
         self.rows: set[int] = set()  # rows whose last answer belongs to the current streak
-        self.last_problem = ""
 
-    def failure(self, index: int, what: str) -> bool:
+    def failure(self, index: int) -> bool:
         with self._lock:
             self.streak += 1
             self.rows.add(index)
-            self.last_problem = what
             return self.streak >= self._threshold
 
-    def answered(self, index: int) -> None:
+    def answered(self) -> None:
         with self._lock:
             self.streak = 0
             self.rows.clear()
@@ -144,8 +142,16 @@ class Runner:
         results: list[RowOutcome | None] = [None] * len(tasks)
         feed = iter(range(len(tasks)))
         feed_lock = threading.Lock()
+        errors: list[BaseException] = []
 
         def work() -> None:
+            try:
+                feed_rows()
+            except BaseException as exc:  # the checkpoint failed: stop all, raise in main
+                errors.append(exc)
+                self.throttle.stop("checkpoint_error")
+
+        def feed_rows() -> None:
             while self.throttle.stop_reason is None:
                 with feed_lock:
                     k = next(feed, None)
@@ -177,6 +183,8 @@ class Runner:
         for worker in workers:
             while worker.is_alive():
                 worker.join(0.2)
+        if errors:
+            raise errors[0]
         return results
 
     def _process_safely(self, task: Task) -> RowOutcome:
@@ -201,7 +209,7 @@ class Runner:
             verdict = classify(reply, task.geotab_id)
             self._observe_limits(reply)
             if verdict.kind is not Kind.RETRYABLE:
-                self.health.answered(task.index)
+                self.health.answered()
             if verdict.kind is not Kind.RATE_LIMITED:
                 with self._lock:
                     self._rate_limited = 0
@@ -229,7 +237,7 @@ class Runner:
             if verdict.kind is Kind.RETRYABLE:
                 failures += 1
                 ambiguous = ambiguous or verdict.ambiguous
-                if self.health.failure(task.index, verdict.message):
+                if self.health.failure(task.index):
                     self.stop.note(f"last problem: {verdict.message}")
                     self.throttle.stop("api_down")
                     return self._pending(attempts, reply.status)
@@ -261,7 +269,7 @@ class Runner:
             self._observe_limits(reply)
             verdict = classify(reply, task.geotab_id)
             if verdict.kind is not Kind.RETRYABLE:
-                self.health.answered(task.index)
+                self.health.answered()
             body = reply.body if isinstance(reply.body, dict) else {}
             if verdict.kind is Kind.SUCCESS and body.get("geotabId") == task.geotab_id:
                 return self._done(
