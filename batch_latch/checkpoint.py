@@ -56,20 +56,25 @@ class Record:
     error_key: str
     finished_at: str
 
+    def fields(self) -> list[object]:
+        return [
+            self.fusebill_id,
+            self.geotab_id,
+            self.status,
+            "" if self.http_status is None else self.http_status,
+            " ".join(self.message.split()),
+            self.error_key,
+            self.finished_at,
+        ]
+
     def line(self) -> bytes:
-        out = io.StringIO()
-        csv.writer(out, lineterminator="\n").writerow(
-            [
-                self.fusebill_id,
-                self.geotab_id,
-                self.status,
-                "" if self.http_status is None else self.http_status,
-                " ".join(self.message.split()),
-                self.error_key,
-                self.finished_at,
-            ]
-        )
-        return out.getvalue().encode("utf-8")
+        return _csv_lines([self])
+
+
+def _csv_lines(records: list[Record]) -> bytes:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(r.fields() for r in records)
+    return out.getvalue().encode("utf-8")
 
 
 class JournalWriteError(CheckpointError):
@@ -152,7 +157,7 @@ class Checkpoint:
     def record_many(self, records: list[Record]) -> None:
         """Bulk append with one fsync (benchmarks and imports)."""
         with self._cond:
-            self._handle.write(b"".join(r.line() for r in records))
+            self._handle.write(_csv_lines(records))
             _sync(self._handle)
 
     def close(self) -> None:

@@ -648,6 +648,10 @@ def _announce(plan: _Plan, settings: RunSettings, err: TextIO) -> None:
         eta = f"about {int(seconds // 60)} min"
     else:
         eta = f"about {int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
+    # The account's own limits are only known from its answers (50 a minute on Fusebill
+    # sandbox accounts): the estimate is for --rate, and says so.
+    if n > 50:
+        eta += ", plus any pauses the account's rate limits call for"
     earlier = len(plan.earlier.positions)
     note = f" ({earlier} rows settled by earlier runs are not sent again)" if earlier else ""
     print(
