@@ -71,7 +71,12 @@ def run(settings: RunSettings, *, stdout: TextIO | None = None) -> JobResult:
         finished_at=now_iso(),
         exit_code=code,
     )
-    paths = report.write_reports(settings.out, columns, sheet.extras, summary)
+    try:
+        paths = report.write_reports(settings.out, columns, sheet.extras, summary)
+    except report.ReportError as exc:
+        if not settings.dry_run:  # requests went out: outcomes are in the checkpoint
+            exc.exit_code = EXIT_STOPPED
+        raise
     print_summary(summary, paths, stdout or sys.stdout)
     return JobResult(exit_code=code, summary=summary, paths=paths, stop_reason=stop_reason)
 
