@@ -125,7 +125,7 @@ def test_workers_recording_at_once_lose_nothing(tmp_path: Path) -> None:
     assert {fid for fid, _, _ in recorded} == {b * 1000 + i for b in range(8) for i in range(50)}
 
 
-class _FullDisk:
+class FullDisk:
     """A file handle whose writes fail the way a full disk does."""
 
     def write(self, data: bytes) -> int:
@@ -140,7 +140,7 @@ class _FullDisk:
 
 def test_a_failed_write_stops_with_exit_3_and_a_one_line_reason(tmp_path: Path) -> None:
     store = Checkpoint.open(tmp_path, URL)
-    store._handle = _FullDisk()  # type: ignore[assignment]
+    store._handle = FullDisk()  # type: ignore[assignment]
 
     with pytest.raises(JournalWriteError) as caught:
         store.record(record(1, "A"))

@@ -3,7 +3,6 @@ dictionary-coded result columns, and a checkpoint failure surfacing in the main 
 
 from __future__ import annotations
 
-import errno
 import threading
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from batch_latch.client import FusebillClient
 from batch_latch.config import RunSettings
 from batch_latch.progress import Silent
 from batch_latch.throttle import Throttle
+from tests.test_checkpoint import FullDisk
 
 BASE = "https://fusebill.test/v1"
 LATCH = f"{BASE}/Geotab/LatchCustomer"
@@ -122,17 +122,6 @@ def test_a_400_without_an_earlier_unanswered_attempt_is_not_read_back(tmp_path: 
     assert [r.method for r in mock.request_history] == ["POST"]
 
 
-class _FullDisk:
-    def write(self, data: bytes) -> int:
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
 def test_a_checkpoint_failure_in_a_worker_stops_the_run_in_the_main_thread(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -141,7 +130,7 @@ def test_a_checkpoint_failure_in_a_worker_stops_the_run_in_the_main_thread(
     threading.excepthook = hooked.append  # a worker dying with a traceback would land here
     try:
         pool = make_runner(tmp_path)
-        pool.checkpoint._handle = _FullDisk()  # type: ignore[assignment]
+        pool.checkpoint._handle = FullDisk()  # type: ignore[assignment]
         tasks = [runner.Task(i, i + 2, 1000000 + i, f"G{i}") for i in range(6)]
         with rm.Mocker() as mock:
             mock.post(LATCH, json={"geotabId": None})
