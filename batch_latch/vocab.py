@@ -1,0 +1,128 @@
+"""The words the tool speaks, each defined once: statuses, changes, stop reasons, exit codes.
+
+``str`` enums, so a value goes into a CSV cell or JSON as itself (``Status.SUCCESS.value`` is
+``"success"``); always write ``.value`` when formatting, since ``format()`` of a mixed-in enum
+differs between Python versions.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class Status(str, enum.Enum):
+    """Column ``status`` of every report."""
+
+    VALID = "valid"
+    SUCCESS = "success"
+    NOT_FOUND = "not_found"
+    FAILED = "failed"
+    INVALID = "invalid"
+    DUPLICATE = "duplicate"
+    PENDING = "pending"
+
+
+#: Statuses in the order reports and summaries list them.
+STATUSES: tuple[str, ...] = tuple(s.value for s in Status)
+#: Rows that go into ``failed.csv``: to fix, refused, or not sent yet.
+FAILED_STATUSES: tuple[str, ...] = (
+    Status.INVALID.value,
+    Status.NOT_FOUND.value,
+    Status.FAILED.value,
+    Status.PENDING.value,
+)
+#: Outcomes worth remembering in the checkpoint; ``pending`` rows simply have no record yet.
+RECORDED: tuple[str, ...] = (Status.SUCCESS.value, Status.NOT_FOUND.value, Status.FAILED.value)
+
+
+class Change(str, enum.Enum):
+    """Column ``change``: what the row did (or would do) to the customer."""
+
+    NONE = ""  # the customer was not reached
+    NEW = "new"  # held no geotabId
+    UNCHANGED = "unchanged"  # already held this one: nothing written
+    RELATCH = "relatch"  # held another one (named in previous_geotabId)
+    UNKNOWN = "unknown"  # written without knowing what it held (--no-read, or no geotabId key)
+    UNDO = "undo"  # an undo put back what the customer held before
+
+
+CHANGES: tuple[str, ...] = tuple(c.value for c in Change if c is not Change.NONE)
+
+
+class Kind(str, enum.Enum):
+    """What a command did; names its run folder ``OUT/runs/<UTC time>-<kind>/``."""
+
+    RUN = "run"
+    DRY_RUN = "dry-run"
+    PLAN = "plan"
+    UNDO = "undo"
+    UNDO_DRY_RUN = "undo-dry-run"
+
+
+class StopReason(str, enum.Enum):
+    """Why a run stopped before every row was settled (``summary.json`` ``stop_reason``)."""
+
+    KEY_REJECTED = "key_rejected"
+    DAILY_QUOTA = "daily_quota"
+    API_DOWN = "api_down"
+    MAX_REQUESTS = "max_requests"
+    INTERRUPTED = "interrupted"
+    CHECKPOINT_ERROR = "checkpoint_error"
+    WRONG_URL = "wrong_url"  # a 404/405 not in Fusebill's error format
+    REDIRECT = "redirect"  # a 3xx: never followed
+    TLS = "tls"  # certificate verification failed
+    PROXY = "proxy"  # the proxy refused (407) or could not be used
+    LONG_PAUSE = "long_pause"  # the server asked for a pause over 15 minutes
+    RATE_LIMITED = "rate_limited"  # ten minutes of 429s with no request getting through
+
+
+#: The ``message`` of a row a stopped run did not settle, by stop reason.
+PENDING_MESSAGES: dict[StopReason, str] = {
+    StopReason.KEY_REJECTED: "not sent: Fusebill rejected the API key",
+    StopReason.DAILY_QUOTA: "not sent: the daily API quota is spent",
+    StopReason.API_DOWN: "not finished: the API looked down (retryable failures in a row)",
+    StopReason.MAX_REQUESTS: "not sent: --max-requests was reached",
+    StopReason.INTERRUPTED: "not sent: the run was interrupted (Ctrl-C)",
+    StopReason.CHECKPOINT_ERROR: "not sent: the checkpoint could not be written",
+    StopReason.WRONG_URL: "not sent: the API URL looks wrong (check FUSEBILL_BASE_URL)",
+    StopReason.REDIRECT: "not sent: the API URL redirects (check FUSEBILL_BASE_URL)",
+    StopReason.TLS: "not sent: the server's TLS certificate could not be verified",
+    StopReason.PROXY: "not sent: the proxy refused the connection",
+    StopReason.LONG_PAUSE: "not sent: the server asked for a pause of over 15 minutes",
+    StopReason.RATE_LIMITED: "not sent: ten minutes of rate-limit answers (429)",
+}
+
+
+class ExitCode(enum.IntEnum):
+    OK = 0  # every row success or duplicate (dry run and plan: valid or duplicate)
+    ROW_PROBLEMS = 1  # finished; some rows invalid, not_found or failed
+    USAGE = 2  # usage, configuration or input-file error; nothing sent
+    STOPPED = 3  # stopped early; some rows pending
+    INTERNAL = 70  # EX_SOFTWARE: a bug of ours, not a problem with the input or the API
+    INTERRUPTED = 130  # Ctrl-C
+
+
+def exit_code_for(counts: dict[str, int], *, interrupted: bool = False) -> ExitCode:
+    if interrupted:
+        return ExitCode.INTERRUPTED
+    if counts.get(Status.PENDING.value):
+        return ExitCode.STOPPED
+    if any(counts.get(s.value) for s in (Status.INVALID, Status.NOT_FOUND, Status.FAILED)):
+        return ExitCode.ROW_PROBLEMS
+    return ExitCode.OK
+
+
+#: The report columns the tool owns, in order; the input's other columns follow them.
+TOOL_COLUMNS: tuple[str, ...] = (
+    "row",
+    "fusebillId",
+    "geotabId",
+    "status",
+    "http_status",
+    "attempts",
+    "message",
+    "error_key",
+    "change",
+    "previous_geotabId",
+    "finished_at",
+)
