@@ -1,0 +1,174 @@
+"""The sandbox's options, its config, and ``serve`` as a process (one line, clean stop)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import selectors
+import signal
+import subprocess
+import sys
+
+import pytest
+import requests
+
+from batch_latch.sandbox import (
+    DEFAULT_API_KEY,
+    Sandbox,
+    SandboxConfig,
+    config_from_args,
+    configure_parser,
+)
+
+from .helpers import REPO
+
+# --- configuration and CLI -------------------------------------------------------------------
+
+
+def test_config_rejects_nonsense() -> None:
+    with pytest.raises(ValueError):
+        SandboxConfig(fail_rate=1.5)
+    with pytest.raises(ValueError):
+        SandboxConfig(api_key="")
+    with pytest.raises(ValueError):
+        SandboxConfig(force_status={1_000_001: 200})
+    with pytest.raises(ValueError):
+        Sandbox(minute_seconds=0)
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="batch-latch sandbox")
+    configure_parser(parser)
+    return parser.parse_args(list(argv))
+
+
+def test_parser_defaults_and_options() -> None:
+    config = config_from_args(parse())
+    assert (config.host, config.port, config.profile) == ("127.0.0.1", 8765, "live")
+    assert config.api_key == DEFAULT_API_KEY
+    config = config_from_args(
+        parse(
+            "--port=0",
+            "--profile=sandbox",
+            "--rate-limit=2.5",
+            "--retry-after",
+            "--latency-ms=5",
+            "--fail-rate=0.1",
+            "--drop-rate=0.2",
+            "--stall-first-ms=300",
+            "--relatch-status=409",
+            "--mismatch-id=1000001",
+            "--mismatch-id=1000002",
+            "--force-status=1000003:403",
+            "--force-status=1000004:400",
+            "--minute-seconds=2",
+            "--reset-format=epoch",
+            "--seed=3",
+            "--log=x.jsonl",
+            "--api-key=k",
+        )
+    )
+    assert config.rate_limit == 2.5
+    assert config.retry_after
+    assert config.mismatch_ids == {1_000_001, 1_000_002}
+    assert dict(config.force_status) == {1_000_003: 403, 1_000_004: 400}
+    assert (config.relatch_status, config.seed, config.minute_seconds) == (409, 3, 2.0)
+    assert (config.latency_ms, config.stall_first_ms) == (5, 300)
+    assert (config.fail_rate, config.drop_rate) == (0.1, 0.2)
+    assert (config.reset_format, config.log_path, config.api_key) == ("epoch", "x.jsonl", "k")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--port=70000"],
+        ["--fail-rate=1.5"],
+        ["--drop-rate=-0.1"],
+        ["--rate-limit=0"],
+        ["--latency-ms=-1"],
+        ["--profile=gold"],
+        ["--force-status=abc"],
+        ["--force-status=1000001:200"],
+        ["--relatch-status=200"],
+        ["--mismatch-id=-5"],
+        ["--minute-seconds=0"],
+        ["--reset-format=unix"],
+        ["--api-key="],
+    ],
+)
+def test_parser_rejects_out_of_range(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as excinfo:
+        parse(*argv)
+    assert excinfo.value.code == 2
+    assert "Traceback" not in capsys.readouterr().err
+
+
+SERVE = (
+    "import argparse, sys\n"
+    "from batch_latch.sandbox import configure_parser, serve\n"
+    "parser = argparse.ArgumentParser()\n"
+    "configure_parser(parser)\n"
+    "sys.exit(serve(parser.parse_args(sys.argv[1:])))\n"
+)
+
+
+def start_serve(*argv: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.Popen(
+        [sys.executable, "-c", SERVE, *argv],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def first_line(proc: subprocess.Popen[str], timeout: float = 10.0) -> str:
+    assert proc.stdout is not None
+    with selectors.DefaultSelector() as selector:
+        selector.register(proc.stdout, selectors.EVENT_READ)
+        if not selector.select(timeout):
+            proc.kill()
+            raise AssertionError("the sandbox printed nothing")
+    return proc.stdout.readline()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_serve_prints_one_line_and_stops_cleanly(sig: signal.Signals) -> None:
+    proc = start_serve("--port", "0", "--profile", "sandbox")
+    try:
+        line = first_line(proc)
+        prefix = "batch-latch sandbox listening on "
+        assert line.startswith(prefix)
+        assert line.endswith(" (profile sandbox)\n")
+        base_url = line[len(prefix) :].split(" ")[0]
+        assert base_url.startswith("http://127.0.0.1:")
+        assert base_url.endswith("/v1")
+        response = requests.get(
+            f"{base_url}/customers/1000001",
+            headers={"Authorization": f"Basic {DEFAULT_API_KEY}"},
+            timeout=5,
+        )
+        assert response.status_code == 200
+        assert response.headers["X-Rate-Limit-Limit-Minute"] == "50"
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0
+    assert out == ""
+    assert err == ""
+
+
+def test_serve_on_a_taken_port_is_one_line_no_traceback(sandbox: Sandbox) -> None:
+    port = sandbox.base_url.rsplit(":", 1)[1].split("/")[0]
+    proc = start_serve("--port", port)
+    out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 1
+    assert out == ""
+    assert "Traceback" not in err
+    assert err.strip().count("\n") == 0
+    assert "already in use" in err
