@@ -8,9 +8,11 @@ import selectors
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import requests
+import trustme
 
 from batch_latch.sandbox import (
     DEFAULT_API_KEY,
@@ -172,3 +174,123 @@ def test_serve_on_a_taken_port_is_one_line_no_traceback(sandbox: Sandbox) -> Non
     assert "Traceback" not in err
     assert err.strip().count("\n") == 0
     assert "already in use" in err
+
+
+def test_every_option_has_a_line_of_help() -> None:
+    parser = argparse.ArgumentParser(prog="batch-latch sandbox")
+    configure_parser(parser)
+    options = [a for a in parser._actions if a.option_strings and a.dest != "help"]
+    assert len(options) == 28
+    for action in options:
+        assert action.help and action.help != argparse.SUPPRESS, action.option_strings
+    text = parser.format_help()
+    for flag in (
+        "--preset",
+        "--hide-geotab-id",
+        "--tls-cert",
+        "--tls-key",
+        "--html-200-rate",
+        "--empty-200-rate",
+        "--applied-then-504-rate",
+        "--drip",
+        "--drip-id",
+        "--redirect-to",
+        "--retry-after",
+    ):
+        assert flag in text
+
+
+def test_parser_network_options(tmp_path: Path) -> None:
+    preset = tmp_path / "preset.csv"
+    preset.write_text("fusebillId,geotabId\n1000001,G1\n", encoding="utf-8")
+    config = config_from_args(
+        parse(
+            f"--preset={preset}",
+            "--hide-geotab-id",
+            "--html-200-rate=0.1",
+            "--empty-200-rate=0.2",
+            "--applied-then-504-rate=0.3",
+            "--drip=0.5",
+            "--drip-id=1000002",
+            "--redirect-to=https://example.invalid/v1",
+            "--retry-after=86400",
+        )
+    )
+    assert dict(config.preset_pairs) == {1_000_001: "G1"}
+    assert config.hide_geotab_id
+    assert (config.html_200_rate, config.empty_200_rate, config.applied_then_504_rate) == (
+        0.1,
+        0.2,
+        0.3,
+    )
+    assert (config.drip_seconds, config.drip_ids) == (0.5, frozenset({1_000_002}))
+    assert config.redirect_to == "https://example.invalid/v1"
+    assert (config.retry_after, config.retry_after_seconds) == (True, 86_400)
+    assert config_from_args(parse("--retry-after=0")).retry_after_seconds == 0
+    plain = config_from_args(parse())
+    assert (plain.retry_after, plain.retry_after_seconds, plain.preset) == (False, None, None)
+    assert not plain.tls
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--html-200-rate=2"],
+        ["--empty-200-rate=-1"],
+        ["--applied-then-504-rate=x"],
+        ["--drip=-1"],
+        ["--drip=61"],
+        ["--drip-id=abc"],
+        ["--redirect-to=example.com"],
+        ["--retry-after=-5"],
+    ],
+)
+def test_parser_rejects_bad_network_options(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as excinfo:
+        parse(*argv)
+    assert excinfo.value.code == 2
+    assert "Traceback" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--preset", "{unknown}"], "2 id(s) are not sandbox customers"),
+        (["--preset", "{missing}"], "cannot read it"),
+        (["--tls-cert", "{unknown}", "--tls-key", "{unknown}"], "cannot use the TLS certificate"),
+        (["--tls-cert", "{unknown}"], "tls_cert and tls_key go together"),
+    ],
+)
+def test_serve_refuses_a_bad_preset_or_tls_file_in_one_line(
+    tmp_path: Path, argv: list[str], expected: str
+) -> None:
+    unknown = tmp_path / "unknown.csv"
+    unknown.write_text("fusebillId,geotabId\n55,A\n123,B\n", encoding="utf-8")
+    paths = {"unknown": str(unknown), "missing": str(tmp_path / "missing.csv")}
+    proc = start_serve("--port", "0", *(arg.format(**paths) for arg in argv))
+    out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 1
+    assert out == ""
+    assert err.startswith("batch-latch sandbox: ")
+    assert err.strip().count("\n") == 0
+    assert expected in err
+
+
+def test_serve_with_tls_prints_an_https_url(tmp_path: Path) -> None:
+    ca = trustme.CA()
+    server = ca.issue_cert("127.0.0.1")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    server.cert_chain_pems[0].write_to_path(str(cert))
+    server.private_key_pem.write_to_path(str(key))
+    proc = start_serve("--port", "0", "--tls-cert", str(cert), "--tls-key", str(key))
+    try:
+        assert first_line(proc).startswith("batch-latch sandbox listening on https://127.0.0.1:")
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert (proc.returncode, out, err) == (0, "", "")
