@@ -1,0 +1,349 @@
+"""``results.xlsx``: the report rows for Excel, every cell text, plus a ``Summary`` sheet.
+
+Ops open reports by double-clicking; a CSV lets Excel turn ``0909909`` into ``909909`` and run
+``=HYPERLINK(...)``. Here every results cell is an inline string with the text format
+``@``, so ids and formula-like text stay text without the CSV's leading ``'``: the caller
+passes raw values. Control characters and literal ``_xHHHH_`` text get Excel's own escapes
+(``_x0002_``, ``_x005F_x0041_``), so Excel reads back exactly the value written.
+
+XlsxWriter does the workbook (styles, filter, frozen pane, chart, zip) in ``constant_memory``
+mode. The data rows are the hot path: 100,000 rows of 13 columns through ``write_string``
+take about 7 s, so their XML is built a batch at a time with Arrow compute functions and
+appended to the sheet's row file, as ``constant_memory`` itself does one row at a time.
+Memory follows one batch, not the sheet. Everything is written in a private folder beside
+``path`` and renamed over it: a failed write leaves the old report and no temporary file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import xlsxwriter
+from xlsxwriter.exceptions import XlsxFileError
+from xlsxwriter.utility import xl_col_to_name, xl_range, xl_range_abs
+from xlsxwriter.worksheet import Worksheet
+
+from .vocab import CHANGES, STATUSES
+
+#: Above this many rows the caller skips ``results.xlsx`` (the CSV still has every row).
+MAX_XLSX_ROWS = 200_000
+#: Excel's limit on a cell's text, in UTF-16 code units.
+MAX_CELL_CHARS = 32_767
+#: How a cut cell ends; ``{n}`` is the length of the whole value in characters.
+CUT_MARKER = " [... cut: {n:,} characters in all, see results.csv]"
+
+#: (fill, font) per status: Excel's Good / Bad / Neutral styles and pale kin, dark text.
+STATUS_COLOURS: dict[str, tuple[str, str]] = {
+    "valid": ("#DDEBF7", "#1F4E78"),  # light blue: would be sent
+    "success": ("#C6EFCE", "#006100"),  # green
+    "not_found": ("#FCE4D6", "#843C0C"),  # light orange: the customer does not exist
+    "failed": ("#FFC7CE", "#9C0006"),  # red
+    "invalid": ("#FFEB9C", "#7F4F00"),  # amber: fix the cell
+    "duplicate": ("#EDE7F6", "#4B2C77"),  # light lavender: nothing to do
+    "pending": ("#E7E6E6", "#3A3838"),  # grey: not sent yet
+}
+
+_BATCH_ROWS = 8_192  # rows encoded at a time: bounds memory
+_WIDTH_SAMPLE = 1_000  # values per column that decide its width
+_MIN_WIDTH, _MAX_WIDTH = 6, 60
+_STATUS_COLUMN = "status"
+# Excel writes "_" of a literal "_xHHHH_" as "_x005F_" and a character XML cannot hold as
+# "_xHHHH_". Overlapping literals ("_x005F_x0041_") need every "_" escaped, hence the
+# lookahead; XlsxWriter's own escape misses the second one.
+_EXCEL_ESCAPE = re.compile(r"_(?=x[0-9A-Fa-f]{4}_)|[\x00-\x08\x0b-\x1f\ufffe\uffff]")
+_NEEDS_ESCAPE = r"_x[0-9A-Fa-f]{4}_|[\x00-\x08\x0b-\x1f\x{FFFE}\x{FFFF}]"  # RE2: no lookahead
+_EDGE_SPACE = r"^[\s\pZ]|[\s\pZ]$"  # the <t> needs xml:space="preserve"
+
+
+def write_results_xlsx(
+    path: Path,
+    table: pa.Table,
+    counts: Mapping[str, int],
+    changes: Mapping[str, int],
+    *,
+    title: str,
+) -> None:
+    """Write ``table`` (report columns in order) and its counts to ``path``, atomically.
+
+    Raises ``OSError`` when the file cannot be written; ``path`` is then untouched.
+    """
+    with tempfile.TemporaryDirectory(
+        prefix=f".{path.name}.", suffix=".tmp", dir=path.parent, ignore_cleanup_errors=True
+    ) as folder:
+        tmp = Path(folder) / path.name
+        with tmp.open("wb") as handle:
+            workbook = xlsxwriter.Workbook(
+                handle,
+                {
+                    "constant_memory": True,
+                    "strings_to_numbers": False,
+                    "strings_to_formulas": False,
+                    "strings_to_urls": False,
+                    "tmpdir": folder,  # XlsxWriter's own scratch files go with ours
+                },
+            )
+            try:
+                _write_results(workbook, table)
+                _write_summary(workbook, title, len(table), counts, changes)
+            except BaseException:
+                for sheet in workbook.worksheets():
+                    sheet._opt_close()  # Windows cannot delete an open file
+                raise
+            _close(workbook)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+class _TextWorksheet(Worksheet):  # type: ignore[misc]
+    """A worksheet whose strings are always plain text, escaped the way Excel reads them.
+
+    In ``constant_memory`` mode XlsxWriter writes a string that starts with ``<r>`` and ends
+    with ``</r>`` as raw rich-text XML: such a cell from the input could corrupt the file
+    or inject a formula. These sheets have no rich strings, so that path escapes too.
+    """
+
+    @staticmethod
+    def _escape_control_characters(data: str) -> str:
+        return _excel_escape(data)
+
+    def _xml_rich_inline_string(self, string: str, attributes: Any = ()) -> None:
+        self._xml_inline_string(string, bool(re.search(r"^\s|\s$", string)), attributes)
+
+    def append_rows(self, xml: str, last_row: int, last_col: int) -> None:
+        """Append ready ``<row>`` XML below the rows written so far (``constant_memory``)."""
+        self._write_single_row(last_row)  # flush the pending row, refuse earlier ones
+        self.fh.write(xml)
+        self._check_dimensions(last_row, last_col)
+
+
+def _excel_escape(text: str) -> str:
+    return _EXCEL_ESCAPE.sub(_escape_one, text)
+
+
+def _escape_one(match: re.Match[str]) -> str:
+    char = match.group()
+    return "_x005F_" if char == "_" else f"_x{ord(char):04X}_"
+
+
+def _write_results(workbook: Any, table: pa.Table) -> None:
+    """Sheet ``Results``: a bold frozen header with a filter, then one text row per row."""
+    sheet = workbook.add_worksheet("Results", worksheet_class=_TextWorksheet)
+    names = [_cut(str(n)) for n in table.column_names]
+    text = {"num_format": "@"}  # a value typed in later stays text too (ids keep zeros)
+    header = workbook.add_format({**text, "bold": True, "bottom": 1})
+    plain = workbook.add_format(text)
+    fills = {
+        status: workbook.add_format({**text, "bg_color": fill, "font_color": font})
+        for status, (fill, font) in STATUS_COLOURS.items()
+    }
+    for col, name in enumerate(names):
+        sheet.write_string(0, col, name, header)
+    sheet.freeze_panes(1, 0)
+    sheet.repeat_rows(0)
+    sheet.set_landscape()
+    if not names:
+        return
+    last_row, last_col = len(table), len(names) - 1
+    sheet.autofilter(0, 0, last_row, last_col)
+    # no green "number stored as text" triangle on every id
+    sheet.ignore_errors({"number_stored_as_text": xl_range(0, 0, last_row, last_col)})
+    sample = table.slice(0, _WIDTH_SAMPLE)
+    for col, name in enumerate(names):
+        lengths = pc.utf8_length(_chunkwise(_as_text, sample.column(col)))
+        widest = pc.max(lengths).as_py() or 0
+        sheet.set_column(
+            col, col, min(max(len(name) + 3, widest + 1, _MIN_WIDTH), _MAX_WIDTH), plain
+        )
+    styles = [f' s="{plain._get_xf_index()}"'] * len(names)
+    status_styles = {s: f' s="{f._get_xf_index()}"' for s, f in fills.items()}
+    status_col = names.index(_STATUS_COLUMN) if _STATUS_COLUMN in names else -1
+    for start in range(0, len(table), _BATCH_ROWS):
+        batch = table.slice(start, _BATCH_ROWS)
+        xml = _rows_xml(batch, start + 2, styles, status_col, status_styles)
+        sheet.append_rows(xml, start + len(batch), last_col)
+
+
+def _rows_xml(
+    batch: pa.Table,
+    first: int,
+    styles: Sequence[str],
+    status_col: int,
+    status_styles: Mapping[str, str],
+) -> str:
+    """``<row>`` XML for a batch whose first row is Excel row ``first``; empty cells left out."""
+    rows = pc.cast(pa.array(range(first, first + len(batch)), pa.int64()), pa.string())
+    cells = []
+    for col, column in enumerate(batch.columns):
+        texts = _chunkwise(_xml_texts, column)
+        style: Any = styles[col]
+        if col == status_col:
+            raw = _chunkwise(_as_text, column)
+            known = pc.index_in(raw, value_set=pa.array(list(status_styles), pa.string()))
+            style = pc.fill_null(pc.take(pa.array(list(status_styles.values())), known), style)
+        opening = pc.if_else(
+            pc.match_substring_regex(texts, _EDGE_SPACE), '<t xml:space="preserve">', "<t>"
+        )
+        cell = pc.binary_join_element_wise(
+            f'<c r="{xl_col_to_name(col)}', rows, '"', style, ' t="inlineStr"><is>', opening,
+            texts, "</t></is></c>", "",
+        )  # fmt: skip
+        cells.append(pc.if_else(pc.equal(texts, ""), "", cell))
+    xml = pc.binary_join_element_wise('<row r="', rows, '">', *cells, "</row>", "")
+    return "".join(xml.to_pylist())
+
+
+def _chunkwise(convert: Any, column: pa.ChunkedArray) -> pa.Array:
+    """Convert each chunk on its own: dictionary chunks may each have their own dictionary."""
+    if column.num_chunks == 0:
+        return pa.array([], pa.string())
+    return pa.concat_arrays([convert(chunk) for chunk in column.chunks])
+
+
+def _as_text(array: pa.Array) -> pa.Array:
+    """Any column as plain strings (dictionary decoded, numbers as digits, nulls kept)."""
+    if pa.types.is_dictionary(array.type):
+        array = array.dictionary_decode()
+    if not pa.types.is_string(array.type):
+        array = pc.cast(array, pa.string())
+    return array
+
+
+def _xml_texts(array: pa.Array) -> pa.Array:
+    """A column as the text of its ``<t>`` elements: cut, Excel- and XML-escaped, nulls ``""``.
+
+    A dictionary column is escaped once per distinct value, then spread by its indices.
+    """
+    if pa.types.is_dictionary(array.type) and len(array.dictionary) <= len(array):
+        return pc.fill_null(pc.take(_xml_texts(array.dictionary), array.indices), "")
+    texts = pc.fill_null(_as_text(array), "")
+    if len(texts) == 0:
+        return texts
+    if (pc.max(pc.utf8_length(texts)).as_py() or 0) > MAX_CELL_CHARS // 2:
+        texts = pa.array([_cut(t) for t in texts.to_pylist()], pa.string())
+    needs = pc.match_substring_regex(texts, _NEEDS_ESCAPE)
+    if pc.any(needs).as_py():
+        values = texts.to_pylist()
+        for i in pc.indices_nonzero(needs).to_pylist():
+            values[i] = _excel_escape(values[i])
+        texts = pa.array(values, pa.string())
+    if pc.any(pc.match_substring_regex(texts, "[&<>]")).as_py():
+        for char, entity in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;")):
+            texts = pc.replace_substring(texts, char, entity)
+    return texts
+
+
+def _cut(text: str) -> str:
+    """Cut a text over Excel's cell limit (UTF-16 units), ending it with a visible marker."""
+    if len(text) <= MAX_CELL_CHARS // 2:
+        return text
+    encoded = text.encode("utf-16-le")
+    if len(encoded) // 2 <= MAX_CELL_CHARS:
+        return text
+    marker = CUT_MARKER.format(n=len(text))
+    keep = (MAX_CELL_CHARS - len(marker.encode("utf-16-le")) // 2) * 2
+    # errors="ignore" drops half a surrogate pair left at the cut
+    return encoded[:keep].decode("utf-16-le", errors="ignore") + marker
+
+
+def _write_summary(
+    workbook: Any, title: str, rows: int, counts: Mapping[str, int], changes: Mapping[str, int]
+) -> None:
+    """Sheet ``Summary``: the title, rows per status and per change, a chart of the statuses.
+
+    Counts are numbers (the chart needs them); every status and change is listed, zero or
+    not, then any other key the caller passed, so nothing counted goes missing.
+    """
+    sheet = workbook.add_worksheet("Summary", worksheet_class=_TextWorksheet)
+    bold = workbook.add_format({"bold": True})
+    head = workbook.add_format({"bold": True, "bottom": 1})
+    fills = {
+        status: workbook.add_format({"bg_color": fill, "font_color": font})
+        for status, (fill, font) in STATUS_COLOURS.items()
+    }
+    sheet.write_string(0, 0, _cut(title), workbook.add_format({"bold": True, "font_size": 14}))
+    statuses = _listing(STATUSES, counts)
+    first = 3  # zero-based row of the first status
+    _write_counts(sheet, first - 1, "status", statuses, counts, head, fills)
+    total_row = first + len(statuses)
+    sheet.write_string(total_row, 0, "all rows", bold)
+    sheet.write_number(total_row, 1, rows, bold)
+    kinds = _listing(CHANGES, changes)
+    _write_counts(sheet, total_row + 2, "change", kinds, changes, head, {})
+    labels = [*statuses, *kinds, "all rows", "status", "change"]
+    sheet.set_column(0, 0, min(max(len(s) for s in labels) + 2, _MAX_WIDTH))
+    sheet.set_column(1, 1, 10)
+
+    chart = workbook.add_chart({"type": "column"})
+    last = first + len(statuses) - 1
+    chart.add_series(
+        {
+            "name": "rows",
+            "categories": "=Summary!" + xl_range_abs(first, 0, last, 0),
+            "values": "=Summary!" + xl_range_abs(first, 1, last, 1),
+            "points": [_point(s) for s in statuses],
+            "data_labels": {"value": True},
+        }
+    )
+    chart.set_title({"name": "Rows by status"})
+    chart.set_legend({"none": True})
+    sheet.insert_chart(first - 1, 3, chart)
+
+
+def _listing(known: Sequence[str], counts: Mapping[str, int]) -> list[str]:
+    """The known keys in their order, then any others the counts hold."""
+    return [*known, *sorted(k for k in counts if k not in known)]
+
+
+def _write_counts(
+    sheet: Any,
+    row: int,
+    label: str,
+    keys: Sequence[str],
+    counts: Mapping[str, int],
+    head: Any,
+    fills: Mapping[str, Any],
+) -> None:
+    """A two-column table below ``row``: each key and its count (0 when absent)."""
+    sheet.write_string(row, 0, label, head)
+    sheet.write_string(row, 1, "rows", head)
+    for offset, key in enumerate(keys, start=1):
+        sheet.write_string(row + offset, 0, _cut(key) or "(none)", fills.get(key))
+        sheet.write_number(row + offset, 1, int(counts.get(key, 0)))
+
+
+def _point(status: str) -> dict[str, Any]:
+    """A chart column in the colours of its status's cells."""
+    fill, font = STATUS_COLOURS.get(status, ("#BFBFBF", "#404040"))
+    return {"fill": {"color": fill}, "border": {"color": font}}
+
+
+def _close(workbook: Any) -> None:
+    """Close the workbook; XlsxWriter wraps I/O errors in its own class, unwrap them."""
+    try:
+        workbook.close()
+    except XlsxFileError as exc:
+        cause = exc.args[0] if exc.args else None
+        raise (cause if isinstance(cause, OSError) else OSError(str(exc))) from exc
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename durable; some filesystems cannot fsync a folder, which is fine."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
