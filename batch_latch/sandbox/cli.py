@@ -93,7 +93,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def _listening_options(group: argparse._ArgumentGroup) -> None:
-    group.add_argument("--host", default="127.0.0.1", help="address to listen on (%(default)s)")
+    group.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on; keep it on loopback, the sandbox has no real security "
+        "(%(default)s)",
+    )
     group.add_argument(
         "--port",
         type=_bounded(int, 0, 65535, "must be 0..65535"),
