@@ -10,6 +10,11 @@ characters and messages are folded onto one line.
 
 The first line names the API the outcomes were sent to, so a sandbox rehearsal in the same
 folder is never taken for real latches.
+
+Besides each row's outcome, a record keeps the ``change`` it made and ``previous``: what the
+customer held before this job first changed it, so ``undo`` can put it back. The file owns
+its schema (``earlier.py``, its companion, reads the records to say what earlier runs
+settled and what undo must restore).
 """
 
 from __future__ import annotations
@@ -30,9 +35,8 @@ from batch_latch.errors import CheckpointError
 
 FILENAME = "checkpoint.csv"
 _MARK = "#batch-latch-checkpoint"
-FORMAT = 1
-#: Outcomes worth remembering; ``pending`` rows simply have no record yet.
-RECORDED = ("success", "not_found", "failed")
+FORMAT = 2
+_V1_NAMES = ["f", "g", "s", "h", "m", "k", "t"]
 _SCHEMA = pa.schema(
     [
         ("f", pa.int64()),
@@ -41,9 +45,11 @@ _SCHEMA = pa.schema(
         ("h", pa.int64()),
         ("m", pa.string()),
         ("k", pa.string()),
+        ("c", pa.string()),
+        ("p", pa.string()),
         ("t", pa.string()),
     ]
-)  # fusebillId, geotabId, status, http_status, message, error_key, finished_at
+)  # fusebillId, geotabId, status, http_status, message, error_key, change, previous, finished_at
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,8 @@ class Record:
     message: str
     error_key: str
     finished_at: str
+    change: str = ""
+    previous: str = ""  # what the customer held before the job first changed it
 
     def fields(self) -> list[object]:
         return [
@@ -64,6 +72,8 @@ class Record:
             "" if self.http_status is None else self.http_status,
             " ".join(self.message.split()),
             self.error_key,
+            self.change,
+            self.previous,
             self.finished_at,
         ]
 
@@ -107,15 +117,13 @@ class Checkpoint:
                 path.replace(path.with_name(f"checkpoint-{stamp}.csv.old"))
             if path.exists() and path.stat().st_size > 0:
                 _repair_torn_tail(path)
-                _check_header(path, base_url)
-                earlier = _read(path)
+                version = _check_header(path, base_url)
+                earlier = _read(path, version)
+                if version != FORMAT:
+                    _rewrite(path, base_url, earlier)
                 handle = path.open("ab")
             else:
-                handle = path.open("wb")
-                header = io.StringIO()
-                csv.writer(header, lineterminator="\n").writerow([_MARK, FORMAT, base_url])
-                handle.write(header.getvalue().encode("utf-8"))
-                _sync(handle)
+                handle = _start(path, base_url)
                 earlier = _SCHEMA.empty_table()
         except OSError as exc:
             where = exc.filename or path
@@ -165,6 +173,35 @@ class Checkpoint:
             self._handle.close()
 
 
+def _header_line(base_url: str) -> bytes:
+    header = io.StringIO()
+    csv.writer(header, lineterminator="\n").writerow([_MARK, FORMAT, base_url])
+    return header.getvalue().encode("utf-8")
+
+
+def _start(path: Path, base_url: str) -> io.BufferedWriter:
+    handle = path.open("wb")
+    handle.write(_header_line(base_url))
+    _sync(handle)
+    return handle
+
+
+def _rewrite(path: Path, base_url: str, table: pa.Table) -> None:
+    """An older journal, upgraded in place (atomically) to this format."""
+    tmp = path.with_name(f".{path.name}.upgrade")
+    with tmp.open("wb") as handle:
+        handle.write(_header_line(base_url))
+        body = io.BytesIO()
+        pacsv.write_csv(
+            table,
+            body,
+            write_options=pacsv.WriteOptions(include_header=False, quoting_style="needed"),
+        )
+        handle.write(body.getvalue())
+        _sync(handle)
+    os.replace(tmp, path)
+
+
 def _sync(handle: io.BufferedWriter) -> None:
     handle.flush()
     os.fsync(handle.fileno())
@@ -192,12 +229,12 @@ def _repair_torn_tail(path: Path) -> None:
         _sync(handle)  # type: ignore[arg-type]
 
 
-def _check_header(path: Path, base_url: str) -> None:
+def _check_header(path: Path, base_url: str) -> int:
     with path.open("rb") as handle:
         first = handle.readline().decode("utf-8", errors="replace")
     fields = next(csv.reader([first]), [])
-    if len(fields) == 3 and fields[0] == _MARK:
-        made_for = fields[2]
+    if len(fields) == 3 and fields[0] == _MARK and fields[1] in ("1", str(FORMAT)):
+        version, made_for = int(fields[1]), fields[2]
     else:
         raise CheckpointError(
             f"{path} is not a batch-latch checkpoint; move it away or use --fresh"
@@ -207,17 +244,19 @@ def _check_header(path: Path, base_url: str) -> None:
             f"the checkpoint in {path.parent} was made against {made_for}, not {base_url}; "
             "use another --out, or --fresh to start over"
         )
+    return version
 
 
-def _read(path: Path) -> pa.Table:
-    """Every record, in the order written (the latest for a pair wins; see ``runner``)."""
+def _read(path: Path, version: int = FORMAT) -> pa.Table:
+    """Every record, in the order written (the latest for a customer wins)."""
+    names = _SCHEMA.names if version == FORMAT else _V1_NAMES
     try:
         table = pacsv.read_csv(
             str(path),
-            read_options=pacsv.ReadOptions(skip_rows=1, column_names=_SCHEMA.names),
+            read_options=pacsv.ReadOptions(skip_rows=1, column_names=names),
             parse_options=pacsv.ParseOptions(newlines_in_values=False),
             convert_options=pacsv.ConvertOptions(
-                column_types=_SCHEMA,
+                column_types={n: _SCHEMA.field(n).type for n in names},
                 null_values=[""],
                 strings_can_be_null=False,
                 quoted_strings_can_be_null=False,
@@ -228,4 +267,9 @@ def _read(path: Path) -> pa.Table:
             f"checkpoint {path} is damaged ({str(exc).splitlines()[0][:100]}); "
             "move it away or use --fresh (earlier successes would then be sent again)"
         ) from None
-    return table.filter(pc.is_valid(table["f"]))
+    table = table.filter(pc.is_valid(table["f"]))
+    if version == 1:  # v1 wrote blind: what a success changed is unknown
+        n = table.num_rows
+        change = pc.if_else(pc.equal(table["s"], "success"), "unknown", "")
+        table = table.add_column(6, "c", change).add_column(7, "p", pa.array([""] * n))
+    return table.select(_SCHEMA.names)

@@ -9,134 +9,111 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from batch_latch import __version__, config
+from batch_latch import __version__, settings
 from batch_latch.errors import BatchLatchError
+from batch_latch.vocab import ExitCode
 
-EXIT_USAGE = 2
-EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug of ours, not a problem with the input or the API
+DESCRIPTION = (
+    "Latch Fusebill customers to Geotab Reseller Customer IDs from a spreadsheet (.csv or "
+    ".xlsx), safely: check it (run --dry-run), preview it (plan), send it (run), finish it "
+    "(the same command again), and put it back (undo). The API key comes from "
+    "FUSEBILL_API_KEY (environment or .env), never from the command line."
+)
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    # command: (one line for the list of commands, what its positional argument is)
+    "run": ("latch every row of a spreadsheet (or check it with --dry-run)", "INPUT"),
+    "plan": ("read every customer and report what a run would change; writes nothing", "INPUT"),
+    "undo": ("put back what this job's latches replaced", "OUT"),
+    "status": ("the job at a glance, from its files alone (sends nothing)", "OUT"),
+    "demo": ("rehearse plan, run and re-run on the bundled sample against the sandbox", ""),
+    "sandbox": ("serve a local stand-in for the Fusebill API, for rehearsals", ""),
+}
+_ARGUMENT_HELP = {
+    "INPUT": "the spreadsheet: a .csv or .xlsx file",
+    "OUT": "the job folder (the --out of the run)",
+}
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line, like every other error of ours."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be more than 0, got {text!r}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text!r}")
-    return value
+        self.exit(ExitCode.USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser(*, sandbox_options: bool = True) -> argparse.ArgumentParser:
     """The whole parser; the sandbox's options (and its imports) only when they are needed."""
-    parser = _Parser(prog="batch-latch", description=__doc__)
+    parser = _Parser(prog="batch-latch", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"batch-latch {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for name, (text, argument) in COMMANDS.items():
+        sub = commands.add_parser(name, help=text, description=text)
+        if argument == "INPUT":
+            sub.add_argument("input", type=Path, metavar="INPUT", help=_ARGUMENT_HELP[argument])
+        elif argument == "OUT":
+            sub.add_argument("out", type=Path, metavar="OUT", help=_ARGUMENT_HELP[argument])
+        settings.register(sub, name)
+        if name == "demo":
+            sub.add_argument(
+                "--out", type=Path, default=Path("batch-latch-demo"),
+                help="folder for the demo's job and reports (default: batch-latch-demo)",
+            )  # fmt: skip
+        if name == "sandbox" and sandbox_options:
+            from batch_latch import sandbox
 
-    run = commands.add_parser("run", help="latch every row of a spreadsheet (or --dry-run)")
-    run.add_argument("input", type=Path, metavar="INPUT", help=".csv or .xlsx file")
-    run.add_argument("--dry-run", action="store_true", help="validate and report; send nothing")
-    run.add_argument("--out", type=Path, help="folder for reports and checkpoint")
-    run.add_argument("--sheet", help="worksheet of an .xlsx (default: the first)")
-    run.add_argument("--fusebill-column", metavar="NAME", help="header of the fusebillId column")
-    run.add_argument("--geotab-column", metavar="NAME", help="header of the geotabId column")
-    run.add_argument("--rate", type=_positive_float, default=10.0, help="requests/s (10)")
-    run.add_argument("--workers", type=_positive_int, default=8, help="requests in flight (8)")
-    run.add_argument("--max-attempts", type=_positive_int, default=5, help="per row (5)")
-    run.add_argument("--timeout", type=_positive_float, default=30.0, help="seconds (30)")
-    run.add_argument("--max-requests", type=_positive_int, help="stop after N requests")
-    run.add_argument("--fresh", action="store_true", help="ignore the checkpoint; start over")
-    run.add_argument("--retry-not-found", action="store_true", help="send earlier 404s again")
-    run.add_argument("--allow-shared-geotab-id", action="store_true")
-    run.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-    demo = commands.add_parser("demo", help="rehearse on the bundled sample against the sandbox")
-    demo.add_argument("--out", type=Path, default=Path("batch-latch-demo"), help="report folder")
-
-    sandbox_parser = commands.add_parser("sandbox", help="serve a local stand-in for Fusebill")
-    if sandbox_options:
-        from batch_latch import sandbox
-
-        sandbox.configure_parser(sandbox_parser)
+            sandbox.configure_parser(sub)
     return parser
 
 
-def settings_from(args: argparse.Namespace) -> config.RunSettings:
-    source: Path = args.input
-    out = args.out or source.parent / f"{source.stem}-latch"
-    base_url, key = config.DEFAULT_BASE_URL, None
-    if not args.dry_run:
-        env = config.environment()
-        base_url = config.base_url(env)
-        key = config.api_key(env)
-    return config.RunSettings(
-        input=source,
-        out=out,
-        dry_run=args.dry_run,
-        sheet=args.sheet,
-        fusebill_column=args.fusebill_column,
-        geotab_column=args.geotab_column,
-        rate=args.rate,
-        workers=args.workers,
-        max_attempts=args.max_attempts,
-        timeout=args.timeout,
-        max_requests=args.max_requests,
-        fresh=args.fresh,
-        retry_not_found=args.retry_not_found,
-        allow_shared_geotab_id=args.allow_shared_geotab_id,
-        progress=not args.no_progress and sys.stderr.isatty(),
-        base_url=base_url,
-        api_key=key,
-    )
-
-
 def _redact_key(text: str) -> str:
+    from batch_latch.redact import Redactor
+
     try:
-        key = config.environment().get(config.KEY_VARIABLE, "")
+        key = settings.environment().get(settings.KEY_VARIABLE, "")
     except BatchLatchError:
-        key = os.environ.get(config.KEY_VARIABLE, "")
-    return text.replace(key, "[redacted]") if key.strip() else text
+        key = os.environ.get(settings.KEY_VARIABLE, "")
+    return Redactor(key.strip())(text) if key.strip() else text
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    command = args.command
+    if command == "demo":
+        from batch_latch import demo
+
+        return demo.run(args.out)
+    if command == "sandbox":
+        from batch_latch import sandbox
+
+        return sandbox.serve(args)
+    from batch_latch.arrow_setup import choose_memory_pool
+
+    choose_memory_pool()
+    chosen = settings.settings_from(args, command)
+    if command == "status":
+        from batch_latch import status
+
+        return status.show(chosen, sys.stdout)
+    from batch_latch import job
+
+    return job.run(chosen).exit_code
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(sandbox_options=words[:1] == ["sandbox"]).parse_args(words)
     try:
-        if args.command == "run":
-            from batch_latch import job
-
-            return job.run(settings_from(args)).exit_code
-        if args.command == "demo":
-            from batch_latch import demo
-
-            return demo.run(args.out)
-        from batch_latch import sandbox
-
-        return sandbox.serve(args)
+        return int(_dispatch(args))
     except BatchLatchError as exc:
-        print(f"batch-latch: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        print(f"batch-latch: error: {_redact_key(str(exc))}", file=sys.stderr)
+        return int(exc.exit_code)
     except KeyboardInterrupt:
         print("batch-latch: interrupted", file=sys.stderr)
-        return 130
+        return ExitCode.INTERRUPTED
     except Exception as exc:  # never a traceback: one line, and the key is never in it
         text = (f"{type(exc).__name__}: {exc}".splitlines() or [""])[0][:300]
-        text = _redact_key(text)
-        print(f"batch-latch: internal error (please report it): {text}", file=sys.stderr)
-        return EXIT_INTERNAL
+        print(
+            f"batch-latch: internal error (please report it): {_redact_key(text)}",
+            file=sys.stderr,
+        )
+        return ExitCode.INTERNAL

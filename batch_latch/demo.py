@@ -1,8 +1,10 @@
 """``batch-latch demo``: the bundled sample through the real pipeline, against the sandbox.
 
 Nothing is faked but Fusebill itself: the sandbox listens on a free loopback port and the
-run goes through the same loader, validator, workers, throttle, checkpoint and reports as
-a real one. No key, no network.
+commands go through the same loader, validator, workers, throttle, checkpoint and reports
+as real ones. Some sample customers start latched (``latch-sample-preset.csv``), so the
+plan shows every kind of change: new, unchanged, and a re-latch that is refused. No key,
+no network.
 """
 
 from __future__ import annotations
@@ -14,15 +16,23 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from batch_latch import checkpoint, job
-from batch_latch.config import RunSettings
 from batch_latch.sandbox import DEFAULT_API_KEY, Sandbox, SandboxConfig
+from batch_latch.settings import Settings
+from batch_latch.vocab import ExitCode, Kind
 
 SAMPLE = "latch-sample.csv"
+PRESET = "latch-sample-preset.csv"
+STEPS = (
+    (Kind.PLAN, "1. plan: read every customer, change nothing"),
+    (Kind.RUN, "2. run: latch what is new; refuse to replace another geotabId"),
+    (Kind.RUN, "3. re-run: nothing settled is sent again"),
+    (Kind.UNDO_DRY_RUN, "4. undo --dry-run: what undo would put back (sends nothing)"),
+)
 
 
-def sample_path() -> Path:
-    """The sample shipped inside the package (``sample_data/`` in the source tree)."""
-    return Path(str(resources.files("batch_latch.sample_data").joinpath(SAMPLE)))
+def sample_path(name: str = SAMPLE) -> Path:
+    """A file shipped inside the package (``sample_data/`` in the source tree)."""
+    return Path(str(resources.files("batch_latch.sample_data").joinpath(name)))
 
 
 def run(out: Path) -> int:
@@ -30,18 +40,27 @@ def run(out: Path) -> int:
     print(f"Demo: {source.name} against a local sandbox (no key, no network needed)")
     # Each demo starts a fresh sandbox, so an earlier demo's checkpoint means nothing.
     (out / checkpoint.FILENAME).unlink(missing_ok=True)
-    with Sandbox(SandboxConfig(api_key=DEFAULT_API_KEY)) as sandbox:
+    config = SandboxConfig(api_key=DEFAULT_API_KEY, preset=str(sample_path(PRESET)))
+    codes = []
+    with Sandbox(config) as sandbox:
         print(f"Sandbox listening on {sandbox.base_url}", flush=True)
-        settings = RunSettings(
-            input=source,
-            out=out,
-            progress=sys.stderr.isatty(),
-            base_url=sandbox.base_url,
-            api_key=SecretStr(DEFAULT_API_KEY),
-        )
-        result = job.run(settings)
+        for kind, title in STEPS:
+            print(f"\n== {title}", flush=True)
+            settings = Settings(
+                out=out,
+                kind=kind,
+                input=None if kind is Kind.UNDO_DRY_RUN else source,
+                dry_run=kind is Kind.UNDO_DRY_RUN,
+                workers=4,
+                progress=sys.stderr.isatty(),
+                base_url=sandbox.base_url,
+                api_key=SecretStr(DEFAULT_API_KEY),
+            )
+            codes.append(job.run(settings).exit_code)
     print(
-        f"Done. A real run would exit {result.exit_code}: the sample has invalid rows and an "
-        "unknown customer on purpose. Open the reports above to see why each row ended as it did."
+        f"\nDone. The run exits {int(codes[1])}: the sample has invalid rows, an unknown "
+        "customer and a refused re-latch on purpose; open the reports to see why each row "
+        f"ended as it did. On a real job, `batch-latch undo {out}` puts back what the run "
+        "changed."
     )
-    return 0 if result.exit_code in (job.EXIT_OK, job.EXIT_ROW_PROBLEMS) else result.exit_code
+    return 0 if codes[1] in (ExitCode.OK, ExitCode.ROW_PROBLEMS) else int(codes[1])

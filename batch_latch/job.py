@@ -1,4 +1,5 @@
-"""One run of the job, end to end: load, validate, send (unless dry run), report."""
+"""One command on a job, end to end: load, validate, send (or plan, or undo), report, and
+keep its history in the job folder."""
 
 from __future__ import annotations
 
@@ -8,116 +9,154 @@ from datetime import datetime, timezone
 from typing import TextIO
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from batch_latch import loader, report, validate
-from batch_latch.config import RunSettings
-from batch_latch.report import ReportPaths, ResultColumns, Summary
-
-EXIT_OK, EXIT_ROW_PROBLEMS, EXIT_USAGE, EXIT_STOPPED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+from batch_latch import __version__, history, loader, report, status, validate
+from batch_latch.report import ReportPaths, Summary
+from batch_latch.results import ResultColumns, dry_run_columns
+from batch_latch.settings import Settings
+from batch_latch.summary_text import print_summary
+from batch_latch.vocab import ExitCode, Kind, StopReason, exit_code_for
 
 
 @dataclass(frozen=True)
 class JobResult:
-    exit_code: int
+    exit_code: ExitCode
     summary: Summary
     paths: ReportPaths
-    stop_reason: str | None = None
 
 
-def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+@dataclass(frozen=True)
+class _Done:
+    """What the command produced, before it is reported."""
+
+    columns: ResultColumns
+    extras: dict[str, pa.Array]
+    rows: int
+    requests: int = 0
+    reads: int = 0
+    writes: int = 0
+    by_day: dict[str, int] | None = None
+    stop_reason: StopReason | None = None
+    stop_message: str = ""
+    limits: tuple[int | None, int | None] = (None, None)
 
 
-def exit_code_for(counts: dict[str, int], *, interrupted: bool = False) -> int:
-    if interrupted:
-        return EXIT_INTERRUPTED
-    if counts.get("pending"):
-        return EXIT_STOPPED
-    if any(counts.get(s) for s in ("invalid", "not_found", "failed")):
-        return EXIT_ROW_PROBLEMS
-    return EXIT_OK
+def run(
+    settings: Settings, *, stdout: TextIO | None = None, stderr: TextIO | None = None
+) -> JobResult:
+    """Run one command under the job's lock; reports go to its run folder and to OUT/."""
+    err = stderr or sys.stderr
+    started = datetime.now(timezone.utc)
+    with history.lock(settings.out):
+        if settings.kind in (Kind.UNDO, Kind.UNDO_DRY_RUN):
+            done = _undo(settings, err)
+        else:
+            done = _sheet(settings, err)
+        return _report(settings, done, started, stdout or sys.stdout, err)
 
 
-def run(settings: RunSettings, *, stdout: TextIO | None = None) -> JobResult:
-    started = now_iso()
+def _sheet(settings: Settings, err: TextIO) -> _Done:
+    assert settings.input is not None
+    options = {"encoding": settings.encoding, "delimiter": settings.delimiter}
     sheet = loader.load(
         settings.input,
         sheet=settings.sheet,
         fusebill_column=settings.fusebill_column,
         geotab_column=settings.geotab_column,
+        **{k: v for k, v in options.items() if v is not None},  # type: ignore[arg-type]
     )
+    header_row = getattr(sheet, "header_row", 1)
+    if header_row != 1:
+        print(f"Header found on row {header_row} of {settings.input.name}.", file=err)
     verdicts = validate.validate(sheet, allow_shared_geotab_id=settings.allow_shared_geotab_id)
-    requests = 0
-    stop_reason = None
-    interrupted = False
-    if settings.dry_run:
-        columns = dry_run_columns(verdicts)
-    else:
-        from batch_latch import runner  # the live side pulls in requests and tqdm
+    extras = dict(sheet.extras)
+    if settings.kind is Kind.DRY_RUN:
+        return _Done(dry_run_columns(verdicts), extras, len(verdicts))
+    from batch_latch import runner  # the live side pulls in requests and tqdm
 
-        outcome = runner.latch(settings, verdicts)
-        columns, requests = outcome.columns, outcome.requests
-        stop_reason, interrupted = outcome.stop_reason, outcome.interrupted
-    counts = report.count_statuses(columns.status)
-    code = exit_code_for(counts, interrupted=interrupted)
+    live = runner.latch(settings, verdicts, stderr=err)
+    return _Done(
+        live.columns,
+        extras,
+        len(verdicts),
+        live.requests,
+        live.reads,
+        live.writes,
+        live.requests_by_day,
+        live.stop_reason,
+        live.stop_message,
+        live.limits,
+    )
+
+
+def _undo(settings: Settings, err: TextIO) -> _Done:
+    from batch_latch import undo
+
+    outcome = undo.undo(settings, stderr=err)
+    if isinstance(outcome, ResultColumns):
+        return _Done(outcome, {}, len(outcome.row))
+    return _Done(
+        outcome.columns,
+        {},
+        len(outcome.columns.row),
+        outcome.requests,
+        outcome.reads,
+        outcome.writes,
+        outcome.requests_by_day,
+        outcome.stop_reason,
+        outcome.stop_message,
+        outcome.limits,
+    )
+
+
+def _report(
+    settings: Settings, done: _Done, started: datetime, out: TextIO, err: TextIO
+) -> JobResult:
+    counts = report.count_statuses(done.columns.status)
+    code = exit_code_for(counts, interrupted=done.stop_reason is StopReason.INTERRUPTED)
+    source = settings.input
     summary = Summary(
-        input=str(settings.input),
-        dry_run=settings.dry_run,
-        rows=len(verdicts),
+        input=str(source) if source else str(settings.out),
+        dry_run=not settings.sends,
+        rows=done.rows,
         counts=counts,
-        requests=requests,
-        started_at=started,
-        finished_at=now_iso(),
-        exit_code=code,
+        requests=done.requests,
+        started_at=_iso(started),
+        finished_at=_iso(datetime.now(timezone.utc)),
+        exit_code=int(code),
+        kind=settings.kind.value,
+        reads=done.reads,
+        writes=done.writes,
+        changes=report.count_changes(done.columns.change),
+        stop_reason=done.stop_reason.value if done.stop_reason else None,
+        user=history.user(),
+        host=history.host(),
+        input_sha256=history.sha256(source) if source else "",
+        version=__version__,
+        requests_by_day=done.by_day or {},
+        stop_message=done.stop_message,
+        rate=settings.rate,
+        read_first=not settings.no_read,
+        account_limits=(
+            {"minute": done.limits[0], "day": done.limits[1]} if any(done.limits) else None
+        ),
     )
     try:
-        paths = report.write_reports(settings.out, columns, sheet.extras, summary)
+        folder = history.new_run_folder(settings.out, settings.kind, started)
+        if source is not None:
+            history.copy_input(source, folder)
+        paths = report.write_reports(folder, done.columns, done.extras, summary)
+        status.write_outcomes(folder, done.columns.row, done.columns.status)
+        kept = history.publish(settings.out, paths, source)
     except report.ReportError as exc:
-        if not settings.dry_run:  # requests went out: outcomes are in the checkpoint
-            exc.exit_code = EXIT_STOPPED
+        if settings.sends:  # requests went out: outcomes are in the checkpoint
+            exc.exit_code = ExitCode.STOPPED
         raise
-    print_summary(summary, paths, stdout or sys.stdout)
-    return JobResult(exit_code=code, summary=summary, paths=paths, stop_reason=stop_reason)
+    for line in kept:
+        print(f"Note: {line}; this command's copy is in {folder}/.", file=err)
+    print_summary(summary, paths, settings.out, kept, out)
+    return JobResult(exit_code=code, summary=summary, paths=paths)
 
 
-def dry_run_columns(verdicts: validate.Verdicts) -> ResultColumns:
-    n = len(verdicts)
-    return ResultColumns(
-        row=verdicts.rows,
-        fusebillId=verdicts.fusebill,
-        geotabId=verdicts.geotab,
-        status=verdicts.status,
-        http_status=pa.nulls(n, pa.int64()),
-        attempts=pc.fill_null(pa.nulls(n, pa.int64()), 0),
-        message=verdicts.message,
-        error_key=verdicts.error_key,
-        finished_at=pc.fill_null(pa.nulls(n, pa.string()), ""),
-    )
-
-
-_LABELS = {
-    "valid": "valid (would be sent)",
-    "success": "success",
-    "not_found": "not found (404)",
-    "failed": "failed",
-    "invalid": "invalid (not sent)",
-    "duplicate": "duplicate (not sent)",
-    "pending": "pending (not finished)",
-}
-
-
-def print_summary(summary: Summary, paths: ReportPaths, out: TextIO) -> None:
-    kind = "Dry run" if summary.dry_run else "Run"
-    out.write(f"{kind} of {summary.input}: {summary.rows} rows")
-    out.write(f", {summary.requests} requests sent\n" if not summary.dry_run else "\n")
-    for status in report.STATUSES:
-        count = summary.counts.get(status, 0)
-        if count:
-            out.write(f"  {_LABELS[status]:<24} {count:>9}\n")
-    failed = sum(summary.counts.get(s, 0) for s in report.FAILED_STATUSES)
-    out.write(f"Reports in {paths.results.parent}/\n")
-    out.write(f"  {paths.results.name:<13} every row with its status\n")
-    out.write(f"  {paths.failed.name:<13} the {failed} rows to fix or send again\n")
-    out.write(f"  {paths.summary.name:<13} counts and exit code\n")
-    out.flush()
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -4,34 +4,47 @@ from __future__ import annotations
 
 import sys
 import threading
-from typing import Protocol, TextIO
+from typing import Any, Protocol, TextIO
 
 
 class Progress(Protocol):
     def start(self, total: int) -> None: ...
     def row_done(self, status: str) -> None: ...
+    def paused(self, text: str) -> None: ...
+    def write(self, line: str) -> None: ...
     def close(self) -> None: ...
 
 
 class Silent:
+    """No bar: lines still reach the stream."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream or sys.stderr
+
     def start(self, total: int) -> None:
         pass
 
     def row_done(self, status: str) -> None:
         pass
 
+    def paused(self, text: str) -> None:
+        pass
+
+    def write(self, line: str) -> None:
+        print(line, file=self._stream, flush=True)
+
     def close(self) -> None:
         pass
 
 
 class Bar:
-    """Rows done, rate and ETA, with live counts of success / not found / failed."""
+    """Rows done, rate and ETA, live counts, and why it is paused when it is."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self._stream = stream or sys.stderr
         self._lock = threading.Lock()
         self._counts = {"success": 0, "not_found": 0, "failed": 0}
-        self._bar: object | None = None
+        self._bar: Any = None
 
     def start(self, total: int) -> None:
         from tqdm import tqdm
@@ -42,16 +55,30 @@ class Bar:
         with self._lock:
             if status in self._counts:
                 self._counts[status] += 1
-            bar = self._bar
-            if bar is not None:
-                bar.set_postfix(  # type: ignore[attr-defined]
+            if self._bar is not None:
+                self._bar.set_description_str("", refresh=False)
+                self._bar.set_postfix(
                     ok=self._counts["success"],
                     not_found=self._counts["not_found"],
                     failed=self._counts["failed"],
                     refresh=False,
                 )
-                bar.update(1)  # type: ignore[attr-defined]
+                self._bar.update(1)
+
+    def paused(self, text: str) -> None:
+        with self._lock:
+            if self._bar is not None:
+                self._bar.set_description_str(text)
+
+    def write(self, line: str) -> None:
+        with self._lock:
+            if self._bar is None:
+                print(line, file=self._stream, flush=True)
+            else:
+                self._bar.write(line, file=self._stream)
 
     def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()  # type: ignore[attr-defined]
+        with self._lock:
+            if self._bar is not None:
+                self._bar.close()
+                self._bar = None

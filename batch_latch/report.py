@@ -1,4 +1,4 @@
-"""Write results.csv, failed.csv and summary.json, each atomically, safe to open in Excel.
+"""Write results.csv, failed.csv, summary.json and results.xlsx, each atomically.
 
 Arrow's CSV writer does a million rows in well under a second. Every file is written to
 a temporary name, flushed, synced and renamed over the old one (``os.replace``), so a
@@ -9,54 +9,24 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from batch_latch import formula
 from batch_latch.errors import BatchLatchError
+from batch_latch.results import ResultColumns
+from batch_latch.vocab import CHANGES, FAILED_STATUSES, STATUSES, TOOL_COLUMNS
 
-STATUSES = ("valid", "success", "not_found", "failed", "invalid", "duplicate", "pending")
-FAILED_STATUSES = ("invalid", "not_found", "failed", "pending")
-TOOL_COLUMNS = (
-    "row",
-    "fusebillId",
-    "geotabId",
-    "status",
-    "http_status",
-    "attempts",
-    "message",
-    "error_key",
-    "finished_at",
-)
-# A cell a spreadsheet would run as a formula, or one that already starts with ``'`` before
-# such a character: it gets one more ``'``, so the loader (which removes one) gives it back.
-_FORMULA = r"^'*[=+\-@\t\r\n]"
-_FORMULA_FIRST = ("=", "+", "-", "@", "\t", "\r", "\n", "'")  # first characters _FORMULA can match
 _BOM = b"\xef\xbb\xbf"
 
 
 class ReportError(BatchLatchError):
     """The reports could not be written (disk full, no permission...)."""
-
-
-@dataclass(frozen=True)
-class ResultColumns:
-    """The tool's own columns of results.csv, one entry per non-blank input row."""
-
-    row: pa.Array  # int64
-    fusebillId: pa.Array
-    geotabId: pa.Array
-    status: pa.Array  # string
-    http_status: pa.Array  # int64, null when nothing was answered
-    attempts: pa.Array  # int64
-    message: pa.Array  # string
-    error_key: pa.Array  # string
-    finished_at: pa.Array  # string (ISO 8601 UTC) or ""
 
 
 @dataclass(frozen=True)
@@ -69,6 +39,20 @@ class Summary:
     started_at: str
     finished_at: str
     exit_code: int
+    kind: str
+    reads: int
+    writes: int
+    changes: dict[str, int]
+    stop_reason: str | None
+    user: str
+    host: str
+    input_sha256: str
+    version: str
+    requests_by_day: dict[str, int] = field(default_factory=dict)
+    stop_message: str = ""
+    rate: float = 0.0
+    read_first: bool = True
+    account_limits: dict[str, int | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -76,31 +60,28 @@ class ReportPaths:
     results: Path
     failed: Path
     summary: Path
+    xlsx: Path | None = None
+
+    def all(self) -> list[Path]:
+        return [p for p in (self.results, self.failed, self.summary, self.xlsx) if p is not None]
 
 
-def count_statuses(status: pa.Array) -> dict[str, int]:
-    counts = dict.fromkeys(STATUSES, 0)
-    for item in pc.value_counts(status).to_pylist():
+def count(values: pa.Array, names: tuple[str, ...]) -> dict[str, int]:
+    counts = dict.fromkeys(names, 0)
+    for item in pc.value_counts(values).to_pylist():
+        if item["values"] == "" and "" not in names:
+            continue
         # A dictionary-coded column may hold one value under several codes: add them up.
         counts[item["values"]] = counts.get(item["values"], 0) + item["counts"]
     return counts
 
 
-def escape_formula(column: pa.Array) -> pa.Array:
-    """Put ``'`` before a cell a spreadsheet would run as a formula (OWASP CSV injection)."""
-    if len(column) == 0:
-        return column
-    if pa.types.is_dictionary(column.type):  # escape each distinct value once
-        return pa.DictionaryArray.from_arrays(column.indices, escape_formula(column.dictionary))
-    # A few one-byte prefix tests cost a fraction of one regex pass over a million cells.
-    if not any(pc.any(pc.starts_with(column, c)).as_py() for c in _FORMULA_FIRST):
-        return column
-    risky = pc.match_substring_regex(column, _FORMULA)
-    return pc.if_else(risky, pc.binary_join_element_wise("'", column, ""), column)
+def count_statuses(status: pa.Array) -> dict[str, int]:
+    return count(status, STATUSES)
 
 
-def _escape_name(name: str) -> str:
-    return "'" + name if re.match(_FORMULA, name) else name
+def count_changes(change: pa.Array) -> dict[str, int]:
+    return count(change, CHANGES)
 
 
 def output_names(extra_names: list[str]) -> list[str]:
@@ -122,23 +103,39 @@ def _is_text(kind: pa.DataType) -> bool:
     return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind))
 
 
-def build_table(columns: ResultColumns, extras: Mapping[str, pa.Array]) -> pa.Table:
+def build_table(
+    columns: ResultColumns, extras: Mapping[str, pa.Array], *, escape: bool = True
+) -> pa.Table:
+    """The report's table; ``escape`` guards CSV cells against formula injection (an xlsx
+    needs no guard: its cells are written as text)."""
     arrays: dict[str, pa.Array] = {}
-    for name in TOOL_COLUMNS:
-        value = getattr(columns, name)
-        arrays[name] = escape_formula(value) if _is_text(value.type) else value
+    for name, value in columns.items():
+        arrays[name] = formula.escape(value) if escape and _is_text(value.type) else value
     for name, value in zip(output_names(list(extras)), extras.values()):
-        arrays[_escape_name(name)] = escape_formula(value)
+        arrays[formula.escape_text(name) if escape else name] = (
+            formula.escape(value) if escape else value
+        )
     return pa.table(arrays)
 
 
 def write_reports(
-    out_dir: Path, columns: ResultColumns, extras: Mapping[str, pa.Array], summary: Summary
+    out_dir: Path,
+    columns: ResultColumns,
+    extras: Mapping[str, pa.Array],
+    summary: Summary,
+    *,
+    xlsx: bool = True,
 ) -> ReportPaths:
+    """results.csv, failed.csv, summary.json and (up to 200,000 rows) results.xlsx."""
+    from batch_latch import report_xlsx
+
     paths = ReportPaths(
         results=out_dir / "results.csv",
         failed=out_dir / "failed.csv",
         summary=out_dir / "summary.json",
+        xlsx=out_dir / "results.xlsx"
+        if xlsx and summary.rows <= report_xlsx.MAX_XLSX_ROWS
+        else None,
     )
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -146,8 +143,16 @@ def write_reports(
         _write_csv(paths.results, table)
         failed = pc.is_in(columns.status, value_set=pa.array(FAILED_STATUSES))
         _write_csv(paths.failed, table.filter(failed))
+        if paths.xlsx is not None:
+            report_xlsx.write_results_xlsx(
+                paths.xlsx,
+                build_table(columns, extras, escape=False),
+                summary.counts,
+                summary.changes,
+                title=f"{summary.kind} of {Path(summary.input).name}, {summary.started_at}",
+            )
         text = json.dumps(asdict(summary), indent=2, ensure_ascii=False) + "\n"
-        _atomic_write(paths.summary, lambda sink: sink.write(text.encode("utf-8")))
+        atomic_write(paths.summary, lambda sink: sink.write(text.encode("utf-8")))
     except OSError as exc:
         where = exc.filename or out_dir
         raise ReportError(f"cannot write reports to {where}: {exc.strerror or exc}") from None
@@ -166,14 +171,14 @@ def _write_csv(path: Path, table: pa.Table) -> None:
             pacsv.write_csv(table, sink, write_options=options)
 
         try:
-            _atomic_write(path, write)
+            atomic_write(path, write)
             return
         except pa.ArrowInvalid:
             if quoting == "needed":
                 raise
 
 
-def _atomic_write(path: Path, write: Callable[[pa.NativeFile], object]) -> None:
+def atomic_write(path: Path, write: Callable[[pa.NativeFile], object]) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with pa.OSFile(str(tmp), "wb") as sink:

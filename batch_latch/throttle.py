@@ -14,6 +14,9 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime, timezone
+
+from batch_latch.vocab import StopReason
 
 BURST = 2.0
 # Float rounding can leave 0.9999999999995 tokens and a wait too short to move the clock:
@@ -41,7 +44,8 @@ class Throttle:
         self._paused_until = 0.0
         self._budget = max_requests
         self._granted = 0
-        self._stop_reason: str | None = None
+        self._by_day: dict[str, int] = {}  # requests started per UTC day (for status)
+        self._stop_reason: StopReason | None = None
 
     # --- decisions (pure, under the lock; unit-tested with a fake clock) -------------------
 
@@ -50,7 +54,7 @@ class Throttle:
         if self._stop_reason is not None:
             return None
         if self._budget is not None and self._granted >= self._budget:
-            self._stop_reason = self._stop_reason or "max_requests"
+            self._stop_reason = self._stop_reason or StopReason.MAX_REQUESTS
             return None
         if now < self._paused_until:
             return self._paused_until - now
@@ -59,6 +63,8 @@ class Throttle:
         if self._tokens >= 1.0 - _EPSILON:
             self._tokens -= 1.0
             self._granted += 1
+            day = datetime.now(timezone.utc).date().isoformat()
+            self._by_day[day] = self._by_day.get(day, 0) + 1
             return 0.0
         return (1.0 - self._tokens) / self._rate
 
@@ -76,20 +82,24 @@ class Throttle:
                     return True
                 self._cond.wait(timeout=wait)
 
-    def pause_until(self, deadline: float) -> None:
-        """No request starts before ``deadline`` (same clock); a later pause wins."""
+    def pause_until(self, deadline: float) -> bool:
+        """No request starts before ``deadline`` (same clock); a later pause wins.
+
+        True when this call made the pause longer (so its cause is worth telling)."""
         with self._cond:
-            if deadline > self._paused_until:
-                self._paused_until = deadline
-                # Tokens saved up before the pause are capped; the bucket still fills while paused,
-                # so up to ``burst`` requests may start at the deadline (a fresh window), then the
-                # steady pace. The bound "rate * t + burst" holds across the pause.
-                self._tokens = min(self._tokens, 1.0)
+            if deadline <= self._paused_until:
+                return False
+            self._paused_until = deadline
+            # Tokens saved up before the pause are capped; the bucket still fills while paused,
+            # so up to ``burst`` requests may start at the deadline (a fresh window), then the
+            # steady pace. The bound "rate * t + burst" holds across the pause.
+            self._tokens = min(self._tokens, 1.0)
+            return True
 
-    def pause_for(self, seconds: float) -> None:
-        self.pause_until(self._clock() + max(0.0, seconds))
+    def pause_for(self, seconds: float) -> bool:
+        return self.pause_until(self._clock() + max(0.0, seconds))
 
-    def stop(self, reason: str) -> None:
+    def stop(self, reason: StopReason) -> None:
         """Stop everything: waiting workers wake up and send nothing more. First reason wins."""
         with self._cond:
             if self._stop_reason is None:
@@ -108,15 +118,25 @@ class Throttle:
             return False
 
     @property
-    def stop_reason(self) -> str | None:
+    def stop_reason(self) -> StopReason | None:
         with self._cond:
             return self._stop_reason
+
+    @property
+    def rate(self) -> float:
+        return self._rate
 
     @property
     def granted(self) -> int:
         """Requests started so far (what ``--max-requests`` counts)."""
         with self._cond:
             return self._granted
+
+    @property
+    def by_day(self) -> dict[str, int]:
+        """Requests started per UTC day, for the job's history."""
+        with self._cond:
+            return dict(self._by_day)
 
     @property
     def paused_until(self) -> float:

@@ -1,0 +1,198 @@
+"""What earlier runs of this job settled, and what ``undo`` must put back: lookups over the
+checkpoint's records, on whole columns.
+
+A customer's latest record wins: a pair is settled only while it is the latest thing this
+job recorded for that customer (if the job later latched the customer to another geotabId,
+or undid it, the pair is a row like any other again).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from batch_latch.vocab import Change, Status
+
+#: Changes that wrote to the customer (``unchanged`` wrote nothing).
+WRITES = (Change.NEW.value, Change.RELATCH.value, Change.UNKNOWN.value)
+_NOT_REFUSALS = ("http_408", "http_409", "http_429")
+#: error_key of a 4xx that is Fusebill's final word (not 408, 409 or 429).
+REFUSAL_PATTERN = r"^http_4(?:0[0-7]|1\d|2[0-8]|[3-9]\d)$"
+EARLIER_SUCCESS = "latched earlier; not sent again"
+
+
+def is_refusal(error_key: str) -> bool:
+    """A 4xx Fusebill gave as its final word (not 408/409/429, which are worth a retry)."""
+    return error_key.startswith("http_4") and error_key not in _NOT_REFUSALS
+
+
+@dataclass(frozen=True)
+class Origin:
+    """What a customer held before this job first changed it."""
+
+    previous: str  # "" when it held none
+    known: bool  # False when the first change was written blind (--no-read)
+
+
+@dataclass(frozen=True)
+class Target:
+    """A customer undo must look at: what the job set, and what to put back."""
+
+    fusebill_id: int
+    set_to: str
+    origin: Origin
+
+
+@dataclass(frozen=True)
+class Settled:
+    """For the rows asked about: which ones earlier runs settled, and what they recorded."""
+
+    where: np.ndarray  # positions in the asked arrays
+    status: pa.Array  # string, like the columns below
+    http_status: pa.Array  # int64, nullable
+    message: pa.Array
+    error_key: pa.Array
+    change: pa.Array
+    previous: pa.Array
+    finished_at: pa.Array
+    notes: dict[int, str]  # position -> what an earlier run said of a pair it did not settle
+
+
+def _flat(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+
+
+class Earlier:
+    def __init__(self, table: pa.Table) -> None:
+        self._table = table
+        self._fids = np.asarray(table["f"].to_numpy(), dtype=np.int64)
+
+    def __len__(self) -> int:
+        return int(self._table.num_rows)
+
+    def _column(self, name: str, rows: np.ndarray) -> pa.Array:
+        return _flat(pc.take(self._table[name], pa.array(rows, pa.int64())))
+
+    def latest(self, fids: np.ndarray) -> np.ndarray:
+        """For each asked fusebillId, the position of its latest record, or -1."""
+        order = np.argsort(self._fids, kind="stable")  # equal ids keep the order written
+        ordered = self._fids[order]
+        last = np.searchsorted(ordered, fids, side="right") - 1
+        hit = (last >= 0) & (ordered[np.maximum(last, 0)] == fids)
+        return np.where(hit, order[np.maximum(last, 0)], -1)
+
+    def settled(
+        self, fids: np.ndarray, gids: pa.Array, *, retry_not_found: bool, retry_failed: bool
+    ) -> Settled:
+        latest = self.latest(fids) if len(self) else np.full(len(fids), -1, np.int64)
+        found = np.flatnonzero(latest >= 0)
+        rows = latest[found]
+        same = _mask(pc.equal(pc.take(gids, pa.array(found)), self._column("g", rows)))
+        found, rows = found[same], rows[same]
+        status, key = self._column("s", rows), self._column("k", rows)
+        change = self._column("c", rows)
+        success = _mask(pc.equal(status, Status.SUCCESS.value)) & ~_mask(
+            pc.equal(change, Change.UNDO.value)
+        )
+        missing = _mask(pc.equal(status, Status.NOT_FOUND.value)) & (not retry_not_found)
+        refused = (
+            _mask(pc.equal(status, Status.FAILED.value))
+            & _mask(pc.match_substring_regex(key, REFUSAL_PATTERN))
+            & (not retry_failed)
+        )
+        keep = success | missing | refused
+        message = self._column("m", rows)
+        texts = pc.if_else(pa.array(success), EARLIER_SUCCESS, message)
+        odd = np.flatnonzero(keep & ~success)  # the few rows whose message is worded each
+        if len(odd):
+            texts = texts.to_pylist()
+            for j in odd.tolist():
+                texts[j] = _earlier_words(bool(missing[j]), texts[j])
+            texts = pa.array(texts, pa.string())
+        rest = np.flatnonzero(~keep)
+        notes = dict(
+            zip(
+                found[rest].tolist(),
+                pc.binary_join_element_wise(
+                    pc.take(status, pa.array(rest)), pc.take(message, pa.array(rest)), ": "
+                ).to_pylist(),
+            )
+        )
+        at = pa.array(np.flatnonzero(keep))
+        sub = rows[keep]
+        return Settled(
+            where=found[keep],
+            status=pc.take(status, at),
+            http_status=self._column("h", sub),
+            message=pc.take(texts, at),
+            error_key=pc.take(pc.if_else(pa.array(success), "latched_earlier", key), at),
+            change=pc.take(change, at),
+            previous=self._column("p", sub),
+            finished_at=self._column("t", sub),
+            notes=notes,
+        )
+
+    def origins(self, fids: Iterable[int]) -> dict[int, Origin]:
+        """For the customers asked about, what they held before the job's first write."""
+        wanted = np.fromiter(fids, dtype=np.int64)
+        if not len(self) or not len(wanted):
+            return {}
+        rows = np.flatnonzero(np.isin(self._fids, wanted))
+        out: dict[int, Origin] = {}
+        for fid, s, c, p in zip(
+            self._fids[rows].tolist(),
+            self._column("s", rows).to_pylist(),
+            self._column("c", rows).to_pylist(),
+            self._column("p", rows).to_pylist(),
+        ):
+            if fid not in out and s == Status.SUCCESS.value and c in WRITES:
+                out[fid] = Origin(previous=p, known=c != Change.UNKNOWN.value)
+        return out
+
+    def undo_targets(self) -> list[Target]:
+        """Customers this job wrote to whose latest successful write is not yet undone."""
+        if not len(self):
+            return []
+        success = np.asarray(
+            pc.equal(self._table["s"], Status.SUCCESS.value).to_numpy(zero_copy_only=False),
+            dtype=bool,
+        )
+        change = self._table["c"]
+        wrote = np.asarray(
+            pc.is_in(change, value_set=pa.array([*WRITES, Change.UNDO.value])).to_numpy(
+                zero_copy_only=False
+            ),
+            dtype=bool,
+        )
+        rows = np.flatnonzero(success & wrote)
+        sub = Earlier(self._table.take(pa.array(rows, pa.int64())))
+        fids = np.unique(sub._fids)
+        last = sub.latest(fids)
+        changes = sub._column("c", last).to_pylist()
+        values = sub._column("g", last).to_pylist()
+        origins = sub.origins(fids.tolist())
+        return [
+            Target(int(fid), value, origins[int(fid)])
+            for fid, c, value in zip(fids.tolist(), changes, values)
+            if c != Change.UNDO.value and int(fid) in origins
+        ]
+
+
+def _earlier_words(not_found: bool, message: str) -> str:
+    if not_found:
+        return (
+            f"not found in an earlier run: {message}; not sent again "
+            "(use --retry-not-found to send it)"
+        )
+    return (
+        f"refused in an earlier run: {message}; not sent again "
+        "(fix the row, or use --retry-failed to send it)"
+    )
+
+
+def _mask(values: pa.Array) -> np.ndarray:
+    return np.asarray(pc.fill_null(values, False).to_numpy(zero_copy_only=False), dtype=bool)

@@ -1,0 +1,179 @@
+"""The job folder's history: one folder per command, never overwritten; the latest reports
+copied to the job folder itself; one command at a time.
+
+``OUT/runs/<UTC time>-<kind>/`` holds a command's reports, its summary and a copy of its
+input. The latest reports are then copied to ``OUT/`` (each atomically), except a file the
+user is reading from or has edited since the tool wrote it: the tool never overwrites
+what the user wrote. ``OUT/.published.json`` remembers what the tool last put there.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import json
+import os
+import shutil
+import socket
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO
+
+from batch_latch.errors import BatchLatchError
+from batch_latch.report import ReportError, ReportPaths, atomic_write
+from batch_latch.vocab import Kind
+
+RUNS = "runs"
+LOCK = ".lock"
+PUBLISHED = ".published.json"
+
+
+class JobBusy(BatchLatchError):
+    """Another command is working on the same job folder."""
+
+
+def user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name (some containers, services): say so plainly
+        return "unknown"
+
+
+def host() -> str:
+    return socket.gethostname() or "unknown"
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@contextmanager
+def lock(out: Path) -> Iterator[None]:
+    """Hold the job folder for one command. An OS lock on an open file, so a crashed or
+    killed command never leaves it stuck (the OS drops the lock with the process)."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        handle = (out / LOCK).open("a+")
+    except OSError as exc:
+        raise ReportError(f"cannot use job folder {out}: {exc.strerror or exc}") from None
+    try:
+        if not _try_lock(handle):
+            raise JobBusy(
+                f"the job in {out} is busy: another batch-latch command is using it; wait for it "
+                "to finish (or use another --out)"
+            )
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {host()} since {stamp_now()}\n")
+        handle.flush()
+        yield
+    finally:
+        handle.close()
+
+
+def _try_lock(handle: IO[str]) -> bool:
+    if sys.platform == "win32":  # pragma: no cover - CI runs POSIX only
+        import msvcrt
+
+        try:
+            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+    import fcntl
+
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
+
+
+def stamp_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def new_run_folder(out: Path, kind: Kind, started: datetime) -> Path:
+    """``OUT/runs/<UTC time>-<kind>/``, never one that exists already."""
+    base = out / RUNS / f"{started:%Y%m%dT%H%M%SZ}-{kind.value}"
+    folder, n = base, 2
+    while folder.exists():
+        folder, n = base.with_name(f"{base.name}-{n}"), n + 1
+    try:
+        folder.mkdir(parents=True)
+    except OSError as exc:
+        raise ReportError(f"cannot write reports to {folder}: {exc.strerror or exc}") from None
+    return folder
+
+
+def copy_input(source: Path, folder: Path) -> None:
+    try:
+        shutil.copyfile(source, folder / f"input-{source.name}")
+    except OSError as exc:
+        raise ReportError(f"cannot copy the input into {folder}: {exc.strerror or exc}") from None
+
+
+def publish(out: Path, paths: ReportPaths, source: Path | None) -> list[str]:
+    """Copy a command's reports to ``OUT/``; returns what was kept back, in words."""
+    record = _published(out)
+    kept: list[str] = []
+    wanted = {p.name for p in paths.all()}
+    for stale in ("results.xlsx",):  # a report this command did not write must not linger
+        if stale not in wanted and _ours(out / stale, record):
+            (out / stale).unlink(missing_ok=True)
+            record.pop(stale, None)
+    for path in paths.all():
+        target = out / path.name
+        if source is not None and target.exists() and _same(target, source):
+            kept.append(f"{target} is this command's input, so it was left as it is")
+            continue
+        if target.exists() and not _ours(target, record):
+            kept.append(f"{target} was changed since batch-latch wrote it, so it was left as it is")
+            continue
+        try:
+            data = path.read_bytes()
+            atomic_write(target, lambda sink, data=data: sink.write(data))  # type: ignore[misc]
+        except OSError as exc:
+            raise ReportError(f"cannot write reports to {out}: {exc.strerror or exc}") from None
+        record[path.name] = hashlib.sha256(data).hexdigest()
+    text = json.dumps(record, indent=1).encode("utf-8")
+    try:
+        atomic_write(out / PUBLISHED, lambda sink: sink.write(text))
+    except OSError as exc:
+        raise ReportError(f"cannot write reports to {out}: {exc.strerror or exc}") from None
+    return kept
+
+
+def _published(out: Path) -> dict[str, str]:
+    try:
+        data = json.loads((out / PUBLISHED).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def _ours(target: Path, record: dict[str, str]) -> bool:
+    """True when ``target`` is missing or still exactly what the tool last wrote there. A
+    report from before this record existed (v1) counts as ours."""
+    if not target.exists():
+        return True
+    if target.name not in record:
+        return not (target.parent / PUBLISHED).exists()
+    try:
+        return sha256(target) == record[target.name]
+    except OSError:
+        return False
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False

@@ -1,0 +1,102 @@
+"""What a live command tells the user on stderr while it works: estimates, pauses, one-time
+warnings. Thread-safe: workers call it; each kind of line is said once or when it changes.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+
+from batch_latch.progress import Progress
+
+VISIBLE_PAUSE = 5.0  # seconds: a pause this long or longer gets a line of its own
+
+
+def local_time(moment: datetime) -> str:
+    """A moment as the user's wall clock shows it, with the zone's name."""
+    local = moment.astimezone()
+    return f"{local:%H:%M:%S} {local.tzname() or ''}".strip()
+
+
+def both_times(moment: datetime) -> str:
+    utc = moment.astimezone(timezone.utc)
+    return f"{utc:%Y-%m-%d %H:%M} UTC ({moment.astimezone():%Y-%m-%d %H:%M} local)"
+
+
+def duration(seconds: float) -> str:
+    if seconds < 60:
+        return "under a minute"
+    if seconds < 3600:
+        return f"about {round(seconds / 60)} min"
+    if seconds < 2 * 86400:
+        return f"about {int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
+    return f"about {seconds / 86400:.1f} days"
+
+
+class Notices:
+    def __init__(self, progress: Progress) -> None:
+        self._progress = progress
+        self._lock = threading.Lock()
+        self._said: set[str] = set()
+        self._pause_end = 0.0  # monotonic end of the last pause told
+
+    def say(self, text: str) -> None:
+        self._progress.write(text)
+
+    def once(self, key: str, text: str) -> None:
+        with self._lock:
+            if key in self._said:
+                return
+            self._said.add(key)
+        self.say(text)
+
+    def pause(self, seconds: float, cause: str) -> None:
+        """A pause every worker keeps; told when it is long enough for a person to wonder."""
+        end = time.monotonic() + seconds
+        until = datetime.now(timezone.utc) + timedelta(seconds=seconds)
+        self._progress.paused(f"paused until {local_time(until)}: {cause}" if seconds >= 1 else "")
+        if seconds < VISIBLE_PAUSE:
+            return
+        with self._lock:
+            if end <= self._pause_end + 1.0:  # the same pause, told already
+                return
+            self._pause_end = end
+        self.say(f"Pausing {duration_short(seconds)} until {local_time(until)}: {cause}.")
+
+    def estimate(
+        self, requests: int, rate: float, limit_minute: int | None, limit_day: int | None
+    ) -> None:
+        """Once the account's limits are known: how long the rest takes at them, when they
+        (not --rate) are the bound; in days when the daily quota is."""
+        if not requests or (limit_minute is None and limit_day is None):
+            return
+        per_second = min(rate, (limit_minute or 1e12) / 60.0)
+        seconds = requests / per_second
+        days = requests / limit_day if limit_day else 0.0
+        if days > 1:
+            seconds = max(seconds, math.ceil(days) * 86400.0)
+        if seconds <= requests / rate * 1.1:  # --rate is the bound: the first estimate holds
+            return
+        bound = ", ".join(
+            text
+            for text in (
+                f"{limit_minute:,} a minute" if limit_minute else "",
+                f"{limit_day:,} a day" if limit_day else "",
+            )
+            if text
+        )
+        self.once(
+            "limits",
+            f"This account's limits are {bound}: the {requests:,} requests left take "
+            f"{duration(seconds)} at them.",
+        )
+
+
+def duration_short(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

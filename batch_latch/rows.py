@@ -1,0 +1,233 @@
+"""One row of a run or a plan: read the customer, decide, latch, and prove the latch landed.
+
+The decision table (contract v2, "Read before write"):
+
+=====================  =======================  ==================================
+the read finds         run                      plan
+=====================  =======================  ==================================
+404 (Fusebill format)  not_found                not_found
+the same geotabId      success, ``unchanged``   valid, ``unchanged``
+none                   latch, ``new``           valid, ``new``
+another                failed ``relatch_refused`` (latch with --allow-relatch)  valid, ``relatch``
+no geotabId key        latch, ``unknown``       valid, ``unknown``
+anything else          retried, then failed ``unreadable``; never written blind
+=====================  =======================  ==================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from batch_latch.answers import Holding, Kind, Reply, Verdict, classify_latch, classify_read
+from batch_latch.attempts import Attempts, Sent
+from batch_latch.earlier import Origin
+from batch_latch.service import FusebillService
+from batch_latch.vocab import PENDING_MESSAGES, Change, Status, StopReason
+
+NO_GEOTAB_FIELD = (
+    "Note: this API's customer records do not show a geotabId, so what each customer held "
+    "before cannot be checked or recorded; rows are latched with change 'unknown' and undo "
+    "cannot restore them."
+)
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Task:
+    index: int  # position in the sheet
+    fusebill_id: int
+    geotab_id: str
+    origin: Origin | None = None  # what the customer held before this job first changed it
+
+
+@dataclass(frozen=True)
+class RowOutcome:
+    status: Status
+    http_status: int | None
+    attempts: int  # latch requests sent for the row in this run
+    message: str
+    error_key: str = ""
+    change: Change = Change.NONE
+    previous: str = ""
+    finished_at: str = ""
+
+
+def pending(reason: StopReason | None, attempts: int = 0, http: int | None = None) -> RowOutcome:
+    why = reason or StopReason.INTERRUPTED
+    return RowOutcome(Status.PENDING, http, attempts, PENDING_MESSAGES[why], why.value)
+
+
+class RowLogic:
+    """Decides and carries out one row; ``write=False`` is the plan (reads only)."""
+
+    def __init__(
+        self,
+        service: FusebillService,
+        attempts: Attempts,
+        *,
+        read_first: bool = True,
+        allow_relatch: bool = False,
+        write: bool = True,
+    ) -> None:
+        self.service = service
+        self.attempts = attempts
+        self.read_first = read_first
+        self.allow_relatch = allow_relatch
+        self.write = write
+
+    def stopped(self, latches: int = 0, http: int | None = None) -> RowOutcome:
+        return pending(self.attempts.throttle.stop_reason, latches, http)
+
+    def outcome(
+        self,
+        status: Status,
+        http: int | None,
+        attempts: int,
+        message: str,
+        key: str = "",
+        change: Change = Change.NONE,
+        previous: str = "",
+    ) -> RowOutcome:
+        return RowOutcome(status, http, attempts, message, key, change, previous, now_iso())
+
+    def read(self, task: Task) -> tuple[Sent, Holding | None]:
+        holding: list[Holding | None] = [None]
+
+        def judge(reply: Reply) -> Verdict:
+            verdict, holding[0] = classify_read(reply, task.fusebill_id)
+            return verdict
+
+        sent = self.attempts.call(
+            lambda: self.service.customer(task.fusebill_id), judge, task.index
+        )
+        return sent, holding[0]
+
+    def process(self, task: Task) -> RowOutcome:
+        origin = task.origin
+        if not self.read_first:
+            return self.latch(task, Change.UNKNOWN, origin.previous if origin else "")
+        sent, holding = self.read(task)
+        verdict = sent.verdict
+        if verdict is None:
+            return self.stopped(0, sent.status)
+        if verdict.kind is Kind.NOT_FOUND:
+            return self.outcome(Status.NOT_FOUND, sent.status, 0, verdict.message, "not_found")
+        if verdict.kind is not Kind.SUCCESS or holding is None:
+            return self.outcome(
+                Status.FAILED,
+                sent.status,
+                0,
+                f"could not read the customer, so nothing was written: {verdict.message}",
+                "unreadable" if verdict.kind is Kind.RETRYABLE else verdict.error_key,
+            )
+        return self._decide(task, holding, sent.status)
+
+    def _decide(self, task: Task, holding: Holding, http: int | None) -> RowOutcome:
+        origin = task.origin
+        held = holding.geotab_id
+        if not holding.known:
+            self.attempts.notices.once("no_geotab_field", NO_GEOTAB_FIELD)
+            change, previous = Change.UNKNOWN, origin.previous if origin else ""
+        elif held == task.geotab_id:
+            earlier = origin.previous if origin else ""
+            return self.outcome(
+                Status.VALID if not self.write else Status.SUCCESS,
+                http,
+                0,
+                "already holds this geotabId; nothing to write",
+                "",
+                Change.UNCHANGED,
+                earlier,
+            )
+        elif held is None:
+            change, previous = Change.NEW, origin.previous if origin else ""
+        else:
+            change, previous = Change.RELATCH, origin.previous if origin else held
+            if not self.allow_relatch:
+                return self.outcome(
+                    Status.VALID if not self.write else Status.FAILED,
+                    http,
+                    0,
+                    f"the customer holds geotabId {held!r}; "
+                    + (
+                        "a run would refuse to replace it without --allow-relatch"
+                        if not self.write
+                        else "not replaced (use --allow-relatch to replace it)"
+                    ),
+                    "" if not self.write else "relatch_refused",
+                    Change.RELATCH,
+                    held,
+                )
+        if not self.write:
+            return self.outcome(
+                Status.VALID, http, 0, f"would latch ({change.value})", "", change, previous
+            )
+        return self.latch(task, change, previous, held)
+
+    def latch(
+        self, task: Task, change: Change, previous: str, held: str | None = None
+    ) -> RowOutcome:
+        gid = task.geotab_id
+        sent = self.attempts.call(
+            lambda: self.service.latch(task.fusebill_id, gid),
+            lambda reply: classify_latch(reply, gid),
+            task.index,
+        )
+        verdict, n = sent.verdict, sent.attempts
+        if verdict is None:
+            return self.stopped(n, sent.status)
+
+        def done(status: Status, message: str, key: str = "") -> RowOutcome:
+            kept = change if status is Status.SUCCESS else Change.NONE
+            return self.outcome(status, sent.status, n, message, key, kept, previous)
+
+        replaced = f"; replaced {held!r}" if change is Change.RELATCH and held else ""
+        if verdict.kind is Kind.SUCCESS:
+            return done(Status.SUCCESS, f"latched{replaced}")
+        if verdict.kind is Kind.NOT_FOUND:
+            return done(Status.NOT_FOUND, verdict.message, "not_found")
+        if verdict.kind is Kind.UNPROVEN:
+            why = f"the answer (HTTP {sent.status}) did not show the latch: {verdict.message}"
+            return self.confirm(task, sent, why, "unconfirmed", done)
+        if sent.ambiguous and (
+            sent.exhausted or (verdict.kind is Kind.REJECTED and sent.status in (400, 409))
+        ):
+            why = verdict.message
+            if sent.exhausted:
+                why = f"gave up after {n} attempts: {why}"
+            return self.confirm(task, sent, why, verdict.error_key, done)
+        if sent.exhausted:
+            return done(
+                Status.FAILED, f"gave up after {n} attempts: {verdict.message}", verdict.error_key
+            )
+        return done(Status.FAILED, verdict.message, verdict.error_key)
+
+    def confirm(
+        self,
+        task: Task,
+        latch: Sent,
+        why: str,
+        key: str,
+        done: Callable[[Status, str, str], RowOutcome],
+    ) -> RowOutcome:
+        """Read the customer back: the latch counts only if the customer now holds it."""
+        sent, holding = self.read(task)
+        if sent.verdict is None:
+            return self.stopped(latch.attempts, latch.status)
+        if sent.verdict.kind is Kind.SUCCESS and holding is not None and holding.known:
+            if holding.geotab_id == task.geotab_id:
+                return done(Status.SUCCESS, f"confirmed by read-back ({why})", "")
+            if holding.geotab_id is not None:
+                return done(
+                    Status.FAILED,
+                    f"{why}; read-back: the customer holds {holding.geotab_id!r}, "
+                    f"not {task.geotab_id!r}",
+                    "geotab_id_mismatch",
+                )
+        found = "holds no geotabId" if sent.verdict.kind is Kind.SUCCESS else sent.verdict.message
+        return done(Status.FAILED, f"{why}; read-back could not confirm: {found}", key)

@@ -1,0 +1,369 @@
+"""Settings for one command, each option defined once.
+
+An :class:`Option` is registered on argparse for the commands that take it, and
+:func:`settings_from` builds the frozen :class:`Settings` from the parsed arguments by field
+name, so a default lives in one place (twine registers its settings the same way). The key
+and base URL come from the environment and ``.env``, never from the command line.
+
+The key is a ``pydantic.SecretStr`` from the moment it is read, so a stray ``repr`` or log
+line shows ``**********``, never the key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import ipaddress
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from dotenv import dotenv_values
+from pydantic import SecretStr
+
+from batch_latch.errors import ConfigError
+from batch_latch.vocab import Kind
+
+DEFAULT_BASE_URL = "https://secure.fusebill.com/v1"
+KEY_VARIABLE = "FUSEBILL_API_KEY"
+URL_VARIABLE = "FUSEBILL_BASE_URL"
+
+# Which commands take which option group.
+INPUT = ("run", "plan")
+PACE = ("run", "plan", "undo")
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class Option:
+    """One command-line option: its flag, help for ops, default and the commands taking it."""
+
+    flag: str
+    help: str
+    commands: tuple[str, ...]
+    default: Any = None
+    type: Any = None
+    metavar: str | None = None
+
+    @property
+    def dest(self) -> str:
+        return self.flag.lstrip("-").replace("-", "_")
+
+    @property
+    def is_switch(self) -> bool:
+        return self.type is None and self.default is False
+
+    def register(self, parser: argparse.ArgumentParser) -> None:
+        text = self.help
+        if self.default not in (None, False):
+            text += (
+                f" (default: {self.default:g})"
+                if isinstance(self.default, float)
+                else (f" (default: {self.default})")
+            )
+        if self.is_switch:
+            parser.add_argument(self.flag, action="store_true", help=text)
+        else:
+            parser.add_argument(
+                self.flag, type=self.type, default=self.default, metavar=self.metavar, help=text
+            )
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option(
+        "--dry-run",
+        "check everything and write the reports; send nothing, no key needed",
+        ("run", "undo"),
+        default=False,
+    ),
+    Option(
+        "--out",
+        "job folder: checkpoint, reports and run history "
+        "(default: <INPUT folder>/<INPUT name>-latch/)",
+        INPUT,
+        type=Path,
+        metavar="DIR",
+    ),
+    Option(
+        "--sheet",
+        "worksheet of an .xlsx, ignoring case (default: the first visible one)",
+        INPUT,
+        metavar="NAME",
+    ),
+    Option(
+        "--fusebill-column",
+        "header of the fusebillId column, when it is not recognised",
+        INPUT,
+        metavar="NAME",
+    ),
+    Option(
+        "--geotab-column",
+        "header of the geotabId column, when it is not recognised",
+        INPUT,
+        metavar="NAME",
+    ),
+    Option(
+        "--encoding",
+        "CSV only: the file's encoding, e.g. utf-8, cp1252, utf-16 (default: detected)",
+        INPUT,
+        metavar="NAME",
+    ),
+    Option("--delimiter", "CSV only: , ; tab or | (default: detected)", INPUT, metavar="D"),
+    Option(
+        "--rate",
+        "most requests started per second, all workers together",
+        PACE,
+        default=10.0,
+        type=_positive_float,
+        metavar="R",
+    ),
+    Option(
+        "--workers", "requests in flight at once", PACE, default=8, type=_positive_int, metavar="N"
+    ),
+    Option(
+        "--max-attempts",
+        "attempts per row for retryable errors (429s do not count)",
+        PACE,
+        default=5,
+        type=_positive_int,
+        metavar="K",
+    ),
+    Option(
+        "--timeout",
+        "seconds for a whole request, connect to last byte",
+        PACE,
+        default=30.0,
+        type=_positive_float,
+        metavar="S",
+    ),
+    Option(
+        "--max-requests",
+        "send at most N requests this run (reads included), then stop",
+        PACE,
+        type=_positive_int,
+        metavar="N",
+    ),
+    Option(
+        "--fresh",
+        "ignore the checkpoint in --out and start over (it is kept aside)",
+        ("run",),
+        default=False,
+    ),
+    Option(
+        "--retry-not-found",
+        "send again rows that got 404 in an earlier run",
+        ("run",),
+        default=False,
+    ),
+    Option(
+        "--retry-failed",
+        "send again rows Fusebill refused (4xx) in an earlier run",
+        ("run",),
+        default=False,
+    ),
+    Option(
+        "--allow-shared-geotab-id",
+        "let one geotabId go to several fusebillIds",
+        INPUT,
+        default=False,
+    ),
+    Option(
+        "--allow-relatch",
+        "replace a geotabId a customer already holds (refused otherwise)",
+        ("run",),
+        default=False,
+    ),
+    Option(
+        "--no-read",
+        "latch without reading the customer first: half the requests, but no check and no undo",
+        ("run",),
+        default=False,
+    ),
+    Option(
+        "--wait-for-quota",
+        "at the daily quota, wait for the reset and go on instead of stopping",
+        PACE,
+        default=False,
+    ),
+    Option(
+        "--unlatch-unknown",
+        "undo: also unlatch customers latched with --no-read (what they held before is unknown)",
+        ("undo",),
+        default=False,
+    ),
+    Option(
+        "--no-progress",
+        "no progress bar (it is also off when stderr is not a terminal)",
+        PACE,
+        default=False,
+    ),
+    Option("--json", "status: print the job as JSON", ("status",), default=False),
+)
+
+
+def register(parser: argparse.ArgumentParser, command: str) -> None:
+    for option in OPTIONS:
+        if command in option.commands:
+            option.register(parser)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything one command needs; built by :func:`settings_from`, never by hand in the CLI."""
+
+    out: Path
+    kind: Kind = Kind.RUN
+    input: Path | None = None
+    dry_run: bool = False
+    sheet: str | None = None
+    fusebill_column: str | None = None
+    geotab_column: str | None = None
+    encoding: str | None = None
+    delimiter: str | None = None
+    rate: float = 10.0
+    workers: int = 8
+    max_attempts: int = 5
+    timeout: float = 30.0
+    max_requests: int | None = None
+    fresh: bool = False
+    retry_not_found: bool = False
+    retry_failed: bool = False
+    allow_shared_geotab_id: bool = False
+    allow_relatch: bool = False
+    no_read: bool = False
+    wait_for_quota: bool = False
+    unlatch_unknown: bool = False
+    json: bool = False
+    progress: bool = True
+    base_url: str = DEFAULT_BASE_URL
+    api_key: SecretStr | None = None
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def sends(self) -> bool:
+        """Whether this command talks to Fusebill (and so needs the key)."""
+        return not self.dry_run and self.kind is not Kind.DRY_RUN
+
+
+def _kind(command: str, dry_run: bool) -> Kind:
+    if command == "undo":
+        return Kind.UNDO_DRY_RUN if dry_run else Kind.UNDO
+    if command == "plan":
+        return Kind.PLAN
+    return Kind.DRY_RUN if dry_run else Kind.RUN
+
+
+def settings_from(args: argparse.Namespace, command: str) -> Settings:
+    """Build settings from parsed arguments: every option by its field name, once."""
+    values = {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(Settings)
+        if hasattr(args, f.name) and f.name not in ("out", "input")
+    }
+    source: Path | None = getattr(args, "input", None)
+    out: Path | None = args.out
+    if out is None:
+        assert source is not None  # undo and status take OUT as their argument
+        out = source.parent / f"{source.stem}-latch"
+    dry_run = bool(values.pop("dry_run", False))
+    kind = _kind(command, dry_run)
+    values["progress"] = not getattr(args, "no_progress", False) and sys.stderr.isatty()
+    env = environment()
+    needs_key = command in ("run", "plan", "undo") and not dry_run
+    base, key = DEFAULT_BASE_URL, None
+    if needs_key:
+        base, key = base_url(env), api_key(env)
+    elif URL_VARIABLE in env:
+        base = base_url(env)
+    return Settings(
+        out=out,
+        input=source,
+        kind=kind,
+        dry_run=dry_run,
+        base_url=base,
+        api_key=key,
+        env=env,
+        **values,
+    )
+
+
+def environment(cwd: Path | None = None) -> dict[str, str]:
+    """``.env`` in the working directory, overridden by the real environment."""
+    values: dict[str, str] = {}
+    dotenv = (cwd or Path.cwd()) / ".env"
+    if dotenv.is_file():
+        try:
+            values.update({k: v for k, v in dotenv_values(dotenv).items() if v is not None})
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read {dotenv}: {exc}") from None
+    values.update(os.environ)
+    return values
+
+
+def base_url(env: Mapping[str, str]) -> str:
+    """Fusebill's URL, https only; plain http is allowed for loopback rehearsals."""
+    url = (env.get(URL_VARIABLE) or DEFAULT_BASE_URL).strip().rstrip("/")
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        _ = parts.port
+    except ValueError:
+        raise ConfigError(f"{URL_VARIABLE} is not a valid URL: {url!r}") from None
+    if parts.scheme == "https" and host:
+        return url
+    if parts.scheme == "http" and _is_loopback(host):
+        return url
+    if parts.scheme == "http":
+        raise ConfigError(
+            f"{URL_VARIABLE} must use https:// (plain http is allowed only for localhost): {url}"
+        )
+    raise ConfigError(f"{URL_VARIABLE} must be an https:// URL, got {url!r}")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def api_key(env: Mapping[str, str]) -> SecretStr:
+    key = env.get(KEY_VARIABLE, "")
+    if not key.strip():
+        raise ConfigError(
+            f"{KEY_VARIABLE} is not set: put your Fusebill API key in the environment or in a "
+            ".env file (see .env.example); --dry-run needs no key"
+        )
+    # Printable ASCII only: a pasted no-break space or em dash cannot go into an HTTP header
+    # (it would fail every request instead of stopping here).
+    if not all(33 <= ord(c) <= 126 for c in key):
+        raise ConfigError(
+            f"{KEY_VARIABLE} contains spaces, line breaks, control or non-ASCII characters; "
+            "copy the key again exactly as Fusebill shows it"
+        )
+    return SecretStr(key)

@@ -1,0 +1,44 @@
+"""The line that says why a live command stopped early, and what to do next."""
+
+from __future__ import annotations
+
+from batch_latch.attempts import StopNote
+from batch_latch.notices import both_times
+from batch_latch.vocab import StopReason
+
+AGAIN = "Run the same command again to continue."
+
+
+def stop_message(
+    reason: StopReason | None, note: StopNote, pending: int, max_requests: int | None
+) -> str:
+    if reason is None:
+        return ""
+    detail = note.detail
+    left = f"{pending} rows are pending"
+    if reason is StopReason.KEY_REJECTED:
+        return (
+            f"Stopped: Fusebill rejected the API key ({detail}); nothing more was sent and "
+            f"{left}. Check FUSEBILL_API_KEY, then: {AGAIN}"
+        )
+    if reason is StopReason.DAILY_QUOTA:
+        when = both_times(note.resume_at) if note.resume_at else "an unknown time"
+        return (
+            f"Stopped: the daily API quota is spent; it resets at {when}. {left}. "
+            f"After that: {AGAIN} (or use --wait-for-quota to wait for it)"
+        )
+    if reason is StopReason.LONG_PAUSE:
+        when = both_times(note.resume_at) if note.resume_at else "later"
+        return f"Stopped: {detail}; {left}. Run the same command again after {when}."
+    if reason is StopReason.API_DOWN:
+        return f"Stopped: the API looks down ({detail}). {left}. Later: {AGAIN}"
+    if reason is StopReason.RATE_LIMITED:
+        return f"Stopped: {detail}. {left}. Later, perhaps with a lower --rate: {AGAIN}"
+    if reason is StopReason.MAX_REQUESTS:
+        return f"Stopped after --max-requests {max_requests} requests; {left}. {AGAIN}"
+    if reason is StopReason.INTERRUPTED:
+        return f"Interrupted: {left}; reports are written. {AGAIN}"
+    if reason is StopReason.CHECKPOINT_ERROR:
+        return f"Stopped: the checkpoint could not be written; {left}."
+    # Configuration problems: the answer's own words say what to fix.
+    return f"Stopped: {detail}. Nothing more was sent; {left}. Fix that, then: {AGAIN}"

@@ -1,0 +1,80 @@
+"""The end-of-command summary on stdout: counts, changes, where the reports are, and (after
+a stop) why and what to do, so that ``> run.log`` keeps the whole story."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TextIO
+
+from batch_latch.report import ReportPaths, Summary
+from batch_latch.vocab import CHANGES, STATUSES, Kind, Status
+
+_LABELS = {
+    "valid": "valid (would be sent)",
+    "success": "success",
+    "not_found": "not found (404)",
+    "failed": "failed",
+    "invalid": "invalid (not sent)",
+    "duplicate": "duplicate (not sent)",
+    "pending": "pending (not finished)",
+}
+_TITLES = {
+    Kind.RUN: "Run",
+    Kind.DRY_RUN: "Dry run",
+    Kind.PLAN: "Plan",
+    Kind.UNDO: "Undo",
+    Kind.UNDO_DRY_RUN: "Undo dry run",
+}
+
+
+def print_summary(
+    summary: Summary, paths: ReportPaths, out_dir: Path, kept: list[str], out: TextIO
+) -> None:
+    kind = Kind(summary.kind)
+    out.write(f"{_TITLES[kind]} of {summary.input}: {summary.rows} rows")
+    if summary.requests or kind not in (Kind.DRY_RUN, Kind.UNDO_DRY_RUN):
+        out.write(
+            f", {summary.requests} requests sent ({summary.reads} reads, {summary.writes} writes)"
+        )
+    out.write("\n")
+    for status in STATUSES:
+        if summary.counts.get(status, 0):
+            out.write(f"  {_LABELS[status]:<24} {summary.counts[status]:>9}\n")
+    changes = [f"{summary.changes[c]} {c}" for c in CHANGES if summary.changes.get(c)]
+    if changes:
+        out.write(f"  changes: {', '.join(changes)}\n")
+    if kind is Kind.PLAN:
+        _plan_line(summary, out)
+    if summary.stop_message:
+        out.write(f"{summary.stop_message}\n")
+    out.write(f"Reports in {out_dir}/ (this command's own copy: {paths.results.parent}/)\n")
+    out.write(f"  {'results.csv':<13} every row with its status\n")
+    if paths.xlsx is not None:
+        out.write(f"  {'results.xlsx':<13} the same, for Excel\n")
+    out.write(f"  {'failed.csv':<13} {_failed_line(summary.counts)}\n")
+    out.write(f"  {'summary.json':<13} counts, requests and exit code\n")
+    for line in kept:
+        out.write(f"Note: {line}.\n")
+    out.flush()
+
+
+def _failed_line(counts: dict[str, int]) -> str:
+    fix = counts.get(Status.INVALID.value, 0)
+    refused = counts.get(Status.FAILED.value, 0) + counts.get(Status.NOT_FOUND.value, 0)
+    waiting = counts.get(Status.PENDING.value, 0)
+    if not fix + refused + waiting:
+        return "no rows to fix or send again"
+    return (
+        f"{fix} to fix (invalid), {refused} refused or not found, {waiting} not sent yet (pending)"
+    )
+
+
+def _plan_line(summary: Summary, out: TextIO) -> None:
+    c = summary.changes
+    out.write(
+        f"A run would make: {c.get('new', 0)} new, {c.get('unchanged', 0)} unchanged, "
+        f"{c.get('relatch', 0)} would replace another geotabId (refused without "
+        f"--allow-relatch), {summary.counts.get('not_found', 0)} not found"
+        + (f", {c['unknown']} unknown" if c.get("unknown") else "")
+        + "\n"
+    )

@@ -1,0 +1,226 @@
+"""``batch-latch undo OUT``: put back what this job's latches replaced.
+
+For every customer the job latched (its checkpoint says which, and what each held before
+the job's first change), read the customer; if it still holds what the job set, restore
+it: ``UnlatchCustomer`` when it held none, ``LatchCustomer`` with the previous geotabId
+otherwise. A customer changed since is left alone. Outcomes go into the checkpoint like a
+run's, so an interrupted undo is finished by the next one and never unlatches twice: a
+customer that already holds what it held before counts as restored without a write.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import TextIO
+
+import numpy as np
+import pyarrow as pa
+
+from batch_latch.answers import Kind, classify_unlatch
+from batch_latch.checkpoint import FILENAME, Checkpoint, Record
+from batch_latch.earlier import Earlier, Target
+from batch_latch.errors import BatchLatchError
+from batch_latch.progress import Progress
+from batch_latch.results import IntColumn, ResultColumns, TextColumn
+from batch_latch.rows import RowLogic, RowOutcome, Task, now_iso
+from batch_latch.runner import LiveOutcome, Session
+from batch_latch.service import FusebillService
+from batch_latch.settings import Settings
+from batch_latch.vocab import RECORDED, Change, Status
+
+
+class NotAJob(BatchLatchError):
+    """``undo`` or ``status`` pointed at a folder that holds no job."""
+
+
+@dataclass(frozen=True)
+class UndoTask:
+    index: int
+    target: Target
+
+
+def targets(settings: Settings) -> tuple[list[Target], Checkpoint]:
+    if not (settings.out / FILENAME).is_file():
+        raise NotAJob(
+            f"{settings.out} is not a batch-latch job folder (no {FILENAME}); give the --out "
+            "folder of the run to undo"
+        )
+    store = Checkpoint.open(settings.out, settings.base_url)
+    return Earlier(store.earlier).undo_targets(), store
+
+
+def would(target: Target, unlatch_unknown: bool) -> RowOutcome:
+    """What undo would do for ``target``, without asking Fusebill (``undo --dry-run``)."""
+    origin = target.origin
+    if not origin.known and not unlatch_unknown:
+        text = "would leave alone: what it held before is unknown (latched with --no-read)"
+    elif origin.previous and origin.known:
+        text = f"would latch back to {origin.previous!r} if it still holds {target.set_to!r}"
+    else:
+        text = f"would unlatch if it still holds {target.set_to!r} (it held no geotabId before)"
+    return RowOutcome(Status.VALID, None, 0, text, "", Change.UNDO)
+
+
+class UndoLogic:
+    def __init__(self, rows: RowLogic, unlatch_unknown: bool) -> None:
+        self.rows = rows
+        self.unlatch_unknown = unlatch_unknown
+
+    def process(self, task: UndoTask) -> RowOutcome:
+        t = task.target
+        origin = t.origin
+        row = Task(task.index, t.fusebill_id, t.set_to)
+        if not origin.known and not self.unlatch_unknown:
+            return self._failed(
+                None,
+                "left alone: it was latched with --no-read, so what it held before is unknown "
+                "(use --unlatch-unknown to unlatch it)",
+                "unknown_previous",
+            )
+        sent, holding = self.rows.read(row)
+        verdict = sent.verdict
+        if verdict is None:
+            return self.rows.stopped(0, sent.status)
+        if verdict.kind is Kind.NOT_FOUND:
+            return self.rows.outcome(Status.NOT_FOUND, sent.status, 0, verdict.message, "not_found")
+        if verdict.kind is not Kind.SUCCESS or holding is None:
+            return self._failed(
+                sent.status, f"could not read the customer: {verdict.message}", "unreadable"
+            )
+        if not holding.known:
+            return self._failed(
+                sent.status,
+                "left alone: this API does not show the customer's geotabId, so undo cannot "
+                "check that it still holds what this job set",
+                "cannot_check",
+            )
+        back = origin.previous if origin.known else ""
+        if holding.geotab_id == (back or None):
+            return self._restored(
+                sent.status, 0, "already holds what it held before; nothing written"
+            )
+        if holding.geotab_id != t.set_to:
+            return self._failed(
+                sent.status,
+                f"left alone: it holds {holding.geotab_id!r} now, not {t.set_to!r} that this "
+                "job set",
+                "changed_since",
+            )
+        if back:
+            outcome = self.rows.latch(Task(task.index, t.fusebill_id, back), Change.UNDO, back)
+            if outcome.status is Status.SUCCESS:
+                return self._restored(
+                    outcome.http_status, outcome.attempts, f"latched back to {back!r}"
+                )
+            return outcome
+        return self._unlatch(row)
+
+    def _unlatch(self, row: Task) -> RowOutcome:
+        fid = row.fusebill_id
+        sent = self.rows.attempts.call(
+            lambda: self.rows.service.unlatch(fid), lambda r: classify_unlatch(r, fid), row.index
+        )
+        verdict, n = sent.verdict, sent.attempts
+        if verdict is None:
+            return self.rows.stopped(n, sent.status)
+        if verdict.kind is Kind.SUCCESS:
+            return self._restored(sent.status, n, "unlatched (it held no geotabId before)")
+        if verdict.kind is Kind.UNPROVEN or sent.ambiguous:
+            _, holding = self.rows.read(row)
+            if holding is not None and holding.known and holding.geotab_id is None:
+                return self._restored(sent.status, n, "unlatched (confirmed by read-back)")
+            return self._failed(
+                sent.status, f"unlatch not confirmed: {verdict.message}", "unconfirmed", n
+            )
+        return self._failed(sent.status, verdict.message, verdict.error_key, n)
+
+    def _restored(self, http: int | None, attempts: int, message: str) -> RowOutcome:
+        return RowOutcome(Status.SUCCESS, http, attempts, message, "", Change.UNDO, "", now_iso())
+
+    def _failed(self, http: int | None, message: str, key: str, attempts: int = 0) -> RowOutcome:
+        return RowOutcome(Status.FAILED, http, attempts, message, key, Change.NONE, "", now_iso())
+
+
+def undo(
+    settings: Settings,
+    *,
+    service: FusebillService | None = None,
+    progress: Progress | None = None,
+    stderr: TextIO | None = None,
+) -> LiveOutcome | ResultColumns:
+    """Undo the job in ``settings.out``; a dry run returns only the columns it would report."""
+    err = stderr or sys.stderr
+    found, store = targets(settings)
+    try:
+        if settings.dry_run:
+            return columns(found, [would(t, settings.unlatch_unknown) for t in found])
+        session = Session.open(settings, service, progress, err)
+        if not found:
+            session.notices.say("Nothing to undo: this job has latched no customer.")
+            return session.outcome(columns([], []), "")
+        logic = UndoLogic(RowLogic(session.service, session.attempts), settings.unlatch_unknown)
+        tasks = [UndoTask(i, t) for i, t in enumerate(found)]
+        session.notices.say(
+            f"Undoing {len(tasks)} customers latched by this job (a read each, then a write "
+            "where it still holds what the job set)."
+        )
+
+        def done(task: UndoTask, outcome: RowOutcome) -> None:
+            if outcome.status.value in RECORDED:
+                store.record(_record(task.target, outcome))
+            session.progress.row_done(outcome.status.value)
+
+        results = session.send_all(tasks, logic.process, done)  # type: ignore[arg-type]
+    finally:
+        store.close()
+    rows = [Task(t.index, t.target.fusebill_id, t.target.set_to) for t in tasks]
+    outcomes, message = session.finish(rows, results, {})
+    return session.outcome(columns(found, outcomes), message)
+
+
+def _record(target: Target, outcome: RowOutcome) -> Record:
+    restored = target.origin.previous if target.origin.known else ""
+    ok = outcome.status is Status.SUCCESS
+    return Record(
+        target.fusebill_id,
+        restored if ok else target.set_to,
+        outcome.status.value,
+        outcome.http_status,
+        outcome.message,
+        outcome.error_key,
+        outcome.finished_at,
+        Change.UNDO.value if ok else "",
+        target.origin.previous,
+    )
+
+
+def columns(found: list[Target], outcomes: list[RowOutcome]) -> ResultColumns:
+    """One row per customer: the geotabId the job had set, and what undo put back."""
+    n = len(found)
+    status, message, key = TextColumn("", n), TextColumn("", n), TextColumn("", n)
+    change, previous, finished = TextColumn("", n), TextColumn("", n), TextColumn("", n)
+    http, attempts = IntColumn(n, nullable=True), IntColumn(n, nullable=False)
+    at = np.arange(n, dtype=np.int64)
+    if n:
+        status.put(at, pa.array([o.status.value for o in outcomes]))
+        message.put(at, pa.array([o.message for o in outcomes]))
+        key.put(at, pa.array([o.error_key for o in outcomes]))
+        change.put(at, pa.array([o.change.value for o in outcomes]))
+        previous.put(at, pa.array([t.origin.previous for t in found]))
+        finished.put(at, pa.array([o.finished_at for o in outcomes]))
+        http.put(at, pa.array([o.http_status for o in outcomes], pa.int64()))
+        attempts.put(at, pa.array([o.attempts for o in outcomes], pa.int64()))
+    return ResultColumns(
+        row=pa.array(np.arange(2, n + 2, dtype=np.int64)),
+        fusebillId=pa.array([str(t.fusebill_id) for t in found], pa.string()),
+        geotabId=pa.array([t.set_to for t in found], pa.string()),
+        status=status.array(),
+        http_status=http.array(),
+        attempts=attempts.array(),
+        message=message.array(),
+        error_key=key.array(),
+        change=change.array(),
+        previous_geotabId=previous.array(),
+        finished_at=finished.array(),
+    )
