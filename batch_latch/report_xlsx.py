@@ -92,11 +92,11 @@ def write_results_xlsx(
             try:
                 _write_results(workbook, table)
                 _write_summary(workbook, title, len(table), counts, changes)
+                _close(workbook)
             except BaseException:
                 for sheet in workbook.worksheets():
                     sheet._opt_close()  # Windows cannot delete an open file
                 raise
-            _close(workbook)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -108,12 +108,13 @@ class _TextWorksheet(Worksheet):  # type: ignore[misc]
 
     In ``constant_memory`` mode XlsxWriter writes a string that starts with ``<r>`` and ends
     with ``</r>`` as raw rich-text XML: such a cell from the input could corrupt the file
-    or inject a formula. These sheets have no rich strings, so that path escapes too.
+    or inject a formula. These sheets have no rich strings, so that path escapes too. Its
+    ``_xHHHH_`` escape misses overlapping literals; ours is used instead.
     """
 
     @staticmethod
-    def _escape_control_characters(data: str) -> str:
-        return _excel_escape(data)
+    def _escape_control_characters(data: Any) -> Any:
+        return _excel_escape(data) if isinstance(data, str) else data
 
     def _xml_rich_inline_string(self, string: str, attributes: Any = ()) -> None:
         self._xml_inline_string(string, bool(re.search(r"^\s|\s$", string)), attributes)
