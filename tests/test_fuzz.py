@@ -7,6 +7,7 @@ Every property compares against an oracle written here from the contract's words
 from __future__ import annotations
 
 import io
+import math
 import random
 import re
 import unicodedata
@@ -49,11 +50,12 @@ def fusebill_value(raw: str) -> int | None:
 
 
 def geotab_value(raw: str) -> str | None:
-    """The contract: trimmed, 1..255 characters, no control characters (category Cc)."""
+    """The contract (v2): trimmed, 1..255 characters, no control characters (category Cc)
+    and no invisible ones (format characters Cf, line and paragraph separators Zl, Zp)."""
     text = raw.strip()
     if not 1 <= len(text) <= 255:
         return None
-    if any(unicodedata.category(c) == "Cc" for c in text):
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in text):
         return None
     return text
 
@@ -158,7 +160,7 @@ def test_validate_verdicts_match_the_contract(
             assert 1 <= value <= MAX
             assert fusebill == str(value) and fid == value
             assert 1 <= len(geotab) <= 255
-            assert not any(unicodedata.category(c) == "Cc" for c in geotab)
+            assert not any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in geotab)
             assert geotab == arrow_trimmed  # the validator's trimming...
             assert geotab == raw_g.strip()  # ...is Python's str.strip() here
         else:
@@ -347,16 +349,25 @@ def test_loader_xlsx_cells_become_text(scratch: Path, helpers: Any, cells: list[
     rows.update({i + 2: [cell, "g"] for i, cell in enumerate(cells)})
     path = helpers.write_xlsx(scratch / "cells.xlsx", {"S": rows})
 
-    def text(cell: Any) -> str:
-        if isinstance(cell, str):
-            return cell
-        if isinstance(cell, float) and cell.is_integer() and abs(cell) < 2**53:
-            return str(int(cell))
-        return repr(cell) if isinstance(cell, float) else str(cell)
-
     sheet = loader.load(path)
-    assert sheet.fusebill.to_pylist() == [unescape(text(c)) for c in cells]
     assert sheet.rows.to_pylist() == list(range(2, 2 + len(cells)))
+    for cell, shown in zip(cells, sheet.fusebill.to_pylist()):
+        assert_general(cell, shown)
+
+
+def assert_general(cell: Any, shown: str) -> None:
+    """Excel's General in a standard-width cell (Microsoft: "Available number formats"):
+    whole numbers of up to 11 characters exactly; anything else at most 11 characters,
+    scientific (``1.23457E+11``) when the digits do not fit, and close to the value."""
+    if isinstance(cell, str):
+        assert shown == unescape(cell)
+        return
+    if float(cell).is_integer() and len(str(int(cell))) <= 11:
+        assert shown == str(int(cell))
+        return
+    assert len(shown) <= 11, shown
+    assert re.fullmatch(r"-?[0-9]+(\.[0-9]+)?(E[+-][0-9]{2,3})?", shown), shown
+    assert math.isclose(float(shown), cell, rel_tol=5e-5, abs_tol=1e-9), (cell, shown)
 
 
 # --- the loader on hostile files ------------------------------------------------------------

@@ -1,0 +1,56 @@
+"""What every reader hands the loader: a sparse sheet made dense only where data is."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Records in sheet order, one text column per sheet column that holds data.
+
+    ``rows`` are spreadsheet row numbers (CSV: record numbers, 1 = first record after any
+    ``sep=`` line); ``labels`` name the columns as Excel does (``A``, ``B``, ... ``XFD``), for
+    messages; ``problems`` (XLSX only) hold, per cell, why a cell cannot be an id (``Excel
+    error #N/A``, ``date 2023-03-15``...), or ``None`` for a column without any.
+    """
+
+    rows: np.ndarray  # int64
+    columns: list[pa.Array]  # string, "" where empty
+    labels: list[str]
+    problems: list[pa.Array | None]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+def column_label(index: int) -> str:
+    """0 -> ``A``, 25 -> ``Z``, 26 -> ``AA``, 16383 -> ``XFD``."""
+    label = ""
+    index += 1
+    while index:
+        index, rest = divmod(index - 1, 26)
+        label = chr(65 + rest) + label
+    return label
+
+
+def column_index(label: str) -> int:
+    """``A`` -> 0, ``XFD`` -> 16383."""
+    index = 0
+    for char in label:
+        index = index * 26 + (ord(char) - 64)
+    return index - 1
+
+
+def from_records(records: list[list[str]], first_row: int = 1) -> Grid:
+    """A grid from text records (ragged rows padded; nothing beyond the longest is lost)."""
+    width = max((len(r) for r in records), default=0)
+    columns = [
+        pa.array([r[i] if i < len(r) else "" for r in records], type=pa.string())
+        for i in range(width)
+    ]
+    rows = np.arange(first_row, first_row + len(records), dtype=np.int64)
+    return Grid(rows, columns, [column_label(i) for i in range(width)], [None] * width)

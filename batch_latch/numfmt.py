@@ -1,0 +1,328 @@
+"""Excel number formats: a number cell's value as the text Excel shows for it.
+
+A spreadsheet stores ``909909`` and shows ``0909909`` because the cell's format is
+``0000000``; ops mean what they see, so the loader renders every number cell with its
+format. Covered: General (as a standard-width cell shows it: at most 11 characters,
+scientific notation for 12 or more digits), ``0``/``#``/``?`` placeholders with literals
+between them, decimals, thousands separators, ``%``, simple scientific ``0.00E+00``,
+up to four ``;`` sections, ``"text"`` and ``\\x`` literals, ``_x`` spacing, ``*x`` fill and
+``[Red]``/``[$-409]`` brackets. Dates and times are recognised (see :func:`is_date`) and
+shown as ISO 8601. Formats this module does not model (conditions such as ``[>100]``,
+fractions) fall back to General rather than guess.
+
+Sources (read, not copied): ECMA-376 Part 1 §18.8.30 (built-in format ids) and §18.8.31
+(format codes); Microsoft support "Number format codes" and "Available number formats in
+Excel" (General uses scientific notation for numbers of 12 or more digits).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+from decimal import ROUND_HALF_UP, Decimal
+
+#: ECMA-376 §18.8.30: formats every workbook has without declaring them.
+BUILTIN: dict[int, str] = {
+    0: "General",
+    1: "0",
+    2: "0.00",
+    3: "#,##0",
+    4: "#,##0.00",
+    9: "0%",
+    10: "0.00%",
+    11: "0.00E+00",
+    12: "# ?/?",
+    13: "# ??/??",
+    14: "mm-dd-yy",
+    15: "d-mmm-yy",
+    16: "d-mmm",
+    17: "mmm-yy",
+    18: "h:mm AM/PM",
+    19: "h:mm:ss AM/PM",
+    20: "h:mm",
+    21: "h:mm:ss",
+    22: "m/d/yy h:mm",
+    37: "#,##0 ;(#,##0)",
+    38: "#,##0 ;[Red](#,##0)",
+    39: "#,##0.00;(#,##0.00)",
+    40: "#,##0.00;[Red](#,##0.00)",
+    45: "mm:ss",
+    46: "[h]:mm:ss",
+    47: "mmss.0",
+    48: "##0.0E+0",
+    49: "@",
+}
+#: Ids Excel reserves for locale-specific dates (East Asian calendars): dates, whatever code.
+_LOCALE_DATE_IDS = frozenset(range(27, 37)) | frozenset(range(50, 59))
+_GENERAL_WIDTH = 11  # characters a standard-width column shows in General
+
+_QUOTED = re.compile(r'"[^"]*"|\\.|_.|\*.')
+_BRACKET = re.compile(r"\[[^\]]*\]")
+_DATE_LETTERS = re.compile(r"[ymdhs]", re.IGNORECASE)
+_ELAPSED = re.compile(r"\[(h+|m+|s+)\]", re.IGNORECASE)
+_CONDITION = re.compile(r"\[[<>=]")
+
+
+def format_code(num_fmt_id: int, custom: dict[int, str]) -> str:
+    """The code for a style's ``numFmtId``: the workbook's own, else the built-in one."""
+    if num_fmt_id in custom:
+        return custom[num_fmt_id]
+    if num_fmt_id in _LOCALE_DATE_IDS:
+        return "yyyy-mm-dd"
+    return BUILTIN.get(num_fmt_id, "General")
+
+
+def is_date(code: str) -> bool:
+    """A date or time format: y, m, d, h or s outside quotes, escapes and brackets."""
+    first = split_sections(code)[0]
+    if _ELAPSED.search(first):
+        return True
+    bare = _BRACKET.sub("", _QUOTED.sub("", first))
+    bare = re.sub("general", "", bare, flags=re.IGNORECASE)
+    return bool(_DATE_LETTERS.search(bare))
+
+
+def is_general(code: str) -> bool:
+    return code.strip().lower() in ("general", "", "@")
+
+
+def split_sections(code: str) -> list[str]:
+    """Split on ``;`` that is not inside quotes, an escape or brackets."""
+    sections, current, i = [], [], 0
+    while i < len(code):
+        char = code[i]
+        if char == '"':
+            end = code.find('"', i + 1)
+            end = len(code) - 1 if end < 0 else end
+            current.append(code[i : end + 1])
+            i = end + 1
+            continue
+        if char in "\\_*" and i + 1 < len(code):
+            current.append(code[i : i + 2])
+            i += 2
+            continue
+        if char == "[":
+            end = code.find("]", i)
+            end = len(code) - 1 if end < 0 else end
+            current.append(code[i : end + 1])
+            i = end + 1
+            continue
+        if char == ";":
+            sections.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+        i += 1
+    sections.append("".join(current))
+    return sections
+
+
+def general(value: float) -> str:
+    """What a standard-width General cell shows: ``12717595``, ``0.3``, ``1.23457E+11``."""
+    if value == 0:
+        return "0"
+    sign = "-" if value < 0 else ""
+    magnitude = abs(value)
+    room = _GENERAL_WIDTH - len(sign)
+    if 1e-5 <= magnitude < 1e11:
+        for decimals in range(room - 2, -1, -1):
+            text = _trim(f"{magnitude:.{decimals}f}")
+            if len(text) <= room and text != "0":
+                return sign + text
+    for decimals in range(5, -1, -1):
+        mantissa, exponent = f"{magnitude:.{decimals}E}".split("E")
+        text = f"{_trim(mantissa)}E{exponent[0]}{int(exponent[1:]):02d}"
+        if len(text) <= room:
+            return sign + text
+    return sign + f"{magnitude:.0E}"
+
+
+def _trim(text: str) -> str:
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def render(value: float, code: str) -> str:
+    """``value`` as Excel shows it with format ``code`` (number formats, not dates)."""
+    if is_general(code):
+        return general(value)
+    sections = split_sections(code)
+    if any(_CONDITION.match(s) for s in sections):
+        return general(value)  # conditional sections: not modelled, General is honest
+    if value < 0 and len(sections) >= 2:
+        section, shown = sections[1], -value
+    elif value == 0 and len(sections) >= 3:
+        section, shown = sections[2], value
+    else:
+        section, shown = sections[0], value
+    text = _render_section(section, abs(shown))
+    if text is None:
+        return general(value)
+    if shown < 0 and _has_nonzero_digit(text):
+        text = "-" + text
+    return text
+
+
+def _has_nonzero_digit(text: str) -> bool:
+    return any(c in "123456789" for c in text)
+
+
+def _tokens(section: str) -> list[tuple[str, str]]:
+    """(kind, text): kind is ``lit`` (shown as is), ``ph`` (0 # ?), or a symbol ``.,%E@``."""
+    out: list[tuple[str, str]] = []
+    i = 0
+    while i < len(section):
+        char = section[i]
+        if char == '"':
+            end = section.find('"', i + 1)
+            end = len(section) if end < 0 else end
+            out.append(("lit", section[i + 1 : end]))
+            i = end + 1
+        elif char == "\\" and i + 1 < len(section):
+            out.append(("lit", section[i + 1]))
+            i += 2
+        elif char == "_" and i + 1 < len(section):
+            out.append(("lit", " "))  # "_)" leaves the width of ")" blank
+            i += 2
+        elif char == "*" and i + 1 < len(section):
+            i += 2  # fill character: repeats to the cell's width, nothing at minimum width
+        elif char == "[":
+            end = section.find("]", i)
+            end = len(section) if end < 0 else end
+            inner = section[i + 1 : end]
+            if inner.startswith("$"):  # [$€-407]: a currency symbol, then a locale
+                out.append(("lit", inner[1:].split("-")[0]))
+            i = end + 1
+        elif char in "0#?":
+            out.append(("ph", char))
+            i += 1
+        elif char in "Ee" and section[i + 1 : i + 2] in ("+", "-"):
+            out.append(("E", section[i + 1]))
+            i += 2
+        else:
+            out.append((char if char in ".,%@/" else "lit", char))
+            i += 1
+    return out
+
+
+def _render_section(section: str, value: float) -> str | None:
+    """One section for a non-negative value; None when the section is not modelled."""
+    tokens = _tokens(section)
+    kinds = [k for k, _ in tokens]
+    if "/" in kinds:
+        return None  # fractions
+    if "ph" not in kinds:
+        if "@" in kinds:
+            return "".join(general(value) if k == "@" else t for k, t in tokens if k != ",")
+        return "".join(t for k, t in tokens if k in ("lit", ".", "%"))
+    if "E" in kinds:
+        return _render_scientific(tokens, value)
+    value *= 100 ** kinds.count("%")
+    int_end = kinds.index(".") if "." in kinds else len(tokens)
+    last_ph = max(i for i, k in enumerate(kinds) if k == "ph")
+    scale = 0  # commas right after the last integer placeholder divide by 1,000 each
+    j = min(int_end, last_ph + 1)
+    while j < len(tokens) and kinds[j] == ",":
+        scale, j = scale + 1, j + 1
+    value /= 1000**scale
+    first_ph = kinds.index("ph")
+    grouping = any(k == "," for k in kinds[first_ph : min(int_end, last_ph)])
+    int_ph = [i for i in range(int_end) if kinds[i] == "ph"]
+    dec_ph = [i for i in range(int_end, len(tokens)) if kinds[i] == "ph"]
+    rounded = Decimal(repr(value)).quantize(Decimal(1).scaleb(-len(dec_ph)), ROUND_HALF_UP)
+    whole, _, fraction = f"{rounded:f}".partition(".")
+    texts = [t for _, t in tokens]
+    _fill_integer(texts, int_ph, whole.lstrip("0"), grouping)
+    _fill_decimals(texts, dec_ph, fraction.ljust(len(dec_ph), "0"))
+    # Commas are grouping or scaling marks, never shown as themselves.
+    return "".join(t for t, k in zip(texts, kinds) if k != ",")
+
+
+def _fill_integer(texts: list[str], positions: list[int], digits: str, grouping: bool) -> None:
+    """Digits right to left into the placeholders; extra digits go to the first one."""
+    if not positions:
+        return
+    if grouping:
+        minimum = sum(1 for p in positions if texts[p] == "0")
+        padded = digits.rjust(minimum, "0") if digits or minimum else ""
+        grouped = f"{int(padded):,}" if padded else ""
+        for p in positions:
+            texts[p] = ""
+        texts[positions[-1]] = grouped
+        return
+    remaining = digits
+    for index, p in enumerate(reversed(positions)):
+        placeholder = texts[p]
+        last = index == len(positions) - 1
+        if remaining:
+            texts[p] = remaining if last else remaining[-1]
+            remaining = "" if last else remaining[:-1]
+        else:
+            texts[p] = {"0": "0", "?": " "}.get(placeholder, "")
+
+
+def _fill_decimals(texts: list[str], positions: list[int], digits: str) -> None:
+    """Left to right; trailing zeros under ``#`` vanish and under ``?`` become spaces."""
+    keep = len(digits.rstrip("0"))
+    for index, p in enumerate(positions):
+        digit = digits[index]
+        if index >= keep and texts[p] != "0":
+            digit = " " if texts[p] == "?" else ""
+        texts[p] = digit
+
+
+def _render_scientific(tokens: list[tuple[str, str]], value: float) -> str | None:
+    kinds = [k for k, _ in tokens]
+    e_at = kinds.index("E")
+    mantissa = tokens[:e_at]
+    exp_digits = sum(1 for k in kinds[e_at + 1 :] if k == "ph")
+    int_digits = sum(1 for k, _ in mantissa[: _index_or(mantissa, ".")] if k == "ph")
+    decimals = sum(1 for k, _ in mantissa[_index_or(mantissa, ".") :] if k == "ph")
+    if value == 0:
+        exponent = 0
+    else:
+        exponent = int(f"{value:E}".split("E")[1])
+        step = max(1, int_digits)  # ##0.0E+0 keeps exponents a multiple of 3
+        exponent -= exponent % step if int_digits > 1 else 0
+    scaled = value / 10**exponent if value else 0.0
+    body = f"{scaled:.{decimals}f}"
+    sign = "-" if exponent < 0 else ("+" if tokens[e_at][1] == "+" else "")
+    return f"{body}E{sign}{abs(exponent):0{max(1, exp_digits)}d}"
+
+
+def _index_or(tokens: list[tuple[str, str]], kind: str) -> int:
+    kinds = [k for k, _ in tokens]
+    return kinds.index(kind) if kind in kinds else len(tokens)
+
+
+def serial_to_iso(serial: float, date1904: bool, code: str) -> str:
+    """An Excel date serial as ISO 8601: ``2023-03-15``, ``13:45:00`` or both."""
+    days = int(serial // 1)
+    seconds = round((serial - days) * 86400)
+    if seconds == 86400:
+        days, seconds = days + 1, 0
+    if date1904:
+        base = _dt.date(1904, 1, 1)
+    else:
+        # Excel counts a 29 February 1900 that never was (Lotus 1-2-3 compatibility):
+        # serial 60 is that day, and serials from 61 on are one day ahead of the calendar.
+        if days == 60:
+            date_text = "1900-02-29"
+            return date_text if not seconds else f"{date_text} {_clock(seconds)}"
+        base = _dt.date(1899, 12, 31) if days < 60 else _dt.date(1899, 12, 30)
+    time_only = days == 0 and not _has_day_part(code)
+    if time_only:
+        return _clock(seconds)
+    try:
+        date_text = (base + _dt.timedelta(days=days)).isoformat()
+    except OverflowError:
+        return general(serial)
+    return date_text if not seconds else f"{date_text} {_clock(seconds)}"
+
+
+def _has_day_part(code: str) -> bool:
+    bare = _BRACKET.sub("", _QUOTED.sub("", split_sections(code)[0])).lower()
+    return "y" in bare or "d" in bare
+
+
+def _clock(seconds: int) -> str:
+    return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"

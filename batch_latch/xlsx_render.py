@@ -1,0 +1,270 @@
+"""Worksheet cells to the text Excel shows, and to a grid of only the rows and columns that
+hold something. Whole groups of cells at once: per-cell Python only for the few cells that
+need it (entities, ``_xHHHH_`` escapes, formats other than General and plain zero padding).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from batch_latch import numfmt
+from batch_latch.errors import InputError
+from batch_latch.grid import Grid, column_label
+from batch_latch.xlsx_cells import Cells
+
+# ECMA-376 Part 1 §22.4.2.4 (ST_Xstring): a character XML cannot hold is written _xHHHH_,
+# and a literal "_x" that looks like one is protected as _x005F_ (the underscore itself).
+_ESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")
+# General shows integers of up to 11 characters as they are (sign included).
+_PLAIN_INTEGER = r"^(0|-?[1-9][0-9]{0,9}|[1-9][0-9]{10})$"
+# A grid at most this many times larger than its cells (plus a floor) is accepted.
+_DENSITY_FLOOR = 20_000_000
+
+
+def decode_escapes(text: str) -> str:
+    if "_x" not in text:
+        return text
+    decoded = _ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text)
+    try:  # a character outside the BMP comes as two escapes (a surrogate pair)
+        return decoded.encode("utf-16", "surrogatepass").decode("utf-16")
+    except UnicodeDecodeError:
+        return decoded
+
+
+def _decode_xml(raw: str, inline: bool) -> str:
+    """Raw XML text of a ``<v>`` or ``<is>``: entities, newline normalisation, rich runs."""
+    root = ET.fromstring(f"<x>{raw}</x>")
+    if not inline:
+        return root.text or ""
+    parts = [root.text or ""] if root.text and not len(root) else []
+    for element in root.iter():
+        name = element.tag.rsplit("}", 1)[-1]
+        if name == "t" and not _inside_phonetic(root, element):
+            parts.append(element.text or "")
+    return "".join(parts)
+
+
+def _inside_phonetic(root: ET.Element, target: ET.Element) -> bool:
+    return any(target in list(p.iter()) for p in root.iter() if p.tag.endswith("rPh"))
+
+
+def _texts(values: pa.Array, raw: bool, inline: bool) -> pa.Array:
+    """Decode the cells that need it (XML markup or escapes); the rest pass as they are."""
+    values = pc.fill_null(values, "")
+    pattern = r"[&<\r]|_x[0-9A-Fa-f]{4}_" if raw else r"_x[0-9A-Fa-f]{4}_"
+    needs = np.asarray(pc.match_substring_regex(values, pattern).to_numpy(zero_copy_only=False))
+    if not needs.any():
+        return values
+    out = values.to_pylist()
+    for i in np.flatnonzero(needs).tolist():
+        text = _decode_xml(out[i], inline) if raw else out[i]
+        out[i] = decode_escapes(text)
+    return pa.array(out, pa.string())
+
+
+class _Builder:
+    """Collects (positions, text, problem) per group of cells, then puts them in order."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.positions: list[np.ndarray] = []
+        self.texts: list[pa.Array] = []
+        self.problems: list[pa.Array | None] = []
+
+    def add(self, positions: np.ndarray, text: pa.Array, problem: pa.Array | None = None) -> None:
+        if len(positions):
+            self.positions.append(positions)
+            self.texts.append(text)
+            self.problems.append(problem)
+
+    def build(self) -> tuple[pa.Array, pa.Array | None]:
+        order = np.empty(self.n, dtype=np.int64)
+        done = np.concatenate(self.positions) if self.positions else np.array([], np.int64)
+        order[done] = np.arange(len(done))
+        index = pa.array(order)
+        text = pc.take(pa.concat_arrays(self.texts), index) if self.n else pa.array([], pa.string())
+        if all(p is None for p in self.problems):
+            return text, None
+        problems = [
+            p if p is not None else pa.array([""] * len(t), pa.string())
+            for p, t in zip(self.problems, self.texts)
+        ]
+        return text, pc.take(pa.concat_arrays(problems), index)
+
+
+def _problem(texts: pa.Array, what: str) -> pa.Array:
+    return pc.binary_join_element_wise(what, texts, "")
+
+
+def render_cells(
+    cells: Cells, strings: pa.Array, styles: list[str], date1904: bool
+) -> tuple[pa.Array, pa.Array | None]:
+    """Per cell, the text shown and the reason it cannot be an id ("" when it can)."""
+    n = len(cells.row)
+    out = _Builder(n)
+    encoded = pc.dictionary_encode(pc.fill_null(cells.t, "n"))  # hashing, not sorting
+    kinds = np.asarray(encoded.indices.to_numpy(zero_copy_only=False))
+    has_v = np.asarray(pc.is_valid(cells.v).to_numpy(zero_copy_only=False))
+    formula = np.asarray(cells.f.to_numpy(zero_copy_only=False), dtype=bool)
+    inline = np.asarray(pc.is_valid(cells.inl).to_numpy(zero_copy_only=False))
+    unsaved = formula & ~has_v & ~inline
+    empty = ~has_v & ~inline & ~unsaved
+    for code, kind in enumerate(encoded.dictionary.to_pylist()):
+        at = np.flatnonzero((kinds == code) & ~unsaved & ~empty)
+        if len(at):
+            _render_kind(kind, at, cells, strings, styles, date1904, out)
+    at = np.flatnonzero(unsaved)
+    unsaved_text = pa.array(["formula with no saved value"] * len(at), pa.string())
+    out.add(at, pa.array([""] * len(at), pa.string()), unsaved_text)
+    at = np.flatnonzero(empty)
+    out.add(at, pa.array([""] * len(at), pa.string()))
+    return out.build()
+
+
+def _render_kind(
+    kind: str,
+    at: np.ndarray,
+    cells: Cells,
+    strings: pa.Array,
+    styles: list[str],
+    date1904: bool,
+    out: _Builder,
+) -> None:
+    index = pa.array(at)
+    v = pc.take(cells.v, index)
+    if kind == "inlineStr" or (kind != "s" and pc.all(pc.is_null(v)).as_py()):
+        out.add(at, _texts(pc.take(cells.inl, index), cells.raw, inline=True))
+    elif kind == "s":
+        try:
+            positions = pc.cast(v, pa.int64())
+            out.add(at, pc.take(strings, positions))
+        except (pa.ArrowInvalid, IndexError):
+            raise InputError("a shared string is missing: the workbook is damaged") from None
+    elif kind == "str":
+        out.add(at, _texts(v, cells.raw, inline=False))
+    elif kind == "b":
+        shown = pc.if_else(pc.equal(v, "1"), "TRUE", "FALSE")
+        out.add(at, shown, _problem(shown, "boolean "))
+    elif kind == "e":
+        shown = _texts(v, cells.raw, inline=False)
+        out.add(at, shown, _problem(shown, "Excel error "))
+    elif kind == "d":
+        shown = _texts(v, cells.raw, inline=False)
+        out.add(at, shown, _problem(shown, "date "))
+    else:
+        _render_numbers(at, v, pc.take(cells.s, index), styles, date1904, out)
+
+
+def _render_numbers(
+    at: np.ndarray, v: pa.Array, s: pa.Array, styles: list[str], date1904: bool, out: _Builder
+) -> None:
+    """Number cells, one style at a time: General and zero padding vectorised."""
+    codes = pc.fill_null(s, -1).to_numpy(zero_copy_only=False)
+    for style in np.unique(codes).tolist():
+        code = styles[style] if 0 <= style < len(styles) else "General"
+        mine = np.flatnonzero(codes == style)
+        values = pc.take(v, pa.array(mine))
+        if numfmt.is_date(code):
+            shown = _each(values, functools.partial(_date, date1904=date1904, code=code))
+            out.add(at[mine], shown, _problem(shown, "date or time "))
+            continue
+        if numfmt.is_general(code):
+            out.add(at[mine], _mixed(values, _PLAIN_INTEGER, values, numfmt.general))
+        elif re.fullmatch(r"0+", code):
+            padded = pc.utf8_lpad(values, width=len(code), padding="0")
+            out.add(at[mine], _mixed(values, r"^[0-9]{1,15}$", padded, _renderer(code)))
+        else:
+            out.add(at[mine], _each(values, _renderer(code)))
+
+
+def _date(serial: float, *, date1904: bool, code: str) -> str:
+    return numfmt.serial_to_iso(serial, date1904, code)
+
+
+def _renderer(code: str) -> Callable[[float], str]:
+    return lambda x: numfmt.render(x, code)
+
+
+def _mixed(
+    values: pa.Array, simple: str, shown: pa.Array, show: Callable[[float], str]
+) -> pa.Array:
+    """``shown`` where ``values`` match ``simple``; per-cell ``show`` for the others."""
+    fast = np.asarray(pc.match_substring_regex(values, simple).to_numpy(zero_copy_only=False))
+    if fast.all():
+        return shown
+    slow = np.flatnonzero(~fast)
+    order = np.arange(len(values), dtype=np.int64)
+    order[slow] = len(values) + np.arange(len(slow))
+    others = _each(pc.take(values, pa.array(slow)), show)
+    return pc.take(pa.concat_arrays([shown, others]), pa.array(order))
+
+
+def _each(values: pa.Array, show: Callable[[float], str]) -> pa.Array:
+    """Per-cell rendering for the cells no vectorised rule covers."""
+    result = []
+    for text in values.to_pylist():
+        try:
+            number = float(text)
+        except (TypeError, ValueError):
+            result.append(text or "")
+            continue
+        result.append(show(number))
+    return pa.array(result, pa.string())
+
+
+def _numbered(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct row numbers in order, and each cell's place among them; rows stored in
+    order (the usual case) need no sort."""
+    if len(rows) and bool(np.all(rows[1:] >= rows[:-1])):
+        new = np.empty(len(rows), dtype=bool)
+        new[0] = True
+        new[1:] = rows[1:] != rows[:-1]
+        return rows[new], np.cumsum(new) - 1
+    unique, inverse = np.unique(rows, return_inverse=True)
+    return unique, inverse.reshape(-1)
+
+
+def to_grid(cells: Cells, strings: pa.Array, styles: list[str], date1904: bool) -> Grid:
+    """Dense columns over the rows that hold data, for the columns that hold data."""
+    text, problem = render_cells(cells, strings, styles, date1904)
+    data = pc.not_equal(text, "")
+    if problem is not None:
+        data = pc.or_(data, pc.not_equal(problem, ""))
+    keep = np.asarray(data.to_numpy(zero_copy_only=False), dtype=bool)
+    rows = np.asarray(cells.row.to_numpy(), dtype=np.int64)[keep]
+    cols = np.asarray(cells.col.to_numpy(), dtype=np.int64)[keep]
+    kept = pa.array(np.flatnonzero(keep))
+    text = pc.take(text, kept)
+    problem = pc.take(problem, kept) if problem is not None else None
+    unique_rows, row_at = _numbered(rows)
+    present = np.bincount(cols) > 0 if len(cols) else np.zeros(0, dtype=bool)
+    unique_cols = np.flatnonzero(present)
+    col_at = (np.cumsum(present) - 1)[cols]
+    if len(unique_rows) * len(unique_cols) > 20 * len(rows) + _DENSITY_FLOOR:
+        raise InputError(
+            f"the sheet's data is spread over {len(unique_rows):,} rows and "
+            f"{len(unique_cols):,} columns with few cells between: keep the table in one "
+            "block of columns (or export it as .csv) and retry"
+        )
+    columns, problems = [], []
+    for j in range(len(unique_cols)):
+        where = np.full(len(unique_rows), -1, dtype=np.int64)
+        mine = np.flatnonzero(col_at == j)
+        where[row_at[mine]] = mine  # a cell written twice: the later one wins
+        index = pa.array(where, mask=where < 0)
+        columns.append(pc.fill_null(pc.take(text, index), ""))
+        column_problem = None
+        if problem is not None:
+            column_problem = pc.fill_null(pc.take(problem, index), "")
+            if not pc.any(pc.not_equal(column_problem, "")).as_py():
+                column_problem = None
+        problems.append(column_problem)
+    labels = [column_label(int(c)) for c in unique_cols]
+    return Grid(unique_rows.astype(np.int64), columns, labels, problems)
