@@ -8,8 +8,7 @@ crash mid-write leaves the previous report, never half of a new one.
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import pyarrow.csv as pacsv
 
 from batch_latch import formula
 from batch_latch.errors import BatchLatchError
+from batch_latch.files import atomic_write
 from batch_latch.results import ResultColumns
 from batch_latch.vocab import CHANGES, FAILED_STATUSES, STATUSES, TOOL_COLUMNS
 
@@ -176,34 +176,3 @@ def _write_csv(path: Path, table: pa.Table) -> None:
         except pa.ArrowInvalid:
             if quoting == "needed":
                 raise
-
-
-def atomic_write(path: Path, write: Callable[[pa.NativeFile], object]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with pa.OSFile(str(tmp), "wb") as sink:
-            write(sink)
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    _sync_dir(path.parent)
-
-
-def _sync_dir(folder: Path) -> None:
-    """Make the rename itself durable (POSIX); a no-op where directories cannot be opened."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -30,6 +30,7 @@ from xlsxwriter.exceptions import XlsxFileError
 from xlsxwriter.utility import xl_col_to_name, xl_range, xl_range_abs
 from xlsxwriter.worksheet import Worksheet
 
+from .files import sync_dir
 from .vocab import CHANGES, STATUSES
 
 #: Above this many rows the caller skips ``results.xlsx`` (the CSV still has every row).
@@ -100,7 +101,7 @@ def write_results_xlsx(
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    sync_dir(path.parent)
 
 
 class _TextWorksheet(Worksheet):  # type: ignore[misc]
@@ -334,17 +335,3 @@ def _close(workbook: Any) -> None:
     except XlsxFileError as exc:
         cause = exc.args[0] if exc.args else None
         raise (cause if isinstance(cause, OSError) else OSError(str(exc))) from exc
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename durable; some filesystems cannot fsync a folder, which is fine."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
