@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -50,6 +51,12 @@ _SCHEMA = pa.schema(
         ("t", pa.string()),
     ]
 )  # fusebillId, geotabId, status, http_status, message, error_key, change, previous, finished_at
+
+
+# Read as dictionary codes: statuses, messages and times repeat, and lookups that take a
+# million rows' values then move small integers instead of strings.
+_CODED = pa.dictionary(pa.int32(), pa.string())
+_READ_TYPES = {name: _CODED for name in ("s", "m", "k", "c", "p", "t")}
 
 
 @dataclass(frozen=True)
@@ -256,7 +263,7 @@ def _read(path: Path, version: int = FORMAT) -> pa.Table:
             read_options=pacsv.ReadOptions(skip_rows=1, column_names=names),
             parse_options=pacsv.ParseOptions(newlines_in_values=False),
             convert_options=pacsv.ConvertOptions(
-                column_types={n: _SCHEMA.field(n).type for n in names},
+                column_types={n: _READ_TYPES.get(n, _SCHEMA.field(n).type) for n in names},
                 null_values=[""],
                 strings_can_be_null=False,
                 quoted_strings_can_be_null=False,
@@ -271,5 +278,8 @@ def _read(path: Path, version: int = FORMAT) -> pa.Table:
     if version == 1:  # v1 wrote blind: what a success changed is unknown
         n = table.num_rows
         change = pc.if_else(pc.equal(table["s"], "success"), "unknown", "")
-        table = table.add_column(6, "c", change).add_column(7, "p", pa.array([""] * n))
+        table = table.add_column(6, "c", pc.dictionary_encode(change))
+        table = table.add_column(
+            7, "p", pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), pa.array([""]))
+        )
     return table.select(_SCHEMA.names)

@@ -8,7 +8,7 @@ or undid it, the pair is a row like any other again).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -94,43 +94,47 @@ class Earlier:
         same = _mask(pc.equal(pc.take(gids, pa.array(found)), self._column("g", rows)))
         found, rows = found[same], rows[same]
         status, key = self._column("s", rows), self._column("k", rows)
-        change = self._column("c", rows)
-        success = _mask(pc.equal(status, Status.SUCCESS.value)) & ~_mask(
-            pc.equal(change, Change.UNDO.value)
+        change, message = self._column("c", rows), self._column("m", rows)
+        success = _mask(_each(status, lambda v: pc.equal(v, Status.SUCCESS.value))) & ~_mask(
+            _each(change, lambda v: pc.equal(v, Change.UNDO.value))
         )
-        missing = _mask(pc.equal(status, Status.NOT_FOUND.value)) & (not retry_not_found)
-        refused = (
-            _mask(pc.equal(status, Status.FAILED.value))
-            & _mask(pc.match_substring_regex(key, REFUSAL_PATTERN))
-            & (not retry_failed)
+        missing = _mask(_each(status, lambda v: pc.equal(v, Status.NOT_FOUND.value)))
+        refused = _mask(_each(status, lambda v: pc.equal(v, Status.FAILED.value))) & _mask(
+            _each(key, lambda v: pc.match_substring_regex(v, REFUSAL_PATTERN))
         )
+        missing &= not retry_not_found
+        refused &= not retry_failed
         keep = success | missing | refused
-        message = self._column("m", rows)
-        texts = pc.if_else(pa.array(success), EARLIER_SUCCESS, message)
-        odd = np.flatnonzero(keep & ~success)  # the few rows whose message is worded each
-        if len(odd):
-            texts = texts.to_pylist()
-            for j in odd.tolist():
-                texts[j] = _earlier_words(bool(missing[j]), texts[j])
-            texts = pa.array(texts, pa.string())
+        at = np.flatnonzero(keep)
         rest = np.flatnonzero(~keep)
         notes = dict(
             zip(
                 found[rest].tolist(),
-                pc.binary_join_element_wise(
-                    pc.take(status, pa.array(rest)), pc.take(message, pa.array(rest)), ": "
-                ).to_pylist(),
+                (
+                    f"{s}: {m}" if m else str(s)
+                    for s, m in zip(
+                        _take(status, rest).to_pylist(), _take(message, rest).to_pylist()
+                    )
+                ),
             )
         )
-        at = pa.array(np.flatnonzero(keep))
-        sub = rows[keep]
+        if success.all():  # the usual re-run: every settled row latched earlier
+            texts: pa.Array = _constant(EARLIER_SUCCESS, len(at))
+            keys: pa.Array = _constant("latched_earlier", len(at))
+        else:
+            words = _take(message, at).to_pylist()
+            for j, (ok, nf) in enumerate(zip(success[at].tolist(), missing[at].tolist())):
+                words[j] = EARLIER_SUCCESS if ok else _earlier_words(nf, words[j])
+            texts = pa.array(words, pa.string())
+            keys = pc.if_else(pa.array(success[at]), "latched_earlier", _text(_take(key, at)))
+        sub = rows[at]
         return Settled(
-            where=found[keep],
-            status=pc.take(status, at),
+            where=found[at],
+            status=_take(status, at),
             http_status=self._column("h", sub),
-            message=pc.take(texts, at),
-            error_key=pc.take(pc.if_else(pa.array(success), "latched_earlier", key), at),
-            change=pc.take(change, at),
+            message=texts,
+            error_key=keys,
+            change=_take(change, at),
             previous=self._column("p", sub),
             finished_at=self._column("t", sub),
             notes=notes,
@@ -157,16 +161,12 @@ class Earlier:
         """Customers this job wrote to whose latest successful write is not yet undone."""
         if not len(self):
             return []
-        success = np.asarray(
-            pc.equal(self._table["s"], Status.SUCCESS.value).to_numpy(zero_copy_only=False),
-            dtype=bool,
-        )
-        change = self._table["c"]
-        wrote = np.asarray(
-            pc.is_in(change, value_set=pa.array([*WRITES, Change.UNDO.value])).to_numpy(
-                zero_copy_only=False
-            ),
-            dtype=bool,
+        success = _mask(_each(_flat(self._table["s"]), lambda v: pc.equal(v, Status.SUCCESS.value)))
+        wrote = _mask(
+            _each(
+                _flat(self._table["c"]),
+                lambda v: pc.is_in(v, value_set=pa.array([*WRITES, Change.UNDO.value])),
+            )
         )
         rows = np.flatnonzero(success & wrote)
         sub = Earlier(self._table.take(pa.array(rows, pa.int64())))
@@ -192,6 +192,25 @@ def _earlier_words(not_found: bool, message: str) -> str:
         f"refused in an earlier run: {message}; not sent again "
         "(fix the row, or use --retry-failed to send it)"
     )
+
+
+def _each(values: pa.Array, kernel: Callable[[pa.Array], pa.Array]) -> pa.Array:
+    """``kernel`` over a column; on a dictionary column, once per distinct value."""
+    if pa.types.is_dictionary(values.type):
+        return pc.take(kernel(values.dictionary), values.indices)
+    return kernel(values)
+
+
+def _take(values: pa.Array, at: np.ndarray) -> pa.Array:
+    return pc.take(values, pa.array(at, pa.int64()))
+
+
+def _text(values: pa.Array) -> pa.Array:
+    return values.cast(pa.string()) if pa.types.is_dictionary(values.type) else values
+
+
+def _constant(text: str, n: int) -> pa.Array:
+    return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), pa.array([text]))
 
 
 def _mask(values: pa.Array) -> np.ndarray:

@@ -4,7 +4,7 @@ copied to the job folder itself; one command at a time.
 ``OUT/runs/<UTC time>-<kind>/`` holds a command's reports, its summary and a copy of its
 input. The latest reports are then copied to ``OUT/`` (each atomically), except a file the
 user is reading from or has edited since the tool wrote it: the tool never overwrites
-what the user wrote. ``OUT/.published.json`` remembers what the tool last put there.
+what the user wrote. ``OUT/.published.json`` remembers what the tool last put there (size and time).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import IO
 
 from batch_latch.errors import BatchLatchError
-from batch_latch.files import atomic_write
+from batch_latch.files import atomic_write, sync_dir
 from batch_latch.report import ReportError, ReportPaths
 from batch_latch.vocab import Kind
 
@@ -126,30 +126,47 @@ def publish(out: Path, paths: ReportPaths, source: Path | None) -> list[str]:
     record = _published(out)
     kept: list[str] = []
     wanted = {p.name for p in paths.all()}
-    for stale in ("results.xlsx",):  # a report this command did not write must not linger
-        if stale not in wanted and _ours(out / stale, record):
-            (out / stale).unlink(missing_ok=True)
-            record.pop(stale, None)
-    for path in paths.all():
-        target = out / path.name
-        if source is not None and target.exists() and _same(target, source):
-            kept.append(f"{target} is this command's input, so it was left as it is")
-            continue
-        if target.exists() and not _ours(target, record):
-            kept.append(f"{target} was changed since batch-latch wrote it, so it was left as it is")
-            continue
-        try:
-            data = path.read_bytes()
-            atomic_write(target, lambda sink, data=data: sink.write(data))  # type: ignore[misc]
-        except OSError as exc:
-            raise ReportError(f"cannot write reports to {out}: {exc.strerror or exc}") from None
-        record[path.name] = hashlib.sha256(data).hexdigest()
-    text = json.dumps(record, indent=1).encode("utf-8")
     try:
+        for stale in ("results.xlsx",):  # a report this command did not write must not linger
+            if stale not in wanted and _ours(out / stale, record):
+                (out / stale).unlink(missing_ok=True)
+                record.pop(stale, None)
+        for path in paths.all():
+            target = out / path.name
+            if source is not None and target.exists() and _same(target, source):
+                kept.append(f"{target} is this command's input, so it was left as it is")
+                continue
+            if not _ours(target, record):
+                kept.append(
+                    f"{target} was changed since batch-latch wrote it, so it was left as is"
+                )
+                continue
+            _copy(path, target)
+            record[path.name] = _signature(target)
+        text = json.dumps(record, indent=1).encode("utf-8")
         atomic_write(out / PUBLISHED, lambda sink: sink.write(text))
     except OSError as exc:
         raise ReportError(f"cannot write reports to {out}: {exc.strerror or exc}") from None
     return kept
+
+
+def _copy(source: Path, target: Path) -> None:
+    """``source`` over ``target`` atomically, copied by the kernel (no pass through Python)."""
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    sync_dir(target.parent)
+
+
+def _signature(path: Path) -> str:
+    """Size and modification time: any save by the user changes them (cheaper than a hash
+    of a report of a hundred megabytes, read on every run)."""
+    stat = path.stat()
+    return f"{stat.st_size}:{stat.st_mtime_ns}"
 
 
 def _published(out: Path) -> dict[str, str]:
@@ -161,14 +178,14 @@ def _published(out: Path) -> dict[str, str]:
 
 
 def _ours(target: Path, record: dict[str, str]) -> bool:
-    """True when ``target`` is missing or still exactly what the tool last wrote there. A
+    """True when ``target`` is missing or still exactly what the tool last put there. A
     report from before this record existed (v1) counts as ours."""
     if not target.exists():
         return True
     if target.name not in record:
         return not (target.parent / PUBLISHED).exists()
     try:
-        return sha256(target) == record[target.name]
+        return _signature(target) == record[target.name]
     except OSError:
         return False
 

@@ -80,7 +80,7 @@ def build_checkpoint(out_dir: Path, base_url: str, rows: int) -> tuple[int, floa
     try:
         for start in range(0, rows, BATCH):
             records = [
-                Record(*pair(i), "success", 200, "latched", "", FINISHED_AT)
+                Record(*pair(i), "success", 200, "latched", "", FINISHED_AT, "new", "")
                 for i in range(start, min(rows, start + BATCH))
             ]
             store.record_many(records)
