@@ -1,0 +1,395 @@
+"""What Fusebill's answer means: a :class:`Reply` in, a :class:`Verdict` out, and the
+rate-limit headers read. Pure functions, no HTTP (that is :mod:`batch_latch.client`).
+
+A 2xx proves itself or counts for nothing: a latch is ``SUCCESS`` only when the body is a
+JSON object carrying the geotabId sent, a read only when the body is this customer's
+object. Everything outside 2xx goes through one mapping shared by latch, read and unlatch.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import enum
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from batch_latch.vocab import StopReason
+
+_LONG_FRACTION = re.compile(r"([.,]\d{6})\d+")  # .NET writes 7 digits; 3.10 reads 6
+_DAILY = re.compile(r"\b(daily|per day|a day|each day|/day|24 ?h)", re.IGNORECASE)
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+_EXCERPT = 80
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What came back: a status and body, or ``error`` when no usable answer came.
+
+    ``error`` is None, ``timeout``, ``connection``, ``tls``, ``proxy`` or ``too_large``
+    (the status is kept, the body is None: it was not read).
+    """
+
+    status: int | None
+    body: Any = None  # parsed JSON, else the text; None when not read
+    headers: dict[str, str] = field(default_factory=dict)  # lower-case names
+    error: str | None = None
+    detail: str = ""  # one line, key redacted
+    url: str = ""  # the URL requested
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+
+class Kind(enum.Enum):
+    SUCCESS = "success"
+    UNPROVEN = "unproven"  # a 2xx that does not show the change: read back before believing
+    NOT_FOUND = "not_found"  # 404 in Fusebill's error format
+    KEY_REJECTED = "key_rejected"  # 401 / 403
+    RATE_LIMITED = "rate_limited"  # 429
+    RETRYABLE = "retryable"  # 408, 409, 5xx, timeout, connection error, unreadable read
+    REJECTED = "rejected"  # any other 4xx
+    STOP = "stop"  # a configuration problem: Verdict.stop says which
+
+
+@dataclass(frozen=True)
+class Verdict:
+    kind: Kind
+    message: str
+    error_key: str = ""
+    ambiguous: bool = False  # the request may have landed (timeout, dropped connection, 5xx)
+    daily_limit: bool = False  # a 429 that names the daily limit / Remaining-Day: 0
+    stop: StopReason | None = None  # for Kind.STOP
+
+
+@dataclass(frozen=True)
+class Holding:
+    """What a customer read found."""
+
+    geotab_id: str | None  # None: holds none (null or "")
+    known: bool = True  # False: the customer object has no geotabId key at all
+
+
+class FusebillErrorItem(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    Key: str | None = None
+    Value: str | None = None
+
+
+class FusebillError(BaseModel):
+    """Fusebill's error body: ``{"ErrorId":0,"HttpStatusCode":404,"Errors":[{Key, Value}]}``."""
+
+    model_config = ConfigDict(extra="ignore")
+    ErrorId: int | None = None
+    HttpStatusCode: int | None = None
+    Errors: list[FusebillErrorItem] = []
+
+
+def error_text(body: Any) -> tuple[str, str]:
+    """(message, key) from Fusebill's error body, or a short excerpt of whatever came."""
+    if isinstance(body, dict):
+        try:
+            parsed = FusebillError.model_validate(body)
+        except ValidationError:
+            parsed = FusebillError()
+        values = [e.Value for e in parsed.Errors if e.Value]
+        if values:
+            key = next((e.Key for e in parsed.Errors if e.Key), "") or ""
+            return "; ".join(values), key
+        for name in ("Message", "message", "error", "detail"):
+            if isinstance(body.get(name), str):
+                return str(body[name]), ""
+    text = " ".join(str(body or "").split())
+    return text[:200], ""
+
+
+def fusebill_not_found(body: Any) -> str | None:
+    """``Errors[].Value`` when ``body`` is Fusebill's 404 error object, else None.
+
+    The format: a JSON object with ``HttpStatusCode`` 404 and an ``Errors`` list holding at
+    least one ``Value`` (``ErrorId`` is not required). A web server's or gateway's own 404
+    page does not look like this, and then the URL, not the customer, is what is missing.
+    """
+    if not isinstance(body, dict) or str(body.get("HttpStatusCode")) != "404":
+        return None
+    errors = body.get("Errors")
+    if not isinstance(errors, list):
+        return None
+    values = [e["Value"] for e in errors if isinstance(e, dict) and isinstance(e.get("Value"), str)]
+    return "; ".join(values) if values else None
+
+
+# --- the meaning of an answer ----------------------------------------------------------------
+
+
+def classify_latch(reply: Reply, sent_geotab_id: str) -> Verdict:
+    """``SUCCESS`` only for a JSON object whose ``geotabId`` is the one sent."""
+    verdict = _outside_2xx(reply)
+    if verdict is not None:
+        return verdict
+    body = reply.body
+    if reply.error is None and isinstance(body, dict) and "geotabId" in body:
+        held = body["geotabId"]
+        if isinstance(held, str) and held == sent_geotab_id:
+            return Verdict(Kind.SUCCESS, "latched")
+        holds = "holds no geotabId" if held in (None, "") else f"holds geotabId {held!r}"
+        return Verdict(
+            Kind.UNPROVEN,
+            f"Fusebill answered {reply.status} but the customer {holds}, not {sent_geotab_id!r}",
+            "geotab_id_mismatch",
+        )
+    return Verdict(
+        Kind.UNPROVEN,
+        f"Fusebill answered {reply.status} with {describe(reply)}: no proof the latch landed",
+        "unconfirmed",
+    )
+
+
+def classify_read(reply: Reply, fusebill_id: int) -> tuple[Verdict, Holding | None]:
+    """``SUCCESS`` and what the customer holds, for this customer's object only."""
+    verdict = _outside_2xx(reply)
+    if verdict is not None:
+        return verdict, None
+    body = reply.body
+    if reply.error is not None or not isinstance(body, dict):
+        return _unreadable(reply, describe(reply)), None
+    if "id" not in body:
+        return _unreadable(reply, describe(reply)), None
+    if not _same_id(body["id"], fusebill_id):
+        return _unreadable(reply, f"the object of another customer (id {body['id']!r})"), None
+    if "geotabId" not in body:
+        return Verdict(Kind.SUCCESS, "the customer object shows no geotabId"), Holding(None, False)
+    held = body["geotabId"]
+    if held is None or held == "":
+        return Verdict(Kind.SUCCESS, "holds no geotabId"), Holding(None)
+    if isinstance(held, int) and not isinstance(held, bool):
+        held = str(held)
+    if not isinstance(held, str):
+        return _unreadable(reply, f"a geotabId that is not text ({held!r})"), None
+    return Verdict(Kind.SUCCESS, f"holds geotabId {held!r}"), Holding(held)
+
+
+def classify_unlatch(reply: Reply, fusebill_id: int) -> Verdict:
+    """``SUCCESS`` only for this customer's object showing no geotabId."""
+    verdict = _outside_2xx(reply)
+    if verdict is not None:
+        return verdict
+    body = reply.body
+    if reply.error is None and isinstance(body, dict) and _same_id(body.get("id"), fusebill_id):
+        held = body.get("geotabId", ...)
+        if held is None or held == "":
+            return Verdict(Kind.SUCCESS, "unlatched")
+        if held is not ...:
+            return Verdict(
+                Kind.UNPROVEN,
+                f"Fusebill answered {reply.status} but the customer still holds {held!r}",
+                "geotab_id_mismatch",
+            )
+        what = "the customer object without a geotabId"
+    else:
+        what = describe(reply)
+    return Verdict(
+        Kind.UNPROVEN,
+        f"Fusebill answered {reply.status} with {what}: no proof the unlatch landed",
+        "unconfirmed",
+    )
+
+
+def _same_id(value: Any, fusebill_id: int) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return value == fusebill_id
+    return isinstance(value, str) and value.strip() == str(fusebill_id)
+
+
+def _unreadable(reply: Reply, what: str) -> Verdict:
+    return Verdict(
+        Kind.RETRYABLE,
+        f"the customer read answered {reply.status} with {what}, not this customer's object",
+        "unreadable",
+    )
+
+
+def describe(reply: Reply) -> str:
+    """A few words on what a body is, for messages about answers that prove nothing."""
+    body = reply.body
+    if reply.error == "too_large":
+        return "an answer over 1 MiB (not read)"
+    if body is None or (isinstance(body, str) and not body.strip()):
+        return "an empty body"
+    if isinstance(body, str):
+        title = _TITLE.search(body)
+        if title or body.lstrip()[:1] == "<":
+            name = " ".join(title.group(1).split())[:_EXCERPT] if title else ""
+            return f"an HTML page ({name!r})" if name else "an HTML page"
+        return f"text that is not JSON ({' '.join(body.split())[:_EXCERPT]!r})"
+    if isinstance(body, dict):
+        names = ", ".join(list(map(str, body))[:6])
+        return f"a JSON object without the customer's fields (keys: {names or 'none'})"
+    return f"JSON that is not an object ({type(body).__name__})"
+
+
+def _outside_2xx(reply: Reply) -> Verdict | None:
+    """The verdict for anything but a 2xx; None for a 2xx (the caller judges its body)."""
+    status = reply.status
+    if reply.error == "tls":
+        return _stop(
+            StopReason.TLS,
+            f"TLS certificate check failed for {reply.url or 'the API'}: {reply.detail}. "
+            "If a proxy or your network inspects TLS, set REQUESTS_CA_BUNDLE (or "
+            "SSL_CERT_FILE) to its CA certificate file",
+        )
+    if reply.error == "proxy" or status == 407:
+        why = reply.detail or f"HTTP {status} Proxy Authentication Required"
+        return _stop(
+            StopReason.PROXY,
+            f"the proxy refused the request to {reply.url or 'the API'} ({why}): check "
+            "HTTPS_PROXY / HTTP_PROXY / ALL_PROXY (and the proxy's credentials) and NO_PROXY",
+        )
+    if status is None:
+        error = reply.error if reply.error == "timeout" else "connection"
+        what = "timed out" if error == "timeout" else "connection failed"
+        return Verdict(Kind.RETRYABLE, f"{what}: {reply.detail}", error, ambiguous=True)
+    if 200 <= status < 300:
+        return None
+    if 300 <= status < 400:
+        return _redirect(reply, status)
+    return _status_verdict(reply, status)
+
+
+def _status_verdict(reply: Reply, status: int) -> Verdict:
+    message = error_text(reply.body)[0] or f"HTTP {status}"
+    if status in (401, 403):
+        return Verdict(Kind.KEY_REJECTED, message, "key_rejected")
+    if status == 404 and (values := fusebill_not_found(reply.body)) is not None:
+        return Verdict(Kind.NOT_FOUND, values, "not_found")
+    if status in (404, 405):
+        return _stop(
+            StopReason.WRONG_URL,
+            f"{reply.url or 'the API'} answered {status} without Fusebill's error format, so "
+            "the URL looks wrong: check FUSEBILL_BASE_URL",
+        )
+    if status == 429:
+        daily = bool(_DAILY.search(message)) or reply.header("x-rate-limit-remaining-day") == "0"
+        return Verdict(Kind.RATE_LIMITED, message, "rate_limited", daily_limit=daily)
+    if reply.error == "too_large":
+        return Verdict(
+            Kind.RETRYABLE,
+            f"HTTP {status}: {describe(reply)}",
+            f"http_{status}",
+            ambiguous=status >= 500,
+        )
+    if status in (408, 409) or status >= 500:
+        return Verdict(
+            Kind.RETRYABLE, f"HTTP {status}: {message}", f"http_{status}", ambiguous=status >= 500
+        )
+    return Verdict(Kind.REJECTED, message, f"http_{status}")
+
+
+def _redirect(reply: Reply, status: int) -> Verdict:
+    location = reply.header("location")
+    where = f"to {location}" if location else "without a Location"
+    return _stop(
+        StopReason.REDIRECT,
+        f"{reply.url or 'the API'} answered {status}, a redirect {where}; redirects are never "
+        "followed (the API key must not travel): set FUSEBILL_BASE_URL to the final URL",
+    )
+
+
+def _stop(reason: StopReason, message: str) -> Verdict:
+    return Verdict(Kind.STOP, message, reason.value, stop=reason)
+
+
+# --- rate-limit headers ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Limits:
+    remaining_minute: int | None
+    reset_minute: float | None  # seconds from now until the minute window frees
+    remaining_day: int | None
+    reset_day_at: datetime | None  # when the daily quota resets (UTC)
+    limit_minute: int | None = None  # the account's limits, X-Rate-Limit-Limit-Minute / -Day
+    limit_day: int | None = None
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(float(value)) if value is not None else None
+    except (ValueError, OverflowError):
+        return None
+
+
+def parse_time(value: str | None) -> datetime | None:
+    """A reset time as epoch seconds, ISO 8601 or an HTTP date; None when unreadable."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        number = float(text)
+    except ValueError:
+        number = None
+    if number is not None:
+        if number != number or abs(number) > 1e11:  # NaN or absurd
+            return None
+        return datetime.fromtimestamp(number, tz=timezone.utc)
+    try:
+        iso_text = _LONG_FRACTION.sub(r"\1", text.replace("Z", "+00:00").replace("z", "+00:00"))
+        iso = datetime.fromisoformat(iso_text)
+        return iso if iso.tzinfo else iso.replace(tzinfo=timezone.utc)
+    except ValueError:
+        pass
+    try:
+        parsed = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def seconds_until(value: str | None, reply: Reply, now: datetime) -> float | None:
+    """How long until ``value``; measured against the server's ``Date`` when clocks differ."""
+    when = parse_time(value)
+    if when is None:
+        return None
+    server_now = parse_time(reply.header("date"))
+    base = now
+    if server_now is not None and abs((server_now - now).total_seconds()) > 2:
+        base = server_now
+    return (when - base).total_seconds()
+
+
+def retry_after(reply: Reply, now: datetime) -> float | None:
+    value = reply.header("retry-after")
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        return max(0.0, seconds) if seconds == seconds else None  # NaN: unreadable
+    wait = seconds_until(value, reply, now)
+    return None if wait is None else max(0.0, wait)
+
+
+def limits(reply: Reply, now: datetime) -> Limits:
+    reset_minute = None
+    remaining_minute = _int(reply.header("x-rate-limit-remaining-minute"))
+    if reply.header("x-rate-limit-reset-minute") is not None or remaining_minute == 0:
+        wait = seconds_until(reply.header("x-rate-limit-reset-minute"), reply, now)
+        if wait is None or not -61 <= wait <= 61:
+            # Unreadable, or no reset of this minute's window: wait for the next full minute.
+            wait = 60.0 - now.timestamp() % 60.0
+        reset_minute = max(0.0, wait)
+    return Limits(
+        remaining_minute=remaining_minute,
+        reset_minute=reset_minute,
+        remaining_day=_int(reply.header("x-rate-limit-remaining-day")),
+        reset_day_at=parse_time(reply.header("x-rate-limit-reset-day")),
+        limit_minute=_int(reply.header("x-rate-limit-limit-minute")),
+        limit_day=_int(reply.header("x-rate-limit-limit-day")),
+    )

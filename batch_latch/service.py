@@ -1,0 +1,27 @@
+"""What the runner needs from Fusebill, so tests and rehearsals can stand in for it."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from batch_latch.answers import Reply
+
+
+class FusebillService(Protocol):
+    def latch(self, fusebill_id: int, geotab_id: str) -> Reply:
+        """``POST {base}/Geotab/LatchCustomer {"fusebillId": n, "geotabId": "..."}``."""
+        ...
+
+    def unlatch(self, fusebill_id: int) -> Reply:
+        """``POST {base}/Geotab/UnlatchCustomer {"fusebillId": n}``."""
+        ...
+
+    def customer(self, fusebill_id: int) -> Reply:
+        """``GET {base}/customers/{n}``."""
+        ...
+
+    def redact(self, text: str) -> str:
+        """``text`` without the API key (see :mod:`batch_latch.redact`)."""
+        ...
+
+    def close(self) -> None: ...
