@@ -95,7 +95,10 @@ def test_pipe_detected(tmp_path: Path) -> None:
 
 
 def test_title_rows_above_the_header(tmp_path: Path) -> None:
-    data = b"Customer export\r\n\r\nMay 2024,,\r\nFusebill Customer Number,Geotab Reseller ID,n\r\n5,g,x\r\n"
+    data = (
+        b"Customer export\r\n\r\nMay 2024,,\r\n"
+        b"Fusebill Customer Number,Geotab Reseller ID,n\r\n5,g,x\r\n"
+    )
     sheet = load(tmp_path, data)
     found = (sheet.header_row, sheet.rows.to_pylist(), sheet.geotab.to_pylist())
     assert found == (4, [5], ["g"])
