@@ -1,89 +1,74 @@
-"""Fusebill over HTTP: send one request, and say what its answer means for the row.
+"""Fusebill over HTTP: send one request and hand back what came, as a :class:`Reply`.
 
-The client never retries or sleeps: that is the runner's job, so that one throttle sees
-every attempt. It turns every answer, or the lack of one, into a :class:`Reply`, and
-:func:`classify` turns a reply into a :class:`Verdict` the runner acts on.
+The client never retries or sleeps (the runner does, so one throttle sees every attempt),
+never follows a redirect (the key must not travel) and never reads ``~/.netrc``: the key
+header is the only credential. What an answer means is :mod:`batch_latch.answers`.
+
+- Proxies and CA bundles come from the standard variables in ``env`` (``HTTPS_PROXY``,
+  ``HTTP_PROXY``, ``ALL_PROXY``, ``NO_PROXY`` in either case; ``REQUESTS_CA_BUNDLE``, then
+  ``CURL_CA_BUNDLE``, then ``SSL_CERT_FILE``), resolved here once: the sessions keep
+  ``trust_env`` off, so requests itself never looks at netrc or the process environment.
+- ``timeout`` bounds the whole request, connect to last byte. Each request takes a ticket
+  with its deadline; one watchdog thread per client sleeps until the earliest deadline and
+  shuts down the socket of a request still running then. :meth:`FusebillClient.abort` cuts
+  every request in flight the same way.
+- Bodies over :data:`MAX_BODY` are not read further: ``error="too_large"``.
 """
 
 from __future__ import annotations
 
-import email.utils
-import enum
-import re
+import contextlib
+import functools
+import heapq
+import ipaddress
+import itertools
+import json
+import os
+import socket
+import ssl
 import threading
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+import time
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from batch_latch import __version__
+from batch_latch.answers import Reply
+from batch_latch.redact import Redactor
 
 if TYPE_CHECKING:
     import requests
 
-from batch_latch import __version__
-
-RATE_HEADERS = ("Limit", "Remaining", "Reset")
-_LONG_FRACTION = re.compile(r"([.,]\d{6})\d+")  # .NET writes 7 digits; 3.10 reads 6
-_DAILY = re.compile(r"\b(daily|per day|a day|each day|/day|24 ?h)", re.IGNORECASE)
-
-
-class FusebillErrorItem(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    Key: str | None = None
-    Value: str | None = None
-
-
-class FusebillError(BaseModel):
-    """Fusebill's error body: ``{"ErrorId":0,"HttpStatusCode":404,"Errors":[{Key, Value}]}``."""
-
-    model_config = ConfigDict(extra="ignore")
-    ErrorId: int | None = None
-    HttpStatusCode: int | None = None
-    Errors: list[FusebillErrorItem] = []
-
-
-@dataclass(frozen=True)
-class Reply:
-    """What came back: a status and body, or ``error`` (``timeout`` / ``connection``)."""
-
-    status: int | None
-    body: Any = None  # parsed JSON, or the text when it was not JSON
-    headers: dict[str, str] = field(default_factory=dict)
-    error: str | None = None
-    detail: str = ""
-
-    def header(self, name: str) -> str | None:
-        return self.headers.get(name.lower())
-
-
-class Kind(enum.Enum):
-    SUCCESS = "success"
-    MISMATCH = "mismatch"  # 2xx, but the customer carries another geotabId
-    NOT_FOUND = "not_found"
-    KEY_REJECTED = "key_rejected"  # 401 / 403
-    RATE_LIMITED = "rate_limited"  # 429
-    RETRYABLE = "retryable"  # 408, 5xx, timeout, connection error
-    REJECTED = "rejected"  # any other 4xx
-
-
-@dataclass(frozen=True)
-class Verdict:
-    kind: Kind
-    message: str
-    error_key: str = ""
-    ambiguous: bool = False  # the request may have landed although we got no good answer
-    daily_limit: bool = False
+MAX_BODY = 1 << 20  # 1 MiB
+_CHUNK = 64 * 1024
+_CA_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE")
+# ssl errors that are the network's, not the configuration's: retried like a dropped line
+_TRANSIENT_SSL = (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError)
 
 
 class FusebillClient:
     """One ``requests.Session`` per worker thread, each with its own keep-alive connection."""
 
-    def __init__(self, base_url: str, api_key: str, *, timeout: float, pool_size: int) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout: float,
+        pool_size: int,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        environ: Mapping[str, str] = os.environ if env is None else env
         self._base = base_url.rstrip("/")
-        self._key = api_key
+        self._redact = Redactor(api_key)
         self._timeout = timeout
         self._pool_size = pool_size
+        self._proxies = proxies_for(self._base, environ)
+        self._verify, self._ca_note, self._ca_problem = ca_bundle(environ)
+        self._deadlines = _Deadlines()
         self._local = threading.local()
+        self._sessions: list[requests.Session] = []
+        self._lock = threading.Lock()
         self._headers = {
             "Authorization": f"Basic {api_key}",  # already the whole credential: sent as is
             "Content-Type": "application/json",
@@ -91,218 +76,433 @@ class FusebillClient:
             "User-Agent": f"batch-latch/{__version__}",
         }
 
-    def _session(self) -> requests.Session:
-        session: requests.Session | None = getattr(self._local, "session", None)
-        if session is None:
-            import requests  # here, not at the top: a run with nothing to send never needs it
-            from requests.adapters import HTTPAdapter
+    def __repr__(self) -> str:
+        return f"FusebillClient({self._base!r}, timeout={self._timeout:g})"
 
-            session = requests.Session()
-            session.trust_env = False  # no netrc or proxy auth replacing our header
-            adapter = HTTPAdapter(pool_connections=1, pool_maxsize=2, max_retries=0)
-            session.mount("http://", adapter)
-            session.mount("https://", adapter)
-            self._local.session = session
-        return session
+    # --- the service -------------------------------------------------------------------------
 
     def latch(self, fusebill_id: int, geotab_id: str) -> Reply:
         body = {"fusebillId": fusebill_id, "geotabId": geotab_id}
         return self._send("POST", f"{self._base}/Geotab/LatchCustomer", body)
 
+    def unlatch(self, fusebill_id: int) -> Reply:
+        body = {"fusebillId": fusebill_id}
+        return self._send("POST", f"{self._base}/Geotab/UnlatchCustomer", body)
+
     def customer(self, fusebill_id: int) -> Reply:
         return self._send("GET", f"{self._base}/customers/{fusebill_id}", None)
 
-    def _send(self, method: str, url: str, body: dict[str, Any] | None) -> Reply:
-        import requests
+    def redact(self, text: str) -> str:
+        return self._redact(text)
 
+    def abort(self) -> None:
+        """Cut every request in flight now (a second Ctrl-C): each returns at once."""
+        self._deadlines.abort()
+
+    def close(self) -> None:
+        self._deadlines.close()
+        with self._lock:
+            sessions, self._sessions = self._sessions, []
+        for session in sessions:
+            session.close()
+
+    # --- one request -------------------------------------------------------------------------
+
+    def _session(self) -> requests.Session:
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            import requests  # here, not at the top: a run with nothing to send never needs it
+
+            session = requests.Session()
+            session.trust_env = False  # no netrc, no environment behind our back
+            session.proxies = dict(self._proxies)
+            session.verify = self._verify
+            adapter = _adapter_class()(pool_connections=1, pool_maxsize=2, max_retries=0)
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+            self._local.session = session
+            with self._lock:
+                self._sessions.append(session)
+        return session
+
+    def _send(self, method: str, url: str, body: dict[str, Any] | None) -> Reply:
+        if self._ca_problem:
+            return Reply(None, error="tls", detail=self._ca_problem, url=url)
+        ticket = self._deadlines.start(self._timeout)
+        failure: BaseException | None = None
+        answer: tuple[int, dict[str, str], bytes | None] = (0, {}, None)
         try:
+            answer = self._exchange(ticket, method, url, body)
+        except Exception as exc:  # requests, urllib3, ssl and socket errors alike
+            failure = exc
+        expired, aborted = self._deadlines.finish(ticket)
+        if aborted:
+            return Reply(None, error="connection", detail="cut off: interrupted", url=url)
+        if expired:  # checked first: a cut can look like any error, or like an early end
+            detail = f"no complete answer within {self._timeout:g} s"
+            return Reply(None, error="timeout", detail=detail, url=url)
+        if failure is not None:
+            error, detail = self._failure(failure)
+            return Reply(None, error=error, detail=detail, url=url)
+        status, headers, data = answer
+        if data is None:
+            size = headers.get("content-length") or "more"
+            detail = f"answer of {size} bytes: over {MAX_BODY} bytes, not read"
+            return Reply(status, None, headers, error="too_large", detail=detail, url=url)
+        return Reply(status, self._redact.scrub(_parse(data, headers)), headers, url=url)
+
+    def _exchange(
+        self, ticket: _Ticket, method: str, url: str, body: dict[str, Any] | None
+    ) -> tuple[int, dict[str, str], bytes | None]:
+        _CURRENT.ticket = ticket  # the connection hooks bind their socket to it
+        try:
+            left = max(ticket.deadline - time.monotonic(), 0.001)
             response = self._session().request(
                 method,
                 url,
                 json=body,
                 headers=self._headers,
-                timeout=(self._timeout, self._timeout),
+                timeout=(left, left),  # each wait; the watchdog bounds the sum
                 allow_redirects=False,
+                stream=True,
             )
-        except requests.Timeout:
-            return Reply(None, error="timeout", detail=f"no answer within {self._timeout:g} s")
-        except requests.RequestException as exc:
-            return Reply(None, error="connection", detail=_first_line(exc, self._key))
-        # A server (or proxy) that echoes the credential must not put it into our messages.
-        headers = {k.lower(): self.redact(v) for k, v in response.headers.items()}
-        try:
-            parsed: Any = response.json()
-        except ValueError:
-            parsed = response.text
-        return Reply(response.status_code, _scrub(parsed, self._key), headers)
+            try:
+                headers = {k.lower(): self._redact(v) for k, v in response.headers.items()}
+                return response.status_code, headers, _read_capped(response)
+            finally:
+                response.close()  # a body not read to the end closes its connection
+        finally:
+            _CURRENT.ticket = None
 
-    def redact(self, text: str) -> str:
-        return redact(text, self._key)
+    def _failure(self, exc: BaseException) -> tuple[str, str]:
+        """(error, detail) for a request that raised; the detail keeps the cause."""
+        import requests
+        import urllib3.exceptions as u3
+
+        chain = list(_causes(exc))
+        if any(_is_timeout(e) for e in chain):
+            return "timeout", f"no answer within {self._timeout:g} s"
+        tls = _tls_cause(chain)
+        if tls is not None:
+            return "tls", self._redact(f"{tls} ({self._ca_note})")
+        if any(isinstance(e, (requests.exceptions.ProxyError, u3.ProxyError)) for e in chain) or (
+            isinstance(exc, requests.exceptions.InvalidSchema) and self._proxies
+        ):
+            where = ", ".join(_safe_url(p) for p in self._proxies.values())
+            return "proxy", self._redact(f"proxy {where}: {_cause_text(chain)}")[:300]
+        return "connection", self._redact(_cause_text(chain))[:200]
+
+
+# --- bodies ----------------------------------------------------------------------------------
+
+
+def _read_capped(response: requests.Response) -> bytes | None:
+    """The body, or None when it is over :data:`MAX_BODY` (then it is not read further)."""
+    length = response.headers.get("content-length", "")
+    if length.isdigit() and int(length) > MAX_BODY:
+        return None
+    chunks: list[bytes] = []
+    total = 0
+    for chunk in response.iter_content(_CHUNK):
+        total += len(chunk)
+        if total > MAX_BODY:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _parse(data: bytes, headers: Mapping[str, str]) -> Any:
+    """Parsed JSON, else the text (``""`` for an empty body)."""
+    if not data.strip():
+        return ""
+    try:
+        return json.loads(data)
+    except ValueError:  # not JSON, or not UTF-8/16/32
+        pass
+    from requests.utils import get_encoding_from_headers
+
+    encoding = get_encoding_from_headers(dict(headers)) or "utf-8"
+    try:
+        return data.decode(encoding, errors="replace")
+    except LookupError:
+        return data.decode("utf-8", errors="replace")
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and what it wraps (``reason``, causes, exception args), outermost first."""
+    seen: set[int] = set()
+    stack = [exc]
+    while stack and len(seen) < 32:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        inner = [getattr(current, "reason", None), current.__cause__, current.__context__]
+        inner += list(current.args)
+        stack.extend(e for e in reversed(inner) if isinstance(e, BaseException))
+
+
+def _is_timeout(e: BaseException) -> bool:
+    import requests
+    import urllib3.exceptions as u3
+
+    if isinstance(e, u3.NewConnectionError):  # a refusal, though urllib3 files it as a timeout
+        return False
+    return isinstance(e, (requests.Timeout, u3.TimeoutError, TimeoutError))
+
+
+def _tls_cause(chain: list[BaseException]) -> str | None:
+    """The certificate's or handshake's own words (e.g. ``certificate has expired``)."""
+    for e in chain:
+        if isinstance(e, ssl.SSLCertVerificationError):
+            return f"certificate verify failed: {e.verify_message or e.reason or e}"
+        if type(e).__name__ == "CertificateError":  # urllib3's own hostname check
+            return f"certificate verify failed: {e}"
+    for e in chain:
+        if isinstance(e, ssl.SSLError) and not isinstance(e, _TRANSIENT_SSL):
+            return f"TLS handshake failed: {e.reason or e}"
+        if isinstance(e, OSError) and "TLS CA certificate bundle" in str(e):
+            return str(e)
+    return None
+
+
+def _cause_text(chain: list[BaseException]) -> str:
+    """One line naming the innermost cause, without urllib3's pool preamble."""
+    for e in reversed(chain):
+        text = " ".join(str(e).split())
+        if text:
+            if "): " in text and text.split("): ", 1)[0].count("(") == 1:
+                text = text.split("): ", 1)[1]  # "HTTPConnection(host=..., port=...): ..."
+            return f"{type(e).__name__}: {text}" if len(text) < 40 else text
+    return type(chain[0]).__name__
+
+
+def _safe_url(url: str) -> str:
+    """A proxy URL without its user and password."""
+    parts = urlsplit(url if "://" in url else f"http://{url}")
+    host = parts.hostname or ""
+    return f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
+
+
+# --- proxies and CA bundles from the environment ---------------------------------------------
+
+
+def _variable(env: Mapping[str, str], name: str) -> str:
+    """``name`` in lower case wins over upper case, as in curl and urllib; empty is unset."""
+    value = env.get(name.lower())
+    if value is None:
+        value = env.get(name.upper())
+    return (value or "").strip()
+
+
+def proxies_for(url: str, env: Mapping[str, str]) -> dict[str, str]:
+    """``{scheme: proxy}`` for ``url`` from ``*_PROXY`` and ``NO_PROXY``; ``{}`` for none."""
+    parts = urlsplit(url)
+    proxy = _variable(env, f"{parts.scheme}_proxy") or _variable(env, "all_proxy")
+    if not proxy or bypasses(parts.hostname or "", parts.port, _variable(env, "no_proxy")):
+        return {}
+    return {parts.scheme: proxy}
+
+
+def bypasses(host: str, port: int | None, no_proxy: str) -> bool:
+    """Whether ``NO_PROXY`` exempts ``host``: ``*``; a name and its subdomains (a leading
+    ``.`` or ``*.`` is ignored); an IP address or CIDR range; any of them with ``:port``."""
+    host = host.lower().strip("[]")
+    try:
+        ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(host)
+    except ValueError:
+        ip = None
+    for raw in no_proxy.lower().split(","):
+        entry = raw.strip()
+        if entry == "*":
+            return True
+        name, entry_port = entry, ""
+        if entry.startswith("["):  # [v6]:port
+            name, _, rest = entry[1:].partition("]")
+            entry_port = rest.lstrip(":")
+        elif entry.count(":") == 1:
+            name, entry_port = entry.split(":")
+        if not name or (entry_port and port is not None and entry_port != str(port)):
+            continue
+        if ip is not None:
+            try:
+                if ip in ipaddress.ip_network(name, strict=False):
+                    return True
+                continue
+            except ValueError:
+                pass
+        name = name.removeprefix("*").lstrip(".")
+        if host == name or host.endswith(f".{name}"):
+            return True
+    return False
+
+
+def ca_bundle(env: Mapping[str, str]) -> tuple[str | bool, str, str]:
+    """(verify, a note on what is trusted, a problem with the setting or "")."""
+    for name in _CA_VARIABLES:
+        value = (env.get(name) or "").strip()
+        if value:
+            if not os.path.exists(value):
+                return True, "", f"{name} names {value}, which does not exist"
+            return value, f"trusting {value} from {name}", ""
+    return True, "trusting the bundled certifi CA list; see REQUESTS_CA_BUNDLE", ""
+
+
+# --- deadlines -------------------------------------------------------------------------------
+
+
+class _Ticket:
+    __slots__ = ("aborted", "conn", "deadline", "done", "expired", "owner", "sock")
+
+    def __init__(self, owner: _Deadlines, deadline: float) -> None:
+        self.owner = owner
+        self.deadline = deadline
+        self.conn: Any = None  # the urllib3 connection carrying the request, once known
+        self.sock: socket.socket | None = None  # its socket once connected (kept when the
+        # connection lets go of it: an answer with "Connection: close" still reads from it)
+        self.done = self.expired = self.aborted = False
+
+
+class _Deadlines:
+    """A heap of deadlines and one watchdog thread that cuts whatever runs past its own."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._heap: list[tuple[float, int, _Ticket]] = []
+        self._live: set[_Ticket] = set()
+        self._seq = itertools.count()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._wake_at = float("inf")  # when the watchdog wakes next by itself
+
+    def start(self, timeout: float) -> _Ticket:
+        ticket = _Ticket(self, time.monotonic() + timeout)
+        with self._cond:
+            if self._thread is None:
+                self._closed = False
+                self._thread = threading.Thread(target=self._watch, name="deadlines", daemon=True)
+                self._thread.start()
+            heapq.heappush(self._heap, (ticket.deadline, next(self._seq), ticket))
+            self._live.add(ticket)
+            if ticket.deadline < self._wake_at:  # rare: deadlines mostly come in order
+                self._cond.notify()
+        return ticket
+
+    def bind(self, ticket: _Ticket, conn: Any, sock: socket.socket | None) -> None:
+        with self._cond:
+            if ticket.expired:
+                raise TimeoutError("the request's deadline has passed")
+            ticket.conn = conn
+            if sock is not None:
+                ticket.sock = sock
+
+    def finish(self, ticket: _Ticket) -> tuple[bool, bool]:
+        """Mark ``ticket`` done; (expired, aborted)."""
+        with self._cond:
+            ticket.done = True
+            ticket.conn = ticket.sock = None
+            self._live.discard(ticket)
+            heap = self._heap
+            while heap and heap[0][2].done:
+                heapq.heappop(heap)
+            return ticket.expired, ticket.aborted
+
+    def abort(self) -> None:
+        with self._cond:
+            for ticket in self._live:
+                ticket.expired = ticket.aborted = True
+                _cut(ticket)
 
     def close(self) -> None:
-        session = getattr(self._local, "session", None)
-        if session is not None:
-            session.close()
+        with self._cond:
+            self._closed = True
+            thread, self._thread = self._thread, None
+            self._cond.notify()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=1.0)
+
+    def _watch(self) -> None:
+        with self._cond:
+            while not self._closed:
+                now = time.monotonic()
+                heap = self._heap
+                while heap and (heap[0][2].done or heap[0][0] <= now):
+                    ticket = heapq.heappop(heap)[2]
+                    if not ticket.done:
+                        ticket.expired = True
+                        _cut(ticket)
+                self._wake_at = heap[0][0] if heap else float("inf")
+                self._cond.wait(heap[0][0] - now if heap else None)
 
 
-def redact(text: str, secret: str) -> str:
-    return text.replace(secret, "[redacted]") if secret else text
+def _cut(ticket: _Ticket) -> None:
+    """Shut the request's socket down: a thread blocked on it wakes at once. A closed
+    socket object has let go of its descriptor, so this never reaches another's socket."""
+    for sock in (ticket.sock, getattr(ticket.conn, "sock", None)):
+        if sock is not None:
+            # socket.socket's own shutdown: for TLS too, without touching the TLS state
+            with contextlib.suppress(OSError):
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
-def _scrub(value: Any, secret: str) -> Any:
-    """``value`` (parsed JSON or text) with ``secret`` redacted in every string it holds."""
-    if isinstance(value, str):
-        return redact(value, secret)
-    if isinstance(value, dict):
-        return {_scrub(k, secret): _scrub(v, secret) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_scrub(v, secret) for v in value]
-    return value
+_CURRENT = threading.local()  # .ticket: the request this thread is sending now
 
 
-def _first_line(exc: BaseException, secret: str) -> str:
-    # Redact before cutting: a cut through the key would leave a piece no redaction finds.
-    text = redact(str(exc), secret).strip() or type(exc).__name__
-    return text.splitlines()[0][:200]
+def _bind(conn: Any, sock: socket.socket | None = None) -> None:
+    ticket: _Ticket | None = getattr(_CURRENT, "ticket", None)
+    if ticket is not None:
+        ticket.owner.bind(ticket, conn, sock)
 
 
-def error_text(body: Any) -> tuple[str, str]:
-    """(message, key) from Fusebill's error body, or a short excerpt of whatever came."""
-    if isinstance(body, dict):
-        try:
-            parsed = FusebillError.model_validate(body)
-        except ValidationError:
-            parsed = FusebillError()
-        values = [e.Value for e in parsed.Errors if e.Value]
-        if values:
-            key = next((e.Key for e in parsed.Errors if e.Key), "") or ""
-            return "; ".join(values), key
-        for name in ("Message", "message", "error", "detail"):
-            if isinstance(body.get(name), str):
-                return str(body[name]), ""
-    text = " ".join(str(body or "").split())
-    return text[:200], ""
+@functools.cache
+def _adapter_class() -> Any:
+    """An HTTPAdapter whose connections tell the current ticket which socket they use."""
+    from requests.adapters import HTTPAdapter
+    from urllib3.connection import HTTPConnection, HTTPSConnection
+    from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
+    class WatchedHTTP(HTTPConnection):
+        def connect(self) -> None:
+            _bind(self)
+            super().connect()
+            _bind(self, self.sock)
 
-def classify(reply: Reply, sent_geotab_id: str) -> Verdict:
-    if reply.status is None:
-        what = "timed out" if reply.error == "timeout" else "connection failed"
-        return Verdict(
-            Kind.RETRYABLE,
-            f"{what}: {reply.detail}",
-            reply.error or "connection",
-            ambiguous=True,
-        )
-    status = reply.status
-    if 200 <= status < 300:
-        # A customer object always has the field; null means nothing is latched (this matters
-        # for the read-back after an unanswered attempt). A body without the field is success.
-        if isinstance(reply.body, dict) and "geotabId" in reply.body:
-            returned = reply.body["geotabId"]
-            if returned != sent_geotab_id:
-                holds = "has no geotabId" if returned is None else f"geotabId is {returned!r}"
-                return Verdict(
-                    Kind.MISMATCH,
-                    f"Fusebill answered {status} but the customer's {holds}, "
-                    f"not {sent_geotab_id!r}",
-                    "geotab_id_mismatch",
-                )
-        return Verdict(Kind.SUCCESS, "latched")
-    message = error_text(reply.body)[0] or f"HTTP {status}"
-    if status == 404:
-        return Verdict(Kind.NOT_FOUND, message, "not_found")
-    if status in (401, 403):
-        return Verdict(Kind.KEY_REJECTED, message, "key_rejected")
-    if status == 429:
-        daily = bool(_DAILY.search(message)) or reply.header("x-rate-limit-remaining-day") == "0"
-        return Verdict(Kind.RATE_LIMITED, message, "rate_limited", daily_limit=daily)
-    if status == 408 or status >= 500:
-        return Verdict(
-            Kind.RETRYABLE, f"HTTP {status}: {message}", f"http_{status}", ambiguous=status >= 500
-        )
-    return Verdict(Kind.REJECTED, message, f"http_{status}")
+        def request(self, *args: Any, **kwargs: Any) -> None:
+            _bind(self, self.sock)  # a kept-alive connection does not connect again
+            super().request(*args, **kwargs)
+            _bind(self, self.sock)
 
+    class WatchedHTTPS(HTTPSConnection):
+        def connect(self) -> None:
+            _bind(self)
+            super().connect()
+            _bind(self, self.sock)
 
-# --- rate-limit headers ----------------------------------------------------------------------
+        def request(self, *args: Any, **kwargs: Any) -> None:
+            _bind(self, self.sock)
+            super().request(*args, **kwargs)
+            _bind(self, self.sock)
 
+    class HTTPPool(HTTPConnectionPool):
+        ConnectionCls = WatchedHTTP
 
-@dataclass(frozen=True)
-class Limits:
-    remaining_minute: int | None
-    reset_minute: float | None  # seconds from now until the minute window frees
-    remaining_day: int | None
-    reset_day_at: datetime | None  # when the daily quota resets (UTC)
+    class HTTPSPool(HTTPSConnectionPool):
+        ConnectionCls = WatchedHTTPS
 
+    pools = {"http": HTTPPool, "https": HTTPSPool}
 
-def _int(value: str | None) -> int | None:
-    try:
-        return int(float(value)) if value is not None else None
-    except ValueError:
-        return None
+    class WatchedAdapter(HTTPAdapter):
+        def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+            super().init_poolmanager(*args, **kwargs)
+            self.poolmanager.pool_classes_by_scheme = pools
 
+        def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
+            manager = super().proxy_manager_for(proxy, **kwargs)
+            manager.pool_classes_by_scheme = pools
+            return manager
 
-def parse_time(value: str | None) -> datetime | None:
-    """A reset time as epoch seconds, ISO 8601 or an HTTP date; None when unreadable."""
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
-    try:
-        number = float(text)
-    except ValueError:
-        number = None
-    if number is not None:
-        if number != number or abs(number) > 1e11:  # NaN or absurd
-            return None
-        return datetime.fromtimestamp(number, tz=timezone.utc)
-    try:
-        iso_text = _LONG_FRACTION.sub(r"\1", text.replace("Z", "+00:00").replace("z", "+00:00"))
-        iso = datetime.fromisoformat(iso_text)
-        return iso if iso.tzinfo else iso.replace(tzinfo=timezone.utc)
-    except ValueError:
-        pass
-    try:
-        parsed = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-
-
-def seconds_until(value: str | None, reply: Reply, now: datetime) -> float | None:
-    """How long until ``value``; measured against the server's ``Date`` when clocks differ."""
-    when = parse_time(value)
-    if when is None:
-        return None
-    server_now = parse_time(reply.header("date"))
-    base = now
-    if server_now is not None and abs((server_now - now).total_seconds()) > 2:
-        base = server_now
-    return (when - base).total_seconds()
-
-
-def retry_after(reply: Reply, now: datetime) -> float | None:
-    value = reply.header("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    wait = seconds_until(value, reply, now)
-    return None if wait is None else max(0.0, wait)
-
-
-def limits(reply: Reply, now: datetime) -> Limits:
-    reset_minute = None
-    remaining_minute = _int(reply.header("x-rate-limit-remaining-minute"))
-    if reply.header("x-rate-limit-reset-minute") is not None or remaining_minute == 0:
-        wait = seconds_until(reply.header("x-rate-limit-reset-minute"), reply, now)
-        if wait is None or not -61 <= wait <= 61:
-            # Unreadable, or no reset of this minute's window: wait for the next full minute.
-            wait = 60.0 - now.timestamp() % 60.0
-        reset_minute = max(0.0, wait)
-    return Limits(
-        remaining_minute=remaining_minute,
-        reset_minute=reset_minute,
-        remaining_day=_int(reply.header("x-rate-limit-remaining-day")),
-        reset_day_at=parse_time(reply.header("x-rate-limit-reset-day")),
-    )
+    return WatchedAdapter

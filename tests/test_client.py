@@ -1,90 +1,69 @@
-"""FusebillClient against requests-mock: the request it sends, how answers are classified,
-rate-limit headers, and that the API key never leaks into what it returns."""
+"""FusebillClient against requests-mock: the requests it sends, the Reply it hands back, that
+the API key never leaks; and, pure, the proxy / CA settings it takes from the environment
+and the redaction rule. What an answer means is tests/test_answers.py; real sockets are
+tests/test_client_network.py."""
 
 from __future__ import annotations
 
 import base64
-import email.utils
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 import requests_mock as rm
+from hypothesis import given
+from hypothesis import strategies as st
 
-from batch_latch.client import (
-    FusebillClient,
-    Kind,
-    Reply,
-    Verdict,
-    classify,
-    error_text,
-    limits,
-    parse_time,
-    retry_after,
-    seconds_until,
-)
+from batch_latch.answers import Kind, Reply, classify_latch
+from batch_latch.client import MAX_BODY, FusebillClient, bypasses, ca_bundle, proxies_for
+from batch_latch.redact import MARK, Redactor, redact
+from batch_latch.service import FusebillService
 
 BASE = "https://fusebill.test/v1"
 LATCH = f"{BASE}/Geotab/LatchCustomer"
+UNLATCH = f"{BASE}/Geotab/UnlatchCustomer"
 KEY = "sk_live_SECRET123"
-
-# The reference page's error body.
-NOT_FOUND_BODY = {
-    "ErrorId": 0,
-    "HttpStatusCode": 404,
-    "Errors": [{"Key": "Api Error", "Value": "Customer with id 123 not found."}],
-}
 
 
 def customer(geotab_id: Any = "0909909", fusebill_id: int = 671201) -> dict[str, Any]:
-    """A trimmed version of the reference page's success body."""
+    return {"firstName": "John", "geotabId": geotab_id, "id": fusebill_id}
+
+
+def error_body(status: int, value: str) -> dict[str, Any]:
     return {
-        "firstName": "John",
-        "lastName": "Doe",
-        "status": "Active",
-        "geotabId": geotab_id,
-        "modifiedTimestamp": "2020-07-07T14:42:12.8536714Z",
-        "id": fusebill_id,
-        "uri": f"/customers/{fusebill_id}",
+        "ErrorId": 0,
+        "HttpStatusCode": status,
+        "Errors": [{"Key": "Api Error", "Value": value}],
     }
-
-
-def error_body(status: int, value: str, key: str = "Api Error") -> dict[str, Any]:
-    return {"ErrorId": 0, "HttpStatusCode": status, "Errors": [{"Key": key, "Value": value}]}
 
 
 @pytest.fixture
 def client() -> Iterator[FusebillClient]:
-    c = FusebillClient(BASE + "/", KEY, timeout=7.5, pool_size=4)
+    c = FusebillClient(BASE + "/", KEY, timeout=7.5, pool_size=4, env={})
     yield c
     c.close()
 
 
-def latch_answer(
-    client: FusebillClient,
-    mock: rm.Mocker,
-    geotab_id: str = "0909909",
-    **response: Any,
-) -> tuple[Reply, Verdict]:
+def latch(client: FusebillClient, mock: rm.Mocker, **response: Any) -> Reply:
     mock.post(LATCH, **response)
-    reply = client.latch(671201, geotab_id)
-    return reply, classify(reply, geotab_id)
+    return client.latch(671201, "0909909")
 
 
-def reply(**headers: str) -> Reply:
-    return Reply(200, None, {k.replace("_", "-").lower(): v for k, v in headers.items()})
+def test_the_client_is_a_fusebill_service(client: FusebillClient) -> None:
+    service: FusebillService = client
+    assert service is client
 
 
-# --- the request -----------------------------------------------------------------------------
+# --- the requests ----------------------------------------------------------------------------
 
 
 def test_latch_sends_post_with_json_body_and_key_as_given(
     client: FusebillClient, requests_mock: rm.Mocker
 ) -> None:
     requests_mock.post(LATCH, json=customer())
-    client.latch(12717595, "0909909")
+    got = client.latch(12717595, "0909909")
 
     assert requests_mock.call_count == 1
     sent = requests_mock.last_request
@@ -95,24 +74,39 @@ def test_latch_sends_post_with_json_body_and_key_as_given(
     assert body == {"fusebillId": 12717595, "geotabId": "0909909"}
     assert type(body["fusebillId"]) is int
     assert type(body["geotabId"]) is str  # leading zero kept: text, not a number
-    assert '"geotabId": "0909909"' in sent.text or '"geotabId":"0909909"' in sent.text
     assert sent.headers["Authorization"] == f"Basic {KEY}"
     assert base64.b64encode(KEY.encode()).decode() not in sent.headers["Authorization"]
     assert sent.headers["Content-Type"] == "application/json"
-    assert sent.timeout == (7.5, 7.5)  # type: ignore[comparison-overlap]  # stub says int
+    connect, read = sent.timeout  # type: ignore[misc]  # the stub says a number
+    assert 7.0 < connect <= 7.5 and 7.0 < read <= 7.5  # the time left of the whole request
+    assert got.url == LATCH
 
 
-def test_redirects_are_not_followed(client: FusebillClient, requests_mock: rm.Mocker) -> None:
-    # Following one would turn the POST into a GET elsewhere, or carry the key to another host.
-    requests_mock.post(LATCH, status_code=302, headers={"Location": "https://elsewhere.test/"})
-    requests_mock.get("https://elsewhere.test/", json=customer())
-    got = client.latch(671201, "0909909")
-    assert got.status == 302
-    assert requests_mock.call_count == 1
-    assert classify(got, "0909909").kind is Kind.REJECTED
+def test_unlatch_sends_post_with_the_fusebill_id_only(
+    client: FusebillClient, requests_mock: rm.Mocker
+) -> None:
+    requests_mock.post(UNLATCH, json=customer(None))
+    got = client.unlatch(671201)
+    sent = requests_mock.last_request
+    assert sent is not None and sent.method == "POST"
+    assert sent.json() == {"fusebillId": 671201}
+    assert sent.headers["Authorization"] == f"Basic {KEY}"
+    assert (got.status, got.url) == (200, UNLATCH)
 
 
-def test_latch_sends_the_largest_fusebill_id_as_a_json_integer(
+def test_customer_read_is_a_get_on_the_customer(
+    client: FusebillClient, requests_mock: rm.Mocker
+) -> None:
+    requests_mock.get(f"{BASE}/customers/671201", json=customer())
+    got = client.customer(671201)
+    sent = requests_mock.last_request
+    assert sent is not None
+    assert (sent.method, sent.url) == ("GET", f"{BASE}/customers/671201")
+    assert sent.headers["Authorization"] == f"Basic {KEY}"
+    assert got.body["geotabId"] == "0909909"
+
+
+def test_largest_fusebill_id_goes_as_a_json_integer(
     client: FusebillClient, requests_mock: rm.Mocker
 ) -> None:
     requests_mock.post(LATCH, json={})
@@ -122,144 +116,63 @@ def test_latch_sends_the_largest_fusebill_id_as_a_json_integer(
     assert '"fusebillId": 9223372036854775807' in sent.text
 
 
-def test_customer_read_back_is_a_get_on_the_customer(
-    client: FusebillClient, requests_mock: rm.Mocker
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_redirects_are_not_followed(
+    client: FusebillClient, requests_mock: rm.Mocker, status: int
 ) -> None:
-    requests_mock.get(f"{BASE}/customers/671201", json=customer())
-    got = client.customer(671201)
+    # Following one would carry the key to another host, or turn the POST into a GET.
+    requests_mock.post(LATCH, status_code=status, headers={"Location": "https://elsewhere.test/"})
+    requests_mock.get("https://elsewhere.test/", json=customer())
+    requests_mock.post("https://elsewhere.test/", json=customer())
+    got = client.latch(671201, "0909909")
+    assert requests_mock.call_count == 1
+    assert got.status == status and got.header("Location") == "https://elsewhere.test/"
+    assert classify_latch(got, "0909909").kind is Kind.STOP
 
-    sent = requests_mock.last_request
-    assert sent is not None
-    assert sent.method == "GET"
-    assert sent.url == f"{BASE}/customers/671201"
-    assert sent.headers["Authorization"] == f"Basic {KEY}"
-    assert got.status == 200
-    assert got.body["geotabId"] == "0909909"
+
+# --- the reply -------------------------------------------------------------------------------
 
 
 def test_reply_keeps_status_parsed_body_and_lowercased_headers(
     client: FusebillClient, requests_mock: rm.Mocker
 ) -> None:
-    got, _ = latch_answer(
+    got = latch(
         client, requests_mock, json=customer(), headers={"X-Rate-Limit-Remaining-Minute": "7"}
     )
-    assert got.status == 200
-    assert got.body == customer()
-    assert got.error is None
+    assert (got.status, got.body, got.error) == (200, customer(), None)
     assert got.header("X-Rate-Limit-Remaining-Minute") == "7"
     assert got.headers["x-rate-limit-remaining-minute"] == "7"
 
 
-# --- classify: answers -----------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("status", [200, 201, 204])
-def test_2xx_is_success(client: FusebillClient, requests_mock: rm.Mocker, status: int) -> None:
-    _, verdict = latch_answer(client, requests_mock, status_code=status, json=customer())
-    assert verdict.kind is Kind.SUCCESS
-    assert not verdict.ambiguous
+CP1252 = "text/plain; charset=cp1252"
 
 
 @pytest.mark.parametrize(
-    "response",
-    [{"json": {"id": 671201, "firstName": "John"}}, {"text": ""}, {"text": "OK"}],
-    ids=["json-without-geotabId", "empty", "plain-text"],
-)
-def test_2xx_without_a_geotab_id_is_success(
-    client: FusebillClient, requests_mock: rm.Mocker, response: dict[str, Any]
-) -> None:
-    _, verdict = latch_answer(client, requests_mock, status_code=200, **response)
-    assert verdict.kind is Kind.SUCCESS
-
-
-@pytest.mark.parametrize("returned", ["909909", "1234", 909909, None])
-def test_2xx_carrying_another_geotab_id_is_a_mismatch(
-    client: FusebillClient, requests_mock: rm.Mocker, returned: Any
-) -> None:
-    # None: Fusebill's customer object always has the field; null means nothing is latched,
-    # which must not pass for a success (the read-back after a timeout relies on it).
-    _, verdict = latch_answer(client, requests_mock, json=customer(returned))
-    assert verdict.kind is Kind.MISMATCH
-    assert verdict.error_key == "geotab_id_mismatch"
-    assert "0909909" in verdict.message
-
-
-def test_read_back_of_an_unlatched_customer_does_not_confirm(
-    client: FusebillClient, requests_mock: rm.Mocker
-) -> None:
-    requests_mock.get(f"{BASE}/customers/671201", json=customer(None))
-    verdict = classify(client.customer(671201), "0909909")
-    assert verdict.kind is not Kind.SUCCESS
-
-
-def test_404_is_not_found_with_the_errors_value(
-    client: FusebillClient, requests_mock: rm.Mocker
-) -> None:
-    _, verdict = latch_answer(client, requests_mock, status_code=404, json=NOT_FOUND_BODY)
-    assert verdict.kind is Kind.NOT_FOUND
-    assert verdict.message == "Customer with id 123 not found."
-    assert verdict.error_key == "not_found"
-
-
-def test_several_error_values_are_all_kept() -> None:
-    body = {"Errors": [{"Key": "a", "Value": "first"}, {"Key": "b", "Value": "second"}]}
-    assert error_text(body) == ("first; second", "a")
-
-
-@pytest.mark.parametrize("status", [401, 403])
-def test_401_and_403_reject_the_key(
-    client: FusebillClient, requests_mock: rm.Mocker, status: int
-) -> None:
-    _, verdict = latch_answer(
-        client, requests_mock, status_code=status, json=error_body(status, "Invalid API key")
-    )
-    assert verdict.kind is Kind.KEY_REJECTED
-    assert verdict.message == "Invalid API key"
-
-
-@pytest.mark.parametrize(
-    ("body", "headers", "daily"),
+    ("response", "body"),
     [
-        (error_body(429, "Daily rate limit exceeded: 5000 requests per day"), {}, True),
-        (error_body(429, "Rate limit exceeded: 50 requests per minute"), {}, False),
-        (
-            error_body(429, "Rate limit exceeded: 50 requests per minute"),
-            {"X-Rate-Limit-Remaining-Day": "0"},
-            True,
-        ),
-        (
-            error_body(429, "Rate limit exceeded: 50 requests per minute"),
-            {"X-Rate-Limit-Remaining-Day": "4950", "X-Rate-Limit-Remaining-Minute": "0"},
-            False,
-        ),
-        ({}, {}, False),
+        ({"text": ""}, ""),
+        ({"text": "OK"}, "OK"),
+        ({"text": "<html>portal</html>"}, "<html>portal</html>"),
+        ({"text": '{"id": 1, "geot'}, '{"id": 1, "geot'),
+        ({"content": "café".encode("cp1252"), "headers": {"Content-Type": CP1252}}, "café"),
+        ({"content": b"\xff\xfe not text"}, "\ufffd\ufffd not text"),
+        ({"content": b"\xef\xbb\xbf[1, 2]"}, [1, 2]),
     ],
-    ids=["daily-body", "minute-body", "daily-header", "minute-header", "empty"],
-)
-def test_429_is_rate_limited_and_tells_the_daily_limit_apart(
-    client: FusebillClient,
-    requests_mock: rm.Mocker,
-    body: dict[str, Any],
-    headers: dict[str, str],
-    daily: bool,
+    ids=["empty", "text", "html", "broken-json", "declared-charset", "bad-bytes", "json-bom"],
+)  # fmt: skip
+def test_body_is_json_when_it_parses_else_the_text(
+    client: FusebillClient, requests_mock: rm.Mocker, response: dict[str, Any], body: Any
 ) -> None:
-    _, verdict = latch_answer(client, requests_mock, status_code=429, json=body, headers=headers)
-    assert verdict.kind is Kind.RATE_LIMITED
-    assert verdict.daily_limit is daily
-    assert verdict.message  # never empty, even for an empty body
+    got = latch(client, requests_mock, status_code=200, **response)
+    assert got.body == body and got.error is None
 
 
-@pytest.mark.parametrize(("status", "ambiguous"), [(408, False), (500, True), (502, True)])
-def test_408_and_5xx_are_retryable(
-    client: FusebillClient, requests_mock: rm.Mocker, status: int, ambiguous: bool
-) -> None:
-    _, verdict = latch_answer(
-        client, requests_mock, status_code=status, json=error_body(status, "try later")
-    )
-    assert verdict.kind is Kind.RETRYABLE
-    assert verdict.ambiguous is ambiguous
-    assert str(status) in verdict.message
-    assert "try later" in verdict.message
+def test_a_body_over_one_mib_is_not_kept(client: FusebillClient, requests_mock: rm.Mocker) -> None:
+    got = latch(client, requests_mock, status_code=502, content=b"x" * (MAX_BODY + 1))
+    assert (got.status, got.body, got.error) == (502, None, "too_large")
+    assert "not read" in got.detail
+    exactly = latch(client, requests_mock, status_code=200, content=b" " * MAX_BODY)
+    assert exactly.error is None  # the cap is 1 MiB inclusive
 
 
 @pytest.mark.parametrize(
@@ -267,240 +180,108 @@ def test_408_and_5xx_are_retryable(
     [
         (requests.exceptions.ConnectTimeout, "timeout"),
         (requests.exceptions.ReadTimeout, "timeout"),
-        (
-            requests.exceptions.ConnectionError("Connection aborted: RemoteDisconnected"),
-            "connection",
-        ),
+        (requests.exceptions.ConnectionError("Connection aborted"), "connection"),
         (requests.exceptions.ChunkedEncodingError("connection broken"), "connection"),
+        (requests.exceptions.ProxyError("Unable to connect to proxy"), "proxy"),
+        (requests.exceptions.SSLError("bad handshake"), "connection"),  # no ssl cause inside
     ],
-    ids=["connect-timeout", "read-timeout", "connection", "broken-body"],
-)
-def test_no_answer_is_retryable_and_ambiguous(
+    ids=["connect-timeout", "read-timeout", "connection", "broken-body", "proxy", "ssl-no-cause"],
+)  # fmt: skip
+def test_no_answer_becomes_an_error_reply(
     client: FusebillClient, requests_mock: rm.Mocker, exc: Any, error: str
 ) -> None:
-    got, verdict = latch_answer(client, requests_mock, exc=exc)
-    assert got.status is None
-    assert got.error == error
-    assert verdict.kind is Kind.RETRYABLE
-    assert verdict.ambiguous
-    assert verdict.error_key == error
+    got = latch(client, requests_mock, exc=exc)
+    assert (got.status, got.error, got.url) == (None, error, LATCH)
+    assert got.detail and "\n" not in got.detail
     if error == "timeout":
-        assert "7.5 s" in verdict.message
+        assert "7.5 s" in got.detail
 
 
-@pytest.mark.parametrize("status", [400, 409, 422])
-def test_other_4xx_are_rejected_with_the_body_message(
-    client: FusebillClient, requests_mock: rm.Mocker, status: int
+def test_a_missing_ca_bundle_is_a_tls_error_before_anything_is_sent(
+    requests_mock: rm.Mocker, tmp_path: Path
 ) -> None:
-    _, verdict = latch_answer(
-        client, requests_mock, status_code=status, json=error_body(status, "geotabId is invalid")
-    )
-    assert verdict.kind is Kind.REJECTED
-    assert verdict.message == "geotabId is invalid"
-    assert verdict.error_key == f"http_{status}"
-    assert not verdict.ambiguous
+    missing = tmp_path / "nope.pem"
+    c = FusebillClient(BASE, KEY, timeout=5, pool_size=1, env={"SSL_CERT_FILE": str(missing)})
+    got = c.latch(1, "x")
+    c.close()
+    assert got.error == "tls" and "SSL_CERT_FILE" in got.detail and str(missing) in got.detail
+    assert requests_mock.call_count == 0
 
 
-def test_rejected_with_a_plain_message_field(
-    client: FusebillClient, requests_mock: rm.Mocker
-) -> None:
-    _, verdict = latch_answer(
-        client, requests_mock, status_code=400, json={"Message": "The request is invalid."}
-    )
-    assert verdict.message == "The request is invalid."
+# --- the environment -------------------------------------------------------------------------
 
-
-@pytest.mark.parametrize("status", [400, 502])
-def test_html_from_a_proxy_gives_a_short_one_line_message(
-    client: FusebillClient, requests_mock: rm.Mocker, status: int
-) -> None:
-    html = (
-        "<html>\r\n<head><title>Bad Gateway</title></head>\n\n  <body>\n\t<h1>Bad   Gateway</h1>"
-        + "\n<p>filler</p>" * 200
-        + "\n</body></html>\n"
-    )
-    got, verdict = latch_answer(
-        client, requests_mock, status_code=status, text=html, headers={"Content-Type": "text/html"}
-    )
-    assert isinstance(got.body, str)
-    assert "Bad Gateway" in verdict.message
-    assert len(verdict.message) <= 220
-    assert "\n" not in verdict.message and "\r" not in verdict.message
-    assert "\t" not in verdict.message and "  " not in verdict.message
-
-
-def test_empty_error_body_says_the_status(client: FusebillClient, requests_mock: rm.Mocker) -> None:
-    _, verdict = latch_answer(client, requests_mock, status_code=400, text="")
-    assert verdict.kind is Kind.REJECTED
-    assert verdict.message == "HTTP 400"
-
-
-# --- times and rate-limit headers ------------------------------------------------------------
-
-NOW = datetime(2024, 3, 1, 12, 0, 45, 500000, tzinfo=timezone.utc)
+PROXY = "http://proxy.corp:3128"
 
 
 @pytest.mark.parametrize(
-    ("text", "expected"),
+    ("url", "env", "expected"),
     [
-        ("1709294400", datetime(2024, 3, 1, 12, 0, tzinfo=timezone.utc)),
-        ("1709294400.25", datetime(2024, 3, 1, 12, 0, 0, 250000, tzinfo=timezone.utc)),
-        (" 1709294400 ", datetime(2024, 3, 1, 12, 0, tzinfo=timezone.utc)),
-        ("2024-03-01T12:01:00Z", datetime(2024, 3, 1, 12, 1, tzinfo=timezone.utc)),
-        ("2024-03-01T12:01:00z", datetime(2024, 3, 1, 12, 1, tzinfo=timezone.utc)),
-        ("2024-03-01T12:01:00.123Z", datetime(2024, 3, 1, 12, 1, 0, 123000, tzinfo=timezone.utc)),
-        (
-            "2024-03-01T12:01:00.8536714Z",  # .NET's seven digits, as in Fusebill's bodies
-            datetime(2024, 3, 1, 12, 1, 0, 853671, tzinfo=timezone.utc),
-        ),
-        ("2024-03-01T14:01:00+02:00", datetime(2024, 3, 1, 12, 1, tzinfo=timezone.utc)),
-        ("2024-03-01T07:01:00.5-05:00", datetime(2024, 3, 1, 12, 1, 0, 500000, timezone.utc)),
-        ("2024-03-01T12:01:00", datetime(2024, 3, 1, 12, 1, tzinfo=timezone.utc)),  # naive: UTC
-        ("Fri, 01 Mar 2024 12:01:00 GMT", datetime(2024, 3, 1, 12, 1, tzinfo=timezone.utc)),
-        ("Fri, 01 Mar 2024 13:01:00 +0100", datetime(2024, 3, 1, 12, 1, tzinfo=timezone.utc)),
+        (BASE, {}, {}),
+        (BASE, {"HTTPS_PROXY": PROXY}, {"https": PROXY}),
+        (BASE, {"https_proxy": PROXY}, {"https": PROXY}),
+        (BASE, {"https_proxy": PROXY, "HTTPS_PROXY": "http://other:1"}, {"https": PROXY}),
+        (BASE, {"https_proxy": "", "HTTPS_PROXY": PROXY}, {}),  # lower case wins, even empty
+        (BASE, {"HTTP_PROXY": PROXY}, {}),  # http_proxy is for http:// URLs
+        (BASE, {"ALL_PROXY": PROXY}, {"https": PROXY}),
+        (BASE, {"all_proxy": PROXY, "HTTPS_PROXY": "http://p2:1"}, {"https": "http://p2:1"}),
+        ("http://127.0.0.1:8080/v1", {"HTTP_PROXY": PROXY}, {"http": PROXY}),
+        (BASE, {"HTTPS_PROXY": PROXY, "NO_PROXY": "fusebill.test"}, {}),
+        (BASE, {"HTTPS_PROXY": PROXY, "no_proxy": ".fusebill.test"}, {}),  # curl: the domain too
+        (BASE, {"HTTPS_PROXY": PROXY, "NO_PROXY": "other.test"}, {"https": PROXY}),
+        (BASE, {"HTTPS_PROXY": PROXY, "NO_PROXY": "*"}, {}),
     ],
-)
-def test_parse_time_reads_epoch_iso_and_http_dates(text: str, expected: datetime) -> None:
-    got = parse_time(text)
-    assert got == expected
-    assert got is not None and got.utcoffset() is not None
-
-
-@pytest.mark.parametrize(
-    "text", [None, "", "   ", "soon", "nan", "inf", "-inf", "1e20", "2024-13-45T99:00:00Z"]
-)
-def test_parse_time_unreadable_is_none(text: str | None) -> None:
-    assert parse_time(text) is None
-
-
-def http_date(when: datetime) -> str:
-    return email.utils.format_datetime(when.astimezone(timezone.utc), usegmt=True)
-
-
-def test_seconds_until_uses_our_clock_when_the_server_agrees() -> None:
-    r = reply(date=http_date(NOW.replace(microsecond=0) + timedelta(seconds=1)))
-    assert seconds_until("2024-03-01T12:01:00Z", r, NOW) == pytest.approx(14.5)
-    assert seconds_until("2024-03-01T12:01:00Z", reply(), NOW) == pytest.approx(14.5)
-    assert seconds_until("garbage", reply(), NOW) is None
-
-
-@pytest.mark.parametrize("skew", [-3600.0, -3.0, 3.0, 600.0])
-def test_seconds_until_measures_against_a_skewed_server_date(skew: float) -> None:
-    server_now = NOW.replace(microsecond=0) + timedelta(seconds=skew)
-    r = reply(date=http_date(server_now))
-    reset = (server_now + timedelta(seconds=20)).isoformat()
-    assert seconds_until(reset, r, NOW) == pytest.approx(20.0)
-
-
-def test_retry_after_in_seconds() -> None:
-    assert retry_after(reply(retry_after="30"), NOW) == 30.0
-    assert retry_after(reply(retry_after="2.5"), NOW) == 2.5
-    assert retry_after(reply(retry_after="-4"), NOW) == 0.0
-    assert retry_after(reply(), NOW) is None
-    assert retry_after(reply(retry_after="whenever"), NOW) is None
-
-
-def test_retry_after_as_an_http_date() -> None:
-    r = reply(retry_after=http_date(NOW.replace(microsecond=0) + timedelta(seconds=30)))
-    assert retry_after(r, NOW) == pytest.approx(29.5)
-    past = reply(retry_after=http_date(NOW - timedelta(minutes=5)))
-    assert retry_after(past, NOW) == 0.0
-
-
-@pytest.mark.parametrize("skew", [-3600.0, 300.0])
-def test_retry_after_date_is_measured_against_a_skewed_server_date(skew: float) -> None:
-    server_now = NOW.replace(microsecond=0) + timedelta(seconds=skew)
-    r = reply(date=http_date(server_now), retry_after=http_date(server_now + timedelta(seconds=20)))
-    assert retry_after(r, NOW) == pytest.approx(20.0)
-
-
-def test_limits_reads_every_header() -> None:
-    r = reply(
-        x_rate_limit_remaining_minute="0",
-        x_rate_limit_reset_minute="2024-03-01T12:01:00Z",
-        x_rate_limit_remaining_day="4321",
-        x_rate_limit_reset_day="1709337600",
-    )
-    seen = limits(r, NOW)
-    assert seen.remaining_minute == 0
-    assert seen.reset_minute == pytest.approx(14.5)
-    assert seen.remaining_day == 4321
-    assert seen.reset_day_at == datetime(2024, 3, 2, tzinfo=timezone.utc)
-
-
-@pytest.mark.parametrize(
-    "reset",
-    [
-        "1709294460",  # epoch
-        "1709294460.0",
-        "2024-03-01T12:01:00.000Z",
-        "2024-03-01T07:01:00-05:00",
-        "Fri, 01 Mar 2024 12:01:00 GMT",
-    ],
-)
-def test_limits_reset_minute_in_every_format(reset: str) -> None:
-    seen = limits(reply(x_rate_limit_remaining_minute="0", x_rate_limit_reset_minute=reset), NOW)
-    assert seen.reset_minute == pytest.approx(14.5)
-
-
-@pytest.mark.parametrize(
-    "reset",
-    [None, "garbage", "", "2024-03-01T12:30:00Z", "30"],
-    ids=["missing", "garbage", "empty", "half-an-hour-away", "1970"],
-)
-def test_limits_exhausted_minute_without_a_usable_reset_waits_for_the_next_full_minute(
-    reset: str | None,
+)  # fmt: skip
+def test_proxies_come_from_the_standard_variables(
+    url: str, env: dict[str, str], expected: dict[str, str]
 ) -> None:
-    headers = {"x_rate_limit_remaining_minute": "0"}
-    if reset is not None:
-        headers["x_rate_limit_reset_minute"] = reset
-    assert limits(reply(**headers), NOW).reset_minute == pytest.approx(14.5)
+    assert proxies_for(url, env) == expected
 
 
-def test_limits_reset_just_passed_means_no_wait() -> None:
-    seen = limits(
-        reply(x_rate_limit_remaining_minute="0", x_rate_limit_reset_minute="1709294444"), NOW
-    )
-    assert seen.reset_minute == 0.0
+@pytest.mark.parametrize(
+    ("host", "port", "no_proxy", "bypass"),
+    [
+        ("secure.fusebill.com", 443, "fusebill.com", True),
+        ("secure.fusebill.com", 443, ".fusebill.com", True),
+        ("secure.fusebill.com", 443, "*.fusebill.com", True),
+        ("secure.fusebill.com", 443, "example.com, fusebill.com", True),
+        ("secure.fusebill.com", 443, "FUSEBILL.COM", True),
+        ("notfusebill.com", 443, "fusebill.com", False),
+        ("fusebill.com.evil", 443, "fusebill.com", False),
+        ("secure.fusebill.com", 443, "fusebill.com:443", True),
+        ("secure.fusebill.com", 443, "fusebill.com:8443", False),
+        ("127.0.0.1", 8080, "127.0.0.0/8", True),
+        ("127.0.0.1", 8080, "127.0.0.1", True),
+        ("127.0.0.1", 8080, "10.0.0.0/8,localhost", False),
+        ("::1", 8080, "::1", True),
+        ("::1", 8080, "[::1]:8080", True),
+        ("localhost", 8080, "", False),
+        ("localhost", 8080, " , ", False),
+    ],
+)  # fmt: skip
+def test_no_proxy_matches_as_curl_does(host: str, port: int, no_proxy: str, bypass: bool) -> None:
+    assert bypasses(host, port, no_proxy) is bypass
 
 
-def test_limits_reset_minute_with_a_skewed_server_clock() -> None:
-    server_now = NOW.replace(microsecond=0) - timedelta(hours=1)
-    r = reply(
-        date=http_date(server_now),
-        x_rate_limit_remaining_minute="0",
-        x_rate_limit_reset_minute=(server_now + timedelta(seconds=12)).isoformat(),
-    )
-    assert limits(r, NOW).reset_minute == pytest.approx(12.0)
+def test_ca_bundle_order_and_empty_values(tmp_path: Path) -> None:
+    a, b, c = (tmp_path / n for n in ("a.pem", "b.pem", "c.pem"))
+    for path in (a, b, c):
+        path.write_text("x")
+    assert ca_bundle({})[0] is True
+    assert ca_bundle({"SSL_CERT_FILE": str(c)})[0] == str(c)
+    assert ca_bundle({"CURL_CA_BUNDLE": str(b), "SSL_CERT_FILE": str(c)})[0] == str(b)
+    everything = {"REQUESTS_CA_BUNDLE": str(a), "CURL_CA_BUNDLE": str(b), "SSL_CERT_FILE": str(c)}
+    assert ca_bundle(everything)[:2] == (str(a), f"trusting {a} from REQUESTS_CA_BUNDLE")
+    # An empty CURL_CA_BUNDLE once turned verification off in requests: here it is just unset.
+    assert ca_bundle({"CURL_CA_BUNDLE": ""})[0] is True
 
 
-def test_limits_without_headers() -> None:
-    seen = limits(reply(), NOW)
-    assert seen.remaining_minute is None
-    assert seen.reset_minute is None
-    assert seen.remaining_day is None
-    assert seen.reset_day_at is None
-    assert limits(reply(x_rate_limit_remaining_minute="12"), NOW).reset_minute is None
-    assert limits(reply(x_rate_limit_remaining_minute="lots"), NOW).remaining_minute is None
-
-
-def test_limits_from_a_real_response(client: FusebillClient, requests_mock: rm.Mocker) -> None:
-    got, _ = latch_answer(
-        client,
-        requests_mock,
-        json=customer(),
-        headers={
-            "X-Rate-Limit-Limit-Minute": "50",
-            "X-Rate-Limit-Remaining-Minute": "0",
-            "X-Rate-Limit-Reset-Minute": "1709294460",
-            "X-Rate-Limit-Remaining-Day": "0",
-            "X-Rate-Limit-Reset-Day": "2024-03-02T00:00:00Z",
-        },
-    )
-    seen = limits(got, NOW)
-    assert (seen.remaining_minute, seen.remaining_day) == (0, 0)
-    assert seen.reset_minute == pytest.approx(14.5)
-    assert seen.reset_day_at == datetime(2024, 3, 2, tzinfo=timezone.utc)
+def test_the_process_environment_is_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", PROXY)
+    monkeypatch.delenv("https_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    assert FusebillClient(BASE, KEY, timeout=1, pool_size=1)._proxies == {"https": PROXY}
+    assert FusebillClient(BASE, KEY, timeout=1, pool_size=1, env={})._proxies == {}
 
 
 # --- secrets ---------------------------------------------------------------------------------
@@ -509,7 +290,7 @@ def test_limits_from_a_real_response(client: FusebillClient, requests_mock: rm.M
 def assert_no_key(*texts: str) -> None:
     for text in texts:
         assert KEY not in text
-        # not even a recognisable piece of it (a truncation must not cut a key in half)
+        # not even a recognisable piece of it (a cut must not leave half a key)
         assert not any(KEY[:n] in text for n in range(10, len(KEY)))
 
 
@@ -519,10 +300,9 @@ def test_connection_error_text_with_the_key_is_redacted(
     exc = requests.exceptions.ConnectionError(
         f"HTTPSConnectionPool: Max retries exceeded (Authorization: Basic {KEY}) refused"
     )
-    got, verdict = latch_answer(client, requests_mock, exc=exc)
-    assert got.error == "connection"
-    assert "refused" in verdict.message
-    assert_no_key(got.detail, verdict.message, repr(got), repr(verdict), repr(client))
+    got = latch(client, requests_mock, exc=exc)
+    assert got.error == "connection" and "refused" in got.detail
+    assert_no_key(got.detail, repr(got), repr(client))
 
 
 def test_connection_error_with_the_key_at_the_cut_is_redacted(
@@ -530,41 +310,95 @@ def test_connection_error_with_the_key_at_the_cut_is_redacted(
 ) -> None:
     for pad in range(180, 205):
         exc = requests.exceptions.ConnectionError("x" * pad + KEY + " and more")
-        got, verdict = latch_answer(client, requests_mock, exc=exc)
-        assert_no_key(got.detail, verdict.message, repr(got))
+        got = latch(client, requests_mock, exc=exc)
+        assert_no_key(got.detail, repr(got))
         assert len(got.detail) <= 200
 
 
-def test_timeout_carries_no_key(client: FusebillClient, requests_mock: rm.Mocker) -> None:
-    exc = requests.exceptions.ReadTimeout(f"read timed out; header Basic {KEY}")
-    got, verdict = latch_answer(client, requests_mock, exc=exc)
-    assert_no_key(got.detail, verdict.message, repr(got), repr(verdict))
+def test_timeout_and_proxy_errors_carry_no_key(
+    client: FusebillClient, requests_mock: rm.Mocker
+) -> None:
+    for exc in (
+        requests.exceptions.ReadTimeout(f"read timed out; header Basic {KEY}"),
+        requests.exceptions.ProxyError(f"407 for Basic {KEY}"),
+    ):
+        got = latch(client, requests_mock, exc=exc)
+        assert_no_key(got.detail, repr(got))
 
 
 @pytest.mark.parametrize("status", [200, 400, 401, 404, 429, 500])
 def test_an_answer_echoing_the_key_is_redacted(
     client: FusebillClient, requests_mock: rm.Mocker, status: int
 ) -> None:
-    got, verdict = latch_answer(
+    got = latch(
         client,
         requests_mock,
         status_code=status,
-        json=error_body(status, f"Invalid API key '{KEY}'") | {"geotabId": "0909909"},
+        json=error_body(status, f"Invalid API key '{KEY}'") | {KEY: [f"Basic {KEY}"]},
         headers={"X-Echo": f"Basic {KEY}"},
     )
-    assert_no_key(verdict.message, repr(got), repr(verdict), got.detail)
+    assert_no_key(repr(got), classify_latch(got, "0909909").message)
 
 
 def test_a_text_answer_echoing_the_key_is_redacted(
     client: FusebillClient, requests_mock: rm.Mocker
 ) -> None:
-    got, verdict = latch_answer(
-        client, requests_mock, status_code=401, text=f"<h1>Unauthorized</h1> Basic {KEY}"
-    )
-    assert "Unauthorized" in verdict.message
-    assert_no_key(verdict.message, repr(got))
+    got = latch(client, requests_mock, status_code=401, text=f"<h1>Unauthorized</h1> Basic {KEY}")
+    assert "Unauthorized" in got.body
+    assert_no_key(repr(got), classify_latch(got, "0909909").message)
 
 
 def test_client_repr_does_not_show_the_key(client: FusebillClient) -> None:
     assert_no_key(repr(client), str(client))
     assert client.redact(f"a {KEY} b") == "a [redacted] b"
+
+
+def test_a_short_key_does_not_mangle_other_words(requests_mock: rm.Mocker) -> None:
+    c = FusebillClient(BASE, "bro", timeout=5, pool_size=1, env={})
+    requests_mock.post(LATCH, exc=requests.exceptions.ChunkedEncodingError("Connection broken"))
+    got = c.latch(1, "x")
+    assert got.detail.endswith("Connection broken")
+    requests_mock.post(LATCH, status_code=401, json={"Message": "key bro rejected; Basic bro"})
+    assert c.latch(1, "x").body == {"Message": "key [redacted] rejected; Basic [redacted]"}
+    c.close()
+
+
+# --- the redaction rule ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("secret", "text", "expected"),
+    [
+        ("bro", "Connection broken", "Connection broken"),
+        ("bro", "Basic bro", f"Basic {MARK}"),
+        ("bro", "bro", MARK),
+        ("bro", "(bro), 'bro'; bro.", f"({MARK}), '{MARK}'; {MARK}."),
+        ("bro", "x_bro-y", f"x_{MARK}-y"),  # only letters and digits join a word
+        ("bro", "abro bro2 Bro", "abro bro2 Bro"),
+        ("a.b", "axb a.b", f"axb {MARK}"),  # the key is text, not a pattern
+        ("1234567", "x1234567", "x1234567"),
+        ("12345678", "x12345678y", f"x{MARK}y"),  # 8 or more: everywhere
+        (KEY, f"Basic{KEY}{KEY}", f"Basic{MARK}{MARK}"),
+        ("", "anything", "anything"),
+    ],
+)
+def test_redaction_rule(secret: str, text: str, expected: str) -> None:
+    assert redact(text, secret) == expected
+
+
+@given(st.text(min_size=1, max_size=12), st.text(max_size=60))
+def test_redaction_leaves_text_without_the_key_alone(secret: str, text: str) -> None:
+    if secret not in text:
+        assert redact(text, secret) == text
+
+
+@given(st.text(min_size=8, max_size=20), st.text(max_size=30), st.text(max_size=30))
+def test_a_long_key_never_survives(secret: str, before: str, after: str) -> None:
+    assert secret not in redact(before + secret + after, secret) or secret in MARK
+
+
+def test_scrub_walks_json() -> None:
+    scrub = Redactor(KEY).scrub
+    value = {"a": [KEY, {KEY: 1}], "b": 2, "c": None, "d": f"x{KEY}"}
+    assert scrub(value) == {"a": [MARK, {MARK: 1}], "b": 2, "c": None, "d": f"x{MARK}"}
+    assert repr(Redactor(KEY)) == "Redactor(...)"
