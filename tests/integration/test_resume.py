@@ -8,23 +8,30 @@ import re
 import signal
 import subprocess
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
 from tests.integration.conftest import (
+    FAST,
     KEY,
+    RunCli,
+    SandboxFactory,
     cli_command,
     cli_env,
     known_rows,
     latch_requests,
+    read_csv,
+    read_requests,
+    summary_counts,
     wait_for,
     write_csv,
 )
 
-FAST = ("--rate", "200", "--workers", "4")
 
-
-def test_rerun_sends_only_what_is_not_done(tmp_path, sandbox_factory, run_cli):
+def test_rerun_sends_only_what_is_not_done(
+    tmp_path: Path, sandbox_factory: SandboxFactory, run_cli: RunCli
+) -> None:
     sandbox = sandbox_factory(force_status={1_000_002: 400})
     rows = [(1_000_001, "A"), (1_000_002, "B"), (55, "C"), (1_000_004, "D")]
     source = write_csv(tmp_path / "in.csv", rows)
@@ -40,42 +47,83 @@ def test_rerun_sends_only_what_is_not_done(tmp_path, sandbox_factory, run_cli):
     assert results[2]["status"] == "success" and "latched earlier" in results[2]["message"]
     assert results[2]["attempts"] == "0"
     assert results[4]["status"] == "not_found" and "earlier run" in results[4]["message"]
-    assert results[3]["status"] == "failed" and results[3]["attempts"] == "1"
-    # Only the failed row was sent again.
-    counts = Counter(r.fusebill_id for r in latch_requests(sandbox))
-    assert counts == {1_000_001: 1, 1_000_002: 2, 55: 1, 1_000_004: 1}
-    assert second.summary()["requests"] == 1
+    # v2: Fusebill's 400 is its final word: not sent again, its message kept.
+    assert results[3]["status"] == "failed" and results[3]["attempts"] == "0"
+    assert "refused in an earlier run" in results[3]["message"]
+    assert "not eligible" in results[3]["message"]
+    assert "--retry-failed" in results[3]["message"]
+    assert second.summary()["requests"] == 0
+    assert Counter(r.fusebill_id for r in latch_requests(sandbox)) == {
+        1_000_001: 1,
+        1_000_002: 1,
+        1_000_004: 1,
+    }
 
-    third = run_cli(source, sandbox.base_url, "--retry-not-found", *FAST)
+    third = run_cli(source, sandbox.base_url, "--retry-failed", *FAST)
 
+    assert third.by_row()[3]["status"] == "failed"
+    assert third.by_row()[3]["attempts"] == "1"
+    assert len(latch_requests(sandbox, 1_000_002)) == 2
+    assert third.summary()["requests"] == 2  # its read and its latch, nothing else
     assert third.by_row()[4]["status"] == "not_found"
-    assert third.by_row()[4]["attempts"] == "1"
-    assert Counter(r.fusebill_id for r in latch_requests(sandbox))[55] == 2
+    assert len(read_requests(sandbox, 55)) == 1
+
+    fourth = run_cli(source, sandbox.base_url, "--retry-not-found", *FAST)
+
+    assert fourth.by_row()[4]["status"] == "not_found"
+    assert "earlier run" not in fourth.by_row()[4]["message"]
+    assert len(read_requests(sandbox, 55)) == 2
+    assert latch_requests(sandbox, 55) == []  # the read said 404: nothing written
+    assert fourth.summary()["requests"] == 1
 
 
-def test_rerun_rules_hold_when_the_sheet_was_edited(tmp_path, sandbox_factory, run_cli):
+def test_rerun_rules_hold_when_the_sheet_was_edited(
+    tmp_path: Path, sandbox_factory: SandboxFactory, run_cli: RunCli
+) -> None:
     sandbox = sandbox_factory()
     first_rows = known_rows(6)
     run_cli(write_csv(tmp_path / "in.csv", first_rows), sandbox.base_url, *FAST)
 
-    # Ops reorder the sheet, add a row, change one geotabId and add a note column.
+    # Ops reorder the sheet, drop a row, add a row, change one geotabId, add a note column.
     edited = [(fid, gid, "note") for fid, gid in reversed(first_rows[1:])]
-    edited[0] = (edited[0][0], "CHANGED", "note")
+    changed_fid, old_gid = edited[0][0], edited[0][1]
+    edited[0] = (changed_fid, "CHANGED", "note")
     edited.append((1_000_100, "NEW", "note"))
     source = write_csv(tmp_path / "in.csv", edited, header=("Fusebill ID", "Geotab ID", "Notes"))
 
     second = run_cli(source, sandbox.base_url, *FAST)
 
-    assert second.returncode == 0, second.stderr
-    assert second.summary()["requests"] == 2  # the changed pair and the new row
-    sent_again = [r for r in latch_requests(sandbox)][6:]
-    assert sorted((r.fusebill_id, r.geotab_id) for r in sent_again) == sorted(
-        [(edited[0][0], "CHANGED"), (1_000_100, "NEW")]
-    )
+    # The changed pair is a row like any other: read, found holding the job's old value,
+    # refused without --allow-relatch. The new row is latched. Nothing else is sent.
+    assert second.returncode == 1, second.stderr
+    assert second.summary()["requests"] == 3  # two reads, one write
+    refused = second.by_fid()[changed_fid]
+    assert (refused["status"], refused["error_key"]) == ("failed", "relatch_refused")
+    assert old_gid in refused["message"]
+    assert sandbox.geotab_id_of(changed_fid) == old_gid
+    assert second.by_fid()[1_000_100]["change"] == "new"
     assert all(r["Notes"] == "note" for r in second.results())
+    assert len(second.results()) == 6
+
+    third = run_cli(source, sandbox.base_url, "--allow-relatch", *FAST)
+
+    assert third.returncode == 0, third.stderr
+    assert third.summary()["requests"] == 2  # the changed pair's read and write only
+    sent_again = latch_requests(sandbox)[6:]
+    assert sorted((r.fusebill_id, r.geotab_id) for r in sent_again) == sorted(
+        [(1_000_100, "NEW"), (changed_fid, "CHANGED")]
+    )
+    row = third.by_fid()[changed_fid]
+    assert (row["status"], row["change"]) == ("success", "relatch")
+    assert old_gid in row["message"]  # "replaced 'G0000x'"
+    # What the customer held before this job first changed it: nothing (run 1 was new).
+    assert row["previous_geotabId"] == ""
+    assert sandbox.geotab_id_of(changed_fid) == "CHANGED"
 
 
-def test_max_requests_stops_cleanly_and_the_next_run_finishes(tmp_path, sandbox_factory, run_cli):
+def test_max_requests_stops_cleanly_and_the_next_run_finishes(
+    tmp_path: Path, sandbox_factory: SandboxFactory, run_cli: RunCli
+) -> None:
     sandbox = sandbox_factory()
     source = write_csv(tmp_path / "in.csv", known_rows(10))
 
@@ -83,18 +131,45 @@ def test_max_requests_stops_cleanly_and_the_next_run_finishes(tmp_path, sandbox_
 
     assert first.returncode == 3
     assert "--max-requests" in first.stderr
-    assert Counter(r["status"] for r in first.results()) == {"success": 4, "pending": 6}
+    # Reads count: 4 requests are two rows' read and write.
+    assert Counter(r["status"] for r in first.results()) == {"success": 2, "pending": 8}
     assert first.summary()["requests"] == 4
-    assert len(latch_requests(sandbox)) == 4
+    assert first.summary()["stop_reason"] == "max_requests"
+    assert len(sandbox.requests_log()) == 4
+    assert len(latch_requests(sandbox)) == 2
 
     second = run_cli(source, sandbox.base_url, "--max-requests", "100", *FAST)
 
     assert second.returncode == 0
     assert len(latch_requests(sandbox)) == 10
+    assert len(read_requests(sandbox)) == 10  # rows done before are not read again
     assert {r["status"] for r in second.results()} == {"success"}
 
 
-def test_fresh_ignores_the_checkpoint(tmp_path, sandbox_factory, run_cli):
+def test_a_row_not_reached_keeps_the_earlier_message_with_a_note(
+    tmp_path: Path, sandbox_factory: SandboxFactory, run_cli: RunCli
+) -> None:
+    # Rows 2 and 3 are answered 409 (retryable, so sent again next run); the next run stops
+    # on --max-requests after row 2's read, before reaching row 3: it stays pending, but
+    # keeps what Fusebill said.
+    sandbox = sandbox_factory(force_status={1_000_000: 409, 1_000_001: 409})
+    source = write_csv(tmp_path / "in.csv", [(1_000_000, "A"), (1_000_001, "B"), (1_000_002, "C")])
+    first = run_cli(source, sandbox.base_url, "--max-attempts", "1", "--workers", "1")
+    assert [r["status"] for r in first.results()] == ["failed", "failed", "success"]
+    assert "locked by another operation" in first.by_row()[3]["message"]
+
+    second = run_cli(source, sandbox.base_url, "--max-requests", "1", "--workers", "1")
+
+    assert second.returncode == 3
+    row = second.by_row()[3]
+    assert row["status"] == "pending"
+    assert "locked by another operation" in row["message"], row["message"]
+    assert "earlier run" in row["message"]
+
+
+def test_fresh_ignores_the_checkpoint(
+    tmp_path: Path, sandbox_factory: SandboxFactory, run_cli: RunCli
+) -> None:
     sandbox = sandbox_factory()
     source = write_csv(tmp_path / "in.csv", known_rows(3))
     run_cli(source, sandbox.base_url, *FAST)
@@ -102,12 +177,18 @@ def test_fresh_ignores_the_checkpoint(tmp_path, sandbox_factory, run_cli):
     again = run_cli(source, sandbox.base_url, "--fresh", *FAST)
 
     assert again.returncode == 0
-    assert [r["attempts"] for r in again.results()] == ["1", "1", "1"]
-    assert len(latch_requests(sandbox)) == 6
+    # Every row is looked at again (read), found already latched: nothing written twice.
+    assert len(read_requests(sandbox)) == 6
+    assert len(latch_requests(sandbox)) == 3
+    for row in again.results():
+        assert (row["status"], row["change"], row["attempts"]) == ("success", "unchanged", "0")
+        assert "latched earlier" not in row["message"]
     assert list((tmp_path / "out").glob("checkpoint-*.csv.old")), "old checkpoint kept aside"
 
 
-def test_a_checkpoint_from_another_api_is_refused(tmp_path, sandbox_factory, run_cli):
+def test_a_checkpoint_from_another_api_is_refused(
+    tmp_path: Path, sandbox_factory: SandboxFactory, run_cli: RunCli
+) -> None:
     one, two = sandbox_factory(), sandbox_factory()
     source = write_csv(tmp_path / "in.csv", known_rows(2))
     run_cli(source, one.base_url, *FAST)
@@ -116,54 +197,69 @@ def test_a_checkpoint_from_another_api_is_refused(tmp_path, sandbox_factory, run
 
     assert other.returncode == 2
     assert "--fresh" in other.stderr and "Traceback" not in other.stderr
-    assert latch_requests(two) == []
+    assert two.requests_log() == []
 
 
-def test_ctrl_c_finishes_in_flight_requests_writes_reports_and_exits_130(tmp_path, sandbox_factory):
+def test_ctrl_c_finishes_in_flight_requests_writes_reports_and_exits_130(
+    tmp_path: Path, sandbox_factory: SandboxFactory
+) -> None:
     sandbox = sandbox_factory(latency_ms=300)
     source = write_csv(tmp_path / "in.csv", known_rows(40))
     out = tmp_path / "out"
+    workers = 2
     proc = subprocess.Popen(
-        cli_command("run", source, "--out", out, "--no-progress", "--rate", "10", "--workers", "2"),
+        cli_command(
+            "run", source, "--out", out, "--no-progress", "--rate", "10", "--workers", workers
+        ),
         env=cli_env(sandbox.base_url),
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    wait_for(lambda: len(sandbox.requests_log()) >= 3, what="the first requests")
+    wait_for(lambda: len(latch_requests(sandbox)) >= 2, what="the first latches")
     proc.send_signal(signal.SIGINT)
+    seen_at_signal = len(sandbox.requests_log())
     _, stderr = proc.communicate(timeout=60)
 
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr
+    # No new request after Ctrl-C: only those in flight finish.
+    assert len(sandbox.requests_log()) - seen_at_signal <= workers
     summary = json.loads((out / "summary.json").read_text())
     assert summary["exit_code"] == 130
-    sent = len(latch_requests(sandbox))
+    assert summary["stop_reason"] == "interrupted"
+    sent = len([r for r in latch_requests(sandbox) if r.status == 200])
     counts = summary["counts"]
-    assert counts["success"] == sent  # every request that was in flight finished and counts
+    assert counts["success"] == sent  # every latch that was in flight finished and counts
     assert counts["pending"] == 40 - sent > 0
+    # The run folder has its reports too.
+    (folder,) = (out / "runs").iterdir()
+    assert json.loads((folder / "summary.json").read_text())["exit_code"] == 130
 
 
 @pytest.mark.slow
-def test_sigkill_at_random_moments_loses_nothing(tmp_path):
-    """Kill -9 the CLI mid-run several times; re-run; every row ends success exactly once."""
+def test_sigkill_at_random_moments_loses_nothing(tmp_path: Path) -> None:
+    """Kill -9 the CLI mid-run several times; re-run; every row ends success, latched once."""
     log = tmp_path / "sandbox.jsonl"
     server = subprocess.Popen(
         cli_command("sandbox", "--port", "0", "--latency-ms", "40", "--api-key", KEY, "--log", log),
         stdout=subprocess.PIPE,
+        env=cli_env("http://127.0.0.1:9/v1", None),
         text=True,
     )
     try:
         assert server.stdout is not None
         line = server.stdout.readline()
-        base_url = re.search(r"(http://\S+/v1)", line).group(1)  # type: ignore[union-attr]
+        found = re.search(r"(http://\S+/v1)", line)
+        assert found, line
+        base_url = found.group(1)
 
-        def latches() -> list[dict[str, object]]:
+        def entries(method: str) -> list[dict[str, object]]:
             if not log.exists():
                 return []
-            entries = [json.loads(x) for x in log.read_text().splitlines() if x.strip()]
-            return [e for e in entries if e["method"] == "POST"]
+            every = [json.loads(x) for x in log.read_text().splitlines() if x.strip()]
+            return [e for e in every if e["method"] == method]
 
         rows = known_rows(80)
         source = write_csv(tmp_path / "in.csv", rows)
@@ -175,7 +271,7 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path):
         rng = random.Random(20261127)
         kills = 0
         for _ in range(4):
-            before = len(latches())
+            before = len(entries("POST"))
             proc = subprocess.Popen(
                 command,
                 env=cli_env(base_url),
@@ -185,7 +281,7 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path):
             )
             target = before + rng.randint(3, 12)
             wait_for(
-                lambda t=target, p=proc: len(latches()) >= t or p.poll() is not None,
+                lambda t=target, p=proc: len(entries("POST")) >= t or p.poll() is not None,  # type: ignore[misc]
                 what="traffic",
             )
             if proc.poll() is None:
@@ -202,16 +298,18 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path):
             timeout=120,
         )
         assert final.returncode == 0, final.stderr
-        results = list(
-            __import__("csv").DictReader((out / "results.csv").open(encoding="utf-8-sig"))
-        )
+        results = read_csv(out / "results.csv")
         assert [int(r["row"]) for r in results] == list(range(2, 2 + len(rows)))
         assert {r["status"] for r in results} == {"success"}
-        sent = Counter(int(e["fusebill_id"]) for e in latches())  # type: ignore[call-overload]
+        assert {r["change"] for r in results} <= {"new", "unchanged"}
+        sent = Counter(int(str(e["fusebill_id"])) for e in entries("POST"))
         assert set(sent) == {fid for fid, _ in rows}
-        sent_twice = [fid for fid, n in sent.items() if n > 1]
         assert kills >= 3
-        assert len(sent_twice) <= kills * workers, (kills, sent_twice)
+        # Read before write: a latch that landed unrecorded is found on resume, not re-sent.
+        sent_twice = [fid for fid, n in sent.items() if n > 1]
+        assert sent_twice == [], (kills, sent_twice)
+        # And the contract's own bound, per run: a row done is not read again.
+        assert summary_counts(json.loads((out / "summary.json").read_text())) == {"success": 80}
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=10)
