@@ -157,10 +157,10 @@ class Earlier:
                 out[fid] = Origin(previous=p, known=c != Change.UNKNOWN.value)
         return out
 
-    def undo_targets(self) -> list[Target]:
+    def undo_targets(self) -> Targets:
         """Customers this job wrote to whose latest successful write is not yet undone."""
         if not len(self):
-            return []
+            return Targets.none()
         success = _mask(_each(_flat(self._table["s"]), lambda v: pc.equal(v, Status.SUCCESS.value)))
         wrote = _mask(
             _each(
@@ -168,18 +168,44 @@ class Earlier:
                 lambda v: pc.is_in(v, value_set=pa.array([*WRITES, Change.UNDO.value])),
             )
         )
-        rows = np.flatnonzero(success & wrote)
-        sub = Earlier(self._table.take(pa.array(rows, pa.int64())))
-        fids = np.unique(sub._fids)
-        last = sub.latest(fids)
-        changes = sub._column("c", last).to_pylist()
-        values = sub._column("g", last).to_pylist()
-        origins = sub.origins(fids.tolist())
-        return [
-            Target(int(fid), value, origins[int(fid)])
-            for fid, c, value in zip(fids.tolist(), changes, values)
-            if c != Change.UNDO.value and int(fid) in origins
-        ]
+        rows = np.flatnonzero(success & wrote)  # in the order written
+        fids = self._fids[rows]
+        order = np.argsort(fids, kind="stable")
+        ordered = fids[order]
+        starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]]) if len(rows) else rows
+        ends = np.r_[starts[1:], len(ordered)] - 1
+        first, last = rows[order[starts]], rows[order[ends]]  # a write always comes first
+        undone = _mask(_each(self._column("c", last), lambda v: pc.equal(v, Change.UNDO.value)))
+        first, last = first[~undone], last[~undone]
+        blind = _mask(_each(self._column("c", first), lambda v: pc.equal(v, Change.UNKNOWN.value)))
+        return Targets(
+            fusebill_ids=self._fids[last],
+            set_to=_text(self._column("g", last)),
+            previous=_text(self._column("p", first)),
+            known=~blind,
+        )
+
+
+@dataclass(frozen=True)
+class Targets:
+    """Every customer undo must look at, as columns (a million of them stay cheap)."""
+
+    fusebill_ids: np.ndarray  # int64
+    set_to: pa.Array  # string: what the job set last
+    previous: pa.Array  # string: what it held before the job's first change ("" = none)
+    known: np.ndarray  # bool: False when the first change was written blind
+
+    @classmethod
+    def none(cls) -> Targets:
+        empty = pa.array([], pa.string())
+        return cls(np.zeros(0, np.int64), empty, empty, np.zeros(0, bool))
+
+    def __len__(self) -> int:
+        return len(self.fusebill_ids)
+
+    def __getitem__(self, i: int) -> Target:
+        origin = Origin(str(self.previous[i].as_py()), bool(self.known[i]))
+        return Target(int(self.fusebill_ids[i]), str(self.set_to[i].as_py()), origin)
 
 
 def _earlier_words(not_found: bool, message: str) -> str:

@@ -57,17 +57,16 @@ def run(
 
 def _sheet(settings: Settings, err: TextIO) -> _Done:
     assert settings.input is not None
-    options = {"encoding": settings.encoding, "delimiter": settings.delimiter}
     sheet = loader.load(
         settings.input,
         sheet=settings.sheet,
         fusebill_column=settings.fusebill_column,
         geotab_column=settings.geotab_column,
-        **{k: v for k, v in options.items() if v is not None},  # type: ignore[arg-type]
+        encoding=settings.encoding,
+        delimiter=settings.delimiter,
     )
-    header_row = getattr(sheet, "header_row", 1)
-    if header_row != 1:
-        print(f"Header found on row {header_row} of {settings.input.name}.", file=err)
+    if sheet.header_row != 1:
+        print(f"Header found on row {sheet.header_row} of {settings.input.name}.", file=err)
     verdicts = validate.validate(sheet, allow_shared_geotab_id=settings.allow_shared_geotab_id)
     extras = dict(sheet.extras)
     if settings.kind is Kind.DRY_RUN:

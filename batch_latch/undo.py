@@ -16,10 +16,11 @@ from typing import TextIO
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from batch_latch.answers import Kind, classify_unlatch
 from batch_latch.checkpoint import FILENAME, Checkpoint, Record
-from batch_latch.earlier import Earlier, Target
+from batch_latch.earlier import Earlier, Target, Targets
 from batch_latch.errors import BatchLatchError
 from batch_latch.progress import Progress
 from batch_latch.results import IntColumn, ResultColumns, TextColumn
@@ -40,7 +41,7 @@ class UndoTask:
     target: Target
 
 
-def targets(settings: Settings) -> tuple[list[Target], Checkpoint]:
+def targets(settings: Settings) -> tuple[Targets, Checkpoint]:
     if not (settings.out / FILENAME).is_file():
         raise NotAJob(
             f"{settings.out} is not a batch-latch job folder (no {FILENAME}); give the --out "
@@ -50,16 +51,35 @@ def targets(settings: Settings) -> tuple[list[Target], Checkpoint]:
     return Earlier(store.earlier).undo_targets(), store
 
 
-def would(target: Target, unlatch_unknown: bool) -> RowOutcome:
-    """What undo would do for ``target``, without asking Fusebill (``undo --dry-run``)."""
-    origin = target.origin
-    if not origin.known and not unlatch_unknown:
-        text = "would leave alone: what it held before is unknown (latched with --no-read)"
-    elif origin.previous and origin.known:
-        text = f"would latch back to {origin.previous!r} if it still holds {target.set_to!r}"
-    else:
-        text = f"would unlatch if it still holds {target.set_to!r} (it held no geotabId before)"
-    return RowOutcome(Status.VALID, None, 0, text, "", Change.UNDO)
+def would(found: Targets, unlatch_unknown: bool) -> ResultColumns:
+    """What undo would do for each customer, without asking Fusebill (``undo --dry-run``)."""
+    n = len(found)
+    set_to, previous = found.set_to, found.previous
+
+    def join(*parts: pa.Array | str) -> pa.Array:
+        return pc.binary_join_element_wise(*parts, "")
+
+    back = join("would latch back to '", previous, "' if it still holds '", set_to, "'")
+    unlatch = join("would unlatch if it still holds '", set_to, "' (it held no geotabId before)")
+    has_previous = pc.not_equal(previous, "")
+    message = pc.if_else(pc.and_(pa.array(found.known), has_previous), back, unlatch)
+    if not unlatch_unknown:
+        alone = "would leave alone: what it held before is unknown (latched with --no-read)"
+        message = pc.if_else(pa.array(found.known), message, alone)
+    at = np.arange(n, dtype=np.int64)
+    status, change = TextColumn(Status.VALID.value, n), TextColumn(Change.UNDO.value, n)
+    text = TextColumn("", n)
+    text.put(at, message)
+    return _columns(
+        found,
+        status,
+        text,
+        TextColumn("", n),
+        change,
+        TextColumn("", n),
+        IntColumn(n, nullable=True),
+        IntColumn(n, nullable=False),
+    )
 
 
 class UndoLogic:
@@ -154,13 +174,13 @@ def undo(
     found, store = targets(settings)
     try:
         if settings.dry_run:
-            return columns(found, [would(t, settings.unlatch_unknown) for t in found])
+            return would(found, settings.unlatch_unknown)
         session = Session.open(settings, service, progress, err)
         if not found:
             session.notices.say("Nothing to undo: this job has latched no customer.")
-            return session.outcome(columns([], []), "")
+            return session.outcome(columns(found, []), "")
         logic = UndoLogic(RowLogic(session.service, session.attempts), settings.unlatch_unknown)
-        tasks = [UndoTask(i, t) for i, t in enumerate(found)]
+        tasks = [UndoTask(i, found[i]) for i in range(len(found))]
         session.notices.say(
             f"Undoing {len(tasks)} customers latched by this job (a read each, then a write "
             "where it still holds what the job set)."
@@ -195,11 +215,11 @@ def _record(target: Target, outcome: RowOutcome) -> Record:
     )
 
 
-def columns(found: list[Target], outcomes: list[RowOutcome]) -> ResultColumns:
+def columns(found: Targets, outcomes: list[RowOutcome]) -> ResultColumns:
     """One row per customer: the geotabId the job had set, and what undo put back."""
     n = len(found)
     status, message, key = TextColumn("", n), TextColumn("", n), TextColumn("", n)
-    change, previous, finished = TextColumn("", n), TextColumn("", n), TextColumn("", n)
+    change, finished = TextColumn("", n), TextColumn("", n)
     http, attempts = IntColumn(n, nullable=True), IntColumn(n, nullable=False)
     at = np.arange(n, dtype=np.int64)
     if n:
@@ -207,20 +227,33 @@ def columns(found: list[Target], outcomes: list[RowOutcome]) -> ResultColumns:
         message.put(at, pa.array([o.message for o in outcomes]))
         key.put(at, pa.array([o.error_key for o in outcomes]))
         change.put(at, pa.array([o.change.value for o in outcomes]))
-        previous.put(at, pa.array([t.origin.previous for t in found]))
         finished.put(at, pa.array([o.finished_at for o in outcomes]))
         http.put(at, pa.array([o.http_status for o in outcomes], pa.int64()))
         attempts.put(at, pa.array([o.attempts for o in outcomes], pa.int64()))
+    return _columns(found, status, message, key, change, finished, http, attempts)
+
+
+def _columns(
+    found: Targets,
+    status: TextColumn,
+    message: TextColumn,
+    key: TextColumn,
+    change: TextColumn,
+    finished: TextColumn,
+    http: IntColumn,
+    attempts: IntColumn,
+) -> ResultColumns:
+    n = len(found)
     return ResultColumns(
         row=pa.array(np.arange(2, n + 2, dtype=np.int64)),
-        fusebillId=pa.array([str(t.fusebill_id) for t in found], pa.string()),
-        geotabId=pa.array([t.set_to for t in found], pa.string()),
+        fusebillId=pc.cast(pa.array(found.fusebill_ids), pa.string()),
+        geotabId=found.set_to,
         status=status.array(),
         http_status=http.array(),
         attempts=attempts.array(),
         message=message.array(),
         error_key=key.array(),
         change=change.array(),
-        previous_geotabId=previous.array(),
+        previous_geotabId=found.previous,
         finished_at=finished.array(),
     )
