@@ -1,0 +1,91 @@
+"""v2 ``plan``: the reads of a run without its writes; what a run would change."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import (
+    FAST,
+    RunCli,
+    SandboxFactory,
+    read_requests,
+    write_csv,
+)
+
+SAME, OTHER, NEW, NEW2, MISSING = 1_000_001, 1_000_002, 1_000_003, 1_000_004, 55
+PRESET = {SAME: "GT-SAME", OTHER: "GT-OLD"}
+
+
+def test_plan_reads_every_row_writes_nothing_and_counts_the_changes(
+    tmp_path: Path, sandbox_factory: SandboxFactory, plan_cli: RunCli
+) -> None:
+    sandbox = sandbox_factory(preset=PRESET)
+    rows = [
+        (SAME, "GT-SAME"),
+        (OTHER, "GT-WANTED"),
+        (NEW, "GT-NEW"),
+        (NEW2, "GT-NEW2"),
+        (MISSING, "GT-X"),
+        ("oops", "GT-Y"),
+    ]
+    source = write_csv(tmp_path / "in.csv", rows)
+
+    plan = plan_cli(source, sandbox.base_url, *FAST)
+
+    assert plan.returncode == 1, plan.stderr  # a not_found and an invalid row
+    assert all(r.method == "GET" for r in sandbox.requests_log())
+    assert len(read_requests(sandbox)) == 5
+    assert sandbox.geotab_id_of(NEW) is None and sandbox.geotab_id_of(OTHER) == "GT-OLD"
+    by_row = plan.by_row()
+    got = {row: (r["status"], r["change"]) for row, r in by_row.items()}
+    assert got == {
+        2: ("valid", "unchanged"),
+        3: ("valid", "relatch"),
+        4: ("valid", "new"),
+        5: ("valid", "new"),
+        6: ("not_found", ""),
+        7: ("invalid", ""),
+    }
+    assert "GT-OLD" in by_row[3]["message"]
+    assert (
+        "2 new, 1 unchanged, 1 would replace another geotabId (refused without "
+        "--allow-relatch), 1 not found" in plan.stdout
+    )
+    summary = plan.summary()
+    assert summary["kind"] == "plan"
+    assert (summary["reads"], summary["writes"], summary["requests"]) == (5, 0, 5)
+    assert summary["changes"]["new"] == 2
+    (folder,) = plan.run_folders()
+    assert folder.name.endswith("-plan")
+    assert (folder / "results.csv").is_file()
+
+
+@pytest.mark.slow
+def test_a_clean_plan_exits_0_and_a_run_after_it_still_sends(
+    tmp_path: Path, sandbox_factory: SandboxFactory, plan_cli: RunCli, run_cli: RunCli
+) -> None:
+    sandbox = sandbox_factory(preset={SAME: "GT-SAME"})
+    source = write_csv(tmp_path / "in.csv", [(SAME, "GT-SAME"), (NEW, "GT-NEW")])
+
+    plan = plan_cli(source, sandbox.base_url, *FAST)
+
+    assert plan.returncode == 0, plan.stderr
+    assert "1 new, 1 unchanged, 0 would replace another geotabId" in plan.stdout
+    assert [r.method for r in sandbox.requests_log()] == ["GET", "GET"]
+
+    # A plan records nothing: the run after it reads and writes as if no plan had been.
+    run = run_cli(source, sandbox.base_url, *FAST)
+
+    assert run.returncode == 0, run.stderr
+    assert (run.summary()["reads"], run.summary()["writes"]) == (2, 1)
+    assert sandbox.geotab_id_of(NEW) == "GT-NEW"
+
+    # A plan after the run: rows latched earlier would not be sent; nothing read for them.
+    again = plan_cli(source, sandbox.base_url, *FAST)
+
+    assert again.returncode == 0, again.stderr
+    assert again.by_row()[3]["status"] == "valid"
+    assert again.by_row()[3]["change"] == "unchanged"
+    assert len(read_requests(sandbox, NEW)) == 2  # the first plan's and the run's
