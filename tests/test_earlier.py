@@ -234,3 +234,16 @@ def test_a_customer_latched_again_after_its_undo_is_a_target_again(tmp_path: Pat
 
 def test_no_undo_targets_in_a_new_job(tmp_path: Path) -> None:
     assert listed(earlier(tmp_path, []).undo_targets()) == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=IndexError,
+    reason="BUG: undo_targets raises IndexError when no record is a successful write",
+)
+def test_no_undo_targets_in_a_job_that_wrote_nothing(tmp_path: Path) -> None:
+    e = earlier(
+        tmp_path,
+        [rec(1, "A", "not_found", "", key="not_found", http=404), rec(2, "B", change="unchanged")],
+    )
+    assert listed(e.undo_targets()) == []
