@@ -17,14 +17,9 @@ header is the only credential. What an answer means is :mod:`batch_latch.answers
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import heapq
 import ipaddress
-import itertools
 import json
 import os
-import socket
 import ssl
 import threading
 import time
@@ -34,6 +29,7 @@ from urllib.parse import urlsplit
 
 from batch_latch import __version__
 from batch_latch.answers import Reply
+from batch_latch.deadline import CURRENT, Deadlines, Ticket, watched_adapter
 from batch_latch.redact import Redactor
 
 if TYPE_CHECKING:
@@ -65,7 +61,7 @@ class FusebillClient:
         self._pool_size = pool_size
         self._proxies = proxies_for(self._base, environ)
         self._verify, self._ca_note, self._ca_problem = ca_bundle(environ)
-        self._deadlines = _Deadlines()
+        self._deadlines = Deadlines()
         self._local = threading.local()
         self._sessions: list[requests.Session] = []
         self._lock = threading.Lock()
@@ -117,7 +113,7 @@ class FusebillClient:
             session.trust_env = False  # no netrc, no environment behind our back
             session.proxies = dict(self._proxies)
             session.verify = self._verify
-            adapter = _adapter_class()(pool_connections=1, pool_maxsize=2, max_retries=0)
+            adapter = watched_adapter()(pool_connections=1, pool_maxsize=2, max_retries=0)
             session.mount("http://", adapter)
             session.mount("https://", adapter)
             self._local.session = session
@@ -152,9 +148,9 @@ class FusebillClient:
         return Reply(status, self._redact.scrub(_parse(data, headers)), headers, url=url)
 
     def _exchange(
-        self, ticket: _Ticket, method: str, url: str, body: dict[str, Any] | None
+        self, ticket: Ticket, method: str, url: str, body: dict[str, Any] | None
     ) -> tuple[int, dict[str, str], bytes | None]:
-        _CURRENT.ticket = ticket  # the connection hooks bind their socket to it
+        CURRENT.ticket = ticket  # the connection hooks bind their socket to it
         try:
             left = max(ticket.deadline - time.monotonic(), 0.001)
             response = self._session().request(
@@ -172,7 +168,7 @@ class FusebillClient:
             finally:
                 response.close()  # a body not read to the end closes its connection
         finally:
-            _CURRENT.ticket = None
+            CURRENT.ticket = None
 
     def _failure(self, exc: BaseException) -> tuple[str, str]:
         """(error, detail) for a request that raised; the detail keeps the cause."""
@@ -350,159 +346,3 @@ def ca_bundle(env: Mapping[str, str]) -> tuple[str | bool, str, str]:
                 return True, "", f"{name} names {value}, which does not exist"
             return value, f"trusting {value} from {name}", ""
     return True, "trusting the bundled certifi CA list; see REQUESTS_CA_BUNDLE", ""
-
-
-# --- deadlines -------------------------------------------------------------------------------
-
-
-class _Ticket:
-    __slots__ = ("aborted", "conn", "deadline", "done", "expired", "owner", "sock")
-
-    def __init__(self, owner: _Deadlines, deadline: float) -> None:
-        self.owner = owner
-        self.deadline = deadline
-        self.conn: Any = None  # the urllib3 connection carrying the request, once known
-        self.sock: socket.socket | None = None  # its socket once connected (kept when the
-        # connection lets go of it: an answer with "Connection: close" still reads from it)
-        self.done = self.expired = self.aborted = False
-
-
-class _Deadlines:
-    """A heap of deadlines and one watchdog thread that cuts whatever runs past its own."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
-        self._heap: list[tuple[float, int, _Ticket]] = []
-        self._live: set[_Ticket] = set()
-        self._seq = itertools.count()
-        self._thread: threading.Thread | None = None
-        self._closed = False
-        self._wake_at = float("inf")  # when the watchdog wakes next by itself
-
-    def start(self, timeout: float) -> _Ticket:
-        ticket = _Ticket(self, time.monotonic() + timeout)
-        with self._cond:
-            if self._thread is None:
-                self._closed = False
-                self._thread = threading.Thread(target=self._watch, name="deadlines", daemon=True)
-                self._thread.start()
-            heapq.heappush(self._heap, (ticket.deadline, next(self._seq), ticket))
-            self._live.add(ticket)
-            if ticket.deadline < self._wake_at:  # rare: deadlines mostly come in order
-                self._cond.notify()
-        return ticket
-
-    def bind(self, ticket: _Ticket, conn: Any, sock: socket.socket | None) -> None:
-        with self._cond:
-            if ticket.expired:
-                raise TimeoutError("the request's deadline has passed")
-            ticket.conn = conn
-            if sock is not None:
-                ticket.sock = sock
-
-    def finish(self, ticket: _Ticket) -> tuple[bool, bool]:
-        """Mark ``ticket`` done; (expired, aborted)."""
-        with self._cond:
-            ticket.done = True
-            ticket.conn = ticket.sock = None
-            self._live.discard(ticket)
-            heap = self._heap
-            while heap and heap[0][2].done:
-                heapq.heappop(heap)
-            return ticket.expired, ticket.aborted
-
-    def abort(self) -> None:
-        with self._cond:
-            for ticket in self._live:
-                ticket.expired = ticket.aborted = True
-                _cut(ticket)
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            thread, self._thread = self._thread, None
-            self._cond.notify()
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=1.0)
-
-    def _watch(self) -> None:
-        with self._cond:
-            while not self._closed:
-                now = time.monotonic()
-                heap = self._heap
-                while heap and (heap[0][2].done or heap[0][0] <= now):
-                    ticket = heapq.heappop(heap)[2]
-                    if not ticket.done:
-                        ticket.expired = True
-                        _cut(ticket)
-                self._wake_at = heap[0][0] if heap else float("inf")
-                self._cond.wait(heap[0][0] - now if heap else None)
-
-
-def _cut(ticket: _Ticket) -> None:
-    """Shut the request's socket down: a thread blocked on it wakes at once. A closed
-    socket object has let go of its descriptor, so this never reaches another's socket."""
-    for sock in (ticket.sock, getattr(ticket.conn, "sock", None)):
-        if sock is not None:
-            # socket.socket's own shutdown: for TLS too, without touching the TLS state
-            with contextlib.suppress(OSError):
-                socket.socket.shutdown(sock, socket.SHUT_RDWR)
-
-
-_CURRENT = threading.local()  # .ticket: the request this thread is sending now
-
-
-def _bind(conn: Any, sock: socket.socket | None = None) -> None:
-    ticket: _Ticket | None = getattr(_CURRENT, "ticket", None)
-    if ticket is not None:
-        ticket.owner.bind(ticket, conn, sock)
-
-
-@functools.cache
-def _adapter_class() -> Any:
-    """An HTTPAdapter whose connections tell the current ticket which socket they use."""
-    from requests.adapters import HTTPAdapter
-    from urllib3.connection import HTTPConnection, HTTPSConnection
-    from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-
-    class WatchedHTTP(HTTPConnection):
-        def connect(self) -> None:
-            _bind(self)
-            super().connect()
-            _bind(self, self.sock)
-
-        def request(self, *args: Any, **kwargs: Any) -> None:
-            _bind(self, self.sock)  # a kept-alive connection does not connect again
-            super().request(*args, **kwargs)
-            _bind(self, self.sock)
-
-    class WatchedHTTPS(HTTPSConnection):
-        def connect(self) -> None:
-            _bind(self)
-            super().connect()
-            _bind(self, self.sock)
-
-        def request(self, *args: Any, **kwargs: Any) -> None:
-            _bind(self, self.sock)
-            super().request(*args, **kwargs)
-            _bind(self, self.sock)
-
-    class HTTPPool(HTTPConnectionPool):
-        ConnectionCls = WatchedHTTP
-
-    class HTTPSPool(HTTPSConnectionPool):
-        ConnectionCls = WatchedHTTPS
-
-    pools = {"http": HTTPPool, "https": HTTPSPool}
-
-    class WatchedAdapter(HTTPAdapter):
-        def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-            super().init_poolmanager(*args, **kwargs)
-            self.poolmanager.pool_classes_by_scheme = pools
-
-        def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
-            manager = super().proxy_manager_for(proxy, **kwargs)
-            manager.pool_classes_by_scheme = pools
-            return manager
-
-    return WatchedAdapter

@@ -472,9 +472,10 @@ def test_limits_reads_every_header() -> None:
         ),
         NOW,
     )
+    assert seen.reset_minute == pytest.approx(14.5)
     assert seen == Limits(
         remaining_minute=0,
-        reset_minute=pytest.approx(14.5),
+        reset_minute=seen.reset_minute,
         remaining_day=4321,
         reset_day_at=datetime(2024, 3, 2, tzinfo=timezone.utc),
         limit_minute=50,

@@ -77,7 +77,8 @@ def test_latch_sends_post_with_json_body_and_key_as_given(
     assert sent.headers["Authorization"] == f"Basic {KEY}"
     assert base64.b64encode(KEY.encode()).decode() not in sent.headers["Authorization"]
     assert sent.headers["Content-Type"] == "application/json"
-    connect, read = sent.timeout  # type: ignore[misc]  # the stub says a number
+    timeout: Any = sent.timeout  # the stub says a number; requests passes the pair on
+    connect, read = timeout
     assert 7.0 < connect <= 7.5 and 7.0 < read <= 7.5  # the time left of the whole request
     assert got.url == LATCH
 
