@@ -169,10 +169,12 @@ class Earlier:
             )
         )
         rows = np.flatnonzero(success & wrote)  # in the order written
+        if not len(rows):
+            return Targets.none()
         fids = self._fids[rows]
         order = np.argsort(fids, kind="stable")
         ordered = fids[order]
-        starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]]) if len(rows) else rows
+        starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
         ends = np.r_[starts[1:], len(ordered)] - 1
         first, last = rows[order[starts]], rows[order[ends]]  # a write always comes first
         undone = _mask(_each(self._column("c", last), lambda v: pc.equal(v, Change.UNDO.value)))

@@ -161,7 +161,7 @@ class RowLogic:
                     ),
                     "" if not self.write else "relatch_refused",
                     Change.RELATCH,
-                    held,
+                    previous,
                 )
         if not self.write:
             return self.outcome(
