@@ -142,8 +142,9 @@ class FusebillClient:
             return Reply(None, error=error, detail=detail, url=url)
         status, headers, data = answer
         if data is None:
-            size = headers.get("content-length") or "more"
-            detail = f"answer of {size} bytes: over {MAX_BODY} bytes, not read"
+            size = headers.get("content-length")
+            detail = f"answer of {size} bytes" if size else "answer"
+            detail += " over the 1 MiB cap: not read further"
             return Reply(status, None, headers, error="too_large", detail=detail, url=url)
         return Reply(status, self._redact.scrub(_parse(data, headers)), headers, url=url)
 
@@ -181,9 +182,18 @@ class FusebillClient:
         tls = _tls_cause(chain)
         if tls is not None:
             return "tls", self._redact(f"{tls} ({self._ca_note})")
-        if any(isinstance(e, (requests.exceptions.ProxyError, u3.ProxyError)) for e in chain) or (
-            isinstance(exc, requests.exceptions.InvalidSchema) and self._proxies
-        ):
+        proxy_errors: tuple[type[BaseException], ...] = (
+            requests.exceptions.ProxyError,
+            u3.ProxyError,
+        )
+        if self._proxies:  # the base URL is checked by the settings: a bad URL is the proxy's
+            proxy_errors += (
+                requests.exceptions.InvalidURL,
+                requests.exceptions.InvalidSchema,
+                u3.ProxySchemeUnknown,
+                u3.LocationParseError,
+            )
+        if any(isinstance(e, proxy_errors) for e in chain):
             where = ", ".join(_safe_url(p) for p in self._proxies.values())
             return "proxy", self._redact(f"proxy {where}: {_cause_text(chain)}")[:300]
         return "connection", self._redact(_cause_text(chain))[:200]
@@ -278,10 +288,11 @@ def _cause_text(chain: list[BaseException]) -> str:
 
 
 def _safe_url(url: str) -> str:
-    """A proxy URL without its user and password."""
-    parts = urlsplit(url if "://" in url else f"http://{url}")
-    host = parts.hostname or ""
-    return f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
+    """A proxy URL without its user and password (even when it is malformed)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "http", url
+    return f"{scheme}://{rest.split('/', 1)[0].rpartition('@')[2]}"
 
 
 # --- proxies and CA bundles from the environment ---------------------------------------------

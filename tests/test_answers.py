@@ -63,7 +63,7 @@ _DETAILS = {
     "proxy": "proxy http://127.0.0.1:3128: Tunnel connection failed: 407 Proxy Authentication",
     "timeout": "no complete answer within 7.5 s",
     "connection": "ConnectionRefusedError: [Errno 111] Connection refused",
-    "too_large": "answer of 52428800 bytes: over 1048576 bytes, not read",
+    "too_large": "answer of 52428800 bytes over the 1 MiB cap: not read further",
 }
 
 HTML = "<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"

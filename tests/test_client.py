@@ -276,6 +276,24 @@ def test_ca_bundle_order_and_empty_values(tmp_path: Path) -> None:
     assert ca_bundle({"CURL_CA_BUNDLE": ""})[0] is True
 
 
+@pytest.mark.parametrize(
+    "proxy",
+    [
+        "http://:0",
+        "http://user:pw@127.0.0.1:notaport",
+        "ftp://user:pw@127.0.0.1:1",
+        "socks5://user:pw@127.0.0.1:1",
+    ],
+)
+def test_a_malformed_proxy_setting_is_a_proxy_error(proxy: str) -> None:
+    c = FusebillClient(BASE, KEY, timeout=5, pool_size=1, env={"HTTPS_PROXY": proxy})
+    got = c.latch(1, "x")  # fails before connecting: nothing leaves the machine
+    c.close()
+    assert got.error == "proxy", got
+    assert got.detail.startswith(f"proxy {proxy.split('://')[0]}://")
+    assert "pw" not in got.detail
+
+
 def test_the_process_environment_is_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HTTPS_PROXY", PROXY)
     monkeypatch.delenv("https_proxy", raising=False)
