@@ -1,8 +1,8 @@
-"""The checkpoint journal: durable appends, latest record wins, torn tails, wrong files."""
+"""The checkpoint journal: durable appends, records in the order written, torn tails, wrong
+files, format 2 (change and previous) and the upgrade of a v1 journal."""
 
 from __future__ import annotations
 
-import errno
 import threading
 from pathlib import Path
 
@@ -10,6 +10,7 @@ import pytest
 
 from batch_latch.checkpoint import FILENAME, Checkpoint, JournalWriteError, Record
 from batch_latch.errors import CheckpointError
+from tests.doubles import FullDisk
 
 URL = "http://127.0.0.1:8765/v1"
 
@@ -125,22 +126,10 @@ def test_workers_recording_at_once_lose_nothing(tmp_path: Path) -> None:
     assert {fid for fid, _, _ in recorded} == {b * 1000 + i for b in range(8) for i in range(50)}
 
 
-class FullDisk:
-    """A file handle whose writes fail the way a full disk does."""
-
-    def write(self, data: bytes) -> int:
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
 def test_a_failed_write_stops_with_exit_3_and_a_one_line_reason(tmp_path: Path) -> None:
-    store = Checkpoint.open(tmp_path, URL)
-    store._handle = FullDisk()  # type: ignore[assignment]
+    opened = Checkpoint.open(tmp_path, URL)
+    opened.close()
+    store = Checkpoint(tmp_path / FILENAME, FullDisk(), opened.earlier)
 
     with pytest.raises(JournalWriteError) as caught:
         store.record(record(1, "A"))
@@ -151,3 +140,71 @@ def test_a_failed_write_stops_with_exit_3_and_a_one_line_reason(tmp_path: Path) 
     # Every later caller hears the same, rather than waiting for ever.
     with pytest.raises(JournalWriteError):
         store.record(record(2, "B"))
+
+
+# --- format 2, and the v1 upgrade -------------------------------------------------------------
+
+
+def test_format_2_keeps_change_and_previous(tmp_path: Path) -> None:
+    store = Checkpoint.open(tmp_path, URL)
+    store.record(
+        Record(1, "A", "success", 200, "latched", "", "2026-01-01T00:00:00Z", "relatch", "OLD")
+    )
+    store.record(Record(2, "B", "failed", 400, "no", "http_400", "2026-01-01T00:00:01Z"))
+    store.close()
+
+    first = (tmp_path / FILENAME).read_text(encoding="utf-8").splitlines()[0]
+    assert first == f"#batch-latch-checkpoint,2,{URL}"
+    store = Checkpoint.open(tmp_path, URL)
+    store.close()
+    table = store.earlier
+    assert table.column_names == ["f", "g", "s", "h", "m", "k", "c", "p", "t"]
+    assert table["c"].to_pylist() == ["relatch", ""]
+    assert table["p"].to_pylist() == ["OLD", ""]
+    assert table["h"].to_pylist() == [200, 400]
+    assert table["k"].to_pylist() == ["", "http_400"]
+
+
+def test_a_v1_checkpoint_is_upgraded_and_its_successes_read_as_change_unknown(
+    tmp_path: Path,
+) -> None:
+    v1 = (
+        f"#batch-latch-checkpoint,1,{URL}\n"
+        "1,A,success,200,latched,,2025-01-01T00:00:00Z\n"
+        "2,B,not_found,404,Customer with id 2 not found.,not_found,2025-01-01T00:00:01Z\n"
+        '3,"C,with comma",success,200,latched,,2025-01-01T00:00:02Z\n'
+    )
+    (tmp_path / FILENAME).write_text(v1, encoding="utf-8")
+
+    store = Checkpoint.open(tmp_path, URL)
+    store.record(Record(4, "D", "success", 200, "latched", "", "2026-01-01T00:00:00Z", "new", ""))
+    store.close()
+
+    text = (tmp_path / FILENAME).read_text(encoding="utf-8")
+    assert text.splitlines()[0] == f"#batch-latch-checkpoint,2,{URL}"
+    assert not list(tmp_path.glob(".*upgrade*"))  # no temporary file left behind
+    store = Checkpoint.open(tmp_path, URL)
+    store.close()
+    table = store.earlier
+    assert table["f"].to_pylist() == [1, 2, 3, 4]
+    assert table["g"].to_pylist() == ["A", "B", "C,with comma", "D"]
+    assert table["s"].to_pylist() == ["success", "not_found", "success", "success"]
+    # v1 wrote blind: what its successes replaced is unknown.
+    assert table["c"].to_pylist() == ["unknown", "", "unknown", "new"]
+    assert table["p"].to_pylist() == ["", "", "", ""]
+    assert table["t"].to_pylist()[0] == "2025-01-01T00:00:00Z"
+    assert table["m"].to_pylist()[1] == "Customer with id 2 not found."
+
+
+def test_a_v1_checkpoint_of_another_api_is_refused_and_left_as_it_was(tmp_path: Path) -> None:
+    v1 = "#batch-latch-checkpoint,1,https://secure.fusebill.com/v1\n1,A,success,200,ok,,t\n"
+    (tmp_path / FILENAME).write_text(v1, encoding="utf-8")
+    with pytest.raises(CheckpointError, match="made against"):
+        Checkpoint.open(tmp_path, URL)
+    assert (tmp_path / FILENAME).read_text(encoding="utf-8") == v1
+
+
+def test_an_unknown_format_is_refused(tmp_path: Path) -> None:
+    (tmp_path / FILENAME).write_text(f"#batch-latch-checkpoint,9,{URL}\n", encoding="utf-8")
+    with pytest.raises(CheckpointError, match="not a batch-latch checkpoint"):
+        Checkpoint.open(tmp_path, URL)
