@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -50,6 +51,12 @@ class Run:
     def run_folders(self) -> list[Path]:
         runs = self.out / "runs"
         return sorted(p for p in runs.iterdir() if p.is_dir()) if runs.is_dir() else []
+
+    def folder(self) -> Path:
+        """This command's own run folder, as its end-of-run summary names it."""
+        found = re.search(r"this command's own copy: (.+?)/?\)", self.stdout)
+        assert found, self.stdout
+        return Path(found.group(1))
 
     def stderr_lines(self, needle: str) -> list[str]:
         return [line for line in self.stderr.splitlines() if needle in line]
