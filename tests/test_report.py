@@ -10,9 +10,11 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from batch_latch import job, loader, report
-from batch_latch.report import ResultColumns, Summary
+from batch_latch import formula, loader, report
+from batch_latch.report import Summary
+from batch_latch.results import ResultColumns, dry_run_columns
 from batch_latch.validate import validate
+from batch_latch.vocab import FAILED_STATUSES, STATUSES
 
 TOOL_HEAD = ["row", "fusebillId", "geotabId", "status", "http_status", "attempts", "message"]
 RISKY = ("=", "+", "-", "@", "\t", "\r", "\n")
@@ -28,6 +30,15 @@ def summary(rows: int, exit_code: int = 1) -> Summary:
         started_at="2024-01-01T00:00:00Z",
         finished_at="2024-01-01T00:00:01Z",
         exit_code=exit_code,
+        kind="dry-run",
+        reads=0,
+        writes=0,
+        changes={},
+        stop_reason=None,
+        user="ops",
+        host="desk",
+        input_sha256="0" * 64,
+        version="0.1.0",
     )
 
 
@@ -36,7 +47,7 @@ def dry_run(
 ) -> tuple[Path, loader.Sheet]:
     """Load ``records`` from a real CSV, validate, write the dry-run reports; return the folder."""
     sheet = loader.load(helpers.write_csv(tmp_path / "in.csv", records))
-    columns = job.dry_run_columns(validate(sheet))
+    columns = dry_run_columns(validate(sheet))
     folder = tmp_path / out
     report.write_reports(folder, columns, sheet.extras, summary(len(sheet)))
     return folder, sheet
@@ -53,6 +64,8 @@ def by_hand(statuses: list[str], fusebill: list[str], geotab: list[str]) -> Resu
         attempts=pa.array([1] * n, type=pa.int64()),
         message=pa.array([f"message {i}" for i in range(n)], type=pa.string()),
         error_key=pa.array([""] * n, type=pa.string()),
+        change=pa.array(["new" if s == "success" else "" for s in statuses], type=pa.string()),
+        previous_geotabId=pa.array([""] * n, type=pa.string()),
         finished_at=pa.array(["2024-01-01T00:00:00Z"] * n, type=pa.string()),
     )
 
@@ -80,7 +93,7 @@ def test_columns_and_order(tmp_path: Path, helpers: Any) -> None:
     assert carried[4] not in ("input_status", "status") and carried[4].endswith("input_status")
     assert len(set(header)) == len(header)
     tool_own = header[7:-5]
-    assert "error_key" in tool_own
+    assert tool_own == ["error_key", "change", "previous_geotabId", "finished_at"]
     assert not set(tool_own) & {"Zone", "Notes"}
     rows = [dict(zip(header, r)) for r in results[1:]]
     assert [r["Zone"] for r in rows] == ["z1", "z2"]
@@ -191,7 +204,7 @@ def test_cell_already_starting_with_apostrophe_and_formula(tmp_path: Path) -> No
     # The loader removes one "'" before a formula character, so "'=x" is written "''=x"
     # and comes back as "'=x".
     column = pa.array(["'=x", "''+y", "=z", "'abc"], type=pa.string())
-    assert report.escape_formula(column).to_pylist() == ["''=x", "'''+y", "'=z", "'abc"]
+    assert formula.escape(column).to_pylist() == ["''=x", "'''+y", "'=z", "'abc"]
 
 
 def test_failed_csv_round_trips_through_the_loader(tmp_path: Path, helpers: Any) -> None:
@@ -218,9 +231,7 @@ def test_failed_csv_round_trips_through_the_loader(tmp_path: Path, helpers: Any)
         records.append([text or "x", f"{text}-{i}", text, text, str(i)])
     folder, sheet = dry_run(tmp_path, helpers, records)
     verdicts = validate(sheet)
-    failed_rows = [
-        i for i, s in enumerate(verdicts.status.to_pylist()) if s in report.FAILED_STATUSES
-    ]
+    failed_rows = [i for i, s in enumerate(verdicts.status.to_pylist()) if s in FAILED_STATUSES]
     assert failed_rows  # most of these rows are invalid
 
     back = loader.load(folder / "failed.csv")
@@ -232,12 +243,15 @@ def test_failed_csv_round_trips_through_the_loader(tmp_path: Path, helpers: Any)
     assert back.extras["=Notes"].to_pylist() == [
         sheet.extras["=Notes"].to_pylist()[i] for i in failed_rows
     ]
-    assert back.extras["input_status"].to_pylist() == [
+    # The input's own "status" column, carried as input_status, gets its name back.
+    assert back.extras["status"].to_pylist() == [
         sheet.extras["status"].to_pylist()[i] for i in failed_rows
     ]
-    # The tool's columns came along as ordinary columns, with the spreadsheet's row numbers.
-    assert back.extras["row"].to_pylist() == [str(i + 2) for i in failed_rows]
-    assert set(back.extras["status"].to_pylist()) <= set(report.FAILED_STATUSES)
+    # The tool's own columns are not input columns: the fed-back sheet keeps the original
+    # sheet's row numbers instead.
+    assert not {"row", "http_status", "attempts", "message", "change"} & set(back.extras)
+    assert back.fed_back
+    assert back.rows.to_pylist() == [i + 2 for i in failed_rows]
 
 
 def test_results_csv_round_trips_too(tmp_path: Path, helpers: Any) -> None:
@@ -284,24 +298,39 @@ def test_summary_json(tmp_path: Path) -> None:
     columns = by_hand(["valid", "invalid"], ["1", "x"], ["a", "b"])
     report.write_reports(tmp_path, columns, {}, summary(2))
     data = json.loads((tmp_path / "summary.json").read_text(encoding="utf-8"))
-    assert set(data) == {
-        "input",
-        "dry_run",
-        "rows",
-        "counts",
-        "requests",
-        "started_at",
-        "finished_at",
-        "exit_code",
-    }
+    contract = {"input", "dry_run", "rows", "counts", "requests", "started_at", "finished_at"}
+    contract |= {"exit_code", "kind", "reads", "writes", "changes", "stop_reason", "user"}
+    contract |= {"host", "input_sha256", "version"}
+    assert contract <= set(data)
     assert data["rows"] == 2 and data["dry_run"] is True and data["exit_code"] == 1
     assert isinstance(data["counts"], dict) and data["requests"] == 0
+    assert (data["kind"], data["reads"], data["writes"]) == ("dry-run", 0, 0)
+    assert data["stop_reason"] is None and isinstance(data["changes"], dict)
+    assert (data["user"], data["host"], data["version"]) == ("ops", "desk", "0.1.0")
+
+
+def test_count_changes_lists_every_change_and_skips_empty() -> None:
+    counts = report.count_changes(pa.array(["new", "", "relatch", "new", "unchanged", ""]))
+    assert counts == {"new": 2, "unchanged": 1, "relatch": 1, "unknown": 0, "undo": 0}
+
+
+def test_change_and_previous_columns_are_written(tmp_path: Path, helpers: Any) -> None:
+    columns = by_hand(["success", "failed"], ["1", "2"], ["A", "B"])
+    columns = dataclasses.replace(
+        columns,
+        change=pa.array(["relatch", ""]),
+        previous_geotabId=pa.array(["=OLD", "X"]),
+    )
+    report.write_reports(tmp_path, columns, {}, summary(2))
+    header, *rows = helpers.read_csv_records(tmp_path / "results.csv")
+    got = [dict(zip(header, r)) for r in rows]
+    assert [(r["change"], r["previous_geotabId"]) for r in got] == [("relatch", "'=OLD"), ("", "X")]
 
 
 def test_count_statuses_lists_every_status() -> None:
     counts = report.count_statuses(pa.array(["valid", "invalid", "valid"]))
     assert counts["valid"] == 2 and counts["invalid"] == 1
-    assert set(counts) == set(report.STATUSES)
+    assert set(counts) == set(STATUSES)
     assert sum(counts.values()) == 3
 
 
@@ -318,6 +347,7 @@ def test_rewrite_is_atomic_and_leaves_no_temp_files(tmp_path: Path, helpers: Any
         "failed.csv",
         "keep.txt",
         "results.csv",
+        "results.xlsx",
         "summary.json",
     ]
     assert paths.results == out / "results.csv"
