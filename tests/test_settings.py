@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
 
-from batch_latch.config import (
+from batch_latch.errors import ConfigError
+from batch_latch.settings import (
     DEFAULT_BASE_URL,
     KEY_VARIABLE,
+    OPTIONS,
     URL_VARIABLE,
-    RunSettings,
+    Settings,
     api_key,
     base_url,
     environment,
+    settings_from,
 )
-from batch_latch.errors import ConfigError
 
 KEY = "sk_live_SECRET123"
 
@@ -118,7 +122,7 @@ def test_key_is_kept_exactly_and_hidden_in_reprs(tmp_path: Path) -> None:
     secret = api_key({KEY_VARIABLE: KEY})
     assert isinstance(secret, SecretStr)
     assert secret.get_secret_value() == KEY
-    settings = RunSettings(input=tmp_path / "in.csv", out=tmp_path / "out", api_key=secret)
+    settings = Settings(input=tmp_path / "in.csv", out=tmp_path / "out", api_key=secret)
     assert KEY not in repr(secret)
     assert KEY not in str(secret)
     assert KEY not in repr(settings)
@@ -178,3 +182,124 @@ def test_rejected_base_urls(given: str) -> None:
 def test_plain_http_message_says_https_is_needed() -> None:
     with pytest.raises(ConfigError, match="https://"):
         base_url({URL_VARIABLE: "http://example.com"})
+
+
+# --- options, defined once -------------------------------------------------------------------
+
+
+def _parser(command: str) -> argparse.ArgumentParser:
+    from batch_latch.cli import build_parser
+
+    parser = build_parser(sandbox_options=False)
+    for action in parser._subparsers._group_actions if parser._subparsers else []:
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices[command]  # type: ignore[no-any-return]
+    raise AssertionError("no subcommands")
+
+
+def _flags(parser: argparse.ArgumentParser) -> set[str]:
+    return {s for a in parser._actions for s in a.option_strings if s.startswith("--")}
+
+
+@pytest.mark.parametrize("command", ["run", "plan", "undo", "status"])
+def test_every_option_is_registered_for_exactly_its_commands(command: str) -> None:
+    flags = _flags(_parser(command))
+    for option in OPTIONS:
+        assert (option.flag in flags) == (command in option.commands), (option.flag, command)
+
+
+def test_pace_options_apply_to_run_plan_and_undo() -> None:
+    pace = {"--rate", "--workers", "--max-attempts", "--timeout", "--max-requests"}
+    for command in ("run", "plan", "undo"):
+        assert pace <= _flags(_parser(command))
+    assert not pace & _flags(_parser("status"))
+
+
+def test_every_option_has_a_settings_field_and_a_help_line() -> None:
+    names = {f.name for f in dataclasses.fields(Settings)}
+    for option in OPTIONS:
+        assert option.help.strip(), option.flag
+        assert option.dest in names or option.dest == "no_progress", option.flag
+
+
+def test_defaults_live_in_one_place() -> None:
+    defaults = {f.name: f.default for f in dataclasses.fields(Settings)}
+    for option in OPTIONS:
+        if option.dest in defaults and option.default not in (None, False):
+            assert defaults[option.dest] == option.default, option.flag
+
+
+@pytest.mark.parametrize("command", ["run", "plan", "undo"])
+def test_settings_from_builds_every_field_by_name(
+    command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(KEY_VARIABLE, KEY)
+    monkeypatch.setenv(URL_VARIABLE, "http://127.0.0.1:9/v1")
+    given: dict[str, list[str]] = {
+        "--rate": ["2.5"],
+        "--workers": ["3"],
+        "--max-attempts": ["7"],
+        "--timeout": ["4.5"],
+        "--max-requests": ["11"],
+        "--out": [str(tmp_path / "job")],
+        "--sheet": ["Data"],
+        "--fusebill-column": ["FB"],
+        "--geotab-column": ["GT"],
+        "--encoding": ["cp1252"],
+        "--delimiter": [";"],
+    }
+    parser = _parser(command)
+    flags = _flags(parser)
+    words = [command, str(tmp_path / ("in.csv" if command != "undo" else "job"))]
+    for option in OPTIONS:
+        if option.flag not in flags or option.flag == "--dry-run":
+            continue
+        words += [option.flag, *given.get(option.flag, [])]
+    from batch_latch.cli import build_parser
+
+    args = build_parser(sandbox_options=False).parse_args(words)
+    chosen = settings_from(args, command)
+    expected = {
+        "rate": 2.5,
+        "workers": 3,
+        "max_attempts": 7,
+        "timeout": 4.5,
+        "max_requests": 11,
+        "sheet": "Data",
+        "fusebill_column": "FB",
+        "geotab_column": "GT",
+        "encoding": "cp1252",
+        "delimiter": ";",
+    }
+    for option in OPTIONS:
+        if option.flag not in flags or option.dest in ("no_progress", "dry_run", "out"):
+            continue
+        want = expected.get(option.dest, True)  # a switch given is True
+        assert getattr(chosen, option.dest) == want, option.flag
+    assert chosen.out == tmp_path / "job"
+    assert chosen.progress is False  # --no-progress
+    assert chosen.api_key is not None and chosen.api_key.get_secret_value() == KEY
+    assert chosen.base_url == "http://127.0.0.1:9/v1"
+    assert chosen.kind.value == command
+
+
+def test_settings_from_defaults_out_next_to_the_input(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from batch_latch.cli import build_parser
+
+    args = build_parser(sandbox_options=False).parse_args(
+        ["run", str(tmp_path / "sheet.xlsx"), "--dry-run"]
+    )
+    chosen = settings_from(args, "run")
+    assert chosen.out == tmp_path / "sheet-latch"
+    assert chosen.kind.value == "dry-run" and chosen.api_key is None and not chosen.sends
+    assert (chosen.rate, chosen.workers, chosen.max_attempts, chosen.timeout) == (10.0, 8, 5, 30.0)
+
+
+def test_a_live_command_without_a_key_is_a_config_error(tmp_path: Path) -> None:
+    from batch_latch.cli import build_parser
+
+    args = build_parser(sandbox_options=False).parse_args(["plan", str(tmp_path / "in.csv")])
+    with pytest.raises(ConfigError, match=KEY_VARIABLE):
+        settings_from(args, "plan")
