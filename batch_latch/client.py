@@ -51,14 +51,12 @@ class FusebillClient:
         api_key: str,
         *,
         timeout: float,
-        pool_size: int,
         env: Mapping[str, str] | None = None,
     ) -> None:
         environ: Mapping[str, str] = os.environ if env is None else env
         self._base = base_url.rstrip("/")
         self._redact = Redactor(api_key)
         self._timeout = timeout
-        self._pool_size = pool_size
         self._proxies = proxies_for(self._base, environ)
         self._verify, self._ca_note, self._ca_problem = ca_bundle(environ)
         self._deadlines = Deadlines()

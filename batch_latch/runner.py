@@ -91,7 +91,6 @@ def make_service(settings: Settings) -> FusebillService:
         settings.base_url,
         settings.api_key.get_secret_value(),
         timeout=settings.timeout,
-        pool_size=settings.workers,
         env=settings.env,
     )
 

@@ -41,7 +41,7 @@ def error_body(status: int, value: str) -> dict[str, Any]:
 
 @pytest.fixture
 def client() -> Iterator[FusebillClient]:
-    c = FusebillClient(BASE + "/", KEY, timeout=7.5, pool_size=4, env={})
+    c = FusebillClient(BASE + "/", KEY, timeout=7.5, env={})
     yield c
     c.close()
 
@@ -202,7 +202,7 @@ def test_a_missing_ca_bundle_is_a_tls_error_before_anything_is_sent(
     requests_mock: rm.Mocker, tmp_path: Path
 ) -> None:
     missing = tmp_path / "nope.pem"
-    c = FusebillClient(BASE, KEY, timeout=5, pool_size=1, env={"SSL_CERT_FILE": str(missing)})
+    c = FusebillClient(BASE, KEY, timeout=5, env={"SSL_CERT_FILE": str(missing)})
     got = c.latch(1, "x")
     c.close()
     assert got.error == "tls" and "SSL_CERT_FILE" in got.detail and str(missing) in got.detail
@@ -286,7 +286,7 @@ def test_ca_bundle_order_and_empty_values(tmp_path: Path) -> None:
     ],
 )
 def test_a_malformed_proxy_setting_is_a_proxy_error(proxy: str) -> None:
-    c = FusebillClient(BASE, KEY, timeout=5, pool_size=1, env={"HTTPS_PROXY": proxy})
+    c = FusebillClient(BASE, KEY, timeout=5, env={"HTTPS_PROXY": proxy})
     got = c.latch(1, "x")  # fails before connecting: nothing leaves the machine
     c.close()
     assert got.error == "proxy", got
@@ -299,8 +299,8 @@ def test_the_process_environment_is_the_default(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.delenv("https_proxy", raising=False)
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
-    assert FusebillClient(BASE, KEY, timeout=1, pool_size=1)._proxies == {"https": PROXY}
-    assert FusebillClient(BASE, KEY, timeout=1, pool_size=1, env={})._proxies == {}
+    assert FusebillClient(BASE, KEY, timeout=1)._proxies == {"https": PROXY}
+    assert FusebillClient(BASE, KEY, timeout=1, env={})._proxies == {}
 
 
 # --- secrets ---------------------------------------------------------------------------------
@@ -373,7 +373,7 @@ def test_client_repr_does_not_show_the_key(client: FusebillClient) -> None:
 
 
 def test_a_short_key_does_not_mangle_other_words(requests_mock: rm.Mocker) -> None:
-    c = FusebillClient(BASE, "bro", timeout=5, pool_size=1, env={})
+    c = FusebillClient(BASE, "bro", timeout=5, env={})
     requests_mock.post(LATCH, exc=requests.exceptions.ChunkedEncodingError("Connection broken"))
     got = c.latch(1, "x")
     assert got.detail.endswith("Connection broken")

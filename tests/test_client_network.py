@@ -38,7 +38,7 @@ def make_client() -> Iterator[MakeClient]:
     made: list[FusebillClient] = []
 
     def make(url: str, env: dict[str, str] | None = None, timeout: float = 5.0) -> FusebillClient:
-        client = FusebillClient(f"{url}/v1", KEY, timeout=timeout, pool_size=2, env=env or {})
+        client = FusebillClient(f"{url}/v1", KEY, timeout=timeout, env=env or {})
         made.append(client)
         return client
 
@@ -365,7 +365,7 @@ def test_a_captive_portal_proves_nothing(make_client: MakeClient) -> None:
 
 def test_a_wrong_base_url_stops(make_client: MakeClient) -> None:
     with nd.Loopback(nd.fusebill) as server:
-        client = FusebillClient(server.url, KEY, timeout=5, pool_size=1, env={})  # no /v1
+        client = FusebillClient(server.url, KEY, timeout=5, env={})  # no /v1
         reply = client.latch(1, GEOTAB)
         client.close()
     verdict = classify_latch(reply, GEOTAB)
