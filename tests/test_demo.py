@@ -1,0 +1,39 @@
+"""``batch-latch demo``: the bundled sample through plan, run and re-run against the sandbox."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from batch_latch import demo
+from batch_latch.history import RUNS
+
+
+@pytest.mark.slow
+def test_the_demo_runs_plan_run_and_rerun(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "demo"
+    assert demo.run(out) == 0
+    text = capsys.readouterr().out
+    for title in ("1. plan", "2. run", "3. re-run", "4. undo --dry-run"):
+        assert f"== {title}" in text
+    assert "Sandbox listening on http://127.0.0.1:" in text
+    assert f"batch-latch undo {out}" in text
+    kinds = sorted(p.name.split("-", 1)[1] for p in (out / RUNS).iterdir())
+    assert kinds == ["plan", "run", "run", "undo-dry-run"]
+    summaries = {
+        p.name: json.loads((p / "summary.json").read_text(encoding="utf-8"))
+        for p in sorted((out / RUNS).iterdir())
+    }
+    plan, run, rerun, _ = summaries.values()
+    # Every kind of change the sample is built to show.
+    assert plan["changes"]["new"] > 0 and plan["changes"]["unchanged"] > 0
+    assert plan["changes"]["relatch"] > 0 and plan["writes"] == 0
+    assert run["counts"]["success"] > 0 and run["counts"]["failed"] > 0
+    assert run["writes"] == plan["changes"]["new"]
+    # The re-run sends nothing the run settled: only refused or unsettled rows are read.
+    assert rerun["writes"] == 0
+    assert rerun["counts"]["success"] == run["counts"]["success"]

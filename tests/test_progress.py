@@ -1,0 +1,84 @@
+"""Progress and stderr notices: a bar on a terminal, plain lines otherwise; visible pauses."""
+
+from __future__ import annotations
+
+import io
+
+from batch_latch.notices import Notices, duration, duration_short
+from batch_latch.progress import Bar, Silent
+
+
+def test_silent_writes_lines_and_nothing_else() -> None:
+    stream = io.StringIO()
+    silent = Silent(stream)
+    silent.start(10)
+    silent.row_done("success")
+    silent.paused("paused until 12:00")
+    silent.write("a line")
+    silent.close()
+    assert stream.getvalue() == "a line\n"
+
+
+def test_the_bar_counts_rows_and_shows_pauses() -> None:
+    stream = io.StringIO()
+    bar = Bar(stream)
+    bar.write("before the bar")
+    bar.start(3)
+    bar.row_done("success")
+    bar.row_done("failed")
+    bar.paused("paused until 12:00:00: the API answered 429")
+    bar.write("a notice")
+    bar.row_done("not_found")
+    bar.close()
+    bar.close()  # twice is fine
+    text = stream.getvalue()
+    assert text.startswith("before the bar\n")
+    assert "a notice" in text
+    assert "3/3" in text
+    assert "ok=1" in text and "failed=1" in text and "not_found=1" in text
+    assert "paused until 12:00:00" in text
+
+
+def test_a_long_pause_gets_one_line_with_its_cause() -> None:
+    stream = io.StringIO()
+    notices = Notices(Silent(stream))
+    notices.pause(30.0, "the API answered 429 (too many requests)")
+    notices.pause(30.0, "the API answered 429 (too many requests)")  # the same pause
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("Pausing 30 s until ")
+    assert lines[0].endswith("the API answered 429 (too many requests).")
+
+
+def test_a_short_pause_is_not_a_line() -> None:
+    stream = io.StringIO()
+    Notices(Silent(stream)).pause(4.9, "short")
+    assert stream.getvalue() == ""
+
+
+def test_once_says_a_thing_once() -> None:
+    stream = io.StringIO()
+    notices = Notices(Silent(stream))
+    notices.once("k", "hello")
+    notices.once("k", "hello")
+    assert stream.getvalue() == "hello\n"
+
+
+def test_estimate_at_the_accounts_limits_only_when_they_are_the_bound() -> None:
+    stream = io.StringIO()
+    notices = Notices(Silent(stream))
+    notices.estimate(1000, 10.0, 1000, 180_000)  # --rate is the bound: nothing new to say
+    assert stream.getvalue() == ""
+    notices.estimate(12_000, 10.0, 50, 5000)
+    text = stream.getvalue()
+    assert "50 a minute" in text and "5,000 a day" in text and "days" in text
+
+
+def test_durations_read_like_a_person_would_say_them() -> None:
+    assert duration(30) == "under a minute"
+    assert duration(600) == "about 10 min"
+    assert duration(2 * 3600 + 5 * 60) == "about 2 h 05 min"
+    assert duration(3 * 86400) == "about 3.0 days"
+    assert duration_short(30) == "30 s"
+    assert duration_short(600) == "10 min"
+    assert duration_short(7200) == "2.0 h"
