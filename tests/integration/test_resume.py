@@ -29,6 +29,7 @@ from tests.integration.conftest import (
 )
 
 
+@pytest.mark.slow
 def test_rerun_sends_only_what_is_not_done(
     tmp_path: Path, sandbox_factory: SandboxFactory, run_cli: RunCli
 ) -> None:
@@ -77,6 +78,7 @@ def test_rerun_sends_only_what_is_not_done(
     assert fourth.summary()["requests"] == 1
 
 
+@pytest.mark.slow
 def test_rerun_rules_hold_when_the_sheet_was_edited(
     tmp_path: Path, sandbox_factory: SandboxFactory, run_cli: RunCli
 ) -> None:
@@ -146,21 +148,27 @@ def test_max_requests_stops_cleanly_and_the_next_run_finishes(
     assert {r["status"] for r in second.results()} == {"success"}
 
 
+@pytest.mark.parametrize("stop", ["max_requests", "daily_quota"])
 def test_a_row_not_reached_keeps_the_earlier_message_with_a_note(
-    tmp_path: Path, sandbox_factory: SandboxFactory, run_cli: RunCli
+    tmp_path: Path, sandbox_factory: SandboxFactory, run_cli: RunCli, stop: str
 ) -> None:
     # Rows 2 and 3 are answered 409 (retryable, so sent again next run); the next run stops
-    # on --max-requests after row 2's read, before reaching row 3: it stays pending, but
-    # keeps what Fusebill said.
-    sandbox = sandbox_factory(force_status={1_000_000: 409, 1_000_001: 409})
-    source = write_csv(tmp_path / "in.csv", [(1_000_000, "A"), (1_000_001, "B"), (1_000_002, "C")])
+    # (--max-requests, or the daily quota) after row 2's read, before reaching row 3: row 3
+    # stays pending, but keeps what Fusebill said.
+    quota = {"day_limit": 5} if stop == "daily_quota" else {}
+    sandbox = sandbox_factory(force_status={1_000_000: 409, 1_000_001: 409}, **quota)
+    source = write_csv(tmp_path / "in.csv", [(1_000_000, "A"), (1_000_001, "B")])
     first = run_cli(source, sandbox.base_url, "--max-attempts", "1", "--workers", "1")
-    assert [r["status"] for r in first.results()] == ["failed", "failed", "success"]
+    assert [r["status"] for r in first.results()] == ["failed", "failed"]
     assert "locked by another operation" in first.by_row()[3]["message"]
+    assert len(sandbox.requests_log()) == 4
 
-    second = run_cli(source, sandbox.base_url, "--max-requests", "1", "--workers", "1")
+    limit = ("--max-requests", "1") if stop == "max_requests" else ()
+    second = run_cli(source, sandbox.base_url, *limit, "--workers", "1")
 
-    assert second.returncode == 3
+    assert second.returncode == 3, second.stderr
+    assert second.summary()["stop_reason"] == stop
+    assert len(sandbox.requests_log()) == 5
     row = second.by_row()[3]
     assert row["status"] == "pending"
     assert "locked by another operation" in row["message"], row["message"]

@@ -1,0 +1,86 @@
+"""v2 ``status OUT``: the job at a glance from its files alone (no key, no requests)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import (
+    RunCli,
+    SandboxFactory,
+    StatusCli,
+    known_rows,
+    write_csv,
+)
+
+
+@pytest.mark.slow
+def test_status_shows_counts_runs_requests_per_day_and_what_is_left(
+    tmp_path: Path, sandbox_factory: SandboxFactory, run_cli: RunCli, status_cli: StatusCli
+) -> None:
+    sandbox = sandbox_factory()
+    source = write_csv(tmp_path / "in.csv", [*known_rows(6), (55, "NOBODY"), ("bad", "X")])
+    first = run_cli(source, sandbox.base_url, "--max-requests", "4", "--workers", "1")
+    assert first.returncode == 3
+    second = run_cli(source, sandbox.base_url, "--max-requests", "2", "--workers", "1")
+    assert second.returncode == 3
+    sent = len(sandbox.requests_log())
+    assert sent == 6
+
+    text = status_cli(first.out)
+    as_json = status_cli(first.out, "--json")
+
+    assert len(sandbox.requests_log()) == sent  # status sends nothing
+    assert text.returncode == 0, text.stderr
+    assert as_json.returncode == 0, as_json.stderr
+    job = json.loads(as_json.stdout)
+    counts = {k: v for k, v in job["counts"].items() if v}
+    # 3 rows latched over two runs, 3 still to send (55 included), one invalid.
+    assert counts == {"success": 3, "pending": 4, "invalid": 1}, job
+    assert job["rows"] == 8
+    assert [r["kind"] for r in job["runs"]] == ["run", "run"]
+    assert [r["requests"] for r in job["runs"]] == [4, 2]
+    assert [r["exit_code"] for r in job["runs"]] == [3, 3]
+    assert sum(job["requests_by_day"].values()) == 6
+    assert job["left_rows"] == 4
+    assert job["left_requests"] == 8  # a read and a write each
+    assert job["estimate"]
+    # The same facts in words.
+    assert "success" in text.stdout and "pending" in text.stdout
+    assert "Runs (2)" in text.stdout
+    day = next(iter(job["requests_by_day"]))
+    assert day in text.stdout
+    assert "Left: 4 rows" in text.stdout
+
+
+def test_status_of_a_folder_that_is_not_a_job_is_one_line_and_exit_2(
+    tmp_path: Path, status_cli: StatusCli
+) -> None:
+    folder = tmp_path / "elsewhere"
+    folder.mkdir()
+
+    status = status_cli(folder)
+
+    assert status.returncode == 2
+    lines = status.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(folder) in lines[0], status.stderr
+    assert status.stdout == ""
+
+
+def test_status_with_a_damaged_summary_is_one_line_and_exit_2(
+    tmp_path: Path, run_cli: RunCli, status_cli: StatusCli
+) -> None:
+    source = write_csv(tmp_path / "in.csv", known_rows(2))
+    dry = run_cli(source, "http://127.0.0.1:9/v1", "--dry-run", key=None)
+    assert dry.returncode == 0
+    damaged = dry.folder() / "summary.json"
+    damaged.write_text('{"kind": "run", "rows": ', encoding="utf-8")
+
+    status = status_cli(dry.out)
+
+    assert status.returncode == 2
+    lines = status.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(damaged) in lines[0], status.stderr
+    assert "Traceback" not in status.stderr
