@@ -236,11 +236,6 @@ def test_no_undo_targets_in_a_new_job(tmp_path: Path) -> None:
     assert listed(earlier(tmp_path, []).undo_targets()) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=IndexError,
-    reason="BUG: undo_targets raises IndexError when no record is a successful write",
-)
 def test_no_undo_targets_in_a_job_that_wrote_nothing(tmp_path: Path) -> None:
     e = earlier(
         tmp_path,

@@ -199,12 +199,6 @@ def test_a_pair_is_settled_only_while_it_is_the_latest_latch(tmp_path: Path) -> 
     assert fake.methods() == ["customer"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a refused relatch reports previous_geotabId = what the customer holds now, "
-    "ignoring the job's own origin (rows.RowLogic._decide uses `held`, not origin.previous), "
-    "while the contract defines the column as what it held before this job first changed it",
-)
 def test_a_refused_row_reports_what_the_customer_held_before_the_job(tmp_path: Path) -> None:
     fake = FakeFusebill({1: None})
     latch(tmp_path, [("1", "A")], fake)

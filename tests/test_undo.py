@@ -178,12 +178,6 @@ def test_an_unlatch_that_proves_nothing_and_did_not_land_fails(tmp_path: Path) -
     assert fake.held(1) == "A"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=IndexError,
-    reason="BUG: Earlier.undo_targets raises IndexError when the checkpoint has records but "
-    "no successful write (ends = np.r_[starts[1:], 0] - 1 indexes an empty array)",
-)
 def test_undo_of_a_job_that_latched_nothing(tmp_path: Path) -> None:
     out = job(tmp_path, [rec(5, "N", "", status="not_found"), rec(6, "U", "unchanged")])
     fake = FakeFusebill({6: "U"})
