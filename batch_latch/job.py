@@ -44,18 +44,26 @@ class _Done:
 def run(
     settings: Settings, *, stdout: TextIO | None = None, stderr: TextIO | None = None
 ) -> JobResult:
-    """Run one command under the job's lock; reports go to its run folder and to OUT/."""
+    """Run one command under the job's lock; reports go to its run folder and to OUT/.
+
+    The input is read and checked before the job folder is touched, so a bad file or a
+    wrong folder leaves nothing behind."""
     err = stderr or sys.stderr
     started = datetime.now(timezone.utc)
-    with history.lock(settings.out):
-        if settings.kind in (Kind.UNDO, Kind.UNDO_DRY_RUN):
+    if settings.kind in (Kind.UNDO, Kind.UNDO_DRY_RUN):
+        from batch_latch import undo
+
+        undo.check_job(settings.out)
+        with history.lock(settings.out):
             done = _undo(settings, err)
-        else:
-            done = _sheet(settings, err)
+            return _report(settings, done, started, stdout or sys.stdout, err)
+    sheet, verdicts = _load(settings, err)
+    with history.lock(settings.out):
+        done = _send(settings, sheet, verdicts, err)
         return _report(settings, done, started, stdout or sys.stdout, err)
 
 
-def _sheet(settings: Settings, err: TextIO) -> _Done:
+def _load(settings: Settings, err: TextIO) -> tuple[loader.Sheet, validate.Verdicts]:
     assert settings.input is not None
     sheet = loader.load(
         settings.input,
@@ -67,7 +75,12 @@ def _sheet(settings: Settings, err: TextIO) -> _Done:
     )
     if sheet.header_row != 1:
         print(f"Header found on row {sheet.header_row} of {settings.input.name}.", file=err)
-    verdicts = validate.validate(sheet, allow_shared_geotab_id=settings.allow_shared_geotab_id)
+    return sheet, validate.validate(sheet, allow_shared_geotab_id=settings.allow_shared_geotab_id)
+
+
+def _send(
+    settings: Settings, sheet: loader.Sheet, verdicts: validate.Verdicts, err: TextIO
+) -> _Done:
     extras = dict(sheet.extras)
     if settings.kind is Kind.DRY_RUN:
         return _Done(dry_run_columns(verdicts), extras, len(verdicts))

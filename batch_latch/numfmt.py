@@ -18,6 +18,7 @@ Excel" (General uses scientific notation for numbers of 12 or more digits).
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import re
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -118,23 +119,45 @@ def split_sections(code: str) -> list[str]:
 
 
 def general(value: float) -> str:
-    """What a standard-width General cell shows: ``12717595``, ``0.3``, ``1.23457E+11``."""
+    """What a standard-width General cell shows: ``12717595``, ``0.3``, ``1.23457E+11``.
+
+    Excel keeps 11 characters (12 with a minus sign) and never rounds a fixed-point number
+    to fit when that would drop significant digits: it switches to 6-digit scientific
+    instead (``-6.10352E-05``, not ``-0.00006104``). The rules follow the General
+    algorithm of SheetJS's SSF (read, not copied), which matches Excel's own output.
+    """
     if value == 0:
         return "0"
-    sign = "-" if value < 0 else ""
-    magnitude = abs(value)
-    room = _GENERAL_WIDTH - len(sign)
-    if 1e-5 <= magnitude < 1e11:
-        for decimals in range(room - 2, -1, -1):
-            text = _trim(f"{magnitude:.{decimals}f}")
-            if len(text) <= room and text != "0":
-                return sign + text
-    for decimals in range(5, -1, -1):
-        mantissa, exponent = f"{magnitude:.{decimals}E}".split("E")
-        text = f"{_trim(mantissa)}E{exponent[0]}{int(exponent[1:]):02d}"
-        if len(text) <= room:
-            return sign + text
-    return sign + f"{magnitude:.0E}"
+    width = _GENERAL_WIDTH + (1 if value < 0 else 0)
+    power = math.floor(math.log10(abs(value)))
+    if -4 <= power <= -1:
+        text = _significant(value, 10 + power)
+    elif abs(power) <= 9:
+        text = _trim(f"{value:.12f}")
+        if len(text) > width:
+            text = _significant(value, 10)
+        if len(text) > width:
+            text = _scientific(value, 5)
+    elif power == 10:
+        text = _trim(f"{value:.10f}"[:12])
+    else:
+        text = _trim(f"{value:.11f}")
+        if len(text) > width:
+            text = _significant(value, 6)
+    return text
+
+
+def _significant(value: float, digits: int) -> str:
+    """``value`` to ``digits`` significant digits, like JavaScript's ``toPrecision``."""
+    power = math.floor(math.log10(abs(value)))
+    if -7 < power < digits:
+        return _trim(f"{value:.{max(0, digits - 1 - power)}f}")
+    return _scientific(value, digits - 1)
+
+
+def _scientific(value: float, decimals: int) -> str:
+    mantissa, exponent = f"{value:.{decimals}e}".split("e")
+    return f"{_trim(mantissa)}E{exponent[0]}{int(exponent[1:]):02d}"
 
 
 def _trim(text: str) -> str:

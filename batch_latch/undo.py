@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TextIO
 
 import numpy as np
@@ -41,12 +42,16 @@ class UndoTask:
     target: Target
 
 
-def targets(settings: Settings) -> tuple[Targets, Checkpoint]:
-    if not (settings.out / FILENAME).is_file():
+def check_job(out: Path) -> None:
+    if not (out / FILENAME).is_file():
         raise NotAJob(
-            f"{settings.out} is not a batch-latch job folder (no {FILENAME}); give the --out "
+            f"{out} is not a batch-latch job folder (no {FILENAME}); give the --out "
             "folder of the run to undo"
         )
+
+
+def targets(settings: Settings) -> tuple[Targets, Checkpoint]:
+    check_job(settings.out)
     store = Checkpoint.open(settings.out, settings.base_url)
     return Earlier(store.earlier).undo_targets(), store
 

@@ -357,15 +357,16 @@ def test_loader_xlsx_cells_become_text(scratch: Path, helpers: Any, cells: list[
 
 def assert_general(cell: Any, shown: str) -> None:
     """Excel's General in a standard-width cell (Microsoft: "Available number formats"):
-    whole numbers of up to 11 characters exactly; anything else at most 11 characters,
-    scientific (``1.23457E+11``) when the digits do not fit, and close to the value."""
+    whole numbers of up to 11 characters exactly; anything else at most 11 characters (12
+    with a minus sign), scientific (``1.23457E+11``) when the digits do not fit, and close
+    to the value."""
     if isinstance(cell, str):
         assert shown == unescape(cell)
         return
     if float(cell).is_integer() and len(str(int(cell))) <= 11:
         assert shown == str(int(cell))
         return
-    assert len(shown) <= 11, shown
+    assert len(shown.lstrip("-")) <= 11, shown
     assert re.fullmatch(r"-?[0-9]+(\.[0-9]+)?(E[+-][0-9]{2,3})?", shown), shown
     assert math.isclose(float(shown), cell, rel_tol=5e-5, abs_tol=1e-9), (cell, shown)
 
