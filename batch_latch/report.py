@@ -23,6 +23,8 @@ from batch_latch.results import ResultColumns
 from batch_latch.vocab import CHANGES, FAILED_STATUSES, STATUSES, TOOL_COLUMNS
 
 _BOM = b"\xef\xbb\xbf"
+#: Above this many rows results.xlsx is not written (the CSV still has every row).
+MAX_XLSX_ROWS = 200_000
 
 
 class ReportError(BatchLatchError):
@@ -127,15 +129,11 @@ def write_reports(
     xlsx: bool = True,
 ) -> ReportPaths:
     """results.csv, failed.csv, summary.json and (up to 200,000 rows) results.xlsx."""
-    from batch_latch import report_xlsx
-
     paths = ReportPaths(
         results=out_dir / "results.csv",
         failed=out_dir / "failed.csv",
         summary=out_dir / "summary.json",
-        xlsx=out_dir / "results.xlsx"
-        if xlsx and summary.rows <= report_xlsx.MAX_XLSX_ROWS
-        else None,
+        xlsx=out_dir / "results.xlsx" if xlsx and summary.rows <= MAX_XLSX_ROWS else None,
     )
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -144,6 +142,8 @@ def write_reports(
         failed = pc.is_in(columns.status, value_set=pa.array(FAILED_STATUSES))
         _write_csv(paths.failed, table.filter(failed))
         if paths.xlsx is not None:
+            from batch_latch import report_xlsx  # XlsxWriter: imported only when needed
+
             report_xlsx.write_results_xlsx(
                 paths.xlsx,
                 build_table(columns, extras, escape=False),

@@ -33,10 +33,9 @@ from xlsxwriter.utility import xl_col_to_name, xl_range, xl_range_abs
 from xlsxwriter.worksheet import Worksheet
 
 from .files import sync_dir
+from .report import MAX_XLSX_ROWS as MAX_XLSX_ROWS  # the caller skips results.xlsx above it
 from .vocab import CHANGES, STATUSES
 
-#: Above this many rows the caller skips ``results.xlsx`` (the CSV still has every row).
-MAX_XLSX_ROWS = 200_000
 #: Excel's limit on a cell's text, in UTF-16 code units.
 MAX_CELL_CHARS = 32_767
 #: How a cut cell ends; ``{n}`` is the length of the whole value in characters.
