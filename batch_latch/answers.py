@@ -125,9 +125,9 @@ def fusebill_not_found(body: Any) -> str | None:
 # --- the meaning of an answer ----------------------------------------------------------------
 
 
-def classify_latch(reply: Reply, sent_geotab_id: str) -> Verdict:
+def classify_latch(reply: Reply, sent_geotab_id: str, fusebill_id: int | None = None) -> Verdict:
     """``SUCCESS`` only for a JSON object whose ``geotabId`` is the one sent."""
-    verdict = _outside_2xx(reply)
+    verdict = _outside_2xx(reply, fusebill_id)
     if verdict is not None:
         return verdict
     body = reply.body
@@ -150,7 +150,7 @@ def classify_latch(reply: Reply, sent_geotab_id: str) -> Verdict:
 
 def classify_read(reply: Reply, fusebill_id: int) -> tuple[Verdict, Holding | None]:
     """``SUCCESS`` and what the customer holds, for this customer's object only."""
-    verdict = _outside_2xx(reply)
+    verdict = _outside_2xx(reply, fusebill_id)
     if verdict is not None:
         return verdict, None
     body = reply.body
@@ -174,7 +174,7 @@ def classify_read(reply: Reply, fusebill_id: int) -> tuple[Verdict, Holding | No
 
 def classify_unlatch(reply: Reply, fusebill_id: int) -> Verdict:
     """``SUCCESS`` only for this customer's object showing no geotabId."""
-    verdict = _outside_2xx(reply)
+    verdict = _outside_2xx(reply, fusebill_id)
     if verdict is not None:
         return verdict
     body = reply.body
@@ -233,7 +233,7 @@ def describe(reply: Reply) -> str:
     return f"JSON that is not an object ({type(body).__name__})"
 
 
-def _outside_2xx(reply: Reply) -> Verdict | None:
+def _outside_2xx(reply: Reply, fusebill_id: int | None = None) -> Verdict | None:
     """The verdict for anything but a 2xx; None for a 2xx (the caller judges its body)."""
     status = reply.status
     if reply.error == "tls":
@@ -258,15 +258,31 @@ def _outside_2xx(reply: Reply) -> Verdict | None:
         return None
     if 300 <= status < 400:
         return _redirect(reply, status)
-    return _status_verdict(reply, status)
+    return _status_verdict(reply, status, fusebill_id)
 
 
-def _status_verdict(reply: Reply, status: int) -> Verdict:
+def _about_the_customer(values: str, fusebill_id: int | None) -> bool:
+    """Whether a Fusebill 404 is about the customer (``Customer with id 123 not found.``)
+    rather than the route (``Resource not found``: the base URL lacks ``/v1`` or the like)."""
+    if fusebill_id is None:
+        return True
+    return str(fusebill_id) in values or "customer" in values.lower()
+
+
+def _status_verdict(reply: Reply, status: int, fusebill_id: int | None = None) -> Verdict:
     message = error_text(reply.body)[0] or f"HTTP {status}"
     if status in (401, 403):
         return Verdict(Kind.KEY_REJECTED, message, "key_rejected")
-    if status == 404 and (values := fusebill_not_found(reply.body)) is not None:
+    values = fusebill_not_found(reply.body) if status == 404 else None
+    if values is not None and _about_the_customer(values, fusebill_id):
         return Verdict(Kind.NOT_FOUND, values, "not_found")
+    if values is not None:
+        return _stop(
+            StopReason.WRONG_URL,
+            f"{reply.url or 'the API'} answered 404 {values!r}, which is not about customer "
+            f"{fusebill_id}, so the URL looks wrong: check FUSEBILL_BASE_URL (it usually ends "
+            "in /v1)",
+        )
     if status in (404, 405):
         return _stop(
             StopReason.WRONG_URL,

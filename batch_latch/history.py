@@ -103,7 +103,9 @@ def stamp_now() -> str:
 
 def new_run_folder(out: Path, kind: Kind, started: datetime) -> Path:
     """``OUT/runs/<UTC time>-<kind>/``, never one that exists already."""
-    base = out / RUNS / f"{started:%Y%m%dT%H%M%SZ}-{kind.value}"
+    # Milliseconds, so that two commands in one second still sort in the order they ran.
+    stamp = f"{started:%Y%m%dT%H%M%S}.{started.microsecond // 1000:03d}Z"
+    base = out / RUNS / f"{stamp}-{kind.value}"
     folder, n = base, 2
     while folder.exists():
         folder, n = base.with_name(f"{base.name}-{n}"), n + 1

@@ -175,7 +175,7 @@ class RowLogic:
         gid = task.geotab_id
         sent = self.attempts.call(
             lambda: self.service.latch(task.fusebill_id, gid),
-            lambda reply: classify_latch(reply, gid),
+            lambda reply: classify_latch(reply, gid, task.fusebill_id),
             task.index,
         )
         verdict, n = sent.verdict, sent.attempts

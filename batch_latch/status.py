@@ -117,26 +117,36 @@ def _latest_rows(folders: list[Path]) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(rows_all), np.concatenate(codes_all)
 
 
+def _add_run(job: JobStatus, folder: Path, s: dict[str, Any]) -> None:
+    job.runs.append(
+        RunLine(
+            folder.name,
+            str(s.get("started_at", "")),
+            str(s.get("kind", "")),
+            str(s.get("user", "")),
+            str(s.get("host", "")),
+            Path(str(s.get("input", ""))).name,
+            int(s.get("rows", 0)),
+            int(s.get("requests", 0)),
+            int(s.get("exit_code", 0)),
+            s.get("stop_reason"),
+        )
+    )
+    for day, n in (s.get("requests_by_day") or {}).items():
+        job.requests_by_day[str(day)] = job.requests_by_day.get(str(day), 0) + int(n)
+
+
 def collect(out: Path) -> JobStatus:
     summaries = _summaries(out)
     job = JobStatus(out=str(out))
     for folder, s in summaries:
-        job.runs.append(
-            RunLine(
-                folder.name,
-                str(s.get("started_at", "")),
-                str(s.get("kind", "")),
-                str(s.get("user", "")),
-                str(s.get("host", "")),
-                Path(str(s.get("input", ""))).name,
-                int(s.get("rows", 0)),
-                int(s.get("requests", 0)),
-                int(s.get("exit_code", 0)),
-                s.get("stop_reason"),
-            )
-        )
-        for day, n in (s.get("requests_by_day") or {}).items():
-            job.requests_by_day[day] = job.requests_by_day.get(day, 0) + int(n)
+        try:
+            _add_run(job, folder, s)
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise NotAJobFolder(
+                f"{folder / 'summary.json'} is damaged ({str(exc)[:80]}); move that run folder "
+                "away and try again"
+            ) from None
     runs = [f for f, s in summaries if s.get("kind") == Kind.RUN.value]
     previews = [f for f, s in summaries if s.get("kind") in (Kind.DRY_RUN.value, Kind.PLAN.value)]
     _, codes = _latest_rows(runs or previews[-1:])

@@ -532,3 +532,32 @@ def test_limits_without_headers() -> None:
     assert limits(headers(x_rate_limit_remaining_minute="12"), NOW).reset_minute is None
     assert limits(headers(x_rate_limit_remaining_minute="lots"), NOW).remaining_minute is None
     assert limits(headers(x_rate_limit_limit_day="inf"), NOW).limit_day is None
+
+
+# --- a Fusebill-format 404 about the route, not the customer ---------------------------------
+
+
+def _fusebill_404(value: str) -> Reply:
+    body = {"ErrorId": 0, "HttpStatusCode": 404, "Errors": [{"Key": "Api Error", "Value": value}]}
+    return Reply(404, body, url="https://api.test/Geotab/LatchCustomer")
+
+
+def test_a_fusebill_404_naming_the_customer_is_not_found() -> None:
+    reply = _fusebill_404("Customer with id 1000001 not found.")
+    assert classify_latch(reply, "G", 1000001).kind is Kind.NOT_FOUND
+    assert classify_read(reply, 1000001)[0].kind is Kind.NOT_FOUND
+    assert classify_unlatch(reply, 1000001).kind is Kind.NOT_FOUND
+
+
+def test_a_fusebill_404_about_the_route_means_the_url_is_wrong() -> None:
+    reply = _fusebill_404("Resource not found")
+    for verdict in (
+        classify_latch(reply, "G", 1000001),
+        classify_read(reply, 1000001)[0],
+        classify_unlatch(reply, 1000001),
+    ):
+        assert (verdict.kind, verdict.stop) == (Kind.STOP, StopReason.WRONG_URL)
+        assert "FUSEBILL_BASE_URL" in verdict.message
+        assert "https://api.test/Geotab/LatchCustomer" in verdict.message
+    # Without the id to compare with, the answer is taken at its word.
+    assert classify_latch(reply, "G").kind is Kind.NOT_FOUND

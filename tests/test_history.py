@@ -22,14 +22,14 @@ STARTED = datetime(2026, 3, 1, 12, 0, 0, tzinfo=timezone.utc)
 def test_run_folder_names_never_collide(tmp_path: Path) -> None:
     made = [history.new_run_folder(tmp_path, Kind.RUN, STARTED) for _ in range(4)]
     assert [p.name for p in made] == [
-        "20260301T120000Z-run",
-        "20260301T120000Z-run-2",
-        "20260301T120000Z-run-3",
-        "20260301T120000Z-run-4",
+        "20260301T120000.000Z-run",
+        "20260301T120000.000Z-run-2",
+        "20260301T120000.000Z-run-3",
+        "20260301T120000.000Z-run-4",
     ]
     assert all(p.is_dir() and p.parent == tmp_path / "runs" for p in made)
     other = history.new_run_folder(tmp_path, Kind.UNDO_DRY_RUN, STARTED)
-    assert other.name == "20260301T120000Z-undo-dry-run"
+    assert other.name == "20260301T120000.000Z-undo-dry-run"
 
 
 def test_the_input_is_copied_into_the_run_folder(tmp_path: Path) -> None:
@@ -177,3 +177,9 @@ def test_user_host_and_sha256(tmp_path: Path) -> None:
         history.sha256(path) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
     )
     assert history.user() and history.host()
+
+
+def test_run_folders_of_one_second_sort_in_the_order_they_ran(tmp_path: Path) -> None:
+    first = history.new_run_folder(tmp_path, Kind.RUN, STARTED.replace(microsecond=120_000))
+    second = history.new_run_folder(tmp_path, Kind.DRY_RUN, STARTED.replace(microsecond=480_000))
+    assert sorted([second.name, first.name]) == [first.name, second.name]

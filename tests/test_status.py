@@ -158,13 +158,6 @@ def test_a_damaged_summary_is_an_error_naming_it(tmp_path: Path, text: str) -> N
     assert str(damaged) in str(caught.value) and "damaged" in str(caught.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="BUG: status.collect lets a summary.json with a field of the wrong type (e.g. "
-    '"rows": "many") escape as ValueError (exit 70, internal error) instead of the '
-    '"damaged" error (exit 2)',
-)
 def test_a_summary_with_a_wrong_field_type_is_damaged_too(tmp_path: Path) -> None:
     out = job(tmp_path)
     damaged = out / RUNS / "20260301T110000Z-run" / "summary.json"

@@ -153,15 +153,7 @@ def test_a_redirect_stops_at_once_and_names_the_location(
 @pytest.mark.parametrize(
     "server",
     [
-        pytest.param(
-            "sandbox-without-v1",
-            marks=pytest.mark.xfail(
-                reason="BUG: FUSEBILL_BASE_URL without /v1 against the sandbox (unknown route: "
-                "404 'Resource not found' in Fusebill's error format) records every row "
-                "not_found, exit 1, instead of stopping with exit 3 (issue 11)",
-                strict=True,
-            ),
-        ),
+        "sandbox-without-v1",
         "plain-404",
     ],
 )

@@ -205,11 +205,6 @@ def test_undo_killed_midway_is_finished_by_the_next_undo_without_unlatching_twic
     assert len(read_requests(sandbox)) <= 2 * len(fids) + len(fids)
 
 
-@pytest.mark.xfail(
-    reason="BUG: undo OUT on a missing or non-job folder creates OUT and writes OUT/.lock "
-    "before exiting 2 with 'not a batch-latch job folder'",
-    strict=True,
-)
 def test_undo_of_a_folder_that_is_not_a_job_leaves_no_trace(
     tmp_path: Path, undo_cli: UndoCli
 ) -> None:
