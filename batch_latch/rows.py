@@ -109,7 +109,7 @@ class RowLogic:
 
     def process(self, task: Task) -> RowOutcome:
         origin = task.origin
-        if not self.read_first:
+        if not self.read_first and self.write:  # a plan always reads: it writes nothing
             return self.latch(task, Change.UNKNOWN, origin.previous if origin else "")
         sent, holding = self.read(task)
         verdict = sent.verdict

@@ -183,6 +183,7 @@ def undo(
         session = Session.open(settings, service, progress, err)
         if not found:
             session.notices.say("Nothing to undo: this job has latched no customer.")
+            session.service.close()
             return session.outcome(columns(found, []), "")
         logic = UndoLogic(RowLogic(session.service, session.attempts), settings.unlatch_unknown)
         tasks = [UndoTask(i, found[i]) for i in range(len(found))]

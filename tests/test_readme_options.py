@@ -33,7 +33,6 @@ def test_the_walk_finds_the_options() -> None:
     assert any(command == "sandbox" for command, _ in found)
 
 
-@pytest.mark.xfail(strict=False, reason="README being rewritten")
 @pytest.mark.parametrize(("command", "flag"), every_option())
 def test_every_option_is_in_the_readme(command: str, flag: str) -> None:
     text = README.read_text(encoding="utf-8")
