@@ -16,8 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-from batch_latch.answers import Kind, Reply, Verdict, limits, retry_after
+from batch_latch.answers import Kind, Reply, Verdict
 from batch_latch.notices import Notices, both_times
+from batch_latch.ratelimits import limits, retry_after
 from batch_latch.retry import RetryPolicy
 from batch_latch.throttle import Throttle
 from batch_latch.vocab import StopReason

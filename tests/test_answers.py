@@ -17,18 +17,14 @@ import pytest
 from batch_latch.answers import (
     Holding,
     Kind,
-    Limits,
     Reply,
     Verdict,
     classify_latch,
     classify_read,
     classify_unlatch,
     error_text,
-    limits,
-    parse_time,
-    retry_after,
-    seconds_until,
 )
+from batch_latch.ratelimits import Limits, limits, parse_time, retry_after, seconds_until
 from batch_latch.vocab import StopReason
 
 URL = "https://secure.fusebill.test/v1/Geotab/LatchCustomer"
