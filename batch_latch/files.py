@@ -3,28 +3,44 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow as pa
 
 
-def atomic_write(path: Path, write: Callable[[pa.NativeFile], object]) -> None:
-    """Write to a temporary name beside ``path``, sync, rename over ``path``, sync the folder."""
+@contextmanager
+def replacing(path: Path, *, sync: bool = True) -> Iterator[Path]:
+    """A temporary name beside ``path`` to write; on success it is renamed over ``path``."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with pa.OSFile(str(tmp), "wb") as sink:
-            write(sink)
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        yield tmp
+        if sync:
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
     sync_dir(path.parent)
+
+
+def atomic_write(path: Path, write: Callable[[pa.NativeFile], object]) -> None:
+    """Write through ``write``, sync, rename over ``path``, sync the folder."""
+    with replacing(path) as tmp, pa.OSFile(str(tmp), "wb") as sink:
+        write(sink)
+
+
+def atomic_copy(source: Path, target: Path) -> None:
+    """``source`` over ``target``, copied by the kernel. Not synced: it is a copy of a file
+    that is (the run folder's), and ext4 and others flush a file renamed over another."""
+    with replacing(target, sync=False) as tmp:
+        shutil.copyfile(source, tmp)
 
 
 def sync_dir(folder: Path) -> None:

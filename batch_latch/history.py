@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import IO
 
 from batch_latch.errors import BatchLatchError
-from batch_latch.files import atomic_write, sync_dir
+from batch_latch.files import atomic_copy, atomic_write
 from batch_latch.report import ReportError, ReportPaths
 from batch_latch.vocab import Kind
 
@@ -143,25 +143,13 @@ def publish(out: Path, paths: ReportPaths, source: Path | None) -> list[str]:
                     f"{target} was changed since batch-latch wrote it, so it was left as is"
                 )
                 continue
-            _copy(path, target)
+            atomic_copy(path, target)
             record[path.name] = _signature(target)
         text = json.dumps(record, indent=1).encode("utf-8")
         atomic_write(out / PUBLISHED, lambda sink: sink.write(text))
     except OSError as exc:
         raise ReportError(f"cannot write reports to {out}: {exc.strerror or exc}") from None
     return kept
-
-
-def _copy(source: Path, target: Path) -> None:
-    """``source`` over ``target`` atomically, copied by the kernel (no pass through Python)."""
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        shutil.copyfile(source, tmp)
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    sync_dir(target.parent)
 
 
 def _signature(path: Path) -> str:
