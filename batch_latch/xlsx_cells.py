@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 
 from batch_latch.grid import column_index
 
-_CHUNK = 16 << 20
+_CHUNK = 4 << 20  # 4 MB: a 100,000-row sheet (20 MB) gives both threads work
 # Excel, XlsxWriter, openpyxl and LibreOffice write r, then s, then t, and values as
 # <v> or <is><t>: the common cell in one pattern.
 # After a cell only row tags may follow, or the end of sheetData and whatever comes after
