@@ -14,6 +14,7 @@ import selectors
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -365,3 +366,136 @@ def closed_port() -> Iterator[int]:
     with socket.create_server((LOOPBACK, 0)) as sock:
         port = int(sock.getsockname()[1])
     yield port
+
+
+# --- added for the CLI-level network tests ---------------------------------------------------
+
+
+def fusebill_with(headers: Callable[[], dict[str, str]]) -> Respond:
+    """:func:`fusebill`, with ``headers()`` added to every answer (e.g. rate-limit headers)."""
+
+    def respond(exchange: Exchange) -> None:
+        path, extra = exchange.seen.path, headers()
+        if exchange.seen.method == "POST" and path == "/v1/Geotab/LatchCustomer":
+            sent = exchange.json()
+            body = {"id": sent["fusebillId"], "geotabId": sent["geotabId"]}
+            exchange.send_json(200, body, extra)
+        elif exchange.seen.method == "GET" and path.startswith("/v1/customers/"):
+            exchange.send_json(200, {"id": int(path.rsplit("/", 1)[1]), "geotabId": None}, extra)
+        else:
+            exchange.send_json(404, {"Message": "No HTTP resource was found"}, extra)
+
+    return respond
+
+
+def iso_utc(epoch: float) -> str:
+    """An epoch time as ISO 8601 in UTC with milliseconds, as .NET APIs write it."""
+    moment = datetime.fromtimestamp(epoch, tz=timezone.utc)
+    return f"{moment:%Y-%m-%dT%H:%M:%S}.{moment.microsecond // 1000:03d}Z"
+
+
+class DailyQuota:
+    """A tiny honest Fusebill whose answers say the daily quota is spent
+    (``X-Rate-Limit-Remaining-Day: 0``, ``X-Rate-Limit-Reset-Day`` ``reset_in`` seconds after
+    it was made) until that reset, and that it has room after it. Every answer is a normal
+    2xx (the quota shows in the headers only) and carries the account's limits.
+
+    ``answers`` lists (epoch time, spent) for each answer given.
+    """
+
+    def __init__(self, reset_in: float, *, per_minute: int = 1000, per_day: int = 180_000) -> None:
+        self.reset_at = time.time() + reset_in
+        self.per_minute = per_minute
+        self.per_day = per_day
+        self.answers: list[tuple[float, bool]] = []
+        self._lock = threading.Lock()
+        self._respond = fusebill_with(self._headers)
+
+    def _headers(self) -> dict[str, str]:
+        now = time.time()
+        spent = now < self.reset_at
+        with self._lock:
+            self.answers.append((now, spent))
+        return {
+            "X-Rate-Limit-Limit-Minute": str(self.per_minute),
+            "X-Rate-Limit-Remaining-Minute": str(self.per_minute - 1),
+            "X-Rate-Limit-Reset-Minute": iso_utc(now - now % 60 + 60),
+            "X-Rate-Limit-Limit-Day": str(self.per_day),
+            "X-Rate-Limit-Remaining-Day": "0" if spent else str(self.per_day - 1),
+            "X-Rate-Limit-Reset-Day": iso_utc(
+                self.reset_at if spent else now - now % 86400 + 86400
+            ),
+        }
+
+    def __call__(self, exchange: Exchange) -> None:
+        self._respond(exchange)
+
+
+class TcpRelay:
+    """A plain TCP relay from a port on 127.0.0.1 to ``target_port`` that counts the
+    connections it accepts: a TLS handshake the client refuses never reaches a server's
+    request log, but it reaches this count."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.connections = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._listener = socket.create_server((LOOPBACK, 0))
+        self._listener.settimeout(0.1)
+
+    @property
+    def port(self) -> int:
+        return int(self._listener.getsockname()[1])
+
+    def __enter__(self) -> TcpRelay:
+        self._spawn(self._accept)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in list(self._threads):
+            thread.join(SERVER_WAIT)
+        self._listener.close()
+
+    def _spawn(self, target: Callable[..., None], *args: Any) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except (TimeoutError, OSError):
+                continue
+            with self._lock:
+                self.connections += 1
+            self._spawn(self._serve, client)
+
+    def _serve(self, client: socket.socket) -> None:
+        with contextlib.closing(client):
+            try:
+                upstream = socket.create_connection((LOOPBACK, self.target_port), SERVER_WAIT)
+            except OSError:
+                return
+            with upstream:
+                _relay(client, upstream, self._stop)
+
+
+def _relay(a: socket.socket, b: socket.socket, stop: threading.Event) -> None:
+    """Copy bytes both ways until either side closes or ``stop`` is set."""
+    with selectors.DefaultSelector() as selector:
+        selector.register(a, selectors.EVENT_READ, b)
+        selector.register(b, selectors.EVENT_READ, a)
+        while not stop.is_set():
+            for key, _ in selector.select(timeout=0.1):
+                source: socket.socket = key.fileobj  # type: ignore[assignment]
+                try:
+                    data = source.recv(65536)
+                    if not data:
+                        return
+                    key.data.sendall(data)
+                except OSError:
+                    return
