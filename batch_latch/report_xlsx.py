@@ -29,17 +29,15 @@ import pyarrow.compute as pc
 import xlsxwriter
 import xlsxwriter.workbook
 from xlsxwriter.exceptions import XlsxFileError
-from xlsxwriter.utility import xl_col_to_name, xl_range, xl_range_abs
+from xlsxwriter.utility import xl_range, xl_range_abs
 from xlsxwriter.worksheet import Worksheet
 
 from .files import sync_dir
 from .report import MAX_XLSX_ROWS as MAX_XLSX_ROWS  # the caller skips results.xlsx above it
 from .vocab import CHANGES, STATUSES
-
-#: Excel's limit on a cell's text, in UTF-16 code units.
-MAX_CELL_CHARS = 32_767
-#: How a cut cell ends; ``{n}`` is the length of the whole value in characters.
-CUT_MARKER = " [... cut: {n:,} characters in all, see results.csv]"
+from .xlsx_rows import CUT_MARKER as CUT_MARKER
+from .xlsx_rows import MAX_CELL_CHARS as MAX_CELL_CHARS
+from .xlsx_rows import as_text, chunkwise, cut, excel_escape, rows_xml
 
 #: (fill, font) per status: Excel's Good / Bad / Neutral styles and pale kin, dark text.
 STATUS_COLOURS: dict[str, tuple[str, str]] = {
@@ -56,12 +54,6 @@ _BATCH_ROWS = 8_192  # rows encoded at a time: bounds memory
 _WIDTH_SAMPLE = 1_000  # values per column that decide its width
 _MIN_WIDTH, _MAX_WIDTH = 6, 60
 _STATUS_COLUMN = "status"
-# Excel writes "_" of a literal "_xHHHH_" as "_x005F_" and a character XML cannot hold as
-# "_xHHHH_". Overlapping literals ("_x005F_x0041_") need every "_" escaped, hence the
-# lookahead; XlsxWriter's own escape misses the second one.
-_EXCEL_ESCAPE = re.compile(r"_(?=x[0-9A-Fa-f]{4}_)|[\x00-\x08\x0b-\x1f\ufffe\uffff]")
-_NEEDS_ESCAPE = r"_x[0-9A-Fa-f]{4}_|[\x00-\x08\x0b-\x1f\x{FFFE}\x{FFFF}]"  # RE2: no lookahead
-_EDGE_SPACE = r"^[\s\pZ]|[\s\pZ]$"  # the <t> needs xml:space="preserve"
 
 
 def write_results_xlsx(
@@ -116,31 +108,24 @@ class _TextWorksheet(Worksheet):  # type: ignore[misc]
 
     @staticmethod
     def _escape_control_characters(data: Any) -> Any:
-        return _excel_escape(data) if isinstance(data, str) else data
+        return excel_escape(data) if isinstance(data, str) else data
 
     def _xml_rich_inline_string(self, string: str, attributes: Any = ()) -> None:
         self._xml_inline_string(string, bool(re.search(r"^\s|\s$", string)), attributes)
 
-    def append_rows(self, xml: str, last_row: int, last_col: int) -> None:
-        """Append ready ``<row>`` XML below the rows written so far (``constant_memory``)."""
+    def append_rows(self, xml: pa.Buffer, last_row: int, last_col: int) -> None:
+        """Append ready ``<row>`` XML (UTF-8) below the rows written so far
+        (``constant_memory``), past the text layer: no Python string of it is made."""
         self._write_single_row(last_row)  # flush the pending row, refuse earlier ones
-        self.fh.write(xml)
+        self.fh.flush()
+        self.fh.buffer.write(xml)
         self._check_dimensions(last_row, last_col)
-
-
-def _excel_escape(text: str) -> str:
-    return _EXCEL_ESCAPE.sub(_escape_one, text)
-
-
-def _escape_one(match: re.Match[str]) -> str:
-    char = match.group()
-    return "_x005F_" if char == "_" else f"_x{ord(char):04X}_"
 
 
 def _write_results(workbook: Any, table: pa.Table) -> None:
     """Sheet ``Results``: a bold frozen header with a filter, then one text row per row."""
     sheet = workbook.add_worksheet("Results", worksheet_class=_TextWorksheet)
-    names = [_cut(str(n)) for n in table.column_names]
+    names = [cut(str(n)) for n in table.column_names]
     text = {"num_format": "@"}  # a value typed in later stays text too (ids keep zeros)
     header = workbook.add_format({**text, "bold": True, "bottom": 1})
     plain = workbook.add_format(text)
@@ -161,7 +146,7 @@ def _write_results(workbook: Any, table: pa.Table) -> None:
     sheet.ignore_errors({"number_stored_as_text": xl_range(0, 0, last_row, last_col)})
     sample = table.slice(0, _WIDTH_SAMPLE)
     for col, name in enumerate(names):
-        lengths = pc.utf8_length(_chunkwise(_as_text, sample.column(col)))
+        lengths = pc.utf8_length(chunkwise(as_text, sample.column(col)))
         widest = pc.max(lengths).as_py() or 0
         sheet.set_column(
             col, col, min(max(len(name) + 3, widest + 1, _MIN_WIDTH), _MAX_WIDTH), plain
@@ -171,90 +156,8 @@ def _write_results(workbook: Any, table: pa.Table) -> None:
     status_col = names.index(_STATUS_COLUMN) if _STATUS_COLUMN in names else -1
     for start in range(0, len(table), _BATCH_ROWS):
         batch = table.slice(start, _BATCH_ROWS)
-        xml = _rows_xml(batch, start + 2, styles, status_col, status_styles)
+        xml = rows_xml(batch, start + 2, styles, status_col, status_styles)
         sheet.append_rows(xml, start + len(batch), last_col)
-
-
-def _rows_xml(
-    batch: pa.Table,
-    first: int,
-    styles: Sequence[str],
-    status_col: int,
-    status_styles: Mapping[str, str],
-) -> str:
-    """``<row>`` XML for a batch whose first row is Excel row ``first``; empty cells left out."""
-    rows = pc.cast(pa.array(range(first, first + len(batch)), pa.int64()), pa.string())
-    cells = []
-    for col, column in enumerate(batch.columns):
-        texts = _chunkwise(_xml_texts, column)
-        style: Any = styles[col]
-        if col == status_col:
-            raw = _chunkwise(_as_text, column)
-            known = pc.index_in(raw, value_set=pa.array(list(status_styles), pa.string()))
-            style = pc.fill_null(pc.take(pa.array(list(status_styles.values())), known), style)
-        opening = pc.if_else(
-            pc.match_substring_regex(texts, _EDGE_SPACE), '<t xml:space="preserve">', "<t>"
-        )
-        cell = pc.binary_join_element_wise(
-            f'<c r="{xl_col_to_name(col)}', rows, '"', style, ' t="inlineStr"><is>', opening,
-            texts, "</t></is></c>", "",
-        )  # fmt: skip
-        cells.append(pc.if_else(pc.equal(texts, ""), "", cell))
-    xml = pc.binary_join_element_wise('<row r="', rows, '">', *cells, "</row>", "")
-    return "".join(xml.to_pylist())
-
-
-def _chunkwise(convert: Any, column: pa.ChunkedArray) -> pa.Array:
-    """Convert each chunk on its own: dictionary chunks may each have their own dictionary."""
-    if column.num_chunks == 0:
-        return pa.array([], pa.string())
-    return pa.concat_arrays([convert(chunk) for chunk in column.chunks])
-
-
-def _as_text(array: pa.Array) -> pa.Array:
-    """Any column as plain strings (dictionary decoded, numbers as digits, nulls kept)."""
-    if pa.types.is_dictionary(array.type):
-        array = array.dictionary_decode()
-    if not pa.types.is_string(array.type):
-        array = pc.cast(array, pa.string())
-    return array
-
-
-def _xml_texts(array: pa.Array) -> pa.Array:
-    """A column as the text of its ``<t>`` elements: cut, Excel- and XML-escaped, nulls ``""``.
-
-    A dictionary column is escaped once per distinct value, then spread by its indices.
-    """
-    if pa.types.is_dictionary(array.type) and len(array.dictionary) <= len(array):
-        return pc.fill_null(pc.take(_xml_texts(array.dictionary), array.indices), "")
-    texts = pc.fill_null(_as_text(array), "")
-    if len(texts) == 0:
-        return texts
-    if (pc.max(pc.utf8_length(texts)).as_py() or 0) > MAX_CELL_CHARS // 2:
-        texts = pa.array([_cut(t) for t in texts.to_pylist()], pa.string())
-    needs = pc.match_substring_regex(texts, _NEEDS_ESCAPE)
-    if pc.any(needs).as_py():
-        values = texts.to_pylist()
-        for i in pc.indices_nonzero(needs).to_pylist():
-            values[i] = _excel_escape(values[i])
-        texts = pa.array(values, pa.string())
-    if pc.any(pc.match_substring_regex(texts, "[&<>]")).as_py():
-        for char, entity in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;")):
-            texts = pc.replace_substring(texts, char, entity)
-    return texts
-
-
-def _cut(text: str) -> str:
-    """Cut a text over Excel's cell limit (UTF-16 units), ending it with a visible marker."""
-    if len(text) <= MAX_CELL_CHARS // 2:
-        return text
-    encoded = text.encode("utf-16-le")
-    if len(encoded) // 2 <= MAX_CELL_CHARS:
-        return text
-    marker = CUT_MARKER.format(n=len(text))
-    keep = (MAX_CELL_CHARS - len(marker.encode("utf-16-le")) // 2) * 2
-    # errors="ignore" drops half a surrogate pair left at the cut
-    return encoded[:keep].decode("utf-16-le", errors="ignore") + marker
 
 
 def _write_summary(
@@ -272,7 +175,7 @@ def _write_summary(
         status: workbook.add_format({"bg_color": fill, "font_color": font})
         for status, (fill, font) in STATUS_COLOURS.items()
     }
-    sheet.write_string(0, 0, _cut(title), workbook.add_format({"bold": True, "font_size": 14}))
+    sheet.write_string(0, 0, cut(title), workbook.add_format({"bold": True, "font_size": 14}))
     statuses = _listing(STATUSES, counts)
     first = 3  # zero-based row of the first status
     _write_counts(sheet, first - 1, "status", statuses, counts, head, fills)
@@ -319,7 +222,7 @@ def _write_counts(
     sheet.write_string(row, 0, label, head)
     sheet.write_string(row, 1, "rows", head)
     for offset, key in enumerate(keys, start=1):
-        sheet.write_string(row + offset, 0, _cut(key) or "(none)", fills.get(key))
+        sheet.write_string(row + offset, 0, cut(key) or "(none)", fills.get(key))
         sheet.write_number(row + offset, 1, int(counts.get(key, 0)))
 
 
