@@ -175,10 +175,12 @@ class Attempts:
             reset = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
         seconds = (reset - now).total_seconds() + self.policy.cushion
         if self.throttle.pause_for(seconds):
-            self.notices.say(
+            # Answers in flight name the same reset: say it once per reset time.
+            self.notices.once(
+                f"quota {reset:%Y-%m-%dT%H:%M}",
                 f"The daily API quota is spent; waiting until it resets at {both_times(reset)} "
                 "(--wait-for-quota). Ctrl-C stops the run; running the same command later "
-                "goes on where it stopped."
+                "goes on where it stopped.",
             )
             self.notices.pause(seconds, "the daily API quota is spent")
         return True

