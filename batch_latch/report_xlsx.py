@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import tempfile
 import zipfile
 from collections.abc import Mapping, Sequence
@@ -120,6 +121,20 @@ class _TextWorksheet(Worksheet):  # type: ignore[misc]
         self.fh.flush()
         self.fh.buffer.write(xml)
         self._check_dimensions(last_row, last_col)
+
+    def _write_optimized_sheet_data(self) -> None:
+        """XlsxWriter's, with the row file copied into the sheet as bytes: it reads it as
+        text and writes it back (43 MB for 100,000 rows: ~0.06 s of decoding and encoding)."""
+        if self.dim_rowmin is None or not hasattr(self.fh, "buffer"):
+            super()._write_optimized_sheet_data()
+            return
+        self._xml_start_tag("sheetData")
+        self.row_data_fh.close()
+        self.fh.flush()
+        with open(self.row_data_filename, "rb") as rows:
+            shutil.copyfileobj(rows, self.fh.buffer, 1 << 20)
+        os.unlink(self.row_data_filename)
+        self._xml_end_tag("sheetData")
 
 
 def _write_results(workbook: Any, table: pa.Table) -> None:
