@@ -8,8 +8,9 @@ and the child's peak RSS from ``os.wait4``, which returns the rusage of that one
 (unlike ``getrusage(RUSAGE_CHILDREN)``, whose ``ru_maxrss`` is a maximum over every child ever
 reaped, so it cannot tell run 2 from run 1).
 
-Target: at most 6 s wall and 700 MB peak RSS. PASS is judged on the median wall time of the
-runs and on the largest peak RSS of the runs; the best wall time is reported too.
+Target (issue 9, contract v2): at most 2 s wall and 500 MB peak RSS (v1: 6 s, 700 MB). PASS
+is judged on the median wall time of the runs and on the largest peak RSS of the runs; the
+best wall time is reported too.
 
     python bench/dry_run.py [--rows N] [--runs K] [--profile]
 
@@ -31,8 +32,8 @@ from _common import machine, profile, run_child
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out" / "dry_run"
-TARGET_WALL_S = 6.0
-TARGET_RSS_MB = 700.0
+TARGET_WALL_S = 2.0
+TARGET_RSS_MB = 500.0
 TIMEOUT_S = 300.0
 
 _NAMES = (
