@@ -27,6 +27,8 @@ from batch_latch.vocab import CHANGES, FAILED_STATUSES, STATUSES, TOOL_COLUMNS
 _BOM = b"\xef\xbb\xbf"
 #: Above this many rows results.xlsx is not written (the CSV still has every row).
 MAX_XLSX_ROWS = 200_000
+#: Rows per batch in Arrow's CSV writer (its default, 1,024, costs ~0.08 s more a million rows).
+_CSV_BATCH = 65_536
 
 
 class ReportError(BatchLatchError):
@@ -186,7 +188,9 @@ def _write_csv(path: Path, table: pa.Table) -> None:
     slow disk bytes are time); Arrow refuses a cell with a comma, quote or line break, and
     then the file is written again with every text cell quoted."""
     for quoting in ("none", "needed"):
-        options = pacsv.WriteOptions(include_header=True, quoting_style=quoting)
+        options = pacsv.WriteOptions(
+            include_header=True, quoting_style=quoting, batch_size=_CSV_BATCH
+        )
 
         def write(sink: pa.NativeFile, options: pacsv.WriteOptions = options) -> None:
             sink.write(_BOM)  # Excel reads UTF-8 only when the file starts with a BOM
