@@ -97,7 +97,8 @@ def main() -> int:
         f"status: best {min(status):.2f} s, median {s_med:.2f} s (target <= {STATUS_TARGET_S:g} s)"
     )
     print(
-        f"undo --dry-run: best {min(undo):.2f} s, median {u_med:.2f} s (target <= {UNDO_TARGET_S:g} s)"
+        f"undo --dry-run: best {min(undo):.2f} s, median {u_med:.2f} s "
+        f"(target <= {UNDO_TARGET_S:g} s)"
     )
     passed = ok and s_med <= STATUS_TARGET_S and u_med <= UNDO_TARGET_S
     print(

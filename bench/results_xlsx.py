@@ -61,7 +61,10 @@ def build_table(rows: int):  # type: ignore[no-untyped-def]
         attempts.append(0 if s in ("invalid", "duplicate", "pending") else 1 + (i % 50 == 0))
         change.append(("new", "unchanged", "relatch")[i % 3] if s == "success" else "")
         previous.append(f"{(i * 31) % 10**7:07d}" if change[-1] == "relatch" else "")
-    coded = lambda values: pa.array(values).dictionary_encode()  # noqa: E731
+
+    def coded(values: list[str]) -> pa.Array:
+        return pa.array(values).dictionary_encode()
+
     return pa.table(
         {
             "row": pa.array(range(2, rows + 2), pa.int64()),

@@ -13,6 +13,7 @@ from typing import Any
 import openpyxl
 import pyarrow as pa
 import pytest
+import xlsxwriter
 from python_calamine import CalamineWorkbook
 
 from batch_latch import report_xlsx
@@ -290,7 +291,7 @@ def test_failed_rename_keeps_old_file(tmp_path: Path, monkeypatch: pytest.Monkey
     def refuse(src: Any, dst: Any) -> None:
         raise PermissionError(13, "Permission denied", str(dst))
 
-    monkeypatch.setattr(report_xlsx.os, "replace", refuse)
+    monkeypatch.setattr(os, "replace", refuse)
     with pytest.raises(PermissionError):
         write(tmp_path, make_table([record(2)]))
     assert target.read_bytes() == b"old report"
@@ -321,7 +322,7 @@ def test_close_failure_is_an_oserror(tmp_path: Path, monkeypatch: pytest.MonkeyP
     def broken(self: Any) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(report_xlsx.xlsxwriter.Workbook, "_store_workbook", broken)
+    monkeypatch.setattr(xlsxwriter.Workbook, "_store_workbook", broken)
     with pytest.raises(OSError, match="No space left") as caught:
         write(tmp_path, make_table([record(2)]))
     assert type(caught.value) is OSError

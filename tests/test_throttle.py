@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from batch_latch.throttle import Throttle
+from batch_latch.vocab import StopReason
 
 WAIT = 5.0  # seconds a test waits for another thread before it calls the test failed
 
@@ -226,7 +227,7 @@ def test_max_requests_through_acquire() -> None:
 def test_an_earlier_stop_reason_is_kept_when_the_budget_runs_out() -> None:
     throttle = Throttle(1e6, max_requests=1)
     assert throttle.acquire()
-    throttle.stop("key_rejected")
+    throttle.stop(StopReason.KEY_REJECTED)
     assert not throttle.acquire()
     assert throttle.stop_reason == "key_rejected"
 
@@ -238,8 +239,8 @@ def test_stop_makes_acquire_return_false_and_the_first_reason_wins() -> None:
     clock = FakeClock()
     throttle = Throttle(1000.0, clock=clock)
     assert throttle.stop_reason is None
-    throttle.stop("daily_quota")
-    throttle.stop("interrupted")
+    throttle.stop(StopReason.DAILY_QUOTA)
+    throttle.stop(StopReason.INTERRUPTED)
     assert throttle.stop_reason == "daily_quota"
     assert throttle._decide(clock.t) is None
     assert throttle.acquire() is False
@@ -290,7 +291,7 @@ def test_stop_wakes_a_thread_blocked_in_acquire() -> None:
     thread, result, done = run_in_thread(throttle.acquire)
     assert clock.asked.wait(WAIT)
     assert not done.is_set()
-    throttle.stop("interrupted")
+    throttle.stop(StopReason.INTERRUPTED)
     assert done.wait(WAIT), "acquire did not wake up on stop"
     thread.join(WAIT)
     assert result == [False]
@@ -302,7 +303,7 @@ def test_stop_wakes_a_thread_blocked_by_a_pause() -> None:
     throttle.pause_for(10_000.0)  # only stop can end this wait within the test
     thread, result, done = run_in_thread(throttle.acquire)
     assert clock.asked.wait(WAIT)
-    throttle.stop("api_down")
+    throttle.stop(StopReason.API_DOWN)
     assert done.wait(WAIT)
     thread.join(WAIT)
     assert result == [False]
@@ -314,7 +315,7 @@ def test_stop_wakes_a_thread_in_sleep() -> None:
     thread, result, done = run_in_thread(lambda: throttle.sleep(1000.0))
     assert clock.asked.wait(WAIT)
     assert not done.is_set()
-    throttle.stop("key_rejected")
+    throttle.stop(StopReason.KEY_REJECTED)
     assert done.wait(WAIT), "sleep did not wake up on stop"
     thread.join(WAIT)
     assert result == [False]
@@ -337,7 +338,7 @@ def test_sleep_returns_true_when_not_stopped() -> None:
 
 def test_sleep_after_stop_returns_false_at_once() -> None:
     throttle = Throttle(10.0)
-    throttle.stop("interrupted")
+    throttle.stop(StopReason.INTERRUPTED)
     assert throttle.sleep(1000.0) is False
 
 

@@ -221,7 +221,7 @@ def test_both_cells_invalid() -> None:
 
 
 def statuses(pairs: list[tuple[str, str]], **options: Any) -> list[str]:
-    return validate(make_sheet(pairs), **options).status.to_pylist()
+    return [str(v) for v in validate(make_sheet(pairs), **options).status.to_pylist()]
 
 
 def test_duplicate_names_the_first_row() -> None:

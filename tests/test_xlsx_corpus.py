@@ -192,7 +192,10 @@ def test_escapes_decoded_in_shared_and_inline_strings(tmp_path: Path, reader: st
         "<si><t>_x005F_x0041_</t></si>",
         "<si><r><t>rich </t></r><r><rPr><b/></rPr><t>text</t></r><rPh><t>ふりがな</t></rPh></si>",
     ]
-    s = lambda ref, i: f'<c r="{ref}" t="s"><v>{i}</v></c>'  # noqa: E731
+
+    def s(ref: str, i: int) -> str:
+        return f'<c r="{ref}" t="s"><v>{i}</v></c>'
+
     body = (
         row(1, s("A1", 0), s("B1", 1), s("C1", 2))
         + row(2, num("A2", "1"), s("B2", 3), s("C2", 4))
