@@ -540,6 +540,7 @@ def test_header_longer_than_the_sniffed_sample(
     assert list(sheet.extras) == names
 
 
+@pytest.mark.slow
 def test_hostile_files_through_the_cli(
     tmp_path: Path, helpers: Any, small_xlsx_bytes: bytes
 ) -> None:
