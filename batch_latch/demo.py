@@ -26,7 +26,7 @@ STEPS = (
     (Kind.PLAN, "1. plan: read every customer, change nothing"),
     (Kind.RUN, "2. run: latch what is new; refuse to replace another geotabId"),
     (Kind.RUN, "3. re-run: nothing settled is sent again"),
-    (Kind.UNDO_DRY_RUN, "4. undo --dry-run: what undo would put back (sends nothing)"),
+    (Kind.UNDO, "4. undo --dry-run: what undo would put back (sends nothing)"),
 )
 
 
@@ -49,8 +49,8 @@ def run(out: Path) -> int:
             settings = Settings(
                 out=out,
                 kind=kind,
-                input=None if kind is Kind.UNDO_DRY_RUN else source,
-                dry_run=kind is Kind.UNDO_DRY_RUN,
+                input=None if kind is Kind.UNDO else source,
+                dry_run=kind is Kind.UNDO,
                 workers=4,
                 progress=sys.stderr.isatty(),
                 base_url=sandbox.base_url,

@@ -53,7 +53,7 @@ def run(
     wrong folder leaves nothing behind."""
     err = stderr or sys.stderr
     started = datetime.now(timezone.utc)
-    if settings.kind in (Kind.UNDO, Kind.UNDO_DRY_RUN):
+    if settings.kind is Kind.UNDO:
         from batch_latch import undo
 
         undo.check_job(settings.out)

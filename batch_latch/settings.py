@@ -270,7 +270,7 @@ class Settings:
 
 def _kind(command: str, dry_run: bool) -> Kind:
     if command == "undo":
-        return Kind.UNDO_DRY_RUN if dry_run else Kind.UNDO
+        return Kind.UNDO
     if command == "plan":
         return Kind.PLAN
     return Kind.DRY_RUN if dry_run else Kind.RUN

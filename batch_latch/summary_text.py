@@ -23,7 +23,6 @@ _TITLES = {
     Kind.DRY_RUN: "Dry run",
     Kind.PLAN: "Plan",
     Kind.UNDO: "Undo",
-    Kind.UNDO_DRY_RUN: "Undo dry run",
 }
 
 
@@ -31,8 +30,9 @@ def print_summary(
     summary: Summary, paths: ReportPaths, out_dir: Path, kept: list[str], out: TextIO
 ) -> None:
     kind = Kind(summary.kind)
-    out.write(f"{_TITLES[kind]} of {summary.input}: {summary.rows} rows")
-    if summary.requests or kind not in (Kind.DRY_RUN, Kind.UNDO_DRY_RUN):
+    title = "Undo dry run" if kind is Kind.UNDO and summary.dry_run else _TITLES[kind]
+    out.write(f"{title} of {summary.input}: {summary.rows} rows")
+    if summary.requests or not summary.dry_run:
         out.write(
             f", {summary.requests} requests sent ({summary.reads} reads, {summary.writes} writes)"
         )

@@ -55,8 +55,7 @@ class Kind(str, enum.Enum):
     RUN = "run"
     DRY_RUN = "dry-run"
     PLAN = "plan"
-    UNDO = "undo"
-    UNDO_DRY_RUN = "undo-dry-run"
+    UNDO = "undo"  # also undo --dry-run (summary.json says dry_run)
 
 
 class StopReason(str, enum.Enum):

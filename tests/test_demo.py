@@ -23,7 +23,7 @@ def test_the_demo_runs_plan_run_and_rerun(
     assert "Sandbox listening on http://127.0.0.1:" in text
     assert f"batch-latch undo {out}" in text
     kinds = sorted(p.name.split("-", 1)[1] for p in (out / RUNS).iterdir())
-    assert kinds == ["plan", "run", "run", "undo-dry-run"]
+    assert kinds == ["plan", "run", "run", "undo"]
     summaries = {
         p.name: json.loads((p / "summary.json").read_text(encoding="utf-8"))
         for p in sorted((out / RUNS).iterdir())

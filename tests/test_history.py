@@ -28,8 +28,8 @@ def test_run_folder_names_never_collide(tmp_path: Path) -> None:
         "20260301T120000.000Z-run-4",
     ]
     assert all(p.is_dir() and p.parent == tmp_path / "runs" for p in made)
-    other = history.new_run_folder(tmp_path, Kind.UNDO_DRY_RUN, STARTED)
-    assert other.name == "20260301T120000.000Z-undo-dry-run"
+    other = history.new_run_folder(tmp_path, Kind.UNDO, STARTED)
+    assert other.name == "20260301T120000.000Z-undo"
 
 
 def test_the_input_is_copied_into_the_run_folder(tmp_path: Path) -> None:

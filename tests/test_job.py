@@ -87,12 +87,10 @@ def test_an_undo_dry_run_reports_one_row_per_customer(tmp_path: Path) -> None:
     store.record(Record(2, "B", "success", 200, "latched", "", "t", "relatch", "OLD"))
     store.close()
     stdout = io.StringIO()
-    settings = Settings(out=out, kind=Kind.UNDO_DRY_RUN, dry_run=True, base_url=URL)
+    settings = Settings(out=out, kind=Kind.UNDO, dry_run=True, base_url=URL)
     result = job.run(settings, stdout=stdout, stderr=io.StringIO())
     assert result.exit_code is ExitCode.OK
-    assert result.summary.kind == "undo-dry-run" and result.summary.rows == 2
+    assert result.summary.kind == "undo" and result.summary.dry_run and result.summary.rows == 2
     assert result.summary.changes["undo"] == 2
     assert "Undo dry run" in stdout.getvalue()
-    assert (out / RUNS).is_dir() and any(
-        p.name.endswith("-undo-dry-run") for p in (out / RUNS).iterdir()
-    )
+    assert (out / RUNS).is_dir() and any(p.name.endswith("-undo") for p in (out / RUNS).iterdir())

@@ -53,7 +53,7 @@ def journal(out: Path) -> list[tuple[int, str, str, str, str]]:
 def settings(out: Path, *, dry_run: bool = False, unlatch_unknown: bool = False) -> Settings:
     return Settings(
         out=out,
-        kind=Kind.UNDO_DRY_RUN if dry_run else Kind.UNDO,
+        kind=Kind.UNDO,
         dry_run=dry_run,
         rate=10_000.0,
         workers=2,

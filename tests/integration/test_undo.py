@@ -133,7 +133,7 @@ def test_undo_dry_run_sends_nothing_and_needs_no_key(
     assert "unlatch" in rows[NEW]["message"]
     assert sandbox.geotab_id_of(NEW) == "GT-NEW"
     assert dry.summary()["requests"] == 0
-    assert dry.folder().name.endswith("-undo-dry-run")
+    assert dry.folder().name.endswith("-undo")
 
 
 def test_undo_with_nothing_to_undo_says_so_and_exits_0(
