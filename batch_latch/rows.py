@@ -167,11 +167,19 @@ class RowLogic:
             return self.outcome(
                 Status.VALID, http, 0, f"would latch ({change.value})", "", change, previous
             )
-        return self.latch(task, change, previous, held)
+        return self.latch(task, change, previous, held, read_http=http)
 
     def latch(
-        self, task: Task, change: Change, previous: str, held: str | None = None
+        self,
+        task: Task,
+        change: Change,
+        previous: str,
+        held: str | None = None,
+        *,
+        read_http: int | None = None,
     ) -> RowOutcome:
+        """Latch and prove it; ``read_http`` is the status of the row's read, if any: a row
+        stopped before its first latch request reports that (its last answer)."""
         gid = task.geotab_id
         sent = self.attempts.call(
             lambda: self.service.latch(task.fusebill_id, gid),
@@ -180,7 +188,7 @@ class RowLogic:
         )
         verdict, n = sent.verdict, sent.attempts
         if verdict is None:
-            return self.stopped(n, sent.status)
+            return self.stopped(n, sent.status if n else read_http)
 
         def done(status: Status, message: str, key: str = "") -> RowOutcome:
             kept = change if status is Status.SUCCESS else Change.NONE

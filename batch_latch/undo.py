@@ -133,22 +133,24 @@ class UndoLogic:
                 "changed_since",
             )
         if back:
-            outcome = self.rows.latch(Task(task.index, t.fusebill_id, back), Change.UNDO, back)
+            outcome = self.rows.latch(
+                Task(task.index, t.fusebill_id, back), Change.UNDO, back, read_http=sent.status
+            )
             if outcome.status is Status.SUCCESS:
                 return self._restored(
                     outcome.http_status, outcome.attempts, f"latched back to {back!r}"
                 )
             return outcome
-        return self._unlatch(row)
+        return self._unlatch(row, sent.status)
 
-    def _unlatch(self, row: Task) -> RowOutcome:
+    def _unlatch(self, row: Task, read_http: int | None) -> RowOutcome:
         fid = row.fusebill_id
         sent = self.rows.attempts.call(
             lambda: self.rows.service.unlatch(fid), lambda r: classify_unlatch(r, fid), row.index
         )
         verdict, n = sent.verdict, sent.attempts
         if verdict is None:
-            return self.rows.stopped(n, sent.status)
+            return self.rows.stopped(n, sent.status if n else read_http)
         if verdict.kind is Kind.SUCCESS:
             return self._restored(sent.status, n, "unlatched (it held no geotabId before)")
         if verdict.kind is Kind.UNPROVEN or sent.ambiguous:

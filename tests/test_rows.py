@@ -388,3 +388,14 @@ def test_a_404_to_the_latch_is_not_found() -> None:
     outcome = r.logic.process(task())
     assert (outcome.status, outcome.error_key) == (Status.NOT_FOUND, "not_found")
     assert f"Customer with id {FID} not found." in outcome.message
+
+
+def test_a_row_stopped_between_its_read_and_its_latch_reports_the_reads_status() -> None:
+    """ "http_status ... for a row never written, of its read": the budget ran out after the
+    read, so the row is pending with the read's 200, not an empty status."""
+    stderr = io.StringIO()
+    throttle = Throttle(10_000.0, max_requests=1)
+    attempts = Attempts(throttle, POLICY, Notices(Silent(stderr)))
+    logic = RowLogic(FakeFusebill({FID: None}), attempts)
+    outcome = logic.process(task())
+    assert (outcome.status, outcome.http_status, outcome.attempts) == (Status.PENDING, 200, 0)

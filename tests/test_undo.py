@@ -3,6 +3,7 @@ changed since; resumable, never unlatching twice (against the in-memory Fusebill
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from pathlib import Path
 
@@ -238,3 +239,16 @@ def test_a_key_rejected_mid_undo_leaves_the_rest_pending(tmp_path: Path) -> None
     assert fake.held(1) == "A" and fake.held(2) == "B"
     # Nothing was recorded for them: the next undo does them.
     assert [r[3] for r in journal(out)] == ["new", "new"]
+
+
+@pytest.mark.parametrize("previous", ["", "OLD"])
+def test_an_undo_stopped_after_its_read_reports_the_reads_status(
+    tmp_path: Path, previous: str
+) -> None:
+    out = job(tmp_path, [rec(1, "A", "relatch" if previous else "new", previous)])
+    err = io.StringIO()
+    chosen = dataclasses.replace(settings(out), max_requests=1)
+    result = undo.undo(chosen, service=FakeFusebill({1: "A"}), progress=Silent(err), stderr=err)
+    assert isinstance(result, LiveOutcome)
+    got = rows(result.columns)["1"]
+    assert (got["status"], got["http_status"], got["attempts"]) == ("pending", 200, 0)
