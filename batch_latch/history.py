@@ -143,7 +143,11 @@ def publish(out: Path, paths: ReportPaths, source: Path | None) -> list[str]:
                     f"{target} was changed since batch-latch wrote it, so it was left as is"
                 )
                 continue
-            atomic_copy(path, target)
+            try:
+                atomic_copy(path, target)
+            except PermissionError:  # Windows: the file is open in Excel, say, and locked
+                kept.append(f"{target} could not be replaced (is it open in another program?)")
+                continue
             record[path.name] = _signature(target)
         text = json.dumps(record, indent=1).encode("utf-8")
         atomic_write(out / PUBLISHED, lambda sink: sink.write(text))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from batch_latch import history
+from batch_latch import files, history
 from batch_latch.report import ReportPaths
 from batch_latch.vocab import Kind
 
@@ -58,7 +58,7 @@ HOLDER = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from batch_latch import history
+    from batch_latch import files, history
 
     with history.lock(Path(sys.argv[1])):
         print("locked", flush=True)
@@ -183,3 +183,25 @@ def test_run_folders_of_one_second_sort_in_the_order_they_ran(tmp_path: Path) ->
     first = history.new_run_folder(tmp_path, Kind.RUN, STARTED.replace(microsecond=120_000))
     second = history.new_run_folder(tmp_path, Kind.DRY_RUN, STARTED.replace(microsecond=480_000))
     assert sorted([second.name, first.name]) == [first.name, second.name]
+
+
+def test_a_report_locked_by_another_program_is_kept_back_not_fatal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "runs" / "r"
+    folder.mkdir(parents=True)
+    paths = ReportPaths(folder / "results.csv", folder / "failed.csv", folder / "summary.json")
+    for p in paths.all():
+        p.write_text(p.name, encoding="utf-8")
+    real_copy = files.atomic_copy
+
+    def locked(source: Path, target: Path) -> None:
+        if target.name == "results.csv":
+            raise PermissionError(13, "The process cannot access the file", str(target))
+        real_copy(source, target)
+
+    monkeypatch.setattr(history, "atomic_copy", locked)
+    kept = history.publish(tmp_path, paths, None)
+    assert len(kept) == 1 and "results.csv" in kept[0] and "open in another program" in kept[0]
+    assert (tmp_path / "failed.csv").read_text(encoding="utf-8") == "failed.csv"
+    assert not (tmp_path / "results.csv").exists()
