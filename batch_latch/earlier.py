@@ -77,9 +77,28 @@ class Earlier:
     def _column(self, name: str, rows: np.ndarray) -> pa.Array:
         return _flat(pc.take(self._table[name], pa.array(rows, pa.int64())))
 
+    def _not_undo_failures(self) -> np.ndarray | None:
+        """Positions of the records that are not an undo that restored nothing (None: all).
+
+        An undo that left a customer alone (changed since, unknown previous, refused...) is
+        not a latch: the pair the job latched before it stays the latest latch."""
+        undo = _mask(_each(_flat(self._table["c"]), lambda v: pc.equal(v, Change.UNDO.value)))
+        if not undo.any():
+            return None
+        success = _mask(_each(_flat(self._table["s"]), lambda v: pc.equal(v, Status.SUCCESS.value)))
+        failed = undo & ~success
+        return np.flatnonzero(~failed) if failed.any() else None
+
     def latest(self, fids: np.ndarray) -> np.ndarray:
-        """For each asked fusebillId, the position of its latest record, or -1."""
-        order = np.argsort(self._fids, kind="stable")  # equal ids keep the order written
+        """For each asked fusebillId, the position of its latest record, or -1 (records of
+        an undo that restored nothing do not count)."""
+        kept = self._not_undo_failures()
+        pool = self._fids if kept is None else self._fids[kept]
+        order = np.argsort(pool, kind="stable")  # equal ids keep the order written
+        if kept is not None:
+            order = kept[order]
+        if not len(order):
+            return np.full(len(fids), -1, np.int64)
         ordered = self._fids[order]
         last = np.searchsorted(ordered, fids, side="right") - 1
         hit = (last >= 0) & (ordered[np.maximum(last, 0)] == fids)

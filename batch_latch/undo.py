@@ -218,7 +218,7 @@ def _record(target: Target, outcome: RowOutcome) -> Record:
         outcome.message,
         outcome.error_key,
         outcome.finished_at,
-        Change.UNDO.value if ok else "",
+        Change.UNDO.value,  # also when nothing was restored: see Earlier.latest
         target.origin.previous,
     )
 

@@ -165,6 +165,35 @@ def test_an_undone_latch_is_not_settled(tmp_path: Path) -> None:
     assert settled(e, [(1, "A"), (1, "OLD")]).where.tolist() == []
 
 
+@pytest.mark.parametrize(
+    ("status", "key"),
+    [("failed", "changed_since"), ("failed", "unknown_previous"), ("failed", "http_400")],
+)
+def test_an_undo_that_restored_nothing_leaves_the_latch_settled(
+    tmp_path: Path, status: str, key: str
+) -> None:
+    # The undo left customer 1 alone: (1, A) is still the latest latch this job made, so a
+    # re-run does not send it again (and an undo's 400 is not a refusal of the pair).
+    e = earlier(
+        tmp_path,
+        [
+            rec(1, "A"),
+            rec(2, "B"),
+            rec(1, "A", status=status, change="undo", key=key, message="left alone"),
+        ],
+    )
+    got = settled(e, [(1, "A"), (2, "B")])
+    assert got.where.tolist() == [0, 1]
+    assert got.status.to_pylist() == ["success", "success"]
+    assert got.message.to_pylist() == [EARLIER_SUCCESS, EARLIER_SUCCESS]
+    assert e.undo_targets().fusebill_ids.tolist() == [1, 2]
+
+
+def test_only_undo_records_that_restored_nothing_settle_nothing(tmp_path: Path) -> None:
+    e = earlier(tmp_path, [rec(1, "A", status="failed", change="undo", key="changed_since")])
+    assert settled(e, [(1, "A")]).where.tolist() == []
+
+
 def test_settled_keeps_asked_order_positions_for_many_rows(tmp_path: Path) -> None:
     records = [rec(i, f"G{i}") for i in range(0, 200, 2)]
     e = earlier(tmp_path, records)
