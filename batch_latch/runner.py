@@ -27,7 +27,7 @@ from batch_latch.pool import CtrlC, Pool
 from batch_latch.progress import Bar, Progress, Silent
 from batch_latch.results import Builder, ResultColumns
 from batch_latch.retry import RetryPolicy
-from batch_latch.rows import RowLogic, RowOutcome, Task, pending
+from batch_latch.rows import RowLogic, RowOutcome, Task, now_iso, pending
 from batch_latch.service import FusebillService
 from batch_latch.settings import Settings
 from batch_latch.stops import stop_message
@@ -134,10 +134,21 @@ class Session:
     ) -> list[RowOutcome | None]:
         self.progress.start(len(tasks))
         abort = getattr(self.service.service, "abort", None)
+
+        def safely(task: Task) -> RowOutcome:
+            try:
+                return work(task)
+            except Exception as exc:  # a bug must cost one row, not the run and its reports
+                text = " ".join(self.service.redact(f"{type(exc).__name__}: {exc}").split())
+                message = f"internal error (please report it): {text[:200]}"
+                return RowOutcome(
+                    Status.FAILED, None, 0, message, "internal_error", finished_at=now_iso()
+                )
+
         try:
             with CtrlC(self.throttle, self.notices.say, abort):
                 return Pool[Task, RowOutcome](self.throttle, self.settings.workers).run(
-                    tasks, work, done
+                    tasks, safely, done
                 )
         finally:
             self.progress.close()

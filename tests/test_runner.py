@@ -316,6 +316,20 @@ def test_a_checkpoint_failure_in_a_worker_is_raised_in_the_main_thread(
     assert fake.count("latch") <= 2  # the workers stopped at the first failure
 
 
+def test_a_bug_on_one_row_fails_that_row_and_the_run_goes_on(tmp_path: Path) -> None:
+    def explode(call: Call) -> None:
+        if call.fusebill_id == 2:
+            raise ValueError(f"unexpected shape, key {KEY}")
+
+    fake = FakeFusebill({1: None, 2: None, 3: None}, key=KEY, on_call=explode)
+    outcome, rows, _ = latch(tmp_path, [("1", "A"), ("2", "B"), ("3", "C")], fake)
+    assert statuses(rows) == ["success", "failed", "success"]
+    assert rows[1]["error_key"] == "internal_error"
+    assert "ValueError: unexpected shape" in rows[1]["message"]
+    assert KEY not in rows[1]["message"]
+    assert outcome.stop_reason is None
+
+
 def test_pool_stops_the_feed_when_done_raises() -> None:
     throttle = Throttle(10_000.0)
     seen: list[int] = []
