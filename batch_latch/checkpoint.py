@@ -236,6 +236,17 @@ def _repair_torn_tail(path: Path) -> None:
         _sync(handle)  # type: ignore[arg-type]
 
 
+def made_for(out_dir: Path) -> str | None:
+    """The API base URL the checkpoint in ``out_dir`` was made against (None: unreadable)."""
+    try:
+        with (out_dir / FILENAME).open("rb") as handle:
+            first = handle.readline().decode("utf-8", errors="replace")
+    except OSError:
+        return None
+    fields = next(csv.reader([first]), [])
+    return fields[2] if len(fields) == 3 and fields[0] == _MARK else None
+
+
 def _check_header(path: Path, base_url: str) -> int:
     with path.open("rb") as handle:
         first = handle.readline().decode("utf-8", errors="replace")

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from batch_latch.answers import Kind, classify_unlatch
-from batch_latch.checkpoint import FILENAME, Checkpoint, Record
+from batch_latch.checkpoint import FILENAME, Checkpoint, Record, made_for
 from batch_latch.earlier import Earlier, Target, Targets
 from batch_latch.errors import BatchLatchError
 from batch_latch.progress import Progress
@@ -28,7 +28,7 @@ from batch_latch.results import IntColumn, ResultColumns, TextColumn
 from batch_latch.rows import RowLogic, RowOutcome, Task, now_iso
 from batch_latch.runner import LiveOutcome, Session
 from batch_latch.service import FusebillService
-from batch_latch.settings import Settings
+from batch_latch.settings import URL_VARIABLE, Settings
 from batch_latch.vocab import RECORDED, Change, Status
 
 
@@ -52,7 +52,11 @@ def check_job(out: Path) -> None:
 
 def targets(settings: Settings) -> tuple[Targets, Checkpoint]:
     check_job(settings.out)
-    store = Checkpoint.open(settings.out, settings.base_url)
+    url = settings.base_url
+    if settings.dry_run and not settings.env.get(URL_VARIABLE):
+        # Sends nothing and needs no key: nor FUSEBILL_BASE_URL; the job's own API it is.
+        url = made_for(settings.out) or url
+    store = Checkpoint.open(settings.out, url)
     return Earlier(store.earlier).undo_targets(), store
 
 

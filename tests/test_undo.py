@@ -12,6 +12,7 @@ from pydantic import SecretStr
 
 from batch_latch import undo
 from batch_latch.checkpoint import Checkpoint, Record
+from batch_latch.errors import BatchLatchError
 from batch_latch.progress import Silent
 from batch_latch.results import ResultColumns
 from batch_latch.runner import LiveOutcome
@@ -252,3 +253,17 @@ def test_an_undo_stopped_after_its_read_reports_the_reads_status(
     assert isinstance(result, LiveOutcome)
     got = rows(result.columns)["1"]
     assert (got["status"], got["http_status"], got["attempts"]) == ("pending", 200, 0)
+
+
+def test_a_dry_run_needs_no_base_url_either(tmp_path: Path) -> None:
+    """``undo --dry-run`` needs no key; without FUSEBILL_BASE_URL it lists the job's own API's
+    latches instead of stopping on "made against another URL"."""
+    out = job(tmp_path, [rec(1, "A", "new")])
+    chosen = dataclasses.replace(
+        settings(out, dry_run=True), base_url="https://secure.fusebill.com/v1", api_key=None
+    )
+    found = undo.undo(chosen)
+    assert isinstance(found, ResultColumns)
+    assert rows(found)["1"]["status"] == "valid"
+    with pytest.raises(BatchLatchError):  # a URL that is set and differs still refuses
+        undo.undo(dataclasses.replace(chosen, env={"FUSEBILL_BASE_URL": chosen.base_url}))
