@@ -68,8 +68,9 @@ class Notices:
     def estimate(
         self, requests: int, rate: float, limit_minute: int | None, limit_day: int | None
     ) -> None:
-        """Once the account's limits are known: how long the rest takes at them, when they
-        (not --rate) are the bound; in days when the daily quota is."""
+        """Once the account's limits are known: how long the rest takes at them (in days when
+        the daily quota is the bound), or that --rate is the bound and the first estimate
+        holds."""
         if not requests or (limit_minute is None and limit_day is None):
             return
         per_second = min(rate, (limit_minute or 1e12) / 60.0)
@@ -77,8 +78,6 @@ class Notices:
         days = requests / limit_day if limit_day else 0.0
         if days > 1:
             seconds = max(seconds, math.ceil(days) * 86400.0)
-        if seconds <= requests / rate * 1.1:  # --rate is the bound: the first estimate holds
-            return
         bound = ", ".join(
             text
             for text in (
@@ -87,10 +86,12 @@ class Notices:
             )
             if text
         )
+        took = f"{duration(seconds)} at them"
+        if seconds <= requests / rate * 1.1:  # --rate is the bound: the first estimate holds
+            took = f"{duration(requests / rate)} at --rate {rate:g}, which stays below them"
         self.once(
             "limits",
-            f"This account's limits are {bound}: the {requests:,} requests left take "
-            f"{duration(seconds)} at them.",
+            f"This account's limits are {bound}: the {requests:,} requests left take {took}.",
         )
 
 

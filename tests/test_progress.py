@@ -66,14 +66,24 @@ def test_once_says_a_thing_once() -> None:
     assert stream.getvalue() == "hello\n"
 
 
-def test_estimate_at_the_accounts_limits_only_when_they_are_the_bound() -> None:
+def test_estimate_at_the_accounts_limits_is_said_once_they_are_known() -> None:
     stream = io.StringIO()
     notices = Notices(Silent(stream))
-    notices.estimate(1000, 10.0, 1000, 180_000)  # --rate is the bound: nothing new to say
-    assert stream.getvalue() == ""
     notices.estimate(12_000, 10.0, 50, 5000)
     text = stream.getvalue()
     assert "50 a minute" in text and "5,000 a day" in text and "days" in text
+
+
+def test_estimate_at_limits_above_rate_says_the_rate_is_the_bound() -> None:
+    """The contract: "once the first answer shows the account's limits, how long at those
+    limits" -- said also when --rate, not the limits, is the bound."""
+    stream = io.StringIO()
+    notices = Notices(Silent(stream))
+    notices.estimate(1000, 10.0, 1000, 180_000)
+    assert stream.getvalue() == (
+        "This account's limits are 1,000 a minute, 180,000 a day: the 1,000 requests left "
+        "take about 2 min at --rate 10, which stays below them.\n"
+    )
 
 
 def test_durations_read_like_a_person_would_say_them() -> None:
