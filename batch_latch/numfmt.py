@@ -140,10 +140,15 @@ def general(value: float) -> str:
             text = _scientific(value, 5)
     elif power == 10:
         text = _trim(f"{value:.10f}"[:12])
+    elif power < 0:  # below 1E-10 fixed point shows only zeros: scientific
+        text = _scientific(value, 5)
     else:
         text = _trim(f"{value:.11f}")
         if len(text) > width:
             text = _significant(value, 6)
+    decimals = 4
+    while len(text) > width and "E" in text and decimals >= 0:  # a 3-digit exponent
+        text, decimals = _scientific(value, decimals), decimals - 1
     return text
 
 
@@ -169,7 +174,7 @@ def render(value: float, code: str) -> str:
     if is_general(code):
         return general(value)
     sections = split_sections(code)
-    if any(_CONDITION.match(s) for s in sections):
+    if any(_CONDITION.search(s) for s in sections):
         return general(value)  # conditional sections: not modelled, General is honest
     if value < 0 and len(sections) >= 2:
         section, shown = sections[1], -value
@@ -215,6 +220,9 @@ def _tokens(section: str) -> list[tuple[str, str]]:
             if inner.startswith("$"):  # [$€-407]: a currency symbol, then a locale
                 out.append(("lit", inner[1:].split("-")[0]))
             i = end + 1
+        elif section[i : i + 7].lower() == "general":  # [Blue]General, "x"General
+            out.append(("@", "General"))
+            i += 7
         elif char in "0#?":
             out.append(("ph", char))
             i += 1
@@ -332,8 +340,10 @@ def serial_to_iso(serial: float, date1904: bool, code: str) -> str:
             date_text = "1900-02-29"
             return date_text if not seconds else f"{date_text} {_clock(seconds)}"
         base = _dt.date(1899, 12, 31) if days < 60 else _dt.date(1899, 12, 30)
-    time_only = days == 0 and not _has_day_part(code)
-    if time_only:
+    if not _has_day_part(code):  # h:mm:ss shows the time of day; [h]:mm all the hours
+        if _ELAPSED.search(split_sections(code)[0]):
+            total = round(abs(serial) * 86400)
+            return ("-" if serial < 0 else "") + _clock(total, elapsed=True)
         return _clock(seconds)
     try:
         date_text = (base + _dt.timedelta(days=days)).isoformat()
@@ -347,5 +357,27 @@ def _has_day_part(code: str) -> bool:
     return "y" in bare or "d" in bare
 
 
-def _clock(seconds: int) -> str:
-    return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+def _clock(seconds: int, elapsed: bool = False) -> str:
+    hours = seconds // 3600 if elapsed else seconds // 3600 % 24
+    return f"{hours:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def iso_text(text: str) -> str:
+    """A ``t="d"`` cell's ISO 8601 value (``2021-12-31T23:44:51.894``) as every other date
+    is shown: ``2021-12-31 23:44:52``, ``2021-12-31``, ``23:44:52``; other text as it is."""
+    value = text.strip()
+    try:
+        if "-" in value[:5] and len(value) >= 10:
+            moment = _dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        else:
+            moment = _dt.datetime.combine(_dt.date(1899, 12, 30), _dt.time.fromisoformat(value))
+    except ValueError:
+        return text
+    moment = moment.replace(tzinfo=None, microsecond=0) + _dt.timedelta(
+        seconds=round(moment.microsecond / 1e6)
+    )
+    if moment.date() == _dt.date(1899, 12, 30) and "-" not in value[:5]:
+        return moment.strftime("%H:%M:%S")
+    if moment.time() == _dt.time(0):
+        return moment.date().isoformat()
+    return moment.strftime("%Y-%m-%d %H:%M:%S")

@@ -76,3 +76,24 @@ def test_builtin_ids() -> None:
     assert numfmt.format_code(14, {}) == "mm-dd-yy"
     assert numfmt.format_code(164, {164: "0000"}) == "0000"
     assert numfmt.is_date(numfmt.format_code(31, {}))  # East Asian date ids
+
+
+# Met in real workbooks (public test corpora), rebuilt as single values.
+@pytest.mark.parametrize(
+    ("value", "code", "shown"),
+    [
+        (3e-104, "General", "3E-104"),  # was "0"
+        (8.881784197001252e-16, "General", "8.88178E-16"),  # a formula's rounding residue
+        (4.094711806131958e231, "General", "4.0947E+231"),  # 11 characters
+        (-1.2, "[Blue]General", "-1.2"),  # was the word "General"
+        (12323, "[DBNum1][$-804]General", "12323"),
+        (50, "[Red][=50]General;[Blue]000", "50"),  # a condition after a colour: General
+        (1.1, "h:mm:ss", "02:24:00"),  # the time of day, as Excel shows it
+        (1.1, "[h]:mm:ss", "26:24:00"),  # elapsed hours
+    ],
+)
+def test_formats_met_in_real_files(value: float, code: str, shown: str) -> None:
+    if numfmt.is_date(code):
+        assert numfmt.serial_to_iso(value, False, code) == shown
+    else:
+        assert numfmt.render(value, code) == shown
