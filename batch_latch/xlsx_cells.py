@@ -41,10 +41,13 @@ _FAST = (
     r'(?: t="(?P<t>[a-zA-Z]+)")?'
     r"(?:/>|>(?:<v>(?P<v>[^<]*)</v>|<is><t(?: [^>]*)?>(?P<inl>[^<]*)</t></is>)?</c>)" + _TAIL
 )
-# Any attribute order, formulas, rich inline text, an empty <v/>, an extLst.
+# Any attribute order, formulas, rich inline text, an empty <v/>, an extLst, whitespace
+# between the children (as pretty-printing writers leave). An empty <v></v> or <v/> is a
+# saved empty value (a formula that gave ""), kept apart from a missing <v> in group "ev".
 _GENERAL = (
-    r"(?s)^(?P<a>[^>]*?)(?:/>|>(?P<f><f(?:\s[^>]*)?(?:/>|>[^<]*</f>))?"
-    r"(?:<v>(?P<v>[^<]*)</v>|<v/>)?(?:<is>(?P<inl>.*?)</is>)?(?:<extLst>.*?</extLst>)?</c>)" + _TAIL
+    r"(?s)^(?P<a>[^>]*?)(?:/>|>\s*(?P<f><f(?:\s[^>]*)?(?:/>|>[^<]*</f>))?\s*"
+    r"(?:(?P<ev><v\s*/>|<v></v>)|<v>(?P<v>[^<]*)</v>)?\s*(?:<is>(?P<inl>.*?)</is>)?\s*"
+    r"(?:<extLst>.*?</extLst>)?\s*</c>)" + _TAIL
 )
 _ATTR = r'(?:^|\s){}\s*=\s*"(?P<x>[^"]*)"'
 _REF = re.compile(r"\$?([A-Z]{1,3})\$?([0-9]{1,7})")
@@ -64,7 +67,8 @@ class Cells:
     col: pa.Array  # int32 0-based column
     t: pa.Array  # string cell type, null when absent (a number)
     s: pa.Array  # int32 style index, null when absent
-    v: pa.Array  # string <v> text, raw XML (entities not decoded), null when absent
+    v: pa.Array  # string <v> text, raw XML (entities not decoded), null when absent, "" when
+    # empty in a formula cell (the general scan and the slow one; the fast one gives null)
     inl: pa.Array  # string <is> content, raw XML, null when absent
     f: pa.Array  # bool: has a formula
     raw: bool  # v and inl are raw XML (entities, rich runs) still to decode
@@ -176,7 +180,7 @@ def _scan_general(pieces: pa.Array) -> tuple[pa.Array, ...]:
         _columns(parts.field("col")),
         _nullify(t),
         pc.cast(_nullify(s), pa.int32()),
-        _nullify(match.field("v")),
+        pc.if_else(pc.not_equal(match.field("ev"), ""), "", _nullify(match.field("v"))),
         _nullify(match.field("inl")),
         pc.not_equal(match.field("f"), ""),
     )

@@ -22,6 +22,7 @@ import xml.etree.ElementTree as ET
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import IO
 
 import pyarrow as pa
 
@@ -31,6 +32,7 @@ from batch_latch.grid import Grid
 
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _REL_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+_STRICT_REL_NS = "http://purl.oclc.org/ooxml/officeDocument/relationships"
 
 
 @dataclass(frozen=True)
@@ -83,23 +85,51 @@ def _check_magic(path: Path) -> None:
         )
 
 
+class _Package:
+    """The zip's members by part name. OPC part names are case-insensitive (ECMA-376 Part 2
+    §9.1.1.1: ``xl/SharedStrings.xml`` is ``xl/sharedStrings.xml``), and some writers store
+    ``xl\\workbook.xml`` with Windows separators; Excel opens both."""
+
+    def __init__(self, archive: zipfile.ZipFile) -> None:
+        self.archive = archive
+        self.members: dict[str, str] = {}
+        for name in archive.namelist():
+            self.members.setdefault(_part_key(name), name)
+
+    def has(self, part: str) -> bool:
+        return _part_key(part) in self.members
+
+    def open(self, part: str) -> IO[bytes]:
+        return self.archive.open(self.members[_part_key(part)])
+
+    def read(self, part: str) -> bytes:
+        return self.archive.read(self.members[_part_key(part)])
+
+
+def _part_key(name: str) -> str:
+    return name.replace("\\", "/").lstrip("/").casefold()
+
+
 def _read_archive(path: Path, archive: zipfile.ZipFile, wanted: str | None) -> Grid:
-    names = set(archive.namelist())
-    workbook_part = _workbook_part(archive, names)
-    sheets, date1904 = _sheets(archive, workbook_part)
+    package = _Package(archive)
+    workbook_part = _workbook_part(package)
+    sheets, date1904 = _sheets(package, workbook_part)
     entry = _choose(path, sheets, wanted)
-    if entry.part not in names:
+    if not package.has(entry.part):
         raise InputError(_damaged(path))
     base = PurePosixPath(workbook_part).parent
-    styles = _styles(archive, _related(archive, workbook_part, "styles", base))
-    strings = _shared_strings(archive, _related(archive, workbook_part, "sharedStrings", base))
+    styles = _styles(package, _related(package, workbook_part, "styles", base))
+    strings = _shared_strings(package, _related(package, workbook_part, "sharedStrings", base))
     try:
-        with archive.open(entry.part) as stream:
+        with package.open(entry.part) as stream:
             cells = xlsx_cells.scan_fast(stream)
     except xlsx_cells.Irregular:
-        with archive.open(entry.part) as stream:
+        with package.open(entry.part) as stream:
             cells = xlsx_cells.scan_slow(stream)
-    grid = xlsx_render.to_grid(cells, strings, styles, date1904)
+    try:
+        grid = xlsx_render.to_grid(cells, strings, styles, date1904)
+    except xlsx_render.SheetProblem as exc:
+        raise InputError(f"sheet {entry.name!r} of {path.name}: {exc}") from None
     if not len(grid):
         raise InputError(f"sheet {entry.name!r} of {path.name} is empty")
     return grid
@@ -109,25 +139,27 @@ def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
-def _workbook_part(archive: zipfile.ZipFile, names: set[str]) -> str:
+def _workbook_part(package: _Package) -> str:
     """The workbook's part, from the package relationships (usually ``xl/workbook.xml``)."""
-    if "_rels/.rels" in names:
-        root = ET.fromstring(archive.read("_rels/.rels"))
+    if package.has("_rels/.rels"):
+        root = ET.fromstring(package.read("_rels/.rels"))
         for rel in root:
             if rel.get("Type", "").endswith("/officeDocument"):
-                return rel.get("Target", "").lstrip("/")
+                target = _normpath(rel.get("Target", "").replace("\\", "/"))
+                if package.has(target):
+                    return target
     return "xl/workbook.xml"
 
 
-def _relationships(archive: zipfile.ZipFile, part: str) -> dict[str, tuple[str, str]]:
+def _relationships(package: _Package, part: str) -> dict[str, tuple[str, str]]:
     """Id -> (type, target part) of ``part``'s relationships."""
     path = PurePosixPath(part)
     rels_name = str(path.parent / "_rels" / (path.name + ".rels"))
-    if rels_name not in archive.namelist():
+    if not package.has(rels_name):
         return {}
     out = {}
-    for rel in ET.fromstring(archive.read(rels_name)):
-        target = rel.get("Target", "")
+    for rel in ET.fromstring(package.read(rels_name)):
+        target = rel.get("Target", "").replace("\\", "/")
         resolved = target.lstrip("/") if target.startswith("/") else str(path.parent / target)
         out[rel.get("Id", "")] = (rel.get("Type", ""), _normpath(resolved))
     return out
@@ -144,29 +176,41 @@ def _normpath(part: str) -> str:
     return "/".join(out)
 
 
-def _related(archive: zipfile.ZipFile, part: str, kind: str, base: PurePosixPath) -> str | None:
-    for rel_type, target in _relationships(archive, part).values():
-        if rel_type.endswith("/" + kind) and target in archive.namelist():
+def _related(package: _Package, part: str, kind: str, base: PurePosixPath) -> str | None:
+    for rel_type, target in _relationships(package, part).values():
+        if rel_type.endswith("/" + kind) and package.has(target):
             return target
     fallback = f"{base}/{kind}.xml"
-    return fallback if fallback in archive.namelist() else None
+    return fallback if package.has(fallback) else None
 
 
-def _sheets(archive: zipfile.ZipFile, part: str) -> tuple[list[SheetEntry], bool]:
-    root = ET.fromstring(archive.read(part))
-    rels = _relationships(archive, part)
+def _sheets(package: _Package, part: str) -> tuple[list[SheetEntry], bool]:
+    """The worksheets in tab order, and the workbook's date system. Only the workbook's own
+    children count: Excel 2013+ also writes an ``x15:workbookPr`` (without ``date1904``)
+    inside ``extLst``, which must not reset a 1904 workbook to 1900."""
+    root = ET.fromstring(package.read(part))
+    rels = _relationships(package, part)
     date1904 = False
     entries = []
-    for element in root.iter():
-        name = _local(element.tag)
+    for child in root:
+        name = _local(child.tag)
         if name == "workbookPr":
-            date1904 = element.get("date1904", "").lower() in ("1", "true")
-        elif name == "sheet":
-            rel_type, target = rels.get(element.get(f"{{{_REL_NS}}}id", ""), ("", ""))
-            if rel_type.endswith("/worksheet"):  # chartsheets and dialogs hold no table
-                visible = element.get("state", "visible") == "visible"
-                entries.append(SheetEntry(element.get("name", ""), visible, target))
+            date1904 = child.get("date1904", "").strip().lower() in ("1", "true")
+        elif name == "sheets":
+            for element in child:
+                rel_type, target = rels.get(_relationship_id(element), ("", ""))
+                if rel_type.endswith("/worksheet"):  # chartsheets and dialogs hold no table
+                    visible = element.get("state", "visible") == "visible"
+                    entries.append(SheetEntry(element.get("name", ""), visible, target))
     return entries, date1904
+
+
+def _relationship_id(element: ET.Element) -> str:
+    """``r:id``, in the transitional namespace or Strict OOXML's (``purl.oclc.org``)."""
+    for key, value in element.attrib.items():
+        if key in (f"{{{_REL_NS}}}id", f"{{{_STRICT_REL_NS}}}id"):
+            return value
+    return ""
 
 
 def _choose(path: Path, sheets: list[SheetEntry], wanted: str | None) -> SheetEntry:
@@ -182,11 +226,11 @@ def _choose(path: Path, sheets: list[SheetEntry], wanted: str | None) -> SheetEn
     raise InputError(f"no sheet named {wanted!r} in {path.name}; its sheets are {listing}")
 
 
-def _styles(archive: zipfile.ZipFile, part: str | None) -> list[str]:
+def _styles(package: _Package, part: str | None) -> list[str]:
     """The number format code of each cell style (``cellXfs``), by style index."""
     if part is None:
         return []
-    root = ET.fromstring(archive.read(part))
+    root = ET.fromstring(package.read(part))
     custom: dict[int, str] = {}
     codes: list[str] = []
     for element in root:
@@ -200,14 +244,14 @@ def _styles(archive: zipfile.ZipFile, part: str | None) -> list[str]:
     return codes
 
 
-def _shared_strings(archive: zipfile.ZipFile, part: str | None) -> pa.Array:
+def _shared_strings(package: _Package, part: str | None) -> pa.Array:
     """Every shared string, rich runs joined, phonetic guides left out, escapes decoded."""
     if part is None:
         return pa.array([], pa.string())
     texts: list[str] = []
     skip = 0
     parts: list[str] = []
-    with archive.open(part) as stream:
+    with package.open(part) as stream:
         for event, element in ET.iterparse(stream, events=("start", "end")):
             name = _local(element.tag)
             if name == "rPh":

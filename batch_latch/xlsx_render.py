@@ -15,7 +15,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from batch_latch import numfmt
-from batch_latch.errors import InputError
 from batch_latch.grid import Grid, column_label
 from batch_latch.xlsx_cells import Cells
 
@@ -26,6 +25,12 @@ _ESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")
 _PLAIN_INTEGER = r"^(0|-?[1-9][0-9]{0,9}|[1-9][0-9]{10})$"
 # A grid at most this many times larger than its cells (plus a floor) is accepted.
 _DENSITY_FLOOR = 20_000_000
+_MAX_TEXT_BYTES = 1 << 30  # shared-string text copied into cells, in all
+
+
+class SheetProblem(Exception):
+    """The sheet cannot be read as a table; the message says why (the caller names the
+    file and sheet)."""
 
 
 def decode_escapes(text: str) -> str:
@@ -111,7 +116,15 @@ def render_cells(
     out = _Builder(n)
     encoded = pc.dictionary_encode(pc.fill_null(cells.t, "n"))  # hashing, not sorting
     kinds = np.asarray(encoded.indices.to_numpy(zero_copy_only=False))
-    has_v = np.asarray(pc.is_valid(cells.v).to_numpy(zero_copy_only=False))
+    # An empty <v> is a saved value only for a formula's text result (=IF(A1="","",...)),
+    # which shows nothing; elsewhere (an uncalculated number, a t="s" <v/>) it is no value.
+    blank_v = pc.fill_null(pc.equal(cells.v, ""), False)
+    saved_empty = pc.and_(blank_v, pc.equal(pc.fill_null(cells.t, "n"), "str"))
+    has_v = np.asarray(
+        pc.and_(pc.is_valid(cells.v), pc.or_(pc.invert(blank_v), saved_empty)).to_numpy(
+            zero_copy_only=False
+        )
+    )
     formula = np.asarray(cells.f.to_numpy(zero_copy_only=False), dtype=bool)
     inline = np.asarray(pc.is_valid(cells.inl).to_numpy(zero_copy_only=False))
     unsaved = formula & ~has_v & ~inline
@@ -142,11 +155,7 @@ def _render_kind(
     if kind == "inlineStr" or (kind != "s" and pc.all(pc.is_null(v)).as_py()):
         out.add(at, _texts(pc.take(cells.inl, index), cells.raw, inline=True))
     elif kind == "s":
-        try:
-            positions = pc.cast(v, pa.int64())
-            out.add(at, pc.take(strings, positions))
-        except (pa.ArrowInvalid, IndexError):
-            raise InputError("a shared string is missing: the workbook is damaged") from None
+        out.add(at, _shared(v, strings))
     elif kind == "str":
         out.add(at, _texts(v, cells.raw, inline=False))
     elif kind == "b":
@@ -156,10 +165,30 @@ def _render_kind(
         shown = _texts(v, cells.raw, inline=False)
         out.add(at, shown, _problem(shown, "Excel error "))
     elif kind == "d":
-        shown = _texts(v, cells.raw, inline=False)
+        shown = _each_text(_texts(v, cells.raw, inline=False), numfmt.iso_text)
         out.add(at, shown, _problem(shown, "date "))
     else:
         _render_numbers(at, v, pc.take(cells.s, index), styles, date1904, out)
+
+
+def _shared(v: pa.Array, strings: pa.Array) -> pa.Array:
+    """Shared-string cells' texts. Their total size is checked first: a small file can
+    repeat one long string in every cell (gigabytes once copied out, past Arrow's 2 GB
+    string-array limit); Excel itself cuts a cell at 32,767 characters."""
+    try:
+        positions = pc.cast(v, pa.int64())
+        sizes = pc.take(pc.binary_length(strings), positions)
+    except (pa.ArrowInvalid, IndexError):
+        raise SheetProblem(
+            "a cell refers to a shared text that is missing: the workbook is damaged; "
+            "open it in Excel, save it again and retry"
+        ) from None
+    if (pc.sum(sizes).as_py() or 0) > _MAX_TEXT_BYTES:
+        raise SheetProblem(
+            "its cells repeat over 1 GB of text: keep only the table's columns "
+            "(or export it as .csv) and retry"
+        )
+    return pc.take(strings, positions)
 
 
 def _render_numbers(
@@ -219,6 +248,10 @@ def _each(values: pa.Array, show: Callable[[float], str]) -> pa.Array:
     return pa.array(result, pa.string())
 
 
+def _each_text(values: pa.Array, show: Callable[[str], str]) -> pa.Array:
+    return pa.array([show(text or "") for text in values.to_pylist()], pa.string())
+
+
 def _numbered(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Distinct row numbers in order, and each cell's place among them; rows stored in
     order (the usual case) need no sort."""
@@ -248,8 +281,8 @@ def to_grid(cells: Cells, strings: pa.Array, styles: list[str], date1904: bool) 
     unique_cols = np.flatnonzero(present)
     col_at = (np.cumsum(present) - 1)[cols]
     if len(unique_rows) * len(unique_cols) > 20 * len(rows) + _DENSITY_FLOOR:
-        raise InputError(
-            f"the sheet's data is spread over {len(unique_rows):,} rows and "
+        raise SheetProblem(
+            f"its data is spread over {len(unique_rows):,} rows and "
             f"{len(unique_cols):,} columns with few cells between: keep the table in one "
             "block of columns (or export it as .csv) and retry"
         )
