@@ -23,6 +23,7 @@ from batch_latch.answers import Kind, classify_unlatch
 from batch_latch.checkpoint import FILENAME, Checkpoint, Record, made_for
 from batch_latch.earlier import Earlier, Target, Targets
 from batch_latch.errors import BatchLatchError
+from batch_latch.notices import duration
 from batch_latch.progress import Progress
 from batch_latch.results import IntColumn, ResultColumns, TextColumn
 from batch_latch.rows import RowLogic, RowOutcome, Task, now_iso
@@ -193,9 +194,12 @@ def undo(
             return session.outcome(columns(found, []), "")
         logic = UndoLogic(RowLogic(session.service, session.attempts), settings.unlatch_unknown)
         tasks = [UndoTask(i, found[i]) for i in range(len(found))]
+        requests = 2 * len(tasks)
+        session.attempts.planned = requests  # for the estimate at the account's limits
         session.notices.say(
-            f"Undoing {len(tasks)} customers latched by this job (a read each, then a write "
-            "where it still holds what the job set)."
+            f"Undoing {len(tasks)} customers latched by this job: up to {requests} requests "
+            "(a read each, then a write where it still holds what the job set) at up to "
+            f"{settings.rate:g} requests/s: {duration(requests / settings.rate)}."
         )
 
         def done(task: UndoTask, outcome: RowOutcome) -> None:

@@ -267,3 +267,9 @@ def test_a_dry_run_needs_no_base_url_either(tmp_path: Path) -> None:
     assert rows(found)["1"]["status"] == "valid"
     with pytest.raises(BatchLatchError):  # a URL that is set and differs still refuses
         undo.undo(dataclasses.replace(chosen, env={"FUSEBILL_BASE_URL": chosen.base_url}))
+
+
+def test_undo_says_how_many_requests_and_how_long_before_sending(tmp_path: Path) -> None:
+    out = job(tmp_path, [rec(1, "A", "new"), rec(2, "B", "new")])
+    _, err = live(out, FakeFusebill({1: "A", 2: "B"}))
+    assert "up to 4 requests" in err and "at up to 10000 requests/s: under a minute" in err
