@@ -264,33 +264,23 @@ def ca_file(ca: Any, folder: Path) -> str:
 # --- a CONNECT proxy -------------------------------------------------------------------------
 
 
-@dataclass
-class ConnectProxy:
-    """A forward proxy on 127.0.0.1 that tunnels ``CONNECT`` to loopback ports only.
+class _Listener:
+    """A TCP listener on 127.0.0.1 serving each connection on a thread of its own; a
+    subclass says what to do with a connection (``_serve``)."""
 
-    ``answer_407``: every request gets ``407 Proxy Authentication Required`` instead.
-    ``requests`` lists the request lines it saw (``CONNECT localhost:1234 HTTP/1.1``),
-    ``heads`` the whole heads (what a proxy can read of a request it tunnels).
-    """
+    _listener: socket.socket
+    _stop: threading.Event
+    _threads: list[threading.Thread]
 
-    answer_407: bool = False
-    requests: list[str] = field(default_factory=list)
-    heads: list[bytes] = field(default_factory=list)  # each request's head as it came
-    _listener: socket.socket = field(init=False)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _threads: list[threading.Thread] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
+    def _listen(self) -> None:
+        self._stop = threading.Event()
+        self._threads = []
         self._listener = socket.create_server((LOOPBACK, 0))
         self._listener.settimeout(0.1)
 
     @property
-    def url(self) -> str:
-        return f"http://{LOOPBACK}:{self._listener.getsockname()[1]}"
-
-    def __enter__(self) -> ConnectProxy:
-        self._spawn(self._accept)
-        return self
+    def port(self) -> int:
+        return int(self._listener.getsockname()[1])
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
@@ -309,7 +299,39 @@ class ConnectProxy:
                 client, _ = self._listener.accept()
             except (TimeoutError, OSError):
                 continue
+            self._accepted()
             self._spawn(self._serve, client)
+
+    def _accepted(self) -> None:
+        """Called once per accepted connection, before it is served."""
+
+    def _serve(self, client: socket.socket) -> None:
+        raise NotImplementedError
+
+
+@dataclass
+class ConnectProxy(_Listener):
+    """A forward proxy on 127.0.0.1 that tunnels ``CONNECT`` to loopback ports only.
+
+    ``answer_407``: every request gets ``407 Proxy Authentication Required`` instead.
+    ``requests`` lists the request lines it saw (``CONNECT localhost:1234 HTTP/1.1``),
+    ``heads`` the whole heads (what a proxy can read of a request it tunnels).
+    """
+
+    answer_407: bool = False
+    requests: list[str] = field(default_factory=list)
+    heads: list[bytes] = field(default_factory=list)  # each request's head as it came
+
+    def __post_init__(self) -> None:
+        self._listen()
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    def __enter__(self) -> ConnectProxy:
+        self._spawn(self._accept)
+        return self
 
     def _serve(self, client: socket.socket) -> None:
         with contextlib.closing(client):
@@ -431,7 +453,7 @@ class DailyQuota:
         self._respond(exchange)
 
 
-class TcpRelay:
+class TcpRelay(_Listener):
     """A plain TCP relay from a port on 127.0.0.1 to ``target_port`` that counts the
     connections it accepts: a TLS handshake the client refuses never reaches a server's
     request log, but it reaches this count."""
@@ -440,39 +462,15 @@ class TcpRelay:
         self.target_port = target_port
         self.connections = 0
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self._listener = socket.create_server((LOOPBACK, 0))
-        self._listener.settimeout(0.1)
-
-    @property
-    def port(self) -> int:
-        return int(self._listener.getsockname()[1])
+        self._listen()
 
     def __enter__(self) -> TcpRelay:
         self._spawn(self._accept)
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for thread in list(self._threads):
-            thread.join(SERVER_WAIT)
-        self._listener.close()
-
-    def _spawn(self, target: Callable[..., None], *args: Any) -> None:
-        thread = threading.Thread(target=target, args=args, daemon=True)
-        self._threads.append(thread)
-        thread.start()
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                client, _ = self._listener.accept()
-            except (TimeoutError, OSError):
-                continue
-            with self._lock:
-                self.connections += 1
-            self._spawn(self._serve, client)
+    def _accepted(self) -> None:
+        with self._lock:
+            self.connections += 1
 
     def _serve(self, client: socket.socket) -> None:
         with contextlib.closing(client):
