@@ -8,6 +8,7 @@ or undid it, the pair is a row like any other again).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -19,7 +20,6 @@ from batch_latch.vocab import Change, Status
 
 #: Changes that wrote to the customer (``unchanged`` wrote nothing).
 WRITES = (Change.NEW.value, Change.RELATCH.value, Change.UNKNOWN.value)
-_NOT_REFUSALS = ("http_408", "http_409", "http_429")
 #: error_key of a 4xx that is Fusebill's final word (not 408, 409 or 429).
 REFUSAL_PATTERN = r"^http_4(?:0[0-7]|1\d|2[0-8]|[3-9]\d)$"
 EARLIER_SUCCESS = "latched earlier; not sent again"
@@ -27,7 +27,7 @@ EARLIER_SUCCESS = "latched earlier; not sent again"
 
 def is_refusal(error_key: str) -> bool:
     """A 4xx Fusebill gave as its final word (not 408/409/429, which are worth a retry)."""
-    return error_key.startswith("http_4") and error_key not in _NOT_REFUSALS
+    return re.match(REFUSAL_PATTERN, error_key) is not None  # the rule the lookup applies
 
 
 @dataclass(frozen=True)
