@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -15,7 +16,7 @@ import pyarrow as pa
 
 from batch_latch import __version__, history, loader, report, status, validate
 from batch_latch.report import ReportPaths, Summary
-from batch_latch.results import ResultColumns, dry_run_columns
+from batch_latch.results import LiveOutcome, dry_run_columns
 from batch_latch.settings import Settings
 from batch_latch.summary_text import print_summary
 from batch_latch.vocab import ExitCode, Kind, StopReason, exit_code_for
@@ -26,22 +27,6 @@ class JobResult:
     exit_code: ExitCode
     summary: Summary
     paths: ReportPaths
-
-
-@dataclass(frozen=True)
-class _Done:
-    """What the command produced, before it is reported."""
-
-    columns: ResultColumns
-    extras: dict[str, pa.Array]
-    rows: int
-    requests: int = 0
-    reads: int = 0
-    writes: int = 0
-    by_day: dict[str, int] | None = None
-    stop_reason: StopReason | None = None
-    stop_message: str = ""
-    limits: tuple[int | None, int | None] = (None, None)
 
 
 def run(
@@ -58,14 +43,15 @@ def run(
 
         undo.check_job(settings.out)
         with history.lock(settings.out):
-            done = _undo(settings, err)
-            return _report(settings, done, started, stdout or sys.stdout, err)
+            done = undo.undo(settings, stderr=err)
+            return _report(settings, done, {}, started, stdout or sys.stdout, err)
     assert settings.input is not None
     digest = _Digest(settings.input)  # hashed on another thread while the sheet is read
     sheet, verdicts = _load(settings, err)
     with history.lock(settings.out):
         done = _send(settings, sheet, verdicts, err)
-        return _report(settings, done, started, stdout or sys.stdout, err, digest)
+        out = stdout or sys.stdout
+        return _report(settings, done, sheet.extras, started, out, err, digest)
 
 
 class _Digest:
@@ -104,50 +90,18 @@ def _load(settings: Settings, err: TextIO) -> tuple[loader.Sheet, validate.Verdi
 
 def _send(
     settings: Settings, sheet: loader.Sheet, verdicts: validate.Verdicts, err: TextIO
-) -> _Done:
-    extras = dict(sheet.extras)
+) -> LiveOutcome:
     if settings.kind is Kind.DRY_RUN:
-        return _Done(dry_run_columns(verdicts), extras, len(verdicts))
+        return LiveOutcome(dry_run_columns(verdicts))
     from batch_latch import runner  # the live side pulls in requests and tqdm
 
-    live = runner.latch(settings, verdicts, stderr=err)
-    return _Done(
-        live.columns,
-        extras,
-        len(verdicts),
-        live.requests,
-        live.reads,
-        live.writes,
-        live.requests_by_day,
-        live.stop_reason,
-        live.stop_message,
-        live.limits,
-    )
-
-
-def _undo(settings: Settings, err: TextIO) -> _Done:
-    from batch_latch import undo
-
-    outcome = undo.undo(settings, stderr=err)
-    if isinstance(outcome, ResultColumns):
-        return _Done(outcome, {}, len(outcome.row))
-    return _Done(
-        outcome.columns,
-        {},
-        len(outcome.columns.row),
-        outcome.requests,
-        outcome.reads,
-        outcome.writes,
-        outcome.requests_by_day,
-        outcome.stop_reason,
-        outcome.stop_message,
-        outcome.limits,
-    )
+    return runner.latch(settings, verdicts, stderr=err)
 
 
 def _report(
     settings: Settings,
-    done: _Done,
+    done: LiveOutcome,
+    extras: Mapping[str, pa.Array],
     started: datetime,
     out: TextIO,
     err: TextIO,
@@ -159,7 +113,7 @@ def _report(
     summary = Summary(
         input=str(source) if source else str(settings.out),
         dry_run=not settings.sends,
-        rows=done.rows,
+        rows=len(done.columns.row),
         counts=counts,
         requests=done.requests,
         started_at=_iso(started),
@@ -174,7 +128,7 @@ def _report(
         host=history.host(),
         input_sha256=(digest.result() if digest else history.sha256(source)) if source else "",
         version=__version__,
-        requests_by_day=done.by_day or {},
+        requests_by_day=done.requests_by_day,
         stop_message=done.stop_message,
         rate=settings.rate,
         read_first=not settings.no_read,
@@ -186,7 +140,7 @@ def _report(
         folder = history.new_run_folder(settings.out, settings.kind, started)
         if source is not None:
             history.copy_input(source, folder)
-        paths = report.write_reports(folder, done.columns, done.extras, summary)
+        paths = report.write_reports(folder, done.columns, extras, summary)
         status.write_outcomes(folder, done.columns.row, done.columns.status)
         kept = history.publish(settings.out, paths, source)
     except report.ReportError as exc:

@@ -7,7 +7,7 @@ status or message) costs a million small integers, not a million strings.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from batch_latch.validate import Verdicts
+from batch_latch.vocab import StopReason
 
 if TYPE_CHECKING:  # the live side's modules: a dry run does not need their ~45 ms of imports
     from batch_latch.earlier import Settled
@@ -39,6 +40,21 @@ class ResultColumns:
 
     def items(self) -> list[tuple[str, pa.Array]]:
         return [(f.name, getattr(self, f.name)) for f in fields(self)]
+
+
+@dataclass(frozen=True)
+class LiveOutcome:
+    """What a command produced for its reports: the columns, and what it cost (a dry run
+    costs nothing)."""
+
+    columns: ResultColumns
+    requests: int = 0
+    reads: int = 0
+    writes: int = 0
+    requests_by_day: dict[str, int] = field(default_factory=dict)
+    stop_reason: StopReason | None = None
+    stop_message: str = ""
+    limits: tuple[int | None, int | None] = (None, None)
 
 
 class TextColumn:

@@ -25,7 +25,7 @@ from batch_latch.earlier import Earlier, Settled
 from batch_latch.notices import Notices, duration
 from batch_latch.pool import CtrlC, Pool
 from batch_latch.progress import Bar, Progress, Silent
-from batch_latch.results import Builder, ResultColumns
+from batch_latch.results import Builder, LiveOutcome, ResultColumns
 from batch_latch.retry import RetryPolicy
 from batch_latch.rows import RowLogic, RowOutcome, Task, now_iso, pending
 from batch_latch.service import FusebillService
@@ -34,18 +34,6 @@ from batch_latch.stops import stop_message
 from batch_latch.throttle import Throttle
 from batch_latch.validate import Verdicts
 from batch_latch.vocab import RECORDED, Change, Kind, Status, StopReason
-
-
-@dataclass(frozen=True)
-class LiveOutcome:
-    columns: ResultColumns
-    requests: int
-    reads: int
-    writes: int
-    requests_by_day: dict[str, int]
-    stop_reason: StopReason | None
-    stop_message: str
-    limits: tuple[int | None, int | None] = (None, None)
 
 
 class Counted:

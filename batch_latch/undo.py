@@ -25,9 +25,9 @@ from batch_latch.earlier import Earlier, Target, Targets
 from batch_latch.errors import BatchLatchError
 from batch_latch.notices import duration
 from batch_latch.progress import Progress
-from batch_latch.results import IntColumn, ResultColumns, TextColumn
+from batch_latch.results import IntColumn, LiveOutcome, ResultColumns, TextColumn
 from batch_latch.rows import RowLogic, RowOutcome, Task, now_iso
-from batch_latch.runner import LiveOutcome, Session
+from batch_latch.runner import Session
 from batch_latch.service import FusebillService
 from batch_latch.settings import URL_VARIABLE, Settings
 from batch_latch.vocab import RECORDED, Change, Status
@@ -180,13 +180,13 @@ def undo(
     service: FusebillService | None = None,
     progress: Progress | None = None,
     stderr: TextIO | None = None,
-) -> LiveOutcome | ResultColumns:
+) -> LiveOutcome:
     """Undo the job in ``settings.out``; a dry run returns only the columns it would report."""
     err = stderr or sys.stderr
     found, store = targets(settings)
     try:
         if settings.dry_run:
-            return would(found, settings.unlatch_unknown)
+            return LiveOutcome(would(found, settings.unlatch_unknown))
         session = Session.open(settings, service, progress, err)
         if not found:
             session.notices.say("Nothing to undo: this job has latched no customer.")

@@ -20,7 +20,7 @@ from batch_latch import loader, report, runner, validate
 from batch_latch.checkpoint import FILENAME, Checkpoint, JournalWriteError
 from batch_latch.pool import Pool
 from batch_latch.progress import Silent
-from batch_latch.results import TextColumn
+from batch_latch.results import LiveOutcome, TextColumn
 from batch_latch.settings import Settings
 from batch_latch.throttle import Throttle
 from batch_latch.vocab import Kind, StopReason
@@ -60,7 +60,7 @@ def latch(
     fake: FakeFusebill,
     err: io.StringIO | None = None,
     **overrides: Any,
-) -> tuple[runner.LiveOutcome, list[dict[str, Any]], str]:
+) -> tuple[LiveOutcome, list[dict[str, Any]], str]:
     source = sheet(tmp_path, pairs)
     chosen = settings(tmp_path, source, **overrides)
     verdicts = validate.validate(loader.load(source))

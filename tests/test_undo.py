@@ -14,8 +14,7 @@ from batch_latch import undo
 from batch_latch.checkpoint import Checkpoint, Record
 from batch_latch.errors import BatchLatchError
 from batch_latch.progress import Silent
-from batch_latch.results import ResultColumns
-from batch_latch.runner import LiveOutcome
+from batch_latch.results import LiveOutcome, ResultColumns
 from batch_latch.settings import Settings
 from batch_latch.vocab import Kind
 from tests.doubles import FakeFusebill, Landed, error, timeout
@@ -212,8 +211,8 @@ def test_dry_run_lists_what_it_would_do_and_sends_nothing(tmp_path: Path) -> Non
     )
     before = (out / "checkpoint.csv").read_bytes()
     result = undo.undo(settings(out, dry_run=True))  # no service: it must not need one
-    assert isinstance(result, ResultColumns)
-    got = rows(result)
+    assert (result.requests, result.reads, result.writes) == (0, 0, 0)
+    got = rows(result.columns)
     assert {fid: r["status"] for fid, r in got.items()} == {
         "1": "valid",
         "2": "valid",
@@ -226,8 +225,8 @@ def test_dry_run_lists_what_it_would_do_and_sends_nothing(tmp_path: Path) -> Non
     assert (out / "checkpoint.csv").read_bytes() == before
 
     with_unknown = undo.undo(settings(out, dry_run=True, unlatch_unknown=True))
-    assert isinstance(with_unknown, ResultColumns)
-    assert "would unlatch" in str(rows(with_unknown)["3"]["message"])
+    assert with_unknown.requests == 0
+    assert "would unlatch" in str(rows(with_unknown.columns)["3"]["message"])
 
 
 def test_a_key_rejected_mid_undo_leaves_the_rest_pending(tmp_path: Path) -> None:
@@ -263,8 +262,8 @@ def test_a_dry_run_needs_no_base_url_either(tmp_path: Path) -> None:
         settings(out, dry_run=True), base_url="https://secure.fusebill.com/v1", api_key=None
     )
     found = undo.undo(chosen)
-    assert isinstance(found, ResultColumns)
-    assert rows(found)["1"]["status"] == "valid"
+    assert found.requests == 0
+    assert rows(found.columns)["1"]["status"] == "valid"
     with pytest.raises(BatchLatchError):  # a URL that is set and differs still refuses
         undo.undo(dataclasses.replace(chosen, env={"FUSEBILL_BASE_URL": chosen.base_url}))
 
