@@ -67,7 +67,7 @@ def build_parser(*, sandbox_options: bool = True) -> argparse.ArgumentParser:
 
 
 def _redact_key(text: str) -> str:
-    from batch_latch.redact import Redactor
+    from batch_latch.fusebill.redact import Redactor
 
     try:
         key = settings.environment().get(settings.KEY_VARIABLE, "")
@@ -79,7 +79,7 @@ def _redact_key(text: str) -> str:
 def _dispatch(args: argparse.Namespace) -> int:
     command = args.command
     if command == "demo":
-        from batch_latch import demo
+        from batch_latch.commands import demo
 
         return demo.run(args.out)
     if command == "sandbox":
@@ -91,10 +91,10 @@ def _dispatch(args: argparse.Namespace) -> int:
     choose_memory_pool()
     chosen = settings.settings_from(args, command)
     if command == "status":
-        from batch_latch import status
+        from batch_latch.commands import status
 
         return status.show(chosen, sys.stdout)
-    from batch_latch import job
+    from batch_latch.commands import run as job
 
     return job.run(chosen).exit_code
 

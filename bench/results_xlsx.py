@@ -104,7 +104,7 @@ def naive_write(path: Path, table) -> None:  # type: ignore[no-untyped-def]
 
 def child(rows: int, result: Path, naive: bool) -> None:
     sys.path.insert(0, str(ROOT))
-    from batch_latch.report_xlsx import write_results_xlsx
+    from batch_latch.reports.xlsx import write_results_xlsx
 
     table = build_table(rows)
     before_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

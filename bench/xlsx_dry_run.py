@@ -53,7 +53,7 @@ def generate(path: Path, rows: int) -> None:
 
 
 def in_process(source: Path) -> None:
-    from batch_latch import loader, validate
+    from batch_latch.sheet import loader, validate
 
     began = time.perf_counter()
     sheet = loader.load(source)

@@ -1,11 +1,13 @@
 """Shared test doubles: an in-memory Fusebill behind the runner's seam, a full disk, and a
 few ready-made answers.
 
-:class:`FakeFusebill` implements :class:`batch_latch.service.FusebillService`. Unless a test
+:class:`FakeFusebill` implements :class:`batch_latch.fusebill.service.FusebillService`.
+Unless a test
 scripts something else, it behaves like the sandbox: it remembers each known customer's
 geotabId, latches and unlatches them, and answers 404 in Fusebill's error format for
 customers it does not know. A test scripts odd answers per ``(method, fusebillId)`` as a
-queue: each entry is a :class:`~batch_latch.answers.Reply` (returned as is, nothing changes)
+queue: each entry is a :class:`~batch_latch.fusebill.answers.Reply` (returned as is, nothing
+changes)
 or a :class:`Landed` (the change is made, then that reply is returned: a request that
 landed although its answer was lost).
 """
@@ -21,7 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from batch_latch.answers import Reply
+from batch_latch.fusebill.answers import Reply
 
 Method = Literal["latch", "unlatch", "customer"]
 REDACTED = "[redacted]"

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from batch_latch.answers import (
+from batch_latch.fusebill.answers import (
     Holding,
     Kind,
     Reply,
@@ -24,7 +24,7 @@ from batch_latch.answers import (
     classify_unlatch,
     error_text,
 )
-from batch_latch.ratelimits import Limits, limits, parse_time, retry_after, seconds_until
+from batch_latch.fusebill.ratelimits import Limits, limits, parse_time, retry_after, seconds_until
 from batch_latch.vocab import StopReason
 
 URL = "https://secure.fusebill.test/v1/Geotab/LatchCustomer"

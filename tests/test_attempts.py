@@ -9,12 +9,12 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from batch_latch.answers import Kind, Reply, classify_latch
-from batch_latch.attempts import Attempts, Health, Sent, StopNote
-from batch_latch.notices import Notices
-from batch_latch.progress import Silent
-from batch_latch.retry import RetryPolicy
-from batch_latch.throttle import Throttle
+from batch_latch.fusebill.answers import Kind, Reply, classify_latch
+from batch_latch.send.attempt_loop import Attempts, Health, Sent, StopNote
+from batch_latch.send.notices import Notices
+from batch_latch.send.progress import Silent
+from batch_latch.send.retry import RetryPolicy
+from batch_latch.send.throttle import Throttle
 from batch_latch.vocab import StopReason
 from tests.doubles import FakeFusebill, customer_object, error, html, rate_limited, wait_for
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from batch_latch.checkpoint import FILENAME, Checkpoint, JournalWriteError, Record
 from batch_latch.errors import CheckpointError
+from batch_latch.jobfolder.checkpoint import FILENAME, Checkpoint, JournalWriteError, Record
 from tests.doubles import FullDisk
 
 URL = "http://127.0.0.1:8765/v1"

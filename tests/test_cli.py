@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from batch_latch import cli, status
+from batch_latch import cli
+from batch_latch.commands import status
 from batch_latch.settings import KEY_VARIABLE, URL_VARIABLE
 
 KEY = "sk_live_CLI_SECRET_42"

@@ -16,10 +16,10 @@ import requests_mock as rm
 from hypothesis import given
 from hypothesis import strategies as st
 
-from batch_latch.answers import Kind, Reply, classify_latch
-from batch_latch.client import MAX_BODY, FusebillClient, bypasses, ca_bundle, proxies_for
-from batch_latch.redact import MARK, Redactor, redact
-from batch_latch.service import FusebillService
+from batch_latch.fusebill.answers import Kind, Reply, classify_latch
+from batch_latch.fusebill.client import MAX_BODY, FusebillClient, bypasses, ca_bundle, proxies_for
+from batch_latch.fusebill.redact import MARK, Redactor, redact
+from batch_latch.fusebill.service import FusebillService
 
 BASE = "https://fusebill.test/v1"
 LATCH = f"{BASE}/Geotab/LatchCustomer"

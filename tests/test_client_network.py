@@ -21,8 +21,8 @@ import pytest
 import requests
 import trustme
 
-from batch_latch.answers import Kind, Reply, classify_latch, classify_read
-from batch_latch.client import MAX_BODY, FusebillClient
+from batch_latch.fusebill.answers import Kind, Reply, classify_latch, classify_read
+from batch_latch.fusebill.client import MAX_BODY, FusebillClient
 from batch_latch.vocab import StopReason
 from tests import netdoubles as nd
 

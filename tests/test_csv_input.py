@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from batch_latch import loader, validate
 from batch_latch.errors import ConfigError, InputError
+from batch_latch.sheet import loader, validate
 
 
 def load(tmp_path: Path, data: bytes, **kwargs: Any) -> loader.Sheet:
@@ -151,7 +151,7 @@ def test_fed_back_failed_csv_keeps_original_rows_and_names(tmp_path: Path) -> No
 
 
 def test_round_trip_names_do_not_nest(tmp_path: Path) -> None:
-    from batch_latch.report import output_names
+    from batch_latch.reports.writer import output_names
 
     first = load(tmp_path, b"fusebillId,geotabId,status,row\r\n1,a,open,r1\r\n")
     written = output_names(list(first.extras))

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from batch_latch import demo
-from batch_latch.history import RUNS
+from batch_latch.commands import demo
+from batch_latch.jobfolder.history import RUNS
 
 
 @pytest.mark.slow

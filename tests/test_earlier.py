@@ -9,8 +9,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from batch_latch.checkpoint import Checkpoint, Record
-from batch_latch.earlier import (
+from batch_latch.jobfolder.checkpoint import Checkpoint, Record
+from batch_latch.jobfolder.earlier import (
     EARLIER_SUCCESS,
     Earlier,
     Origin,

@@ -22,10 +22,10 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from batch_latch import loader
 from batch_latch.errors import ConfigError, InputError
-from batch_latch.loader import Sheet
-from batch_latch.validate import validate
+from batch_latch.sheet import loader
+from batch_latch.sheet.loader import Sheet
+from batch_latch.sheet.validate import validate
 
 pytestmark = pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
 

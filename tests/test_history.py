@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from batch_latch import files, history
-from batch_latch.report import ReportPaths
+from batch_latch.jobfolder import files, history
+from batch_latch.reports.writer import ReportPaths
 from batch_latch.vocab import Kind
 
 STARTED = datetime(2026, 3, 1, 12, 0, 0, tzinfo=timezone.utc)
@@ -58,7 +58,7 @@ HOLDER = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from batch_latch import files, history
+    from batch_latch.jobfolder import files, history
 
     with history.lock(Path(sys.argv[1])):
         print("locked", flush=True)

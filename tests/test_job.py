@@ -7,9 +7,9 @@ import io
 import json
 from pathlib import Path
 
-from batch_latch import job
-from batch_latch.checkpoint import Checkpoint, Record
-from batch_latch.history import RUNS
+from batch_latch.commands import run as job
+from batch_latch.jobfolder.checkpoint import Checkpoint, Record
+from batch_latch.jobfolder.history import RUNS
 from batch_latch.settings import Settings
 from batch_latch.vocab import ExitCode, Kind
 

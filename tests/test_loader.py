@@ -9,9 +9,9 @@ from typing import Any
 import openpyxl
 import pytest
 
-from batch_latch import loader, validate
 from batch_latch.errors import BatchLatchError, ConfigError, InputError
-from batch_latch.loader import Sheet
+from batch_latch.sheet import loader, validate
+from batch_latch.sheet.loader import Sheet
 
 
 def values(sheet: Sheet) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from batch_latch import numfmt
+from batch_latch.sheet import numfmt
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,8 @@ import contextlib
 import io
 import threading
 
-from batch_latch.notices import Notices, duration, duration_short
-from batch_latch.progress import Bar, Silent
+from batch_latch.send.notices import Notices, duration, duration_short
+from batch_latch.send.progress import Bar, Silent
 
 
 def test_silent_writes_lines_and_nothing_else() -> None:

@@ -10,10 +10,11 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from batch_latch import formula, loader, report
-from batch_latch.report import Summary
-from batch_latch.results import ResultColumns, dry_run_columns
-from batch_latch.validate import validate
+from batch_latch.reports import writer as report
+from batch_latch.reports.columns import ResultColumns, dry_run_columns
+from batch_latch.reports.writer import Summary
+from batch_latch.sheet import formula, loader
+from batch_latch.sheet.validate import validate
 from batch_latch.vocab import FAILED_STATUSES, STATUSES
 
 TOOL_HEAD = ["row", "fusebillId", "geotabId", "status", "http_status", "attempts", "message"]

@@ -16,8 +16,8 @@ import pytest
 import xlsxwriter
 from python_calamine import CalamineWorkbook
 
-from batch_latch import report_xlsx
-from batch_latch.report_xlsx import MAX_XLSX_ROWS, write_results_xlsx
+from batch_latch.reports import xlsx as report_xlsx
+from batch_latch.reports.xlsx import MAX_XLSX_ROWS, write_results_xlsx
 
 TEXT_COLUMNS = (
     "fusebillId",

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from batch_latch.retry import RetryPolicy
+from batch_latch.send.retry import RetryPolicy
 
 
 def test_defaults_match_the_contract() -> None:

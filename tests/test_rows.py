@@ -8,14 +8,14 @@ from dataclasses import dataclass
 
 import pytest
 
-from batch_latch.answers import Reply
-from batch_latch.attempts import Attempts
-from batch_latch.earlier import Origin
-from batch_latch.notices import Notices
-from batch_latch.progress import Silent
-from batch_latch.retry import RetryPolicy
-from batch_latch.rows import NO_GEOTAB_FIELD, RowLogic, RowOutcome, Task
-from batch_latch.throttle import Throttle
+from batch_latch.fusebill.answers import Reply
+from batch_latch.jobfolder.earlier import Origin
+from batch_latch.send.attempt_loop import Attempts
+from batch_latch.send.decisions import NO_GEOTAB_FIELD, RowLogic, RowOutcome, Task
+from batch_latch.send.notices import Notices
+from batch_latch.send.progress import Silent
+from batch_latch.send.retry import RetryPolicy
+from batch_latch.send.throttle import Throttle
 from batch_latch.vocab import Change, Status
 from tests.doubles import (
     FakeFusebill,

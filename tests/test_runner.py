@@ -16,13 +16,15 @@ import pyarrow as pa
 import pytest
 from pydantic import SecretStr
 
-from batch_latch import loader, report, runner, validate
-from batch_latch.checkpoint import FILENAME, Checkpoint, JournalWriteError
-from batch_latch.pool import Pool
-from batch_latch.progress import Silent
-from batch_latch.results import LiveOutcome, TextColumn
+from batch_latch.jobfolder.checkpoint import FILENAME, Checkpoint, JournalWriteError
+from batch_latch.reports import writer as report
+from batch_latch.reports.columns import LiveOutcome, TextColumn
+from batch_latch.send import runner
+from batch_latch.send.pool import Pool
+from batch_latch.send.progress import Silent
+from batch_latch.send.throttle import Throttle
 from batch_latch.settings import Settings
-from batch_latch.throttle import Throttle
+from batch_latch.sheet import loader, validate
 from batch_latch.vocab import Kind, StopReason
 from tests.doubles import Call, FakeFusebill, FullDisk, error, wait_for
 

@@ -11,8 +11,8 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from batch_latch import status
-from batch_latch.history import RUNS
+from batch_latch.commands import status
+from batch_latch.jobfolder.history import RUNS
 from batch_latch.settings import Settings
 
 

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from batch_latch.throttle import Throttle
+from batch_latch.send.throttle import Throttle
 from batch_latch.vocab import StopReason
 
 WAIT = 5.0  # seconds a test waits for another thread before it calls the test failed

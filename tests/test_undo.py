@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from batch_latch import undo
-from batch_latch.checkpoint import Checkpoint, Record
+from batch_latch.commands import undo
 from batch_latch.errors import BatchLatchError
-from batch_latch.progress import Silent
-from batch_latch.results import LiveOutcome, ResultColumns
+from batch_latch.jobfolder.checkpoint import Checkpoint, Record
+from batch_latch.reports.columns import LiveOutcome, ResultColumns
+from batch_latch.send.progress import Silent
 from batch_latch.settings import Settings
 from batch_latch.vocab import Kind
 from tests.doubles import FakeFusebill, Landed, error, timeout

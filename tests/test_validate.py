@@ -8,9 +8,9 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from batch_latch import loader
-from batch_latch.loader import Sheet
-from batch_latch.validate import Verdicts, validate
+from batch_latch.sheet import loader
+from batch_latch.sheet.loader import Sheet
+from batch_latch.sheet.validate import Verdicts, validate
 
 MAX = 9223372036854775807
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from batch_latch import loader, validate, xlsx_cells
 from batch_latch.errors import InputError
+from batch_latch.sheet import loader, validate, xlsx_cells
 
 MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from batch_latch import loader, validate
 from batch_latch.errors import InputError
+from batch_latch.sheet import loader, validate
 from tests.test_xlsx_corpus import HEADER, MAIN, PKG, REL, inline, num, reader, row, write_book
 
 __all__ = ["reader"]  # the fixture, imported for its use below
@@ -131,7 +131,7 @@ def test_a_long_text_repeated_in_every_cell_is_refused_early(
 ) -> None:
     """One shared string referenced by every cell: refused before it is copied out (with
     a plain line naming the file), not after gigabytes of memory."""
-    from batch_latch import xlsx_render
+    from batch_latch.sheet import xlsx_render
 
     monkeypatch.setattr(xlsx_render, "_MAX_TEXT_BYTES", 10_000)
     cells = "".join(f'<c r="A{r}" t="s"><v>0</v></c>' for r in range(2, 200))

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from batch_latch import checkpoint, job
+from batch_latch.commands import run as job
+from batch_latch.jobfolder import checkpoint
 from batch_latch.sandbox import DEFAULT_API_KEY, Sandbox, SandboxConfig
 from batch_latch.settings import Settings
 from batch_latch.vocab import ExitCode, Kind

@@ -14,12 +14,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from batch_latch.validate import Verdicts
+from batch_latch.sheet.validate import Verdicts
 from batch_latch.vocab import StopReason
 
 if TYPE_CHECKING:  # the live side's modules: a dry run does not need their ~45 ms of imports
-    from batch_latch.earlier import Settled
-    from batch_latch.rows import RowOutcome
+    from batch_latch.jobfolder.earlier import Settled
+    from batch_latch.send.decisions import RowOutcome
 
 
 @dataclass(frozen=True)

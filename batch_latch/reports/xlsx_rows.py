@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from xlsxwriter.utility import xl_col_to_name
 
-from batch_latch.grid import edge_bytes
+from batch_latch.sheet.grid import edge_bytes
 
 #: Excel's limit on a cell's text, in UTF-16 code units.
 MAX_CELL_CHARS = 32_767

@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from batch_latch.loader import Sheet
+from batch_latch.sheet.loader import Sheet
 
 MAX_FUSEBILL_ID = 9223372036854775807
 MAX_GEOTAB_LENGTH = 255

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from batch_latch.attempts import StopNote
-from batch_latch.notices import both_times
+from batch_latch.send.attempt_loop import StopNote
+from batch_latch.send.notices import both_times
 from batch_latch.vocab import StopReason
 
 AGAIN = "Run the same command again to continue."

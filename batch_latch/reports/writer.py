@@ -17,11 +17,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from batch_latch import formula
 from batch_latch.errors import BatchLatchError
-from batch_latch.files import atomic_write
-from batch_latch.grid import edge_bytes
-from batch_latch.results import ResultColumns
+from batch_latch.jobfolder.files import atomic_write
+from batch_latch.reports.columns import ResultColumns
+from batch_latch.sheet import formula
+from batch_latch.sheet.grid import edge_bytes
 from batch_latch.vocab import CHANGES, FAILED_STATUSES, STATUSES, TOOL_COLUMNS
 
 _BOM = b"\xef\xbb\xbf"
@@ -166,7 +166,9 @@ def write_reports(
         failed = pc.is_in(columns.status, value_set=pa.array(FAILED_STATUSES))
         _write_csv(paths.failed, table.filter(failed))
         if paths.xlsx is not None:
-            from batch_latch import report_xlsx  # XlsxWriter: imported only when needed
+            from batch_latch.reports import (
+                xlsx as report_xlsx,  # XlsxWriter: imported only when needed
+            )
 
             report_xlsx.write_results_xlsx(
                 paths.xlsx,

@@ -19,16 +19,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from batch_latch.answers import Kind, classify_unlatch
-from batch_latch.checkpoint import FILENAME, Checkpoint, Record, made_for
-from batch_latch.earlier import Earlier, Target, Targets
 from batch_latch.errors import BatchLatchError
-from batch_latch.notices import duration
-from batch_latch.progress import Progress
-from batch_latch.results import IntColumn, LiveOutcome, ResultColumns, TextColumn
-from batch_latch.rows import RowLogic, RowOutcome, Task, now_iso
-from batch_latch.runner import Session
-from batch_latch.service import FusebillService
+from batch_latch.fusebill.answers import Kind, classify_unlatch
+from batch_latch.fusebill.service import FusebillService
+from batch_latch.jobfolder.checkpoint import FILENAME, Checkpoint, Record, made_for
+from batch_latch.jobfolder.earlier import Earlier, Target, Targets
+from batch_latch.reports.columns import IntColumn, LiveOutcome, ResultColumns, TextColumn
+from batch_latch.send.decisions import RowLogic, RowOutcome, Task, now_iso
+from batch_latch.send.notices import duration
+from batch_latch.send.progress import Progress
+from batch_latch.send.runner import Session
 from batch_latch.settings import URL_VARIABLE, Settings
 from batch_latch.vocab import RECORDED, Change, Status
 

@@ -18,10 +18,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.feather as feather
 
-from batch_latch.checkpoint import FILENAME
 from batch_latch.errors import BatchLatchError
-from batch_latch.history import RUNS
-from batch_latch.notices import duration
+from batch_latch.jobfolder.checkpoint import FILENAME
+from batch_latch.jobfolder.history import RUNS
+from batch_latch.send.notices import duration
 from batch_latch.settings import Settings
 from batch_latch.vocab import STATUSES, ExitCode, Kind, Status
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TextIO
 
-from batch_latch.report import ReportPaths, Summary
+from batch_latch.reports.writer import ReportPaths, Summary
 from batch_latch.vocab import CHANGES, STATUSES, Kind, Status
 
 _LABELS = {

@@ -28,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from batch_latch.grid import column_index
+from batch_latch.sheet.grid import column_index
 
 _CHUNK = 4 << 20  # 4 MB: a 100,000-row sheet (20 MB) gives both threads work
 # Excel, XlsxWriter, openpyxl and LibreOffice write r, then s, then t, and values as

@@ -1,6 +1,6 @@
 """What Fusebill's answer means: a :class:`Reply` in, a :class:`Verdict` out. Pure
-functions, no HTTP (that is :mod:`batch_latch.client`); the rate-limit headers are read in
-:mod:`batch_latch.ratelimits`.
+functions, no HTTP (that is :mod:`batch_latch.fusebill.client`); the rate-limit headers are read in
+:mod:`batch_latch.fusebill.ratelimits`.
 
 A 2xx proves itself or counts for nothing: a latch is ``SUCCESS`` only when the body is a
 JSON object carrying the geotabId sent, a read only when the body is this customer's

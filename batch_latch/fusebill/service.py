@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from batch_latch.answers import Reply
+from batch_latch.fusebill.answers import Reply
 
 
 class FusebillService(Protocol):
@@ -21,7 +21,7 @@ class FusebillService(Protocol):
         ...
 
     def redact(self, text: str) -> str:
-        """``text`` without the API key (see :mod:`batch_latch.redact`)."""
+        """``text`` without the API key (see :mod:`batch_latch.fusebill.redact`)."""
         ...
 
     def close(self) -> None: ...

@@ -16,11 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-from batch_latch.answers import Kind, Reply, Verdict
-from batch_latch.notices import Notices, both_times
-from batch_latch.ratelimits import limits, retry_after
-from batch_latch.retry import RetryPolicy
-from batch_latch.throttle import Throttle
+from batch_latch.fusebill.answers import Kind, Reply, Verdict
+from batch_latch.fusebill.ratelimits import limits, retry_after
+from batch_latch.send.notices import Notices, both_times
+from batch_latch.send.retry import RetryPolicy
+from batch_latch.send.throttle import Throttle
 from batch_latch.vocab import StopReason
 
 

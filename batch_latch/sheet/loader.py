@@ -1,7 +1,8 @@
 """Read an ops spreadsheet (CSV or XLSX) into text columns, keeping spreadsheet row numbers.
 
 Every cell is the text the user sees: ``0909909`` reaches Fusebill as ``0909909``. The
-readers (:mod:`batch_latch.csv_input`, :mod:`batch_latch.xlsx_input`) give a grid of the
+readers (:mod:`batch_latch.sheet.csv_reader`, :mod:`batch_latch.sheet.xlsx_reader`) give a
+grid of the
 rows that hold something; this module finds the header (the first row holding both columns
 among the first 20 non-blank rows), the id columns, and a fed-back report of our own.
 
@@ -22,10 +23,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from batch_latch import csv_input, formula
 from batch_latch.errors import ConfigError, InputError
-from batch_latch.grid import Grid, edge_bytes
-from batch_latch.names import FUSEBILL_ALIASES, GEOTAB_ALIASES, normalise
+from batch_latch.sheet import csv_reader as csv_input
+from batch_latch.sheet import formula
+from batch_latch.sheet.grid import Grid, edge_bytes
+from batch_latch.sheet.names import FUSEBILL_ALIASES, GEOTAB_ALIASES, normalise
 from batch_latch.vocab import TOOL_COLUMNS
 
 HEADER_SEARCH_ROWS = 20
@@ -72,7 +74,9 @@ def load(
     if suffix in (".xlsx", ".xlsm"):
         if encoding is not None or delimiter is not None:
             raise ConfigError("--encoding and --delimiter apply to .csv files only")
-        from batch_latch import xlsx_input  # its imports are not needed for CSV runs
+        from batch_latch.sheet import (
+            xlsx_reader as xlsx_input,  # its imports are not needed for CSV runs
+        )
 
         grid = xlsx_input.read(path, sheet)
     elif suffix == ".csv":

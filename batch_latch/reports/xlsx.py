@@ -33,12 +33,14 @@ from xlsxwriter.exceptions import XlsxFileError
 from xlsxwriter.utility import xl_range, xl_range_abs
 from xlsxwriter.worksheet import Worksheet
 
-from .files import sync_dir
-from .report import MAX_XLSX_ROWS as MAX_XLSX_ROWS  # the caller skips results.xlsx above it
-from .vocab import CHANGES, STATUSES
-from .xlsx_rows import CUT_MARKER as CUT_MARKER
-from .xlsx_rows import MAX_CELL_CHARS as MAX_CELL_CHARS
-from .xlsx_rows import as_text, chunkwise, cut, excel_escape, rows_xml
+from batch_latch.jobfolder.files import sync_dir
+from batch_latch.reports.writer import (
+    MAX_XLSX_ROWS as MAX_XLSX_ROWS,  # the caller skips results.xlsx above it
+)
+from batch_latch.reports.xlsx_rows import CUT_MARKER as CUT_MARKER
+from batch_latch.reports.xlsx_rows import MAX_CELL_CHARS as MAX_CELL_CHARS
+from batch_latch.reports.xlsx_rows import as_text, chunkwise, cut, excel_escape, rows_xml
+from batch_latch.vocab import CHANGES, STATUSES
 
 #: (fill, font) per status: Excel's Good / Bad / Neutral styles and pale kin, dark text.
 STATUS_COLOURS: dict[str, tuple[str, str]] = {

@@ -14,9 +14,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from batch_latch import numfmt
-from batch_latch.grid import Grid, column_label
-from batch_latch.xlsx_cells import Cells
+from batch_latch.sheet import numfmt
+from batch_latch.sheet.grid import Grid, column_label
+from batch_latch.sheet.xlsx_cells import Cells
 
 # ECMA-376 Part 1 §22.4.2.4 (ST_Xstring): a character XML cannot hold is written _xHHHH_,
 # and a literal "_x" that looks like one is protected as _x005F_ (the underscore itself).

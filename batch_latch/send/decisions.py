@@ -20,10 +20,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from batch_latch.answers import Holding, Kind, Reply, Verdict, classify_latch, classify_read
-from batch_latch.attempts import Attempts, Sent
-from batch_latch.earlier import Origin
-from batch_latch.service import FusebillService
+from batch_latch.fusebill.answers import (
+    Holding,
+    Kind,
+    Reply,
+    Verdict,
+    classify_latch,
+    classify_read,
+)
+from batch_latch.fusebill.service import FusebillService
+from batch_latch.jobfolder.earlier import Origin
+from batch_latch.send.attempt_loop import Attempts, Sent
 from batch_latch.vocab import PENDING_MESSAGES, Change, Status, StopReason
 
 NO_GEOTAB_FIELD = (

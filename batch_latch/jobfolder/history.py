@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import IO
 
 from batch_latch.errors import BatchLatchError
-from batch_latch.files import atomic_copy, atomic_write
-from batch_latch.report import ReportError, ReportPaths
+from batch_latch.jobfolder.files import atomic_copy, atomic_write
+from batch_latch.reports.writer import ReportError, ReportPaths
 from batch_latch.vocab import Kind
 
 RUNS = "runs"

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
-from batch_latch.throttle import Throttle
+from batch_latch.send.throttle import Throttle
 from batch_latch.vocab import ExitCode, StopReason
 
 T = TypeVar("T")

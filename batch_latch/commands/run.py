@@ -14,11 +14,15 @@ from typing import TextIO
 
 import pyarrow as pa
 
-from batch_latch import __version__, history, loader, report, status, validate
-from batch_latch.report import ReportPaths, Summary
-from batch_latch.results import LiveOutcome, dry_run_columns
+from batch_latch import __version__
+from batch_latch.commands import status
+from batch_latch.jobfolder import history
+from batch_latch.reports import writer as report
+from batch_latch.reports.columns import LiveOutcome, dry_run_columns
+from batch_latch.reports.summary_text import print_summary
+from batch_latch.reports.writer import ReportPaths, Summary
 from batch_latch.settings import Settings
-from batch_latch.summary_text import print_summary
+from batch_latch.sheet import loader, validate
 from batch_latch.vocab import ExitCode, Kind, StopReason, exit_code_for
 
 
@@ -39,7 +43,7 @@ def run(
     err = stderr or sys.stderr
     started = datetime.now(timezone.utc)
     if settings.kind is Kind.UNDO:
-        from batch_latch import undo
+        from batch_latch.commands import undo
 
         undo.check_job(settings.out)
         with history.lock(settings.out):
@@ -93,7 +97,7 @@ def _send(
 ) -> LiveOutcome:
     if settings.kind is Kind.DRY_RUN:
         return LiveOutcome(dry_run_columns(verdicts))
-    from batch_latch import runner  # the live side pulls in requests and tqdm
+    from batch_latch.send import runner  # the live side pulls in requests and tqdm
 
     return runner.latch(settings, verdicts, stderr=err)
 

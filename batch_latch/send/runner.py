@@ -18,21 +18,21 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from batch_latch.answers import Reply
-from batch_latch.attempts import Attempts
-from batch_latch.checkpoint import Checkpoint, Record
-from batch_latch.earlier import Earlier, Settled
-from batch_latch.notices import Notices, duration
-from batch_latch.pool import CtrlC, Pool
-from batch_latch.progress import Bar, Progress, Silent
-from batch_latch.results import Builder, LiveOutcome, ResultColumns
-from batch_latch.retry import RetryPolicy
-from batch_latch.rows import RowLogic, RowOutcome, Task, now_iso, pending
-from batch_latch.service import FusebillService
+from batch_latch.fusebill.answers import Reply
+from batch_latch.fusebill.service import FusebillService
+from batch_latch.jobfolder.checkpoint import Checkpoint, Record
+from batch_latch.jobfolder.earlier import Earlier, Settled
+from batch_latch.reports.columns import Builder, LiveOutcome, ResultColumns
+from batch_latch.send.attempt_loop import Attempts
+from batch_latch.send.decisions import RowLogic, RowOutcome, Task, now_iso, pending
+from batch_latch.send.notices import Notices, duration
+from batch_latch.send.pool import CtrlC, Pool
+from batch_latch.send.progress import Bar, Progress, Silent
+from batch_latch.send.retry import RetryPolicy
+from batch_latch.send.stops import stop_message
+from batch_latch.send.throttle import Throttle
 from batch_latch.settings import Settings
-from batch_latch.stops import stop_message
-from batch_latch.throttle import Throttle
-from batch_latch.validate import Verdicts
+from batch_latch.sheet.validate import Verdicts
 from batch_latch.vocab import RECORDED, Change, Kind, Status, StopReason
 
 
@@ -71,7 +71,7 @@ class Counted:
 
 
 def make_service(settings: Settings) -> FusebillService:
-    from batch_latch.client import FusebillClient  # the live side pulls in requests
+    from batch_latch.fusebill.client import FusebillClient  # the live side pulls in requests
 
     if settings.api_key is None:
         raise ValueError("a live command needs an API key")

@@ -9,7 +9,7 @@ import threading
 import time
 from datetime import datetime, timedelta, timezone
 
-from batch_latch.progress import Progress
+from batch_latch.send.progress import Progress
 
 VISIBLE_PAUSE = 5.0  # seconds: a pause this long or longer gets a line of its own
 

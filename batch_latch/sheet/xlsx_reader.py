@@ -2,7 +2,7 @@
 
 The workbook parts (sheet list and visibility, relationships, styles, shared strings) are
 small and read with the standard XML parser; the worksheet itself is scanned by
-:mod:`batch_latch.xlsx_cells`. Choices, for the cells Excel shows as something other than
+:mod:`batch_latch.sheet.xlsx_cells`. Choices, for the cells Excel shows as something other than
 text or a plain number:
 
 - dates and times are shown as ISO 8601 (``2023-03-15``, ``13:45:00``,
@@ -26,9 +26,9 @@ from typing import IO
 
 import pyarrow as pa
 
-from batch_latch import numfmt, xlsx_cells, xlsx_render
 from batch_latch.errors import InputError
-from batch_latch.grid import Grid
+from batch_latch.sheet import numfmt, xlsx_cells, xlsx_render
+from batch_latch.sheet.grid import Grid
 
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _REL_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"

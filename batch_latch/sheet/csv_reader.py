@@ -23,8 +23,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from batch_latch.errors import ConfigError, InputError
-from batch_latch.grid import Grid, column_label, from_records
-from batch_latch.names import FUSEBILL_ALIASES, GEOTAB_ALIASES, normalise
+from batch_latch.sheet.grid import Grid, column_label, from_records
+from batch_latch.sheet.names import FUSEBILL_ALIASES, GEOTAB_ALIASES, normalise
 
 DELIMITERS = (",", ";", "\t", "|")
 _DELIMITER_NAMES = {"comma": ",", "semicolon": ";", "tab": "\t", "pipe": "|", "\\t": "\t"}

@@ -2,7 +2,7 @@
 
 The client never retries or sleeps (the runner does, so one throttle sees every attempt),
 never follows a redirect (the key must not travel) and never reads ``~/.netrc``: the key
-header is the only credential. What an answer means is :mod:`batch_latch.answers`.
+header is the only credential. What an answer means is :mod:`batch_latch.fusebill.answers`.
 
 - Proxies and CA bundles come from the standard variables in ``env`` (``HTTPS_PROXY``,
   ``HTTP_PROXY``, ``ALL_PROXY``, ``NO_PROXY`` in either case; ``REQUESTS_CA_BUNDLE``, then
@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from batch_latch import __version__
-from batch_latch.answers import Reply
-from batch_latch.deadline import CURRENT, Deadlines, Ticket, watched_adapter
-from batch_latch.redact import Redactor
+from batch_latch.fusebill.answers import Reply
+from batch_latch.fusebill.deadline import CURRENT, Deadlines, Ticket, watched_adapter
+from batch_latch.fusebill.redact import Redactor
 
 if TYPE_CHECKING:
     import requests
