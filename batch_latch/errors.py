@@ -19,3 +19,20 @@ class ConfigError(BatchLatchError):
 
 class CheckpointError(BatchLatchError):
     """The checkpoint in --out cannot be used for this run."""
+
+
+class NotAJob(BatchLatchError):
+    """``undo`` or ``status`` was pointed at a folder that holds no job, or a damaged one."""
+
+
+class OutputError(BatchLatchError):
+    """A file the command must write could not be written (disk full, permissions). Once
+    requests went out, the command stopped (exit 3: the checkpoint has every outcome)."""
+
+
+class ReportError(OutputError):
+    """The reports could not be written."""
+
+
+class JobFolderError(OutputError):
+    """The job folder (its lock, run folders, published copies) could not be written."""

@@ -26,7 +26,7 @@ from dotenv import dotenv_values
 from pydantic import SecretStr
 
 from batch_latch.errors import ConfigError
-from batch_latch.vocab import Kind
+from batch_latch.vocab import RunKind
 
 DEFAULT_BASE_URL = "https://secure.fusebill.com/v1"
 KEY_VARIABLE = "FUSEBILL_API_KEY"
@@ -235,7 +235,7 @@ class Settings:
     """Everything one command needs; built by :func:`settings_from`, never by hand in the CLI."""
 
     out: Path
-    kind: Kind = Kind.RUN
+    kind: RunKind = RunKind.RUN
     input: Path | None = None
     dry_run: bool = False
     sheet: str | None = None
@@ -265,15 +265,15 @@ class Settings:
     @property
     def sends(self) -> bool:
         """Whether this command talks to Fusebill (and so needs the key)."""
-        return not self.dry_run and self.kind is not Kind.DRY_RUN
+        return not self.dry_run and self.kind is not RunKind.DRY_RUN
 
 
-def _kind(command: str, dry_run: bool) -> Kind:
+def _kind(command: str, dry_run: bool) -> RunKind:
     if command == "undo":
-        return Kind.UNDO
+        return RunKind.UNDO
     if command == "plan":
-        return Kind.PLAN
-    return Kind.DRY_RUN if dry_run else Kind.RUN
+        return RunKind.PLAN
+    return RunKind.DRY_RUN if dry_run else RunKind.RUN
 
 
 def settings_from(args: argparse.Namespace, command: str) -> Settings:

@@ -49,7 +49,7 @@ class Change(str, enum.Enum):
 CHANGES: tuple[str, ...] = tuple(c.value for c in Change if c is not Change.NONE)
 
 
-class Kind(str, enum.Enum):
+class RunKind(str, enum.Enum):
     """What a command did; names its run folder ``OUT/runs/<UTC time>-<kind>/``."""
 
     RUN = "run"
@@ -125,3 +125,10 @@ TOOL_COLUMNS: tuple[str, ...] = (
     "previous_geotabId",
     "finished_at",
 )
+#: The columns every report starts with (the contract's fixed seven): a fed-back report.
+REPORT_HEAD: tuple[str, ...] = TOOL_COLUMNS[:7]
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``1 row``, ``1,234 rows``: every count the tool prints, with thousands separators."""
+    return f"{n:,} {word if n == 1 else (many or word + 's')}"

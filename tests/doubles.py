@@ -151,6 +151,9 @@ class FakeFusebill:
     def redact(self, text: str) -> str:
         return text.replace(self.key, REDACTED) if self.key else text
 
+    def abort(self) -> None:
+        self.aborted = True
+
     def close(self) -> None:
         self.closed = True
 

@@ -16,7 +16,7 @@ import pytest
 
 from batch_latch.fusebill.answers import (
     Holding,
-    Kind,
+    Meaning,
     Reply,
     Verdict,
     classify_latch,
@@ -77,22 +77,22 @@ OPERATIONS = ["latch", "read", "unlatch"]
 
 # --- outside 2xx: one mapping for all three --------------------------------------------------
 
-Outcome = tuple[Kind, "StopReason | None", str, bool]  # kind, stop, error_key, ambiguous
-TLS: Outcome = (Kind.STOP, StopReason.TLS, "tls", False)
-PROXY: Outcome = (Kind.STOP, StopReason.PROXY, "proxy", False)
-REDIRECT: Outcome = (Kind.STOP, StopReason.REDIRECT, "redirect", False)
-WRONG_URL: Outcome = (Kind.STOP, StopReason.WRONG_URL, "wrong_url", False)
-KEY: Outcome = (Kind.KEY_REJECTED, None, "key_rejected", False)
-NOT_FOUND: Outcome = (Kind.NOT_FOUND, None, "not_found", False)
-RATE: Outcome = (Kind.RATE_LIMITED, None, "rate_limited", False)
+Outcome = tuple[Meaning, "StopReason | None", str, bool]  # kind, stop, error_key, ambiguous
+TLS: Outcome = (Meaning.STOP, StopReason.TLS, "tls", False)
+PROXY: Outcome = (Meaning.STOP, StopReason.PROXY, "proxy", False)
+REDIRECT: Outcome = (Meaning.STOP, StopReason.REDIRECT, "redirect", False)
+WRONG_URL: Outcome = (Meaning.STOP, StopReason.WRONG_URL, "wrong_url", False)
+KEY: Outcome = (Meaning.KEY_REJECTED, None, "key_rejected", False)
+NOT_FOUND: Outcome = (Meaning.NOT_FOUND, None, "not_found", False)
+RATE: Outcome = (Meaning.RATE_LIMITED, None, "rate_limited", False)
 
 
 def retry(error_key: str, ambiguous: bool = False) -> Outcome:
-    return (Kind.RETRYABLE, None, error_key, ambiguous)
+    return (Meaning.RETRYABLE, None, error_key, ambiguous)
 
 
 def rejected(status: int) -> Outcome:
-    return (Kind.REJECTED, None, f"http_{status}", False)
+    return (Meaning.REJECTED, None, f"http_{status}", False)
 
 
 OUTSIDE_2XX: list[tuple[str, Reply, Outcome]] = [
@@ -234,7 +234,7 @@ def test_429_tells_the_daily_limit_apart(
 ) -> None:
     for operation in OPERATIONS:
         verdict = by_operation(operation)(r(429, body, **headers))
-        assert verdict.kind is Kind.RATE_LIMITED
+        assert verdict.kind is Meaning.RATE_LIMITED
         assert verdict.daily_limit is daily
         assert verdict.message
 
@@ -245,7 +245,7 @@ def test_429_tells_the_daily_limit_apart(
 @pytest.mark.parametrize("status", [200, 201])
 def test_latch_2xx_showing_the_geotab_id_sent_is_success(status: int) -> None:
     verdict = classify_latch(r(status, customer()), SENT)
-    assert verdict == Verdict(Kind.SUCCESS, "latched")
+    assert verdict == Verdict(Meaning.SUCCESS, "latched")
 
 
 LATCH_UNPROVEN: list[tuple[str, Reply, str, str]] = [
@@ -271,7 +271,7 @@ LATCH_UNPROVEN: list[tuple[str, Reply, str, str]] = [
 )
 def test_latch_2xx_that_proves_nothing_is_unproven(reply: Reply, error_key: str, said: str) -> None:
     verdict = classify_latch(reply, SENT)
-    assert verdict.kind is Kind.UNPROVEN
+    assert verdict.kind is Meaning.UNPROVEN
     assert verdict.error_key == error_key
     assert said in verdict.message
     assert not verdict.ambiguous and verdict.stop is None
@@ -294,7 +294,7 @@ READ_OK: list[tuple[str, Any, Holding]] = [
 )
 def test_read_of_this_customer_says_what_it_holds(body: Any, holding: Holding) -> None:
     verdict, held = classify_read(r(200, body), FID)
-    assert verdict.kind is Kind.SUCCESS
+    assert verdict.kind is Meaning.SUCCESS
     assert held == holding
 
 
@@ -323,7 +323,7 @@ def test_read_2xx_that_is_not_this_customer_is_retryable_unreadable(
 ) -> None:
     verdict, held = classify_read(reply, FID)
     assert held is None
-    assert verdict.kind is Kind.RETRYABLE
+    assert verdict.kind is Meaning.RETRYABLE
     assert verdict.error_key == "unreadable"
     assert not verdict.ambiguous
     assert said in verdict.message
@@ -331,9 +331,9 @@ def test_read_2xx_that_is_not_this_customer_is_retryable_unreadable(
 
 def test_read_matches_ids_exactly() -> None:
     big = 9223372036854775807
-    assert classify_read(r(200, customer(fusebill_id=big)), big)[0].kind is Kind.SUCCESS
-    assert classify_read(r(200, customer(fusebill_id=big - 1)), big)[0].kind is Kind.RETRYABLE
-    assert classify_read(r(200, customer(fusebill_id=1)), 1)[0].kind is Kind.SUCCESS
+    assert classify_read(r(200, customer(fusebill_id=big)), big)[0].kind is Meaning.SUCCESS
+    assert classify_read(r(200, customer(fusebill_id=big - 1)), big)[0].kind is Meaning.RETRYABLE
+    assert classify_read(r(200, customer(fusebill_id=1)), 1)[0].kind is Meaning.SUCCESS
 
 
 # --- 2xx to an unlatch -----------------------------------------------------------------------
@@ -341,7 +341,7 @@ def test_read_matches_ids_exactly() -> None:
 
 @pytest.mark.parametrize("held", [None, ""])
 def test_unlatch_2xx_showing_this_customer_holding_none_is_success(held: Any) -> None:
-    assert classify_unlatch(r(200, customer(held)), FID).kind is Kind.SUCCESS
+    assert classify_unlatch(r(200, customer(held)), FID).kind is Meaning.SUCCESS
 
 
 UNLATCH_UNPROVEN: list[tuple[str, Reply, str]] = [
@@ -361,7 +361,7 @@ UNLATCH_UNPROVEN: list[tuple[str, Reply, str]] = [
 )
 def test_unlatch_2xx_that_proves_nothing_is_unproven(reply: Reply, error_key: str) -> None:
     verdict = classify_unlatch(reply, FID)
-    assert verdict.kind is Kind.UNPROVEN
+    assert verdict.kind is Meaning.UNPROVEN
     assert verdict.error_key == error_key
 
 
@@ -540,9 +540,9 @@ def _fusebill_404(value: str) -> Reply:
 
 def test_a_fusebill_404_naming_the_customer_is_not_found() -> None:
     reply = _fusebill_404("Customer with id 1000001 not found.")
-    assert classify_latch(reply, "G", 1000001).kind is Kind.NOT_FOUND
-    assert classify_read(reply, 1000001)[0].kind is Kind.NOT_FOUND
-    assert classify_unlatch(reply, 1000001).kind is Kind.NOT_FOUND
+    assert classify_latch(reply, "G", 1000001).kind is Meaning.NOT_FOUND
+    assert classify_read(reply, 1000001)[0].kind is Meaning.NOT_FOUND
+    assert classify_unlatch(reply, 1000001).kind is Meaning.NOT_FOUND
 
 
 def test_a_fusebill_404_about_the_route_means_the_url_is_wrong() -> None:
@@ -552,8 +552,8 @@ def test_a_fusebill_404_about_the_route_means_the_url_is_wrong() -> None:
         classify_read(reply, 1000001)[0],
         classify_unlatch(reply, 1000001),
     ):
-        assert (verdict.kind, verdict.stop) == (Kind.STOP, StopReason.WRONG_URL)
+        assert (verdict.kind, verdict.stop) == (Meaning.STOP, StopReason.WRONG_URL)
         assert "FUSEBILL_BASE_URL" in verdict.message
         assert "https://api.test/Geotab/LatchCustomer" in verdict.message
     # Without the id to compare with, the answer is taken at its word.
-    assert classify_latch(reply, "G").kind is Kind.NOT_FOUND
+    assert classify_latch(reply, "G").kind is Meaning.NOT_FOUND

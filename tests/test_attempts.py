@@ -9,8 +9,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from batch_latch.fusebill.answers import Kind, Reply, classify_latch
-from batch_latch.send.attempt_loop import Attempts, Health, Sent, StopNote
+from batch_latch.fusebill.answers import Meaning, Reply, classify_latch
+from batch_latch.send.attempt_loop import AttemptLoop, Health, Sent, StopNote
 from batch_latch.send.notices import Notices
 from batch_latch.send.progress import Silent
 from batch_latch.send.retry import RetryPolicy
@@ -39,14 +39,14 @@ class RecordingThrottle(Throttle):
 
 def loop(
     policy: RetryPolicy = FAST, *, wait_for_quota: bool = False
-) -> tuple[Attempts, RecordingThrottle, io.StringIO]:
+) -> tuple[AttemptLoop, RecordingThrottle, io.StringIO]:
     throttle = RecordingThrottle()
     stderr = io.StringIO()
-    attempts = Attempts(throttle, policy, Notices(Silent(stderr)), wait_for_quota=wait_for_quota)
+    attempts = AttemptLoop(throttle, policy, Notices(Silent(stderr)), wait_for_quota=wait_for_quota)
     return attempts, throttle, stderr
 
 
-def latch(attempts: Attempts, fake: FakeFusebill, index: int = 0, fid: int = FID) -> Sent:
+def latch(attempts: AttemptLoop, fake: FakeFusebill, index: int = 0, fid: int = FID) -> Sent:
     return attempts.call(lambda: fake.latch(fid, GID), lambda r: classify_latch(r, GID), index)
 
 
@@ -63,7 +63,7 @@ def test_a_429_does_not_use_up_attempts() -> None:
     )
     attempts, throttle, _ = loop(RetryPolicy(max_attempts=2, backoff_base=0.001, pause_floor=0.001))
     sent = latch(attempts, fake)
-    assert sent.verdict is not None and sent.verdict.kind is Kind.SUCCESS
+    assert sent.verdict is not None and sent.verdict.kind is Meaning.SUCCESS
     assert sent.attempts == 4  # every request counts, 429s included
     assert throttle.stop_reason is None
 
@@ -102,7 +102,7 @@ def test_the_pause_floor_grows_while_429s_continue(headers: dict[str, str]) -> N
     fake = FakeFusebill().script("latch", FID, answer, answer, answer, answer, ok())
     attempts, throttle, _ = loop(policy)
     sent = latch(attempts, fake)
-    assert sent.verdict is not None and sent.verdict.kind is Kind.SUCCESS
+    assert sent.verdict is not None and sent.verdict.kind is Meaning.SUCCESS
     assert throttle.pauses == pytest.approx([0.01, 0.02, 0.04, 0.08])
     assert all(p >= policy.pause_floor for p in throttle.pauses)
 
@@ -180,7 +180,7 @@ def test_remaining_day_zero_on_a_success_keeps_the_row_and_stops_the_rest() -> N
     fake = FakeFusebill().script("latch", FID, answer)
     attempts, throttle, _ = loop()
     sent = latch(attempts, fake)
-    assert sent.verdict is not None and sent.verdict.kind is Kind.SUCCESS
+    assert sent.verdict is not None and sent.verdict.kind is Meaning.SUCCESS
     assert throttle.stop_reason is StopReason.DAILY_QUOTA
     assert not throttle.acquire()
 
@@ -190,7 +190,7 @@ def test_wait_for_quota_waits_for_the_reset_and_goes_on() -> None:
     fake = FakeFusebill().script("latch", FID, daily(reset), ok())
     attempts, throttle, stderr = loop(wait_for_quota=True)
     sent = latch(attempts, fake)
-    assert sent.verdict is not None and sent.verdict.kind is Kind.SUCCESS
+    assert sent.verdict is not None and sent.verdict.kind is Meaning.SUCCESS
     assert throttle.stop_reason is None
     assert sent.attempts == 2
     assert fake.calls[1].at - fake.calls[0].at >= 0.2

@@ -16,7 +16,7 @@ import requests_mock as rm
 from hypothesis import given
 from hypothesis import strategies as st
 
-from batch_latch.fusebill.answers import Kind, Reply, classify_latch
+from batch_latch.fusebill.answers import Meaning, Reply, classify_latch
 from batch_latch.fusebill.client import MAX_BODY, FusebillClient, bypasses, ca_bundle, proxies_for
 from batch_latch.fusebill.redact import MARK, Redactor, redact
 from batch_latch.fusebill.service import FusebillService
@@ -128,7 +128,7 @@ def test_redirects_are_not_followed(
     got = client.latch(671201, "0909909")
     assert requests_mock.call_count == 1
     assert got.status == status and got.header("Location") == "https://elsewhere.test/"
-    assert classify_latch(got, "0909909").kind is Kind.STOP
+    assert classify_latch(got, "0909909").kind is Meaning.STOP
 
 
 # --- the reply -------------------------------------------------------------------------------

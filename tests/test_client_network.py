@@ -21,7 +21,7 @@ import pytest
 import requests
 import trustme
 
-from batch_latch.fusebill.answers import Kind, Reply, classify_latch, classify_read
+from batch_latch.fusebill.answers import Meaning, Reply, classify_latch, classify_read
 from batch_latch.fusebill.client import MAX_BODY, FusebillClient
 from batch_latch.vocab import StopReason
 from tests import netdoubles as nd
@@ -74,7 +74,7 @@ def test_https_with_our_ca_trusted_through_each_variable(
     with nd.Loopback(nd.fusebill, tls=tls, host="localhost") as server:
         reply = make_client(server.url, {variable: bundle}).latch(671201, GEOTAB)
     assert reply.error is None, reply.detail
-    assert classify_latch(reply, GEOTAB).kind is Kind.SUCCESS
+    assert classify_latch(reply, GEOTAB).kind is Meaning.SUCCESS
     assert server.seen[0].headers["authorization"] == f"Basic {KEY}"
 
 
@@ -103,7 +103,7 @@ def test_certificate_failures_stop_with_their_cause(
     assert (reply.status, reply.error) == (None, "tls")
     assert cause in reply.detail
     verdict = classify_latch(reply, GEOTAB)
-    assert (verdict.kind, verdict.stop) == (Kind.STOP, StopReason.TLS)
+    assert (verdict.kind, verdict.stop) == (Meaning.STOP, StopReason.TLS)
     assert cause in verdict.message and "REQUESTS_CA_BUNDLE" in verdict.message
     assert server.seen == []  # nothing, and no key, went to a server we could not verify
 
@@ -157,7 +157,7 @@ def test_a_proxy_asking_for_credentials_stops_the_run(
     assert (reply.status, reply.error) == (None, "proxy")
     assert "407" in reply.detail and proxy_url in reply.detail
     verdict = classify_latch(reply, GEOTAB)
-    assert (verdict.kind, verdict.stop) == (Kind.STOP, StopReason.PROXY)
+    assert (verdict.kind, verdict.stop) == (Meaning.STOP, StopReason.PROXY)
     assert "HTTPS_PROXY" in verdict.message and server.seen == []
 
 
@@ -334,7 +334,7 @@ def test_a_50_mb_answer_is_not_read_past_one_mib(
     if declare_length:
         assert received["bytes"] < 128 * 1024  # Content-Length says enough: no body read
     verdict = classify_latch(reply, GEOTAB)
-    assert (verdict.kind, verdict.ambiguous) == (Kind.RETRYABLE, True)
+    assert (verdict.kind, verdict.ambiguous) == (Meaning.RETRYABLE, True)
 
 
 # --- answers that are not Fusebill's ---------------------------------------------------------
@@ -349,7 +349,7 @@ def test_a_redirect_is_not_followed_and_stops_with_its_location(
         reply = make_client(server.url).latch(1, GEOTAB)
     assert len(server.seen) == 1
     verdict = classify_latch(reply, GEOTAB)
-    assert (verdict.kind, verdict.stop) == (Kind.STOP, StopReason.REDIRECT)
+    assert (verdict.kind, verdict.stop) == (Meaning.STOP, StopReason.REDIRECT)
     assert location in verdict.message and "FUSEBILL_BASE_URL" in verdict.message
 
 
@@ -357,9 +357,9 @@ def test_a_captive_portal_proves_nothing(make_client: MakeClient) -> None:
     with nd.Loopback(nd.html_200) as server:
         client = make_client(server.url)
         latch, read = client.latch(1, GEOTAB), client.customer(1)
-    assert classify_latch(latch, GEOTAB).kind is Kind.UNPROVEN
+    assert classify_latch(latch, GEOTAB).kind is Meaning.UNPROVEN
     verdict, holding = classify_read(read, 1)
-    assert (verdict.kind, verdict.error_key, holding) == (Kind.RETRYABLE, "unreadable", None)
+    assert (verdict.kind, verdict.error_key, holding) == (Meaning.RETRYABLE, "unreadable", None)
     assert "Guest Wi-Fi login" in verdict.message
 
 
@@ -369,7 +369,7 @@ def test_a_wrong_base_url_stops(make_client: MakeClient) -> None:
         reply = client.latch(1, GEOTAB)
         client.close()
     verdict = classify_latch(reply, GEOTAB)
-    assert (verdict.kind, verdict.stop) == (Kind.STOP, StopReason.WRONG_URL)
+    assert (verdict.kind, verdict.stop) == (Meaning.STOP, StopReason.WRONG_URL)
     assert f"{server.url}/Geotab/LatchCustomer" in verdict.message
 
 
@@ -377,7 +377,7 @@ def test_a_refused_connection_is_retryable(make_client: MakeClient) -> None:
     with nd.closed_port() as port:
         reply = make_client(f"http://127.0.0.1:{port}").latch(1, GEOTAB)
     assert reply.error == "connection" and "refused" in reply.detail
-    assert classify_latch(reply, GEOTAB).kind is Kind.RETRYABLE
+    assert classify_latch(reply, GEOTAB).kind is Meaning.RETRYABLE
 
 
 def test_keep_alive_one_connection_per_worker(make_client: MakeClient) -> None:

@@ -13,14 +13,14 @@ from pathlib import Path
 import pytest
 
 from batch_latch.jobfolder import files, history
-from batch_latch.reports.writer import ReportPaths
-from batch_latch.vocab import Kind
+from batch_latch.jobfolder.history import ReportPaths
+from batch_latch.vocab import RunKind
 
 STARTED = datetime(2026, 3, 1, 12, 0, 0, tzinfo=timezone.utc)
 
 
 def test_run_folder_names_never_collide(tmp_path: Path) -> None:
-    made = [history.new_run_folder(tmp_path, Kind.RUN, STARTED) for _ in range(4)]
+    made = [history.new_run_folder(tmp_path, RunKind.RUN, STARTED) for _ in range(4)]
     assert [p.name for p in made] == [
         "20260301T120000.000Z-run",
         "20260301T120000.000Z-run-2",
@@ -28,14 +28,14 @@ def test_run_folder_names_never_collide(tmp_path: Path) -> None:
         "20260301T120000.000Z-run-4",
     ]
     assert all(p.is_dir() and p.parent == tmp_path / "runs" for p in made)
-    other = history.new_run_folder(tmp_path, Kind.UNDO, STARTED)
+    other = history.new_run_folder(tmp_path, RunKind.UNDO, STARTED)
     assert other.name == "20260301T120000.000Z-undo"
 
 
 def test_the_input_is_copied_into_the_run_folder(tmp_path: Path) -> None:
     source = tmp_path / "sheet.csv"
     source.write_bytes(b"fusebillId,geotabId\r\n1,A\r\n")
-    folder = history.new_run_folder(tmp_path / "out", Kind.PLAN, STARTED)
+    folder = history.new_run_folder(tmp_path / "out", RunKind.PLAN, STARTED)
     history.copy_input(source, folder)
     assert (folder / "input-sheet.csv").read_bytes() == source.read_bytes()
 
@@ -180,8 +180,8 @@ def test_user_host_and_sha256(tmp_path: Path) -> None:
 
 
 def test_run_folders_of_one_second_sort_in_the_order_they_ran(tmp_path: Path) -> None:
-    first = history.new_run_folder(tmp_path, Kind.RUN, STARTED.replace(microsecond=120_000))
-    second = history.new_run_folder(tmp_path, Kind.DRY_RUN, STARTED.replace(microsecond=480_000))
+    first = history.new_run_folder(tmp_path, RunKind.RUN, STARTED.replace(microsecond=120_000))
+    second = history.new_run_folder(tmp_path, RunKind.DRY_RUN, STARTED.replace(microsecond=480_000))
     assert sorted([second.name, first.name]) == [first.name, second.name]
 
 

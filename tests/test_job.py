@@ -11,7 +11,7 @@ from batch_latch.commands import run as job
 from batch_latch.jobfolder.checkpoint import Checkpoint, Record
 from batch_latch.jobfolder.history import RUNS
 from batch_latch.settings import Settings
-from batch_latch.vocab import ExitCode, Kind
+from batch_latch.vocab import ExitCode, RunKind
 
 URL = "http://127.0.0.1:9/v1"
 
@@ -24,7 +24,7 @@ def sheet(tmp_path: Path, text: str = "fusebillId,geotabId,Notes\n1,A,n1\n2,B,n2
 
 def dry_run(source: Path, out: Path) -> tuple[job.JobResult, str, str]:
     stdout, stderr = io.StringIO(), io.StringIO()
-    settings = Settings(out=out, input=source, kind=Kind.DRY_RUN, dry_run=True, progress=False)
+    settings = Settings(out=out, input=source, kind=RunKind.DRY_RUN, dry_run=True, progress=False)
     return job.run(settings, stdout=stdout, stderr=stderr), stdout.getvalue(), stderr.getvalue()
 
 
@@ -87,7 +87,7 @@ def test_an_undo_dry_run_reports_one_row_per_customer(tmp_path: Path) -> None:
     store.record(Record(2, "B", "success", 200, "latched", "", "t", "relatch", "OLD"))
     store.close()
     stdout = io.StringIO()
-    settings = Settings(out=out, kind=Kind.UNDO, dry_run=True, base_url=URL)
+    settings = Settings(out=out, kind=RunKind.UNDO, dry_run=True, base_url=URL)
     result = job.run(settings, stdout=stdout, stderr=io.StringIO())
     assert result.exit_code is ExitCode.OK
     assert result.summary.kind == "undo" and result.summary.dry_run and result.summary.rows == 2

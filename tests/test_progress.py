@@ -6,7 +6,8 @@ import contextlib
 import io
 import threading
 
-from batch_latch.send.notices import Notices, duration, duration_short
+from batch_latch.send.estimate import Pace, duration, duration_short
+from batch_latch.send.notices import Notices
 from batch_latch.send.progress import Bar, Silent
 
 
@@ -69,7 +70,7 @@ def test_once_says_a_thing_once() -> None:
 def test_estimate_at_the_accounts_limits_is_said_once_they_are_known() -> None:
     stream = io.StringIO()
     notices = Notices(Silent(stream))
-    notices.estimate(12_000, 10.0, 50, 5000)
+    notices.estimate(12_000, Pace(10.0, 50, 5000))
     text = stream.getvalue()
     assert "50 a minute" in text and "5,000 a day" in text and "days" in text
 
@@ -79,7 +80,7 @@ def test_estimate_at_limits_above_rate_says_the_rate_is_the_bound() -> None:
     limits" -- said also when --rate, not the limits, is the bound."""
     stream = io.StringIO()
     notices = Notices(Silent(stream))
-    notices.estimate(1000, 10.0, 1000, 180_000)
+    notices.estimate(1000, Pace(10.0, 1000, 180_000))
     assert stream.getvalue() == (
         "This account's limits are 1,000 a minute, 180,000 a day: the 1,000 requests left "
         "take about 2 min at --rate 10, which stays below them.\n"

@@ -10,6 +10,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
+from batch_latch.errors import ReportError
 from batch_latch.reports import writer as report
 from batch_latch.reports.columns import ResultColumns, dry_run_columns
 from batch_latch.reports.writer import Summary
@@ -362,7 +363,7 @@ def test_failed_write_keeps_the_old_report_and_no_temp(tmp_path: Path) -> None:
     (out / "results.csv").write_text("old results", encoding="utf-8")
     (out / "failed.csv").mkdir()  # renaming a file over a directory fails
     columns = by_hand(["invalid"], ["x"], ["a"])
-    with pytest.raises(report.ReportError) as info:
+    with pytest.raises(ReportError) as info:
         report.write_reports(out, columns, {}, summary(1))
     message = str(info.value)
     assert message and "\n" not in message
@@ -376,5 +377,5 @@ def test_failed_write_keeps_the_old_report_and_no_temp(tmp_path: Path) -> None:
 def test_out_is_a_file(tmp_path: Path) -> None:
     blocker = tmp_path / "out"
     blocker.write_text("a file", encoding="utf-8")
-    with pytest.raises(report.ReportError):
+    with pytest.raises(ReportError):
         report.write_reports(blocker, by_hand(["valid"], ["1"], ["a"]), {}, summary(1))

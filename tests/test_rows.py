@@ -10,7 +10,7 @@ import pytest
 
 from batch_latch.fusebill.answers import Reply
 from batch_latch.jobfolder.earlier import Origin
-from batch_latch.send.attempt_loop import Attempts
+from batch_latch.send.attempt_loop import AttemptLoop
 from batch_latch.send.decisions import NO_GEOTAB_FIELD, RowLogic, RowOutcome, Task
 from batch_latch.send.notices import Notices
 from batch_latch.send.progress import Silent
@@ -51,7 +51,7 @@ def rig(
     policy: RetryPolicy = POLICY,
 ) -> Rig:
     stderr = io.StringIO()
-    attempts = Attempts(Throttle(10_000.0), policy, Notices(Silent(stderr)))
+    attempts = AttemptLoop(Throttle(10_000.0), policy, Notices(Silent(stderr)))
     logic = RowLogic(
         fake, attempts, read_first=read_first, allow_relatch=allow_relatch, write=write
     )
@@ -395,7 +395,7 @@ def test_a_row_stopped_between_its_read_and_its_latch_reports_the_reads_status()
     read, so the row is pending with the read's 200, not an empty status."""
     stderr = io.StringIO()
     throttle = Throttle(10_000.0, max_requests=1)
-    attempts = Attempts(throttle, POLICY, Notices(Silent(stderr)))
+    attempts = AttemptLoop(throttle, POLICY, Notices(Silent(stderr)))
     logic = RowLogic(FakeFusebill({FID: None}), attempts)
     outcome = logic.process(task())
     assert (outcome.status, outcome.http_status, outcome.attempts) == (Status.PENDING, 200, 0)

@@ -25,7 +25,7 @@ from batch_latch.send.progress import Silent
 from batch_latch.send.throttle import Throttle
 from batch_latch.settings import Settings
 from batch_latch.sheet import loader, validate
-from batch_latch.vocab import Kind, StopReason
+from batch_latch.vocab import RunKind, StopReason
 from tests.doubles import Call, FakeFusebill, FullDisk, error, wait_for
 
 BASE = "https://fusebill.test/v1"
@@ -134,7 +134,7 @@ def test_invalid_and_duplicate_rows_are_not_sent(tmp_path: Path) -> None:
 def test_a_plan_reads_writes_nothing_and_records_nothing(tmp_path: Path) -> None:
     fake = FakeFusebill({1: None, 2: "B", 3: "OLD"})
     outcome, rows, err = latch(
-        tmp_path, [("1", "A"), ("2", "B"), ("3", "C"), ("4", "D")], fake, kind=Kind.PLAN
+        tmp_path, [("1", "A"), ("2", "B"), ("3", "C"), ("4", "D")], fake, kind=RunKind.PLAN
     )
     assert statuses(rows) == ["valid", "valid", "valid", "not_found"]
     assert [r["change"] for r in rows] == ["new", "unchanged", "relatch", ""]
@@ -150,7 +150,7 @@ def test_a_plan_shows_rows_latched_earlier_as_valid_unchanged(tmp_path: Path) ->
     fake = FakeFusebill({1: None})
     latch(tmp_path, [("1", "A")], fake)
     fake.calls.clear()
-    _, rows, _ = latch(tmp_path, [("1", "A")], fake, kind=Kind.PLAN)
+    _, rows, _ = latch(tmp_path, [("1", "A")], fake, kind=RunKind.PLAN)
     assert (rows[0]["status"], rows[0]["change"]) == ("valid", "unchanged")
     assert "a run would not send it" in rows[0]["message"]
     assert fake.calls == []

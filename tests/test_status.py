@@ -12,8 +12,26 @@ import pyarrow as pa
 import pytest
 
 from batch_latch.commands import status
+from batch_latch.errors import NotAJob
+from batch_latch.jobfolder import history
 from batch_latch.jobfolder.history import RUNS
 from batch_latch.settings import Settings
+
+#: The summary.json keys every test summary here carries without caring about them.
+FULL: dict[str, Any] = {
+    "requests": 0,
+    "exit_code": 0,
+    "stop_reason": None,
+    "host": "desk",
+    "dry_run": False,
+    "counts": {},
+    "finished_at": "",
+    "reads": 0,
+    "writes": 0,
+    "changes": {},
+    "input_sha256": "",
+    "version": "test",
+}
 
 
 def run_folder(
@@ -36,10 +54,18 @@ def run_folder(
         "stop_reason": None,
         "user": "ops",
         "host": "desk",
+        "dry_run": kind != "run",
+        "counts": {},
+        "finished_at": name[:16],
+        "reads": 0,
+        "writes": 0,
+        "changes": {},
+        "input_sha256": "",
+        "version": "test",
         **summary,
     }
     (folder / "summary.json").write_text(json.dumps(data), encoding="utf-8")
-    status.write_outcomes(
+    history.write_outcomes(
         folder,
         pa.array(rows, pa.int64()),
         pa.array(statuses, pa.string()).dictionary_encode(),
@@ -131,7 +157,7 @@ def test_the_estimate_uses_the_accounts_daily_limit_in_days(tmp_path: Path) -> N
     )
     got = status.collect(out)
     assert got.left_requests == 12_000  # --no-read: one request a row
-    assert "days" in got.estimate and "5000 a day" in got.estimate
+    assert "days" in got.estimate and "5,000 a day" in got.estimate
 
 
 def test_a_folder_still_running_is_skipped(tmp_path: Path) -> None:
@@ -141,7 +167,7 @@ def test_a_folder_still_running_is_skipped(tmp_path: Path) -> None:
 
 
 def test_not_a_job_is_an_exit_2_error(tmp_path: Path) -> None:
-    with pytest.raises(status.NotAJobFolder) as caught:
+    with pytest.raises(NotAJob) as caught:
         status.collect(tmp_path)
     assert caught.value.exit_code == 2
     assert "not a batch-latch job folder" in str(caught.value)
@@ -152,7 +178,7 @@ def test_a_damaged_summary_is_an_error_naming_it(tmp_path: Path, text: str) -> N
     out = job(tmp_path)
     damaged = out / RUNS / "20260301T110000Z-run" / "summary.json"
     damaged.write_text(text, encoding="utf-8")
-    with pytest.raises(status.NotAJobFolder) as caught:
+    with pytest.raises(NotAJob) as caught:
         status.collect(out)
     assert caught.value.exit_code == 2
     assert str(damaged) in str(caught.value) and "damaged" in str(caught.value)
@@ -162,7 +188,7 @@ def test_a_summary_with_a_wrong_field_type_is_damaged_too(tmp_path: Path) -> Non
     out = job(tmp_path)
     damaged = out / RUNS / "20260301T110000Z-run" / "summary.json"
     damaged.write_text('{"kind": "run", "rows": "many"}', encoding="utf-8")
-    with pytest.raises(status.NotAJobFolder):
+    with pytest.raises(NotAJob):
         status.collect(out)
 
 
@@ -188,8 +214,9 @@ def test_write_outcomes_takes_plain_and_dictionary_columns(tmp_path: Path) -> No
     ):
         folder = tmp_path / str(i)
         folder.mkdir()
-        status.write_outcomes(folder, pa.array([2, 3], pa.int64()), column)
-        (folder / "summary.json").write_text('{"kind": "run"}', encoding="utf-8")
+        history.write_outcomes(folder, pa.array([2, 3], pa.int64()), column)
+        data = {**FULL, "kind": "run", "input": "x.csv", "rows": 2, "started_at": "", "user": ""}
+        (folder / "summary.json").write_text(json.dumps(data), encoding="utf-8")
     out = tmp_path
     (out / RUNS).mkdir()
     for i in range(2):

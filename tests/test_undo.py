@@ -11,12 +11,12 @@ import pytest
 from pydantic import SecretStr
 
 from batch_latch.commands import undo
-from batch_latch.errors import BatchLatchError
+from batch_latch.errors import BatchLatchError, NotAJob
 from batch_latch.jobfolder.checkpoint import Checkpoint, Record
 from batch_latch.reports.columns import LiveOutcome, ResultColumns
 from batch_latch.send.progress import Silent
 from batch_latch.settings import Settings
-from batch_latch.vocab import Kind
+from batch_latch.vocab import RunKind
 from tests.doubles import FakeFusebill, Landed, error, timeout
 
 URL = "http://127.0.0.1:9/v1"
@@ -54,7 +54,7 @@ def journal(out: Path) -> list[tuple[int, str, str, str, str]]:
 def settings(out: Path, *, dry_run: bool = False, unlatch_unknown: bool = False) -> Settings:
     return Settings(
         out=out,
-        kind=Kind.UNDO,
+        kind=RunKind.UNDO,
         dry_run=dry_run,
         rate=10_000.0,
         workers=2,
@@ -190,7 +190,7 @@ def test_undo_of_a_job_that_latched_nothing(tmp_path: Path) -> None:
 
 
 def test_undo_of_a_folder_that_is_not_a_job(tmp_path: Path) -> None:
-    with pytest.raises(undo.NotAJob) as caught:
+    with pytest.raises(NotAJob) as caught:
         undo.undo(settings(tmp_path / "nothing-here"), service=FakeFusebill())
     assert caught.value.exit_code == 2
     assert "not a batch-latch job folder" in str(caught.value)

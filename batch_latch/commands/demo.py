@@ -19,15 +19,15 @@ from batch_latch.commands import run as job
 from batch_latch.jobfolder import checkpoint
 from batch_latch.sandbox import DEFAULT_API_KEY, Sandbox, SandboxConfig
 from batch_latch.settings import Settings
-from batch_latch.vocab import ExitCode, Kind
+from batch_latch.vocab import ExitCode, RunKind
 
 SAMPLE = "latch-sample.csv"
 PRESET = "latch-sample-preset.csv"
 STEPS = (
-    (Kind.PLAN, "1. plan: read every customer, change nothing"),
-    (Kind.RUN, "2. run: latch what is new; refuse to replace another geotabId"),
-    (Kind.RUN, "3. re-run: nothing settled is sent again"),
-    (Kind.UNDO, "4. undo --dry-run: what undo would put back (sends nothing)"),
+    (RunKind.PLAN, "1. plan: read every customer, change nothing"),
+    (RunKind.RUN, "2. run: latch what is new; refuse to replace another geotabId"),
+    (RunKind.RUN, "3. re-run: nothing settled is sent again"),
+    (RunKind.UNDO, "4. undo --dry-run: what undo would put back (sends nothing)"),
 )
 
 
@@ -50,8 +50,8 @@ def run(out: Path) -> int:
             settings = Settings(
                 out=out,
                 kind=kind,
-                input=None if kind is Kind.UNDO else source,
-                dry_run=kind is Kind.UNDO,
+                input=None if kind is RunKind.UNDO else source,
+                dry_run=kind is RunKind.UNDO,
                 workers=4,
                 progress=sys.stderr.isatty(),
                 base_url=sandbox.base_url,

@@ -8,22 +8,24 @@ import sys
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
 import pyarrow as pa
 
 from batch_latch import __version__
-from batch_latch.commands import status
+from batch_latch.clock import iso, now_iso, utc_now
+from batch_latch.errors import OutputError
 from batch_latch.jobfolder import history
+from batch_latch.jobfolder.history import ReportPaths
 from batch_latch.reports import writer as report
 from batch_latch.reports.columns import LiveOutcome, dry_run_columns
 from batch_latch.reports.summary_text import print_summary
-from batch_latch.reports.writer import ReportPaths, Summary
+from batch_latch.reports.writer import Summary
 from batch_latch.settings import Settings
 from batch_latch.sheet import loader, validate
-from batch_latch.vocab import ExitCode, Kind, StopReason, exit_code_for
+from batch_latch.vocab import ExitCode, RunKind, StopReason, exit_code_for
 
 
 @dataclass(frozen=True)
@@ -41,8 +43,8 @@ def run(
     The input is read and checked before the job folder is touched, so a bad file or a
     wrong folder leaves nothing behind."""
     err = stderr or sys.stderr
-    started = datetime.now(timezone.utc)
-    if settings.kind is Kind.UNDO:
+    started = utc_now()
+    if settings.kind is RunKind.UNDO:
         from batch_latch.commands import undo
 
         undo.check_job(settings.out)
@@ -95,7 +97,7 @@ def _load(settings: Settings, err: TextIO) -> tuple[loader.Sheet, validate.Verdi
 def _send(
     settings: Settings, sheet: loader.Sheet, verdicts: validate.Verdicts, err: TextIO
 ) -> LiveOutcome:
-    if settings.kind is Kind.DRY_RUN:
+    if settings.kind is RunKind.DRY_RUN:
         return LiveOutcome(dry_run_columns(verdicts))
     from batch_latch.send import runner  # the live side pulls in requests and tqdm
 
@@ -120,8 +122,8 @@ def _report(
         rows=len(done.columns.row),
         counts=counts,
         requests=done.requests,
-        started_at=_iso(started),
-        finished_at=_iso(datetime.now(timezone.utc)),
+        started_at=iso(started),
+        finished_at=now_iso(),
         exit_code=int(code),
         kind=settings.kind.value,
         reads=done.reads,
@@ -145,9 +147,9 @@ def _report(
         if source is not None:
             history.copy_input(source, folder)
         paths = report.write_reports(folder, done.columns, extras, summary)
-        status.write_outcomes(folder, done.columns.row, done.columns.status)
+        history.write_outcomes(folder, done.columns.row, done.columns.status)
         kept = history.publish(settings.out, paths, source)
-    except report.ReportError as exc:
+    except OutputError as exc:
         if settings.sends:  # requests went out: outcomes are in the checkpoint
             exc.exit_code = ExitCode.STOPPED
         raise
@@ -155,7 +157,3 @@ def _report(
         print(f"Note: {line}; this command's copy is in {folder}/.", file=err)
     print_summary(summary, paths, settings.out, kept, out)
     return JobResult(exit_code=code, summary=summary, paths=paths)
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")

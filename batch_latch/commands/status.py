@@ -11,27 +11,21 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.feather as feather
 
-from batch_latch.errors import BatchLatchError
+from batch_latch.errors import NotAJob
 from batch_latch.jobfolder.checkpoint import FILENAME
-from batch_latch.jobfolder.history import RUNS
-from batch_latch.send.notices import duration
+from batch_latch.jobfolder.history import OUTCOMES, RUNS
+from batch_latch.reports.writer import Summary
+from batch_latch.send.estimate import Pace, how_long, requests_needed
 from batch_latch.settings import Settings
-from batch_latch.vocab import STATUSES, ExitCode, Kind, Status
+from batch_latch.vocab import STATUSES, ExitCode, RunKind, Status
 
-OUTCOMES = "outcomes.arrow"
 #: Rows a later run would still send.
 _LEFT = (Status.PENDING.value, Status.VALID.value)
-
-
-class NotAJobFolder(BatchLatchError):
-    """``status`` was pointed at a folder that holds no job, or a damaged one."""
 
 
 @dataclass(frozen=True)
@@ -60,21 +54,10 @@ class JobStatus:
     estimate: str = ""
 
 
-def write_outcomes(folder: Path, row: pa.Array, status: pa.Array) -> None:
-    """The per-row status of one command, for ``status`` (Arrow IPC: read without parsing)."""
-    if pa.types.is_dictionary(status.type):  # look each distinct value up once
-        names = pc.index_in(status.dictionary.cast(pa.string()), value_set=pa.array(STATUSES))
-        codes = pc.take(names, status.indices)
-    else:
-        codes = pc.index_in(status, value_set=pa.array(STATUSES))
-    table = pa.table({"row": row, "status": pc.cast(codes, pa.int8())})
-    feather.write_feather(table, str(folder / OUTCOMES), compression="uncompressed")
-
-
-def _summaries(out: Path) -> list[tuple[Path, dict[str, Any]]]:
+def _summaries(out: Path) -> list[tuple[Path, Summary]]:
     runs = out / RUNS
     if not (out / FILENAME).is_file() and not runs.is_dir():
-        raise NotAJobFolder(
+        raise NotAJob(
             f"{out} is not a batch-latch job folder (no {FILENAME} and no {RUNS}/); give the "
             "--out folder of a run"
         )
@@ -84,14 +67,11 @@ def _summaries(out: Path) -> list[tuple[Path, dict[str, Any]]]:
         if not path.exists():
             continue  # a command still running, or one that died before its reports
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            if not isinstance(data, dict) or "kind" not in data:
-                raise ValueError("not a summary")
+            found.append((folder, Summary.load(path)))
         except (OSError, ValueError) as exc:
-            raise NotAJobFolder(
+            raise NotAJob(
                 f"{path} is damaged ({str(exc)[:80]}); move that run folder away and try again"
             ) from None
-        found.append((folder, data))
     return found
 
 
@@ -117,38 +97,32 @@ def _latest_rows(folders: list[Path]) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(rows_all), np.concatenate(codes_all)
 
 
-def _add_run(job: JobStatus, folder: Path, s: dict[str, Any]) -> None:
+def _add_run(job: JobStatus, folder: Path, s: Summary) -> None:
     job.runs.append(
         RunLine(
             folder.name,
-            str(s.get("started_at", "")),
-            str(s.get("kind", "")),
-            str(s.get("user", "")),
-            str(s.get("host", "")),
-            Path(str(s.get("input", ""))).name,
-            int(s.get("rows", 0)),
-            int(s.get("requests", 0)),
-            int(s.get("exit_code", 0)),
-            s.get("stop_reason"),
+            s.started_at,
+            s.kind,
+            s.user,
+            s.host,
+            Path(s.input).name,
+            s.rows,
+            s.requests,
+            s.exit_code,
+            s.stop_reason,
         )
     )
-    for day, n in (s.get("requests_by_day") or {}).items():
-        job.requests_by_day[str(day)] = job.requests_by_day.get(str(day), 0) + int(n)
+    for day, n in s.requests_by_day.items():
+        job.requests_by_day[day] = job.requests_by_day.get(day, 0) + n
 
 
 def collect(out: Path) -> JobStatus:
     summaries = _summaries(out)
     job = JobStatus(out=str(out))
     for folder, s in summaries:
-        try:
-            _add_run(job, folder, s)
-        except (TypeError, ValueError, AttributeError) as exc:
-            raise NotAJobFolder(
-                f"{folder / 'summary.json'} is damaged ({str(exc)[:80]}); move that run folder "
-                "away and try again"
-            ) from None
-    runs = [f for f, s in summaries if s.get("kind") == Kind.RUN.value]
-    previews = [f for f, s in summaries if s.get("kind") in (Kind.DRY_RUN.value, Kind.PLAN.value)]
+        _add_run(job, folder, s)
+    runs = [f for f, s in summaries if s.kind == RunKind.RUN.value]
+    previews = [f for f, s in summaries if s.kind in (RunKind.DRY_RUN.value, RunKind.PLAN.value)]
     _, codes = _latest_rows(runs or previews[-1:])
     counts = np.bincount(codes[codes >= 0], minlength=len(STATUSES))
     job.counts = {name: int(counts[i]) for i, name in enumerate(STATUSES)}
@@ -158,30 +132,18 @@ def collect(out: Path) -> JobStatus:
     return job
 
 
-def _estimate(job: JobStatus, summaries: list[dict[str, Any]]) -> None:
-    runs = [s for s in summaries if s.get("kind") == Kind.RUN.value]
-    last: dict[str, Any] = runs[-1] if runs else {}
-    per_row = 1 if last.get("read_first") is False else 2
-    job.left_requests = job.left_rows * per_row
+def _estimate(job: JobStatus, summaries: list[Summary]) -> None:
+    runs = [s for s in summaries if s.kind == RunKind.RUN.value]
+    last = runs[-1] if runs else None
+    reads = last.read_first if last else True
+    job.left_requests = requests_needed(job.left_rows, reads=reads, writes=True)
     if not job.left_requests:
         job.estimate = "nothing left to send"
         return
-    limits = next(
-        (s["account_limits"] for s in reversed(summaries) if s.get("account_limits")), None
-    )
-    rate = float(last.get("rate") or 10.0)
-    per_second = rate
-    words = f"at --rate {rate:g}"
-    seconds = job.left_requests / per_second
-    if limits:
-        minute, day = limits.get("minute"), limits.get("day")
-        if minute:
-            per_second = min(rate, minute / 60.0)
-            seconds = job.left_requests / per_second
-        if day:
-            seconds = max(seconds, (job.left_requests // day) * 86400.0)
-        words = f"at this account's limits ({minute or '?'} a minute, {day or '?'} a day)"
-    job.estimate = f"{duration(seconds)} {words}"
+    limits = next((s.account_limits for s in reversed(summaries) if s.account_limits), None)
+    rate = (last.rate if last else 0.0) or 10.0
+    pace = Pace(rate, *(limits.get("minute"), limits.get("day")) if limits else (None, None))
+    job.estimate = how_long(job.left_requests, pace)
 
 
 def show(settings: Settings, out: TextIO) -> int:

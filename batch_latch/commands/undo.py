@@ -19,22 +19,19 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from batch_latch.errors import BatchLatchError
-from batch_latch.fusebill.answers import Kind, classify_unlatch
+from batch_latch.clock import now_iso
+from batch_latch.errors import NotAJob
+from batch_latch.fusebill.answers import Meaning, classify_unlatch
 from batch_latch.fusebill.service import FusebillService
 from batch_latch.jobfolder.checkpoint import FILENAME, Checkpoint, Record, made_for
 from batch_latch.jobfolder.earlier import Earlier, Target, Targets
 from batch_latch.reports.columns import IntColumn, LiveOutcome, ResultColumns, TextColumn
-from batch_latch.send.decisions import RowLogic, RowOutcome, Task, now_iso
-from batch_latch.send.notices import duration
+from batch_latch.send.decisions import RowLogic, RowOutcome, Task
+from batch_latch.send.estimate import duration, requests_needed
 from batch_latch.send.progress import Progress
 from batch_latch.send.runner import Session
 from batch_latch.settings import URL_VARIABLE, Settings
-from batch_latch.vocab import RECORDED, Change, Status
-
-
-class NotAJob(BatchLatchError):
-    """``undo`` or ``status`` pointed at a folder that holds no job."""
+from batch_latch.vocab import RECORDED, Change, Status, plural
 
 
 @dataclass(frozen=True)
@@ -112,9 +109,9 @@ class UndoLogic:
         verdict = sent.verdict
         if verdict is None:
             return self.rows.stopped(0, sent.status)
-        if verdict.kind is Kind.NOT_FOUND:
+        if verdict.kind is Meaning.NOT_FOUND:
             return self.rows.outcome(Status.NOT_FOUND, sent.status, 0, verdict.message, "not_found")
-        if verdict.kind is not Kind.SUCCESS or holding is None:
+        if verdict.kind is not Meaning.SUCCESS or holding is None:
             return self._failed(
                 sent.status, f"could not read the customer: {verdict.message}", "unreadable"
             )
@@ -150,15 +147,15 @@ class UndoLogic:
 
     def _unlatch(self, row: Task, read_http: int | None) -> RowOutcome:
         fid = row.fusebill_id
-        sent = self.rows.attempts.call(
+        sent = self.rows.loop.call(
             lambda: self.rows.service.unlatch(fid), lambda r: classify_unlatch(r, fid), row.index
         )
         verdict, n = sent.verdict, sent.attempts
         if verdict is None:
             return self.rows.stopped(n, sent.status if n else read_http)
-        if verdict.kind is Kind.SUCCESS:
+        if verdict.kind is Meaning.SUCCESS:
             return self._restored(sent.status, n, "unlatched (it held no geotabId before)")
-        if verdict.kind is Kind.UNPROVEN or sent.ambiguous:
+        if verdict.kind is Meaning.UNPROVEN or sent.ambiguous:
             _, holding = self.rows.read(row)
             if holding is not None and holding.known and holding.geotab_id is None:
                 return self._restored(sent.status, n, "unlatched (confirmed by read-back)")
@@ -187,19 +184,21 @@ def undo(
     try:
         if settings.dry_run:
             return LiveOutcome(would(found, settings.unlatch_unknown))
-        session = Session.open(settings, service, progress, err)
+        tasks = [UndoTask(i, found[i]) for i in range(len(found))]
+        requests = requests_needed(len(tasks), reads=True, writes=True)
+        session: Session[UndoTask] = Session.open(
+            settings, service, progress, err, planned=requests
+        )
         if not found:
             session.notices.say("Nothing to undo: this job has latched no customer.")
             session.service.close()
             return session.outcome(columns(found, []), "")
-        logic = UndoLogic(RowLogic(session.service, session.attempts), settings.unlatch_unknown)
-        tasks = [UndoTask(i, found[i]) for i in range(len(found))]
-        requests = 2 * len(tasks)
-        session.attempts.planned = requests  # for the estimate at the account's limits
+        logic = UndoLogic(RowLogic(session.service, session.loop), settings.unlatch_unknown)
         session.notices.say(
-            f"Undoing {len(tasks)} customers latched by this job: up to {requests} requests "
-            "(a read each, then a write where it still holds what the job set) at up to "
-            f"{settings.rate:g} requests/s: {duration(requests / settings.rate)}."
+            f"Undoing {plural(len(tasks), 'customer')} latched by this job: up to "
+            f"{plural(requests, 'request')} (a read each, then a write where it still holds "
+            f"what the job set) at up to {settings.rate:g} requests/s: "
+            f"{duration(requests / settings.rate)}."
         )
 
         def done(task: UndoTask, outcome: RowOutcome) -> None:
@@ -207,11 +206,10 @@ def undo(
                 store.record(_record(task.target, outcome))
             session.progress.row_done(outcome.status.value)
 
-        results = session.send_all(tasks, logic.process, done)  # type: ignore[arg-type]
+        results = session.send_all(tasks, logic.process, done)
     finally:
         store.close()
-    rows = [Task(t.index, t.target.fusebill_id, t.target.set_to) for t in tasks]
-    outcomes, message = session.finish(rows, results, {})
+    outcomes, message = session.finish(tasks, results, {})
     return session.outcome(columns(found, outcomes), message)
 
 

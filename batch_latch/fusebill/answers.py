@@ -42,7 +42,7 @@ class Reply:
         return self.headers.get(name.lower())
 
 
-class Kind(enum.Enum):
+class Meaning(enum.Enum):
     SUCCESS = "success"
     UNPROVEN = "unproven"  # a 2xx that does not show the change: read back before believing
     NOT_FOUND = "not_found"  # 404 in Fusebill's error format
@@ -55,12 +55,12 @@ class Kind(enum.Enum):
 
 @dataclass(frozen=True)
 class Verdict:
-    kind: Kind
+    kind: Meaning
     message: str
     error_key: str = ""
     ambiguous: bool = False  # the request may have landed (timeout, dropped connection, 5xx)
     daily_limit: bool = False  # a 429 that names the daily limit / Remaining-Day: 0
-    stop: StopReason | None = None  # for Kind.STOP
+    stop: StopReason | None = None  # for Meaning.STOP
 
 
 @dataclass(frozen=True)
@@ -132,15 +132,15 @@ def classify_latch(reply: Reply, sent_geotab_id: str, fusebill_id: int | None = 
     if reply.error is None and isinstance(body, dict) and "geotabId" in body:
         held = body["geotabId"]
         if isinstance(held, str) and held == sent_geotab_id:
-            return Verdict(Kind.SUCCESS, "latched")
+            return Verdict(Meaning.SUCCESS, "latched")
         holds = "holds no geotabId" if held in (None, "") else f"holds geotabId {held!r}"
         return Verdict(
-            Kind.UNPROVEN,
+            Meaning.UNPROVEN,
             f"Fusebill answered {reply.status} but the customer {holds}, not {sent_geotab_id!r}",
             "geotab_id_mismatch",
         )
     return Verdict(
-        Kind.UNPROVEN,
+        Meaning.UNPROVEN,
         f"Fusebill answered {reply.status} with {describe(reply)}: no proof the latch landed",
         "unconfirmed",
     )
@@ -159,15 +159,17 @@ def classify_read(reply: Reply, fusebill_id: int) -> tuple[Verdict, Holding | No
     if not _same_id(body["id"], fusebill_id):
         return _unreadable(reply, f"the object of another customer (id {body['id']!r})"), None
     if "geotabId" not in body:
-        return Verdict(Kind.SUCCESS, "the customer object shows no geotabId"), Holding(None, False)
+        return Verdict(Meaning.SUCCESS, "the customer object shows no geotabId"), Holding(
+            None, False
+        )
     held = body["geotabId"]
     if held is None or held == "":
-        return Verdict(Kind.SUCCESS, "holds no geotabId"), Holding(None)
+        return Verdict(Meaning.SUCCESS, "holds no geotabId"), Holding(None)
     if isinstance(held, int) and not isinstance(held, bool):
         held = str(held)
     if not isinstance(held, str):
         return _unreadable(reply, f"a geotabId that is not text ({held!r})"), None
-    return Verdict(Kind.SUCCESS, f"holds geotabId {held!r}"), Holding(held)
+    return Verdict(Meaning.SUCCESS, f"holds geotabId {held!r}"), Holding(held)
 
 
 def classify_unlatch(reply: Reply, fusebill_id: int) -> Verdict:
@@ -179,10 +181,10 @@ def classify_unlatch(reply: Reply, fusebill_id: int) -> Verdict:
     if reply.error is None and isinstance(body, dict) and _same_id(body.get("id"), fusebill_id):
         held = body.get("geotabId", ...)
         if held is None or held == "":
-            return Verdict(Kind.SUCCESS, "unlatched")
+            return Verdict(Meaning.SUCCESS, "unlatched")
         if held is not ...:
             return Verdict(
-                Kind.UNPROVEN,
+                Meaning.UNPROVEN,
                 f"Fusebill answered {reply.status} but the customer still holds {held!r}",
                 "geotab_id_mismatch",
             )
@@ -190,7 +192,7 @@ def classify_unlatch(reply: Reply, fusebill_id: int) -> Verdict:
     else:
         what = describe(reply)
     return Verdict(
-        Kind.UNPROVEN,
+        Meaning.UNPROVEN,
         f"Fusebill answered {reply.status} with {what}: no proof the unlatch landed",
         "unconfirmed",
     )
@@ -206,7 +208,7 @@ def _same_id(value: Any, fusebill_id: int) -> bool:
 
 def _unreadable(reply: Reply, what: str) -> Verdict:
     return Verdict(
-        Kind.RETRYABLE,
+        Meaning.RETRYABLE,
         f"the customer read answered {reply.status} with {what}, not this customer's object",
         "unreadable",
     )
@@ -251,7 +253,7 @@ def _outside_2xx(reply: Reply, fusebill_id: int | None = None) -> Verdict | None
     if status is None:
         error = reply.error if reply.error == "timeout" else "connection"
         what = "timed out" if error == "timeout" else "connection failed"
-        return Verdict(Kind.RETRYABLE, f"{what}: {reply.detail}", error, ambiguous=True)
+        return Verdict(Meaning.RETRYABLE, f"{what}: {reply.detail}", error, ambiguous=True)
     if 200 <= status < 300:
         return None
     if 300 <= status < 400:
@@ -270,10 +272,10 @@ def _about_the_customer(values: str, fusebill_id: int | None) -> bool:
 def _status_verdict(reply: Reply, status: int, fusebill_id: int | None = None) -> Verdict:
     message = error_text(reply.body)[0] or f"HTTP {status}"
     if status in (401, 403):
-        return Verdict(Kind.KEY_REJECTED, message, "key_rejected")
+        return Verdict(Meaning.KEY_REJECTED, message, "key_rejected")
     values = fusebill_not_found(reply.body) if status == 404 else None
     if values is not None and _about_the_customer(values, fusebill_id):
-        return Verdict(Kind.NOT_FOUND, values, "not_found")
+        return Verdict(Meaning.NOT_FOUND, values, "not_found")
     if values is not None:
         return _stop(
             StopReason.WRONG_URL,
@@ -289,19 +291,22 @@ def _status_verdict(reply: Reply, status: int, fusebill_id: int | None = None) -
         )
     if status == 429:
         daily = bool(_DAILY.search(message)) or reply.header("x-rate-limit-remaining-day") == "0"
-        return Verdict(Kind.RATE_LIMITED, message, "rate_limited", daily_limit=daily)
+        return Verdict(Meaning.RATE_LIMITED, message, "rate_limited", daily_limit=daily)
     if reply.error == "too_large":
         return Verdict(
-            Kind.RETRYABLE,
+            Meaning.RETRYABLE,
             f"HTTP {status}: {describe(reply)}",
             f"http_{status}",
             ambiguous=status >= 500,
         )
     if status in (408, 409) or status >= 500:
         return Verdict(
-            Kind.RETRYABLE, f"HTTP {status}: {message}", f"http_{status}", ambiguous=status >= 500
+            Meaning.RETRYABLE,
+            f"HTTP {status}: {message}",
+            f"http_{status}",
+            ambiguous=status >= 500,
         )
-    return Verdict(Kind.REJECTED, message, f"http_{status}")
+    return Verdict(Meaning.REJECTED, message, f"http_{status}")
 
 
 def _redirect(reply: Reply, status: int) -> Verdict:
@@ -315,4 +320,4 @@ def _redirect(reply: Reply, status: int) -> Verdict:
 
 
 def _stop(reason: StopReason, message: str) -> Verdict:
-    return Verdict(Kind.STOP, message, reason.value, stop=reason)
+    return Verdict(Meaning.STOP, message, reason.value, stop=reason)

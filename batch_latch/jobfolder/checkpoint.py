@@ -24,7 +24,6 @@ import io
 import os
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from batch_latch.clock import file_stamp, utc_now
 from batch_latch.errors import CheckpointError
 
 FILENAME = "checkpoint.csv"
@@ -120,7 +120,7 @@ class Checkpoint:
         try:
             out_dir.mkdir(parents=True, exist_ok=True)
             if fresh and path.exists():
-                stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+                stamp = file_stamp(utc_now())
                 path.replace(path.with_name(f"checkpoint-{stamp}.csv.old"))
             if path.exists() and path.stat().st_size > 0:
                 _repair_torn_tail(path)

@@ -18,18 +18,35 @@ import socket
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import IO
 
-from batch_latch.errors import BatchLatchError
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.feather as feather
+
+from batch_latch.clock import folder_stamp, now_iso
+from batch_latch.errors import BatchLatchError, JobFolderError
 from batch_latch.jobfolder.files import atomic_copy, atomic_write
-from batch_latch.reports.writer import ReportError, ReportPaths
-from batch_latch.vocab import Kind
+from batch_latch.vocab import STATUSES, RunKind
 
 RUNS = "runs"
 LOCK = ".lock"
 PUBLISHED = ".published.json"
+OUTCOMES = "outcomes.arrow"  # per-row status of one command, for ``status``
+
+
+@dataclass(frozen=True)
+class ReportPaths:
+    results: Path
+    failed: Path
+    summary: Path
+    xlsx: Path | None = None
+
+    def all(self) -> list[Path]:
+        return [p for p in (self.results, self.failed, self.summary, self.xlsx) if p is not None]
 
 
 class JobBusy(BatchLatchError):
@@ -63,7 +80,7 @@ def lock(out: Path) -> Iterator[None]:
         out.mkdir(parents=True, exist_ok=True)
         handle = (out / LOCK).open("a+")
     except OSError as exc:
-        raise ReportError(f"cannot use job folder {out}: {exc.strerror or exc}") from None
+        raise JobFolderError(f"cannot use job folder {out}: {exc.strerror or exc}") from None
     try:
         if not _try_lock(handle):
             raise JobBusy(
@@ -72,7 +89,7 @@ def lock(out: Path) -> Iterator[None]:
             )
         handle.seek(0)
         handle.truncate()
-        handle.write(f"pid {os.getpid()} on {host()} since {stamp_now()}\n")
+        handle.write(f"pid {os.getpid()} on {host()} since {now_iso()}\n")
         handle.flush()
         yield
     finally:
@@ -97,22 +114,16 @@ def _try_lock(handle: IO[str]) -> bool:
     return True
 
 
-def stamp_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def new_run_folder(out: Path, kind: Kind, started: datetime) -> Path:
+def new_run_folder(out: Path, kind: RunKind, started: datetime) -> Path:
     """``OUT/runs/<UTC time>-<kind>/``, never one that exists already."""
-    # Milliseconds, so that two commands in one second still sort in the order they ran.
-    stamp = f"{started:%Y%m%dT%H%M%S}.{started.microsecond // 1000:03d}Z"
-    base = out / RUNS / f"{stamp}-{kind.value}"
+    base = out / RUNS / f"{folder_stamp(started)}-{kind.value}"
     folder, n = base, 2
     while folder.exists():
         folder, n = base.with_name(f"{base.name}-{n}"), n + 1
     try:
         folder.mkdir(parents=True)
     except OSError as exc:
-        raise ReportError(f"cannot write reports to {folder}: {exc.strerror or exc}") from None
+        raise JobFolderError(f"cannot write reports to {folder}: {exc.strerror or exc}") from None
     return folder
 
 
@@ -120,7 +131,9 @@ def copy_input(source: Path, folder: Path) -> None:
     try:
         shutil.copyfile(source, folder / f"input-{source.name}")
     except OSError as exc:
-        raise ReportError(f"cannot copy the input into {folder}: {exc.strerror or exc}") from None
+        raise JobFolderError(
+            f"cannot copy the input into {folder}: {exc.strerror or exc}"
+        ) from None
 
 
 def publish(out: Path, paths: ReportPaths, source: Path | None) -> list[str]:
@@ -152,7 +165,7 @@ def publish(out: Path, paths: ReportPaths, source: Path | None) -> list[str]:
         text = json.dumps(record, indent=1).encode("utf-8")
         atomic_write(out / PUBLISHED, lambda sink: sink.write(text))
     except OSError as exc:
-        raise ReportError(f"cannot write reports to {out}: {exc.strerror or exc}") from None
+        raise JobFolderError(f"cannot write reports to {out}: {exc.strerror or exc}") from None
     return kept
 
 
@@ -189,3 +202,17 @@ def _same(a: Path, b: Path) -> bool:
         return os.path.samefile(a, b)
     except OSError:
         return False
+
+
+def write_outcomes(folder: Path, row: pa.Array, status: pa.Array) -> None:
+    """The per-row status of one command, for ``status`` (Arrow IPC: read without parsing)."""
+    if pa.types.is_dictionary(status.type):  # look each distinct value up once
+        names = pc.index_in(status.dictionary.cast(pa.string()), value_set=pa.array(STATUSES))
+        codes = pc.take(names, status.indices)
+    else:
+        codes = pc.index_in(status, value_set=pa.array(STATUSES))
+    table = pa.table({"row": row, "status": pc.cast(codes, pa.int8())})
+    try:
+        feather.write_feather(table, str(folder / OUTCOMES), compression="uncompressed")
+    except OSError as exc:
+        raise JobFolderError(f"cannot write {folder / OUTCOMES}: {exc.strerror or exc}") from None

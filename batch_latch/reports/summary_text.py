@@ -6,8 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TextIO
 
-from batch_latch.reports.writer import ReportPaths, Summary
-from batch_latch.vocab import CHANGES, STATUSES, Kind, Status
+from batch_latch.jobfolder.history import ReportPaths
+from batch_latch.reports.writer import Summary
+from batch_latch.vocab import CHANGES, STATUSES, RunKind, Status
 
 _LABELS = {
     "valid": "valid (would be sent)",
@@ -19,18 +20,18 @@ _LABELS = {
     "pending": "pending (not finished)",
 }
 _TITLES = {
-    Kind.RUN: "Run",
-    Kind.DRY_RUN: "Dry run",
-    Kind.PLAN: "Plan",
-    Kind.UNDO: "Undo",
+    RunKind.RUN: "Run",
+    RunKind.DRY_RUN: "Dry run",
+    RunKind.PLAN: "Plan",
+    RunKind.UNDO: "Undo",
 }
 
 
 def print_summary(
     summary: Summary, paths: ReportPaths, out_dir: Path, kept: list[str], out: TextIO
 ) -> None:
-    kind = Kind(summary.kind)
-    title = "Undo dry run" if kind is Kind.UNDO and summary.dry_run else _TITLES[kind]
+    kind = RunKind(summary.kind)
+    title = "Undo dry run" if kind is RunKind.UNDO and summary.dry_run else _TITLES[kind]
     out.write(f"{title} of {summary.input}: {summary.rows} rows")
     if summary.requests or not summary.dry_run:
         out.write(
@@ -43,7 +44,7 @@ def print_summary(
     changes = [f"{summary.changes[c]} {c}" for c in CHANGES if summary.changes.get(c)]
     if changes:
         out.write(f"  changes: {', '.join(changes)}\n")
-    if kind is Kind.PLAN:
+    if kind is RunKind.PLAN:
         _plan_line(summary, out)
     if summary.stop_message:
         out.write(f"{summary.stop_message}\n")

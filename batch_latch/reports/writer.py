@@ -9,19 +9,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+from pydantic import TypeAdapter, ValidationError
 
-from batch_latch.errors import BatchLatchError
+from batch_latch.errors import ReportError
 from batch_latch.jobfolder.files import atomic_write
+from batch_latch.jobfolder.history import ReportPaths
 from batch_latch.reports.columns import ResultColumns
 from batch_latch.sheet import formula
-from batch_latch.sheet.grid import edge_bytes
 from batch_latch.vocab import CHANGES, FAILED_STATUSES, STATUSES, TOOL_COLUMNS
 
 _BOM = b"\xef\xbb\xbf"
@@ -29,10 +29,6 @@ _BOM = b"\xef\xbb\xbf"
 MAX_XLSX_ROWS = 200_000
 #: Rows per batch in Arrow's CSV writer (its default, 1,024, costs ~0.08 s more a million rows).
 _CSV_BATCH = 65_536
-
-
-class ReportError(BatchLatchError):
-    """The reports could not be written (disk full, no permission...)."""
 
 
 @dataclass(frozen=True)
@@ -60,16 +56,23 @@ class Summary:
     read_first: bool = True
     account_limits: dict[str, int | None] | None = None
 
+    @classmethod
+    def load(cls, path: Path) -> Summary:
+        """A run folder's ``summary.json``, checked field by field; ``ValueError`` when it
+        is not one (keys of a newer version are ignored)."""
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        known = {f.name for f in fields(cls)}
+        try:
+            return _SUMMARY.validate_python({k: v for k, v in data.items() if k in known})
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(x) for x in first["loc"])
+            raise ValueError(f"{where}: {first['msg']}") from None
 
-@dataclass(frozen=True)
-class ReportPaths:
-    results: Path
-    failed: Path
-    summary: Path
-    xlsx: Path | None = None
 
-    def all(self) -> list[Path]:
-        return [p for p in (self.results, self.failed, self.summary, self.xlsx) if p is not None]
+_SUMMARY: TypeAdapter[Summary] = TypeAdapter(Summary)
 
 
 def count(values: pa.Array, names: tuple[str, ...]) -> dict[str, int]:
@@ -116,32 +119,12 @@ def build_table(
     needs no guard: its cells are written as text)."""
     arrays: dict[str, pa.Array] = {}
     for name, value in columns.items():
-        arrays[name] = _escape(value) if escape and _is_text(value.type) else value
+        arrays[name] = formula.escape(value) if escape and _is_text(value.type) else value
     for name, value in zip(output_names(list(extras)), extras.values()):
-        arrays[formula.escape_text(name) if escape else name] = _escape(value) if escape else value
+        arrays[formula.escape_text(name) if escape else name] = (
+            formula.escape(value) if escape else value
+        )
     return pa.table(arrays)
-
-
-_FORMULA_START = np.zeros(256, dtype=bool)
-_FORMULA_START[list(b"=+-@\t\r\n'")] = True  # every first character formula.PATTERN allows
-
-
-def _escape(column: pa.Array) -> pa.Array:
-    """:func:`formula.escape`, with its regex and rewrite only on the cells whose first byte
-    can start a formula (1M cells with a few: 0.09 s -> 0.01 s, measured)."""
-    if not isinstance(column, pa.Array) or not pa.types.is_string(column.type):
-        return formula.escape(column)  # dictionary-coded: escaped once per distinct value
-    suspect = np.flatnonzero(_FORMULA_START[edge_bytes(column)])
-    if not len(suspect):
-        return column
-    risky = pc.match_substring_regex(pc.take(column, pa.array(suspect)), formula.PATTERN)
-    hits = suspect[np.asarray(pc.fill_null(risky, False).to_numpy(zero_copy_only=False), bool)]
-    if not len(hits):
-        return column
-    mask = np.zeros(len(column), dtype=bool)
-    mask[hits] = True
-    escaped = pc.binary_join_element_wise("'", pc.take(column, pa.array(hits)), "")
-    return pc.replace_with_mask(column, pa.array(mask), escaped)
 
 
 def write_reports(

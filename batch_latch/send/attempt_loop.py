@@ -16,8 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-from batch_latch.fusebill.answers import Kind, Reply, Verdict
+from batch_latch.fusebill.answers import Meaning, Reply, Verdict
 from batch_latch.fusebill.ratelimits import limits, retry_after
+from batch_latch.send.estimate import Pace
 from batch_latch.send.notices import Notices, both_times
 from batch_latch.send.retry import RetryPolicy
 from batch_latch.send.throttle import Throttle
@@ -74,7 +75,7 @@ class Health:
             self.rows.clear()
 
 
-class Attempts:
+class AttemptLoop:
     def __init__(
         self,
         throttle: Throttle,
@@ -83,6 +84,7 @@ class Attempts:
         *,
         wait_for_quota: bool = False,
         rng: random.Random | None = None,
+        planned: int = 0,
     ) -> None:
         self.throttle = throttle
         self.policy = policy
@@ -90,7 +92,7 @@ class Attempts:
         self.health = Health(policy.outage_streak)
         self.stop = StopNote()
         self.limits_seen: tuple[int | None, int | None] = (None, None)
-        self.planned = 0  # requests the run expects to send, for the estimate at the limits
+        self.planned = planned  # requests the command expects to send, for the estimate
         self.rate = throttle.rate
         self._wait_for_quota = wait_for_quota
         self._rng = rng or random.Random()
@@ -111,15 +113,15 @@ class Attempts:
             reply = send()
             verdict = judge(reply)
             self._observe(reply)
-            if verdict.kind is not Kind.RATE_LIMITED:
+            if verdict.kind is not Meaning.RATE_LIMITED:
                 self._clear_429s()
-            if verdict.kind is not Kind.RETRYABLE:
+            if verdict.kind is not Meaning.RETRYABLE:
                 self.health.answered()
-            if verdict.kind is Kind.RATE_LIMITED:
+            if verdict.kind is Meaning.RATE_LIMITED:
                 if self._wait_out_429(reply, verdict):
                     continue
                 return Sent(None, reply, attempts, ambiguous)
-            if verdict.kind is Kind.RETRYABLE:
+            if verdict.kind is Meaning.RETRYABLE:
                 failures += 1
                 ambiguous = ambiguous or verdict.ambiguous
                 if self.health.failure(index):
@@ -130,10 +132,10 @@ class Attempts:
                 if not self.throttle.sleep(self.policy.backoff(failures, self._rng)):
                     return Sent(None, reply, attempts, ambiguous)
                 continue
-            if verdict.kind is Kind.KEY_REJECTED:
+            if verdict.kind is Meaning.KEY_REJECTED:
                 self._halt(StopReason.KEY_REJECTED, f"HTTP {reply.status}: {verdict.message}")
                 return Sent(None, reply, attempts, ambiguous)
-            if verdict.kind is Kind.STOP:
+            if verdict.kind is Meaning.STOP:
                 self._halt(verdict.stop or StopReason.WRONG_URL, verdict.message)
                 return Sent(None, reply, attempts, ambiguous)
             return Sent(verdict, reply, attempts, ambiguous)
@@ -155,7 +157,7 @@ class Attempts:
         if seen.limit_minute is not None or seen.limit_day is not None:
             self.limits_seen = (seen.limit_minute, seen.limit_day)
             left = max(0, self.planned - self.throttle.granted)
-            self.notices.estimate(left, self.rate, seen.limit_minute, seen.limit_day)
+            self.notices.estimate(left, Pace(self.rate, seen.limit_minute, seen.limit_day))
         if seen.remaining_minute == 0 and seen.reset_minute is not None:
             self._pause(
                 seen.reset_minute + self.policy.cushion,

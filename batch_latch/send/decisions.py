@@ -18,11 +18,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
 
+from batch_latch.clock import now_iso
 from batch_latch.fusebill.answers import (
     Holding,
-    Kind,
+    Meaning,
     Reply,
     Verdict,
     classify_latch,
@@ -30,7 +30,7 @@ from batch_latch.fusebill.answers import (
 )
 from batch_latch.fusebill.service import FusebillService
 from batch_latch.jobfolder.earlier import Origin
-from batch_latch.send.attempt_loop import Attempts, Sent
+from batch_latch.send.attempt_loop import AttemptLoop, Sent
 from batch_latch.vocab import PENDING_MESSAGES, Change, Status, StopReason
 
 NO_GEOTAB_FIELD = (
@@ -38,10 +38,6 @@ NO_GEOTAB_FIELD = (
     "before cannot be checked or recorded; rows are latched with change 'unknown' and undo "
     "cannot restore them."
 )
-
-
-def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)
@@ -75,20 +71,20 @@ class RowLogic:
     def __init__(
         self,
         service: FusebillService,
-        attempts: Attempts,
+        loop: AttemptLoop,
         *,
         read_first: bool = True,
         allow_relatch: bool = False,
         write: bool = True,
     ) -> None:
         self.service = service
-        self.attempts = attempts
+        self.loop = loop
         self.read_first = read_first
         self.allow_relatch = allow_relatch
         self.write = write
 
     def stopped(self, latches: int = 0, http: int | None = None) -> RowOutcome:
-        return pending(self.attempts.throttle.stop_reason, latches, http)
+        return pending(self.loop.throttle.stop_reason, latches, http)
 
     def outcome(
         self,
@@ -109,9 +105,7 @@ class RowLogic:
             verdict, holding[0] = classify_read(reply, task.fusebill_id)
             return verdict
 
-        sent = self.attempts.call(
-            lambda: self.service.customer(task.fusebill_id), judge, task.index
-        )
+        sent = self.loop.call(lambda: self.service.customer(task.fusebill_id), judge, task.index)
         return sent, holding[0]
 
     def process(self, task: Task) -> RowOutcome:
@@ -122,15 +116,15 @@ class RowLogic:
         verdict = sent.verdict
         if verdict is None:
             return self.stopped(0, sent.status)
-        if verdict.kind is Kind.NOT_FOUND:
+        if verdict.kind is Meaning.NOT_FOUND:
             return self.outcome(Status.NOT_FOUND, sent.status, 0, verdict.message, "not_found")
-        if verdict.kind is not Kind.SUCCESS or holding is None:
+        if verdict.kind is not Meaning.SUCCESS or holding is None:
             return self.outcome(
                 Status.FAILED,
                 sent.status,
                 0,
                 f"could not read the customer, so nothing was written: {verdict.message}",
-                "unreadable" if verdict.kind is Kind.RETRYABLE else verdict.error_key,
+                "unreadable" if verdict.kind is Meaning.RETRYABLE else verdict.error_key,
             )
         return self._decide(task, holding, sent.status)
 
@@ -138,7 +132,7 @@ class RowLogic:
         origin = task.origin
         held = holding.geotab_id
         if not holding.known:
-            self.attempts.notices.once("no_geotab_field", NO_GEOTAB_FIELD)
+            self.loop.notices.once("no_geotab_field", NO_GEOTAB_FIELD)
             change, previous = Change.UNKNOWN, origin.previous if origin else ""
         elif held == task.geotab_id:
             earlier = origin.previous if origin else ""
@@ -188,7 +182,7 @@ class RowLogic:
         """Latch and prove it; ``read_http`` is the status of the row's read, if any: a row
         stopped before its first latch request reports that (its last answer)."""
         gid = task.geotab_id
-        sent = self.attempts.call(
+        sent = self.loop.call(
             lambda: self.service.latch(task.fusebill_id, gid),
             lambda reply: classify_latch(reply, gid, task.fusebill_id),
             task.index,
@@ -202,15 +196,15 @@ class RowLogic:
             return self.outcome(status, sent.status, n, message, key, kept, previous)
 
         replaced = f"; replaced {held!r}" if change is Change.RELATCH and held else ""
-        if verdict.kind is Kind.SUCCESS:
+        if verdict.kind is Meaning.SUCCESS:
             return done(Status.SUCCESS, f"latched{replaced}")
-        if verdict.kind is Kind.NOT_FOUND:
+        if verdict.kind is Meaning.NOT_FOUND:
             return done(Status.NOT_FOUND, verdict.message, "not_found")
-        if verdict.kind is Kind.UNPROVEN:
+        if verdict.kind is Meaning.UNPROVEN:
             why = f"the answer (HTTP {sent.status}) did not show the latch: {verdict.message}"
             return self.confirm(task, sent, why, "unconfirmed", done)
         if sent.ambiguous and (
-            sent.exhausted or (verdict.kind is Kind.REJECTED and sent.status in (400, 409))
+            sent.exhausted or (verdict.kind is Meaning.REJECTED and sent.status in (400, 409))
         ):
             why = verdict.message
             if sent.exhausted:
@@ -234,7 +228,7 @@ class RowLogic:
         sent, holding = self.read(task)
         if sent.verdict is None:
             return self.stopped(latch.attempts, latch.status)
-        if sent.verdict.kind is Kind.SUCCESS and holding is not None and holding.known:
+        if sent.verdict.kind is Meaning.SUCCESS and holding is not None and holding.known:
             if holding.geotab_id == task.geotab_id:
                 return done(Status.SUCCESS, f"confirmed by read-back ({why})", "")
             if holding.geotab_id is not None:
@@ -244,5 +238,7 @@ class RowLogic:
                     f"not {task.geotab_id!r}",
                     "geotab_id_mismatch",
                 )
-        found = "holds no geotabId" if sent.verdict.kind is Kind.SUCCESS else sent.verdict.message
+        found = (
+            "holds no geotabId" if sent.verdict.kind is Meaning.SUCCESS else sent.verdict.message
+        )
         return done(Status.FAILED, f"{why}; read-back could not confirm: {found}", key)

@@ -4,11 +4,11 @@ warnings. Thread-safe: workers call it; each kind of line is said once or when i
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from datetime import datetime, timedelta, timezone
 
+from batch_latch.send.estimate import Pace, duration, duration_short, limits_text, seconds_for
 from batch_latch.send.progress import Progress
 
 VISIBLE_PAUSE = 5.0  # seconds: a pause this long or longer gets a line of its own
@@ -23,16 +23,6 @@ def local_time(moment: datetime) -> str:
 def both_times(moment: datetime) -> str:
     utc = moment.astimezone(timezone.utc)
     return f"{utc:%Y-%m-%d %H:%M} UTC ({moment.astimezone():%Y-%m-%d %H:%M} local)"
-
-
-def duration(seconds: float) -> str:
-    if seconds < 60:
-        return "under a minute"
-    if seconds < 3600:
-        return f"about {round(seconds / 60)} min"
-    if seconds < 2 * 86400:
-        return f"about {int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
-    return f"about {seconds / 86400:.1f} days"
 
 
 class Notices:
@@ -65,39 +55,19 @@ class Notices:
             self._pause_end = end
         self.say(f"Pausing {duration_short(seconds)} until {local_time(until)}: {cause}.")
 
-    def estimate(
-        self, requests: int, rate: float, limit_minute: int | None, limit_day: int | None
-    ) -> None:
+    def estimate(self, requests: int, pace: Pace) -> None:
         """Once the account's limits are known: how long the rest takes at them (in days when
         the daily quota is the bound), or that --rate is the bound and the first estimate
         holds."""
-        if not requests or (limit_minute is None and limit_day is None):
+        if not requests or not pace.knows_limits:
             return
-        per_second = min(rate, (limit_minute or 1e12) / 60.0)
-        seconds = requests / per_second
-        days = requests / limit_day if limit_day else 0.0
-        if days > 1:
-            seconds = max(seconds, math.ceil(days) * 86400.0)
-        bound = ", ".join(
-            text
-            for text in (
-                f"{limit_minute:,} a minute" if limit_minute else "",
-                f"{limit_day:,} a day" if limit_day else "",
+        took = f"{duration(seconds_for(requests, pace))} at them"
+        if seconds_for(requests, pace) <= requests / pace.rate * 1.1:
+            took = (
+                f"{duration(requests / pace.rate)} at --rate {pace.rate:g}, which stays below them"
             )
-            if text
-        )
-        took = f"{duration(seconds)} at them"
-        if seconds <= requests / rate * 1.1:  # --rate is the bound: the first estimate holds
-            took = f"{duration(requests / rate)} at --rate {rate:g}, which stays below them"
         self.once(
             "limits",
-            f"This account's limits are {bound}: the {requests:,} requests left take {took}.",
+            f"This account's limits are {limits_text(pace)}: the {requests:,} requests left "
+            f"take {took}.",
         )
-
-
-def duration_short(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"

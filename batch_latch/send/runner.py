@@ -12,20 +12,22 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TextIO
+from typing import Generic, Protocol, TextIO, TypeVar
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from batch_latch.clock import now_iso
 from batch_latch.fusebill.answers import Reply
 from batch_latch.fusebill.service import FusebillService
 from batch_latch.jobfolder.checkpoint import Checkpoint, Record
 from batch_latch.jobfolder.earlier import Earlier, Settled
 from batch_latch.reports.columns import Builder, LiveOutcome, ResultColumns
-from batch_latch.send.attempt_loop import Attempts
-from batch_latch.send.decisions import RowLogic, RowOutcome, Task, now_iso, pending
-from batch_latch.send.notices import Notices, duration
+from batch_latch.send.attempt_loop import AttemptLoop
+from batch_latch.send.decisions import RowLogic, RowOutcome, Task, pending
+from batch_latch.send.estimate import duration, requests_needed
+from batch_latch.send.notices import Notices
 from batch_latch.send.pool import CtrlC, Pool
 from batch_latch.send.progress import Bar, Progress, Silent
 from batch_latch.send.retry import RetryPolicy
@@ -33,10 +35,18 @@ from batch_latch.send.stops import stop_message
 from batch_latch.send.throttle import Throttle
 from batch_latch.settings import Settings
 from batch_latch.sheet.validate import Verdicts
-from batch_latch.vocab import RECORDED, Change, Kind, Status, StopReason
+from batch_latch.vocab import RECORDED, Change, RunKind, Status, StopReason, plural
 
 
-class Counted:
+class Indexed(Protocol):
+    @property
+    def index(self) -> int: ...
+
+
+T = TypeVar("T", bound=Indexed)
+
+
+class CountingService:
     """The service, counting reads and writes (the summary reports both)."""
 
     def __init__(self, service: FusebillService) -> None:
@@ -66,6 +76,9 @@ class Counted:
     def redact(self, text: str) -> str:
         return self.service.redact(text)
 
+    def abort(self) -> None:
+        self.service.abort()
+
     def close(self) -> None:
         self.service.close()
 
@@ -84,13 +97,16 @@ def make_service(settings: Settings) -> FusebillService:
 
 
 @dataclass
-class Session:
-    """What one live command uses: service, throttle, attempt loop, progress, stderr."""
+class Session(Generic[T]):
+    """What one live command uses: service, throttle, attempt loop, progress, stderr.
+
+    Generic over the command's task (a run's :class:`Task`, an undo's own), which only needs
+    its ``index``: the position of its row in the report."""
 
     settings: Settings
-    service: Counted
+    service: CountingService
     throttle: Throttle
-    attempts: Attempts
+    loop: AttemptLoop
     progress: Progress
     notices: Notices
 
@@ -101,29 +117,33 @@ class Session:
         service: FusebillService | None,
         progress: Progress | None,
         err: TextIO,
-    ) -> Session:
+        *,
+        planned: int,
+    ) -> Session[T]:
+        """``planned``: the requests the command expects to send, for the estimate at the
+        account's limits once its first answer shows them."""
         bar = progress or (Bar(err) if settings.progress else Silent(err))
         throttle = Throttle(settings.rate, max_requests=settings.max_requests)
         notices = Notices(bar)
-        attempts = Attempts(
+        attempts = AttemptLoop(
             throttle,
             RetryPolicy(max_attempts=settings.max_attempts),
             notices,
             wait_for_quota=settings.wait_for_quota,
+            planned=planned,
         )
-        counted = Counted(service or make_service(settings))
+        counted = CountingService(service or make_service(settings))
         return cls(settings, counted, throttle, attempts, bar, notices)
 
     def send_all(
         self,
-        tasks: list[Task],
-        work: Callable[[Task], RowOutcome],
-        done: Callable[[Task, RowOutcome], None],
+        tasks: list[T],
+        work: Callable[[T], RowOutcome],
+        done: Callable[[T, RowOutcome], None],
     ) -> list[RowOutcome | None]:
         self.progress.start(len(tasks))
-        abort = getattr(self.service.service, "abort", None)
 
-        def safely(task: Task) -> RowOutcome:
+        def safely(task: T) -> RowOutcome:
             try:
                 return work(task)
             except Exception as exc:  # a bug must cost one row, not the run and its reports
@@ -134,8 +154,8 @@ class Session:
                 )
 
         try:
-            with CtrlC(self.throttle, self.notices.say, abort):
-                return Pool[Task, RowOutcome](self.throttle, self.settings.workers).run(
+            with CtrlC(self.throttle, self.notices.say, self.service.abort):
+                return Pool[T, RowOutcome](self.throttle, self.settings.workers).run(
                     tasks, safely, done
                 )
         finally:
@@ -143,12 +163,12 @@ class Session:
             self.service.close()
 
     def finish(
-        self, tasks: list[Task], results: list[RowOutcome | None], notes: dict[int, str]
+        self, tasks: list[T], results: list[RowOutcome | None], notes: dict[int, str]
     ) -> tuple[list[RowOutcome], str]:
         """Rows never started are pending (keeping what an earlier run said of them); in an
         outage, so are rows that failed in its streak. Also the stop line, if any."""
         reason = self.throttle.stop_reason
-        outage = self.attempts.health.rows if reason is StopReason.API_DOWN else set()
+        outage = self.loop.health.rows if reason is StopReason.API_DOWN else set()
         out = []
         for task, outcome in zip(tasks, results):
             if outcome is None:
@@ -163,7 +183,7 @@ class Session:
                 )
             out.append(outcome)
         waiting = sum(o.status is Status.PENDING for o in out)
-        message = stop_message(reason, self.attempts.stop, waiting, self.settings.max_requests)
+        message = stop_message(reason, self.loop.stop, waiting, self.settings.max_requests)
         if message:
             self.notices.say(message)
         return out, message
@@ -177,7 +197,7 @@ class Session:
             requests_by_day=self.throttle.by_day,
             stop_reason=self.throttle.stop_reason,
             stop_message=message,
-            limits=self.attempts.limits_seen,
+            limits=self.loop.limits_seen,
         )
 
 
@@ -220,7 +240,7 @@ def latch(
 ) -> LiveOutcome:
     """Run (or plan) every valid row that earlier runs did not settle."""
     err = stderr or sys.stderr
-    planning = settings.kind is Kind.PLAN
+    planning = settings.kind is RunKind.PLAN
     store = Checkpoint.open(settings.out, settings.base_url, fresh=settings.fresh)
     try:
         earlier = Earlier(store.earlier)
@@ -240,11 +260,14 @@ def latch(
             Task(int(positions[j]), int(fids[j]), text, origins.get(int(fids[j])))
             for j, text in zip(todo_at.tolist(), texts)
         ]
-        session = Session.open(settings, service, progress, err)
-        _announce(session, len(tasks), len(settled.where), planning)
+        requests = requests_needed(
+            len(tasks), reads=planning or not settings.no_read, writes=not planning
+        )
+        session: Session[Task] = Session.open(settings, service, progress, err, planned=requests)
+        _announce(session, len(tasks), requests, len(settled.where), planning)
         logic = RowLogic(
             session.service,
-            session.attempts,
+            session.loop,
             read_first=not settings.no_read,
             allow_relatch=settings.allow_relatch,
             write=not planning,
@@ -281,22 +304,22 @@ def _record(task: Task, outcome: RowOutcome) -> Record:
     )
 
 
-def _announce(session: Session, rows: int, settled: int, planning: bool) -> None:
+def _announce(
+    session: Session[Task], rows: int, requests: int, settled: int, planning: bool
+) -> None:
     settings = session.settings
-    note = f" ({settled} rows settled by earlier runs are not sent again)" if settled else ""
+    note = f" ({plural(settled, 'row')} settled by earlier runs are not sent again)"
+    note = note if settled else ""
     if rows == 0:
         session.notices.say(f"Nothing to send{note}.")
         return
-    per_row = 1 if settings.no_read or planning else 2
-    requests = rows * per_row
-    session.attempts.planned = requests
-    what = (
-        "reads" if planning else ("requests" if per_row == 1 else "requests (a read, then a write)")
-    )
-    most = "" if per_row == 1 else "up to "
+    writes = not planning
+    reads = planning or not settings.no_read
+    what = "reads" if not writes else ("requests (a read, then a write)" if reads else "requests")
+    most = "up to " if reads and writes else ""
     session.notices.say(
-        f"{'Planning' if planning else 'Sending'} {rows} rows to {settings.base_url}: "
-        f"{most}{requests} {what} at up to {settings.rate:g} requests/s with "
+        f"{'Planning' if planning else 'Sending'} {plural(rows, 'row')} to {settings.base_url}: "
+        f"{most}{requests:,} {what} at up to {settings.rate:g} requests/s with "
         f"{settings.workers} workers: {duration(requests / settings.rate)}{note}. The "
         "account's own limits may add pauses; they are estimated once its first answer "
         "shows them."

@@ -28,10 +28,9 @@ from batch_latch.sheet import csv_reader as csv_input
 from batch_latch.sheet import formula
 from batch_latch.sheet.grid import Grid, edge_bytes
 from batch_latch.sheet.names import FUSEBILL_ALIASES, GEOTAB_ALIASES, normalise
-from batch_latch.vocab import TOOL_COLUMNS
+from batch_latch.vocab import REPORT_HEAD, TOOL_COLUMNS
 
 HEADER_SEARCH_ROWS = 20
-REPORT_HEAD = ("row", "fusebillId", "geotabId", "status", "http_status", "attempts", "message")
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from batch_latch.sheet.loader import Sheet
+from batch_latch.vocab import Status
 
 MAX_FUSEBILL_ID = 9223372036854775807
 MAX_GEOTAB_LENGTH = 255
@@ -26,7 +27,7 @@ _HIDDEN_CATEGORIES = ("Cc", "Cf", "Zl", "Zp")
 _CONTROL_NAMES = {0x09: "TAB", 0x0A: "LINE FEED", 0x0D: "CARRIAGE RETURN", 0x00: "NUL"}
 _ROWS_NAMED = 10  # rows listed in a message before "and N more"
 
-VALID, INVALID, DUPLICATE = "valid", "invalid", "duplicate"
+VALID, INVALID, DUPLICATE = Status.VALID.value, Status.INVALID.value, Status.DUPLICATE.value
 
 
 @dataclass(frozen=True)
