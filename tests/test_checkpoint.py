@@ -24,7 +24,7 @@ def record(fid: int, gid: str, status: str = "success", message: str = "latched"
 def earlier(out: Path, url: str = URL) -> list[tuple[int, str, str]]:
     store = Checkpoint.open(out, url)
     try:
-        table = store.earlier
+        table = store.records.table
         return list(zip(table["f"].to_pylist(), table["g"].to_pylist(), table["s"].to_pylist()))
     finally:
         store.close()
@@ -129,7 +129,7 @@ def test_workers_recording_at_once_lose_nothing(tmp_path: Path) -> None:
 def test_a_failed_write_stops_with_exit_3_and_a_one_line_reason(tmp_path: Path) -> None:
     opened = Checkpoint.open(tmp_path, URL)
     opened.close()
-    store = Checkpoint(tmp_path / FILENAME, FullDisk(), opened.earlier)
+    store = Checkpoint(tmp_path / FILENAME, FullDisk(), opened.records.table)
 
     with pytest.raises(JournalWriteError) as caught:
         store.record(record(1, "A"))
@@ -157,7 +157,7 @@ def test_format_2_keeps_change_and_previous(tmp_path: Path) -> None:
     assert first == f"#batch-latch-checkpoint,2,{URL}"
     store = Checkpoint.open(tmp_path, URL)
     store.close()
-    table = store.earlier
+    table = store.records.table
     assert table.column_names == ["f", "g", "s", "h", "m", "k", "c", "p", "t"]
     assert table["c"].to_pylist() == ["relatch", ""]
     assert table["p"].to_pylist() == ["OLD", ""]
@@ -185,7 +185,7 @@ def test_a_v1_checkpoint_is_upgraded_and_its_successes_read_as_change_unknown(
     assert not list(tmp_path.glob(".*upgrade*"))  # no temporary file left behind
     store = Checkpoint.open(tmp_path, URL)
     store.close()
-    table = store.earlier
+    table = store.records.table
     assert table["f"].to_pylist() == [1, 2, 3, 4]
     assert table["g"].to_pylist() == ["A", "B", "C,with comma", "D"]
     assert table["s"].to_pylist() == ["success", "not_found", "success", "success"]

@@ -43,7 +43,7 @@ def earlier(tmp_path: Path, records: list[Record]) -> Earlier:
     store.close()
     store = Checkpoint.open(tmp_path / "job", URL)
     store.close()
-    return Earlier(store.earlier)
+    return Earlier(store.records)
 
 
 def settled(

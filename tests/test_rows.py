@@ -10,8 +10,9 @@ import pytest
 
 from batch_latch.fusebill.answers import Reply
 from batch_latch.jobfolder.earlier import Origin
+from batch_latch.reports.columns import RowOutcome
 from batch_latch.send.attempt_loop import AttemptLoop
-from batch_latch.send.decisions import NO_GEOTAB_FIELD, RowLogic, RowOutcome, Task
+from batch_latch.send.decisions import NO_GEOTAB_FIELD, RowLogic, Task
 from batch_latch.send.notices import Notices
 from batch_latch.send.progress import Silent
 from batch_latch.send.retry import RetryPolicy

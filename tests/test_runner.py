@@ -107,8 +107,8 @@ def test_allow_relatch_replaces_and_records_what_it_replaced(tmp_path: Path) -> 
     )
     store = Checkpoint.open(tmp_path / "out", BASE)
     store.close()
-    assert store.earlier["p"].to_pylist() == ["OLD"]
-    assert store.earlier["c"].to_pylist() == ["relatch"]
+    assert store.records.previous.to_pylist() == ["OLD"]
+    assert store.records.change.to_pylist() == ["relatch"]
 
 
 def test_no_read_latches_blind_with_change_unknown(tmp_path: Path) -> None:
@@ -143,7 +143,7 @@ def test_a_plan_reads_writes_nothing_and_records_nothing(tmp_path: Path) -> None
     assert "Planning 4 rows" in err
     store = Checkpoint.open(tmp_path / "out", BASE)
     store.close()
-    assert store.earlier.num_rows == 0
+    assert store.records.table.num_rows == 0
 
 
 def test_a_plan_shows_rows_latched_earlier_as_valid_unchanged(tmp_path: Path) -> None:
@@ -300,7 +300,7 @@ def test_a_checkpoint_failure_in_a_worker_is_raised_in_the_main_thread(
     def full_disk(out: Path, base_url: str, *, fresh: bool = False) -> Checkpoint:
         store = real_open(out, base_url)
         store.close()
-        return Checkpoint(out / FILENAME, FullDisk(), store.earlier)
+        return Checkpoint(out / FILENAME, FullDisk(), store.records.table)
 
     monkeypatch.setattr(Checkpoint, "open", staticmethod(full_disk))
     hooked: list[object] = []

@@ -39,7 +39,7 @@ def job(out: Path, records: list[Record]) -> Path:
 def journal(out: Path) -> list[tuple[int, str, str, str, str]]:
     store = Checkpoint.open(out, URL)
     store.close()
-    t = store.earlier
+    t = store.records.table
     return list(
         zip(
             t["f"].to_pylist(),
@@ -177,6 +177,22 @@ def test_an_unlatch_that_proves_nothing_and_did_not_land_fails(tmp_path: Path) -
     got = rows(result.columns)["1"]
     assert (got["status"], got["error_key"]) == ("failed", "unconfirmed")
     assert fake.held(1) == "A"
+
+
+def test_an_undo_stopped_during_the_read_back_leaves_the_customer_pending(
+    tmp_path: Path,
+) -> None:
+    """The unlatch's answer was lost and the run stopped (--max-requests) before its read-back
+    could answer: the outcome is unknown, so nothing is recorded and the next undo does it."""
+    out = job(tmp_path, [rec(1, "A", "new")])
+    fake = FakeFusebill({1: "A"}).script("unlatch", 1, Landed(timeout()))
+    chosen = dataclasses.replace(settings(out), max_requests=2, max_attempts=1)
+    err = io.StringIO()
+    result = undo.undo(chosen, service=fake, progress=Silent(err), stderr=err)
+    got = rows(result.columns)["1"]
+    assert got["status"] == "pending", got
+    assert fake.methods(1) == ["customer", "unlatch"]  # the read-back was never sent
+    assert [r[2:4] for r in journal(out)] == [("success", "new")]  # nothing recorded
 
 
 def test_undo_of_a_job_that_latched_nothing(tmp_path: Path) -> None:

@@ -1,0 +1,1 @@
+"""The commands on top: run, plan and dry run; undo; status; the demo."""

@@ -25,8 +25,14 @@ from batch_latch.fusebill.answers import Meaning, classify_unlatch
 from batch_latch.fusebill.service import FusebillService
 from batch_latch.jobfolder.checkpoint import FILENAME, Checkpoint, Record, made_for
 from batch_latch.jobfolder.earlier import Earlier, Target, Targets
-from batch_latch.reports.columns import IntColumn, LiveOutcome, ResultColumns, TextColumn
-from batch_latch.send.decisions import RowLogic, RowOutcome, Task
+from batch_latch.reports.columns import (
+    IntColumn,
+    LiveOutcome,
+    ResultColumns,
+    RowOutcome,
+    TextColumn,
+)
+from batch_latch.send.decisions import RowLogic, Task
 from batch_latch.send.estimate import duration, requests_needed
 from batch_latch.send.progress import Progress
 from batch_latch.send.runner import Session
@@ -55,10 +61,10 @@ def targets(settings: Settings) -> tuple[Targets, Checkpoint]:
         # Sends nothing and needs no key: nor FUSEBILL_BASE_URL; the job's own API it is.
         url = made_for(settings.out) or url
     store = Checkpoint.open(settings.out, url)
-    return Earlier(store.earlier).undo_targets(), store
+    return Earlier(store.records).undo_targets(), store
 
 
-def would(found: Targets, unlatch_unknown: bool) -> ResultColumns:
+def planned_columns(found: Targets, unlatch_unknown: bool) -> ResultColumns:
     """What undo would do for each customer, without asking Fusebill (``undo --dry-run``)."""
     n = len(found)
     set_to, previous = found.set_to, found.previous
@@ -156,7 +162,9 @@ class UndoLogic:
         if verdict.kind is Meaning.SUCCESS:
             return self._restored(sent.status, n, "unlatched (it held no geotabId before)")
         if verdict.kind is Meaning.UNPROVEN or sent.ambiguous:
-            _, holding = self.rows.read(row)
+            back, holding = self.rows.read(row)
+            if back.verdict is None:  # stopped during the read-back: the outcome is unknown
+                return self.rows.stopped(n, sent.status)
             if holding is not None and holding.known and holding.geotab_id is None:
                 return self._restored(sent.status, n, "unlatched (confirmed by read-back)")
             return self._failed(
@@ -183,7 +191,7 @@ def undo(
     found, store = targets(settings)
     try:
         if settings.dry_run:
-            return LiveOutcome(would(found, settings.unlatch_unknown))
+            return LiveOutcome(planned_columns(found, settings.unlatch_unknown))
         tasks = [UndoTask(i, found[i]) for i in range(len(found))]
         requests = requests_needed(len(tasks), reads=True, writes=True)
         session: Session[UndoTask] = Session.open(

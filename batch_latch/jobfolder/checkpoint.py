@@ -60,6 +60,54 @@ _READ_TYPES = {name: _CODED for name in ("s", "m", "k", "c", "p", "t")}
 
 
 @dataclass(frozen=True)
+class Records:
+    """Every record of the job, in the order written, as columns: the one place the file's
+    one-letter column names are spelled (the lookups in ``earlier`` use these names)."""
+
+    table: pa.Table
+
+    def __len__(self) -> int:
+        return int(self.table.num_rows)
+
+    @property
+    def fusebill_id(self) -> np.ndarray:
+        return np.asarray(self.table["f"].to_numpy(), dtype=np.int64)
+
+    @property
+    def geotab_id(self) -> pa.ChunkedArray:
+        return self.table["g"]
+
+    @property
+    def status(self) -> pa.ChunkedArray:
+        return self.table["s"]
+
+    @property
+    def http_status(self) -> pa.ChunkedArray:
+        return self.table["h"]
+
+    @property
+    def message(self) -> pa.ChunkedArray:
+        return self.table["m"]
+
+    @property
+    def error_key(self) -> pa.ChunkedArray:
+        return self.table["k"]
+
+    @property
+    def change(self) -> pa.ChunkedArray:
+        return self.table["c"]
+
+    @property
+    def previous(self) -> pa.ChunkedArray:
+        """What the customer held before the job first changed it."""
+        return self.table["p"]
+
+    @property
+    def finished_at(self) -> pa.ChunkedArray:
+        return self.table["t"]
+
+
+@dataclass(frozen=True)
 class Record:
     fusebill_id: int
     geotab_id: str
@@ -105,7 +153,7 @@ class Checkpoint:
 
     def __init__(self, path: Path, handle: io.BufferedWriter, earlier: pa.Table) -> None:
         self.path = path
-        self.earlier = earlier  # latest record per pair, columns as in _SCHEMA
+        self.records = Records(earlier)  # every record, in the order written
         self._handle = handle
         self._cond = threading.Condition()
         self._queue: list[bytes] = []

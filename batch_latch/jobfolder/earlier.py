@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from batch_latch.jobfolder.checkpoint import Records
 from batch_latch.vocab import Change, Status
 
 #: Changes that wrote to the customer (``unchanged`` wrote nothing).
@@ -62,30 +63,36 @@ class Settled:
     notes: dict[int, str]  # position -> what an earlier run said of a pair it did not settle
 
 
+def _is(values: pa.Array | pa.ChunkedArray, value: str) -> np.ndarray:
+    """Where a (dictionary-coded) column equals ``value``, as a numpy mask."""
+    return _mask(_each(_flat(values), lambda v: pc.equal(v, value)))
+
+
 def _flat(values: pa.Array | pa.ChunkedArray) -> pa.Array:
     return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
 
 
 class Earlier:
-    def __init__(self, table: pa.Table) -> None:
-        self._table = table
-        self._fids = np.asarray(table["f"].to_numpy(), dtype=np.int64)
+    def __init__(self, records: Records) -> None:
+        self._r = records
+        self._fids = records.fusebill_id
 
     def __len__(self) -> int:
-        return int(self._table.num_rows)
+        return len(self._r)
 
-    def _column(self, name: str, rows: np.ndarray) -> pa.Array:
-        return _flat(pc.take(self._table[name], pa.array(rows, pa.int64())))
+    @staticmethod
+    def _column(values: pa.ChunkedArray, rows: np.ndarray) -> pa.Array:
+        return _flat(pc.take(values, pa.array(rows, pa.int64())))
 
     def _not_undo_failures(self) -> np.ndarray | None:
         """Positions of the records that are not an undo that restored nothing (None: all).
 
         An undo that left a customer alone (changed since, unknown previous, refused...) is
         not a latch: the pair the job latched before it stays the latest latch."""
-        undo = _mask(_each(_flat(self._table["c"]), lambda v: pc.equal(v, Change.UNDO.value)))
+        undo = _is(_flat(self._r.change), Change.UNDO.value)
         if not undo.any():
             return None
-        success = _mask(_each(_flat(self._table["s"]), lambda v: pc.equal(v, Status.SUCCESS.value)))
+        success = _is(_flat(self._r.status), Status.SUCCESS.value)
         failed = undo & ~success
         return np.flatnonzero(~failed) if failed.any() else None
 
@@ -110,15 +117,17 @@ class Earlier:
         latest = self.latest(fids) if len(self) else np.full(len(fids), -1, np.int64)
         found = np.flatnonzero(latest >= 0)
         rows = latest[found]
-        same = _mask(pc.equal(pc.take(gids, pa.array(found)), self._column("g", rows)))
+        same = _mask(
+            pc.equal(pc.take(gids, pa.array(found)), self._column(self._r.geotab_id, rows))
+        )
         found, rows = found[same], rows[same]
-        status, key = self._column("s", rows), self._column("k", rows)
-        change, message = self._column("c", rows), self._column("m", rows)
-        success = _mask(_each(status, lambda v: pc.equal(v, Status.SUCCESS.value))) & ~_mask(
+        status, key = self._column(self._r.status, rows), self._column(self._r.error_key, rows)
+        change, message = self._column(self._r.change, rows), self._column(self._r.message, rows)
+        success = _is(status, Status.SUCCESS.value) & ~_mask(
             _each(change, lambda v: pc.equal(v, Change.UNDO.value))
         )
-        missing = _mask(_each(status, lambda v: pc.equal(v, Status.NOT_FOUND.value)))
-        refused = _mask(_each(status, lambda v: pc.equal(v, Status.FAILED.value))) & _mask(
+        missing = _is(status, Status.NOT_FOUND.value)
+        refused = _is(status, Status.FAILED.value) & _mask(
             _each(key, lambda v: pc.match_substring_regex(v, REFUSAL_PATTERN))
         )
         missing &= not retry_not_found
@@ -150,12 +159,12 @@ class Earlier:
         return Settled(
             where=found[at],
             status=_take(status, at),
-            http_status=self._column("h", sub),
+            http_status=self._column(self._r.http_status, sub),
             message=texts,
             error_key=keys,
             change=_take(change, at),
-            previous=self._column("p", sub),
-            finished_at=self._column("t", sub),
+            previous=self._column(self._r.previous, sub),
+            finished_at=self._column(self._r.finished_at, sub),
             notes=notes,
         )
 
@@ -168,9 +177,9 @@ class Earlier:
         out: dict[int, Origin] = {}
         for fid, s, c, p in zip(
             self._fids[rows].tolist(),
-            self._column("s", rows).to_pylist(),
-            self._column("c", rows).to_pylist(),
-            self._column("p", rows).to_pylist(),
+            self._column(self._r.status, rows).to_pylist(),
+            self._column(self._r.change, rows).to_pylist(),
+            self._column(self._r.previous, rows).to_pylist(),
         ):
             if fid not in out and s == Status.SUCCESS.value and c in WRITES:
                 out[fid] = Origin(previous=p, known=c != Change.UNKNOWN.value)
@@ -180,10 +189,10 @@ class Earlier:
         """Customers this job wrote to whose latest successful write is not yet undone."""
         if not len(self):
             return Targets.none()
-        success = _mask(_each(_flat(self._table["s"]), lambda v: pc.equal(v, Status.SUCCESS.value)))
+        success = _is(_flat(self._r.status), Status.SUCCESS.value)
         wrote = _mask(
             _each(
-                _flat(self._table["c"]),
+                _flat(self._r.change),
                 lambda v: pc.is_in(v, value_set=pa.array([*WRITES, Change.UNDO.value])),
             )
         )
@@ -196,13 +205,17 @@ class Earlier:
         starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
         ends = np.r_[starts[1:], len(ordered)] - 1
         first, last = rows[order[starts]], rows[order[ends]]  # a write always comes first
-        undone = _mask(_each(self._column("c", last), lambda v: pc.equal(v, Change.UNDO.value)))
+        undone = _mask(
+            _each(self._column(self._r.change, last), lambda v: pc.equal(v, Change.UNDO.value))
+        )
         first, last = first[~undone], last[~undone]
-        blind = _mask(_each(self._column("c", first), lambda v: pc.equal(v, Change.UNKNOWN.value)))
+        blind = _mask(
+            _each(self._column(self._r.change, first), lambda v: pc.equal(v, Change.UNKNOWN.value))
+        )
         return Targets(
             fusebill_ids=self._fids[last],
-            set_to=_text(self._column("g", last)),
-            previous=_text(self._column("p", first)),
+            set_to=_text(self._column(self._r.geotab_id, last)),
+            previous=_text(self._column(self._r.previous, first)),
             known=~blind,
         )
 

@@ -15,11 +15,24 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from batch_latch.sheet.validate import Verdicts
-from batch_latch.vocab import StopReason
+from batch_latch.vocab import Change, Status, StopReason
 
 if TYPE_CHECKING:  # the live side's modules: a dry run does not need their ~45 ms of imports
     from batch_latch.jobfolder.earlier import Settled
-    from batch_latch.send.decisions import RowOutcome
+
+
+@dataclass(frozen=True)
+class RowOutcome:
+    """How one row ended in a live command: what the reports and the checkpoint take."""
+
+    status: Status
+    http_status: int | None
+    attempts: int  # latch requests sent for the row in this run
+    message: str
+    error_key: str = ""
+    change: Change = Change.NONE
+    previous: str = ""
+    finished_at: str = ""
 
 
 @dataclass(frozen=True)

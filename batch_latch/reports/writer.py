@@ -21,12 +21,12 @@ from batch_latch.errors import ReportError
 from batch_latch.jobfolder.files import atomic_write
 from batch_latch.jobfolder.history import ReportPaths
 from batch_latch.reports.columns import ResultColumns
+from batch_latch.reports.xlsx_rows import MAX_XLSX_ROWS
 from batch_latch.sheet import formula
 from batch_latch.vocab import CHANGES, FAILED_STATUSES, STATUSES, TOOL_COLUMNS
 
 _BOM = b"\xef\xbb\xbf"
 #: Above this many rows results.xlsx is not written (the CSV still has every row).
-MAX_XLSX_ROWS = 200_000
 #: Rows per batch in Arrow's CSV writer (its default, 1,024, costs ~0.08 s more a million rows).
 _CSV_BATCH = 65_536
 

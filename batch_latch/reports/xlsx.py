@@ -34,11 +34,9 @@ from xlsxwriter.utility import xl_range, xl_range_abs
 from xlsxwriter.worksheet import Worksheet
 
 from batch_latch.jobfolder.files import sync_dir
-from batch_latch.reports.writer import (
-    MAX_XLSX_ROWS as MAX_XLSX_ROWS,  # the caller skips results.xlsx above it
-)
 from batch_latch.reports.xlsx_rows import CUT_MARKER as CUT_MARKER
 from batch_latch.reports.xlsx_rows import MAX_CELL_CHARS as MAX_CELL_CHARS
+from batch_latch.reports.xlsx_rows import MAX_XLSX_ROWS as MAX_XLSX_ROWS  # no xlsx above it
 from batch_latch.reports.xlsx_rows import as_text, chunkwise, cut, excel_escape, rows_xml
 from batch_latch.vocab import CHANGES, STATUSES
 

@@ -31,6 +31,9 @@ _EXCEL_ESCAPE = re.compile(r"_(?=x[0-9A-Fa-f]{4}_)|[\x00-\x08\x0b-\x1f\ufffe\uff
 _NEEDS_ESCAPE = r"_x[0-9A-Fa-f]{4}_|[\x00-\x08\x0b-\x1f\x{FFFE}\x{FFFF}]"  # RE2: no lookahead
 _EDGE_SPACE = r"^[\s\pZ]|[\s\pZ]$"  # the <t> needs xml:space="preserve"
 
+#: The most rows results.xlsx holds; a larger sheet gets only the CSV reports.
+MAX_XLSX_ROWS = 200_000
+
 
 def rows_xml(
     batch: pa.Table,

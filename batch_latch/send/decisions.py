@@ -30,6 +30,7 @@ from batch_latch.fusebill.answers import (
 )
 from batch_latch.fusebill.service import FusebillService
 from batch_latch.jobfolder.earlier import Origin
+from batch_latch.reports.columns import RowOutcome
 from batch_latch.send.attempt_loop import AttemptLoop, Sent
 from batch_latch.vocab import PENDING_MESSAGES, Change, Status, StopReason
 
@@ -46,18 +47,6 @@ class Task:
     fusebill_id: int
     geotab_id: str
     origin: Origin | None = None  # what the customer held before this job first changed it
-
-
-@dataclass(frozen=True)
-class RowOutcome:
-    status: Status
-    http_status: int | None
-    attempts: int  # latch requests sent for the row in this run
-    message: str
-    error_key: str = ""
-    change: Change = Change.NONE
-    previous: str = ""
-    finished_at: str = ""
 
 
 def pending(reason: StopReason | None, attempts: int = 0, http: int | None = None) -> RowOutcome:

@@ -23,9 +23,9 @@ from batch_latch.fusebill.answers import Reply
 from batch_latch.fusebill.service import FusebillService
 from batch_latch.jobfolder.checkpoint import Checkpoint, Record
 from batch_latch.jobfolder.earlier import Earlier, Settled
-from batch_latch.reports.columns import Builder, LiveOutcome, ResultColumns
+from batch_latch.reports.columns import Builder, LiveOutcome, ResultColumns, RowOutcome
 from batch_latch.send.attempt_loop import AttemptLoop
-from batch_latch.send.decisions import RowLogic, RowOutcome, Task, pending
+from batch_latch.send.decisions import RowLogic, Task, pending
 from batch_latch.send.estimate import duration, requests_needed
 from batch_latch.send.notices import Notices
 from batch_latch.send.pool import CtrlC, Pool
@@ -243,7 +243,7 @@ def latch(
     planning = settings.kind is RunKind.PLAN
     store = Checkpoint.open(settings.out, settings.base_url, fresh=settings.fresh)
     try:
-        earlier = Earlier(store.earlier)
+        earlier = Earlier(store.records)
         positions, fids, gids = _valid_rows(verdicts)
         settled = earlier.settled(
             fids,

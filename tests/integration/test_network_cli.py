@@ -568,10 +568,10 @@ def test_wait_for_quota_waits_for_the_reset_then_finishes(
     [
         # ~238 requests at 50 a minute: ~4.8 min.
         ({}, r"50 a minute, 5,000 a day: the (\d+) requests left take about 5 min at them"),
-        # ~238 requests at 100 a day: into a third day.
+        # ~238 requests at 100 a day: two full days, then the last ones on the third.
         (
             {"day_limit": 100},
-            r"50 a minute, 100 a day: the (\d+) requests left take about 3\.0 days at them",
+            r"50 a minute, 100 a day: the (\d+) requests left take about 2\.0 days at them",
         ),
     ],
     ids=["minute-limit", "day-quota"],
