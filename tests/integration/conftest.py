@@ -8,7 +8,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -269,12 +268,3 @@ def assert_key_nowhere(root: Path, *texts: str, key: str = KEY) -> None:
 def summary_counts(summary: Mapping[str, Any]) -> dict[str, int]:
     """Non-zero status counts of a summary."""
     return {k: int(v) for k, v in summary["counts"].items() if v}
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
-    """Poll a condition (not a fixed sleep): fail loudly if it never becomes true."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)

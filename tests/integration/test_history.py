@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.doubles import wait_for
 from tests.integration.conftest import (
     FAST,
     RunCli,
@@ -22,7 +23,6 @@ from tests.integration.conftest import (
     cli_env,
     known_rows,
     read_csv,
-    wait_for,
     write_csv,
 )
 

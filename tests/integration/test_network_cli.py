@@ -31,6 +31,7 @@ import trustme
 
 from batch_latch.sandbox import Sandbox
 from tests import netdoubles as nd
+from tests.doubles import wait_for
 from tests.integration.conftest import (
     KEY,
     Run,
@@ -40,7 +41,6 @@ from tests.integration.conftest import (
     known_rows,
     latch_requests,
     read_requests,
-    wait_for,
     write_csv,
 )
 
@@ -438,7 +438,7 @@ def test_ctrl_c_during_an_endless_drip_exits_within_the_timeout(
     sandbox = sandbox_factory(drip_seconds=0.5)
     timeout = 3.0
     live = start_cli(sheet(4), sandbox.base_url, *PACE, "--timeout", timeout)
-    wait_for(lambda: len(read_requests(sandbox)) >= 1, timeout=30, what="a read in flight")
+    wait_for(lambda: len(read_requests(sandbox)) >= 1, deadline=30, what="a read in flight")
     sent = live.interrupt()
     run = live.finish(timeout + 30)
     took = live.ended - sent

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.doubles import wait_for
 from tests.integration.conftest import (
     FAST,
     KEY,
@@ -24,7 +25,6 @@ from tests.integration.conftest import (
     read_csv,
     read_requests,
     summary_counts,
-    wait_for,
     write_csv,
 )
 

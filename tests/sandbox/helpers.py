@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any
 import requests
 
 from batch_latch.sandbox import DEFAULT_API_KEY, Sandbox
+from tests.doubles import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 RATE_HEADERS = (
@@ -50,11 +50,7 @@ def assert_rate_headers(response: requests.Response) -> None:
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.005)
+    wait_for(condition, deadline=timeout)
 
 
 def parse_iso(text: str) -> float:

@@ -72,7 +72,7 @@ def test_a_lock_held_by_a_killed_process_is_released(tmp_path: Path) -> None:
         [sys.executable, "-c", HOLDER, str(tmp_path)],
         stdout=subprocess.PIPE,
         text=True,
-        cwd=Path(__file__).resolve().parents[1],
+        cwd=Path(__file__).resolve().parents[2],
     )
     try:
         assert holder.stdout is not None

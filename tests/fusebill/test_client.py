@@ -1,7 +1,7 @@
 """FusebillClient against requests-mock: the requests it sends, the Reply it hands back, that
 the API key never leaks; and, pure, the proxy / CA settings it takes from the environment
-and the redaction rule. What an answer means is tests/test_answers.py; real sockets are
-tests/test_client_network.py."""
+and the redaction rule. What an answer means is tests/fusebill/test_answers.py; real sockets are
+tests/fusebill/test_client_network.py."""
 
 from __future__ import annotations
 

@@ -25,6 +25,7 @@ from batch_latch.fusebill.answers import Meaning, Reply, classify_latch, classif
 from batch_latch.fusebill.client import MAX_BODY, FusebillClient
 from batch_latch.vocab import StopReason
 from tests import netdoubles as nd
+from tests.doubles import wait_for
 
 KEY = "sk_live_SECRET123"
 GEOTAB = "0909909"
@@ -188,7 +189,7 @@ def test_a_dripping_body_is_cut_at_the_timeout(make_client: MakeClient) -> None:
         reply, took = timed(lambda: client.latch(1, GEOTAB))
     assert (reply.status, reply.error) == (None, "timeout")
     assert "2 s" in reply.detail
-    assert 1.9 <= took <= 3.0  # timeout + 1 s at most
+    assert 1.9 <= took <= 2.0 + 5.0  # the drip would go on for a minute; slack for load
 
 
 @pytest.mark.parametrize(
@@ -210,7 +211,7 @@ def test_no_server_holds_a_request_past_its_timeout(
         reply, took = timed(lambda: client.latch(1, GEOTAB))
         assert server.seen  # the request did get there
     assert reply.error == "timeout", reply
-    assert 0.9 <= took <= 2.0
+    assert 0.9 <= took <= 1.0 + 5.0  # these never end by themselves; slack for a busy CI
     assert classify_latch(reply, GEOTAB).ambiguous
 
 
@@ -246,14 +247,14 @@ def test_many_requests_share_one_watchdog_thread(make_client: MakeClient) -> Non
         start = time.monotonic()
         for worker in workers:
             worker.start()
-        assert _wait_for(lambda: len(server.seen) == 6, 5.0)
+        wait_for(lambda: len(server.seen) == 6, deadline=30.0)
         watchdogs = [t for t in threading.enumerate() if t.name == "deadlines"]
         for worker in workers:
             worker.join(5.0)
         took = time.monotonic() - start
     assert len(watchdogs) == 1
     assert [r.error for r in replies] == ["timeout"] * 6
-    assert took <= 2.0
+    assert took <= 4.5  # one after the other would take 6 s or more
 
 
 def test_abort_cuts_every_request_in_flight_at_once(make_client: MakeClient) -> None:
@@ -270,26 +271,16 @@ def test_abort_cuts_every_request_in_flight_at_once(make_client: MakeClient) -> 
         ]
         for worker in workers:
             worker.start()
-        assert _wait_for(lambda: len(server.seen) == 3, 5.0)
+        wait_for(lambda: len(server.seen) == 3, deadline=30.0)
         start = time.monotonic()
         client.abort()
         for worker in workers:
             worker.join(5.0)
         took = time.monotonic() - start
         after = client.customer(2)  # the client still works afterwards
-    assert took <= 1.0
+    assert took <= 10.0  # the requests' own timeout is 30 s
     assert [(r.error, r.detail) for r in replies] == [("connection", "cut off: interrupted")] * 3
     assert after.status == 200
-
-
-def _wait_for(condition: Callable[[], bool], limit: float) -> bool:
-    """Poll ``condition`` every 10 ms for at most ``limit`` seconds."""
-    end = time.monotonic() + limit
-    while not condition():
-        if time.monotonic() > end:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 # --- big bodies ------------------------------------------------------------------------------
@@ -326,7 +317,7 @@ def test_a_50_mb_answer_is_not_read_past_one_mib(
             peak = tracemalloc.get_traced_memory()[1]
         finally:
             tracemalloc.stop()
-        assert _wait_for(lambda: server.stop.is_set() or server.sent_bytes > 0, 5.0)
+        wait_for(lambda: server.stop.is_set() or server.sent_bytes > 0, deadline=30.0)
     assert (reply.status, reply.error, reply.body) == (502, "too_large", None)
     assert received["bytes"] <= MAX_BODY + 100 * 1024  # what the client read: ~1.1 MiB at most
     assert peak < 3 * MAX_BODY  # memory does not grow with the answer

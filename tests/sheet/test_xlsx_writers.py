@@ -11,7 +11,17 @@ import pytest
 
 from batch_latch.errors import InputError
 from batch_latch.sheet import loader, validate
-from tests.test_xlsx_corpus import HEADER, MAIN, PKG, REL, inline, num, reader, row, write_book
+from tests.sheet.test_xlsx_corpus import (
+    HEADER,
+    MAIN,
+    PKG,
+    REL,
+    inline,
+    num,
+    reader,
+    row,
+    write_book,
+)
 
 __all__ = ["reader"]  # the fixture, imported for its use below
 
