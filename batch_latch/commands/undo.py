@@ -34,6 +34,7 @@ from batch_latch.reports.columns import (
 )
 from batch_latch.send.decisions import RowLogic, Task
 from batch_latch.send.estimate import duration, requests_needed
+from batch_latch.send.journal import CheckpointJournal
 from batch_latch.send.progress import Progress
 from batch_latch.send.runner import Session
 from batch_latch.settings import URL_VARIABLE, Settings
@@ -153,6 +154,7 @@ class UndoLogic:
 
     def _unlatch(self, row: Task, read_http: int | None) -> RowOutcome:
         fid = row.fusebill_id
+        self.rows.intend(row, "", Change.UNDO, row.geotab_id)
         sent = self.rows.loop.call(
             lambda: self.rows.service.unlatch(fid), lambda r: classify_unlatch(r, fid), row.index
         )
@@ -201,7 +203,8 @@ def undo(
             session.notices.say("Nothing to undo: this job has latched no customer.")
             session.service.close()
             return session.outcome(columns(found, []), "")
-        logic = UndoLogic(RowLogic(session.service, session.loop), settings.unlatch_unknown)
+        rows = RowLogic(session.service, session.loop, journal=CheckpointJournal(store))
+        logic = UndoLogic(rows, settings.unlatch_unknown)
         session.notices.say(
             f"Undoing {plural(len(tasks), 'customer')} latched by this job: up to "
             f"{plural(requests, 'request')} (a read each, then a write where it still holds "

@@ -36,7 +36,11 @@ from batch_latch.errors import CheckpointError
 
 FILENAME = "checkpoint.csv"
 _MARK = "#batch-latch-checkpoint"
-FORMAT = 2
+#: 3: write-ahead records (status ``writing``) may stand before an outcome; 2 had none.
+FORMAT = 3
+#: The status of a write-ahead record: the customer, what the read showed it held
+#: (``previous``) and what is being written, durable before the request leaves.
+WRITING = "writing"
 _V1_NAMES = ["f", "g", "s", "h", "m", "k", "t"]
 _SCHEMA = pa.schema(
     [
@@ -174,7 +178,9 @@ class Checkpoint:
                 _repair_torn_tail(path)
                 version = _check_header(path, base_url)
                 earlier = _read(path, version)
-                if version != FORMAT:
+                if version == 2:  # the same lines: only the header's format number moves on
+                    _renumber(path, base_url)
+                elif version != FORMAT:
                     _rewrite(path, base_url, earlier)
                 handle = path.open("ab")
             else:
@@ -257,6 +263,17 @@ def _rewrite(path: Path, base_url: str, table: pa.Table) -> None:
     os.replace(tmp, path)
 
 
+def _renumber(path: Path, base_url: str) -> None:
+    """A format-2 journal becomes format 3 in place: its header line keeps its length."""
+    line = _header_line(base_url)
+    with path.open("rb+") as handle:
+        if handle.readline() != line.replace(b",3,", b",2,", 1):
+            raise CheckpointError(f"{path} has an unexpected header; move it away or use --fresh")
+        handle.seek(0)
+        handle.write(line)
+        _sync(handle)  # type: ignore[arg-type]
+
+
 def _sync(handle: io.BufferedWriter) -> None:
     handle.flush()
     os.fsync(handle.fileno())
@@ -299,7 +316,7 @@ def _check_header(path: Path, base_url: str) -> int:
     with path.open("rb") as handle:
         first = handle.readline().decode("utf-8", errors="replace")
     fields = next(csv.reader([first]), [])
-    if len(fields) == 3 and fields[0] == _MARK and fields[1] in ("1", str(FORMAT)):
+    if len(fields) == 3 and fields[0] == _MARK and fields[1] in ("1", "2", str(FORMAT)):
         version, made_for = int(fields[1]), fields[2]
     else:
         raise CheckpointError(
@@ -315,7 +332,7 @@ def _check_header(path: Path, base_url: str) -> int:
 
 def _read(path: Path, version: int = FORMAT) -> pa.Table:
     """Every record, in the order written (the latest for a customer wins)."""
-    names = _SCHEMA.names if version == FORMAT else _V1_NAMES
+    names = _V1_NAMES if version == 1 else _SCHEMA.names
     try:
         table = pacsv.read_csv(
             str(path),

@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from batch_latch.jobfolder.checkpoint import Records
+from batch_latch.jobfolder.checkpoint import WRITING, Records
 from batch_latch.vocab import Change, Status
 
 #: Changes that wrote to the customer (``unchanged`` wrote nothing).
@@ -24,6 +24,7 @@ WRITES = (Change.NEW.value, Change.RELATCH.value, Change.UNKNOWN.value)
 #: error_key of a 4xx that is Fusebill's final word (not 408, 409 or 429).
 REFUSAL_PATTERN = r"^http_4(?:0[0-7]|1\d|2[0-8]|[3-9]\d)$"
 EARLIER_SUCCESS = "latched earlier; not sent again"
+_WRITES = pa.array(WRITES)
 
 
 def is_refusal(error_key: str) -> bool:
@@ -37,6 +38,16 @@ class Origin:
 
     previous: str  # "" when it held none
     known: bool  # False when the first change was written blind (--no-read)
+
+
+@dataclass(frozen=True)
+class Unanswered:
+    """A latch this job recorded before sending (write-ahead) whose answer it never
+    recorded (kill -9, SIGTERM, a lost answer): it may have landed."""
+
+    geotab_id: str  # what was being written
+    change: Change  # new, relatch or unknown: what it would have done
+    previous: str  # what the read showed the customer held before
 
 
 @dataclass(frozen=True)
@@ -185,6 +196,36 @@ class Earlier:
                 out[fid] = Origin(previous=p, known=c != Change.UNKNOWN.value)
         return out
 
+    def _unanswered_mask(self) -> np.ndarray:
+        """The write-ahead records of latches that are still their customer's latest record
+        (nothing was recorded after them: the answer was lost)."""
+        writing = _is(self._r.status, WRITING)
+        if not writing.any():
+            return writing
+        latch = _mask(_each(_flat(self._r.change), lambda v: pc.is_in(v, value_set=_WRITES)))
+        latest = np.zeros(len(self), dtype=bool)
+        at = self.latest(np.unique(self._fids[writing & latch]))
+        latest[at[at >= 0]] = True
+        return np.asarray(writing & latch & latest, dtype=bool)
+
+    def unanswered(self, fids: Iterable[int]) -> dict[int, Unanswered]:
+        """For the customers asked about: a latch of this job whose answer was never
+        recorded, if that is the customer's latest record."""
+        rows = np.flatnonzero(self._unanswered_mask()) if len(self) else np.zeros(0, np.int64)
+        if not len(rows):
+            return {}
+        wanted = np.fromiter(fids, dtype=np.int64)
+        rows = rows[np.isin(self._fids[rows], wanted)]
+        return {
+            fid: Unanswered(g, Change(c), p)
+            for fid, g, c, p in zip(
+                self._fids[rows].tolist(),
+                self._column(self._r.geotab_id, rows).to_pylist(),
+                self._column(self._r.change, rows).to_pylist(),
+                self._column(self._r.previous, rows).to_pylist(),
+            )
+        }
+
     def undo_targets(self) -> Targets:
         """Customers this job wrote to whose latest successful write is not yet undone."""
         if not len(self):
@@ -196,7 +237,7 @@ class Earlier:
                 lambda v: pc.is_in(v, value_set=pa.array([*WRITES, Change.UNDO.value])),
             )
         )
-        rows = np.flatnonzero(success & wrote)  # in the order written
+        rows = np.flatnonzero((success & wrote) | self._unanswered_mask())  # order written
         if not len(rows):
             return Targets.none()
         fids = self._fids[rows]

@@ -16,8 +16,10 @@ anything else          retried, then failed ``unreadable``; never written blind
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from batch_latch.clock import now_iso
 from batch_latch.fusebill.answers import (
@@ -29,7 +31,7 @@ from batch_latch.fusebill.answers import (
     classify_read,
 )
 from batch_latch.fusebill.service import FusebillService
-from batch_latch.jobfolder.earlier import Origin
+from batch_latch.jobfolder.earlier import Origin, Unanswered
 from batch_latch.reports.columns import RowOutcome
 from batch_latch.send.attempt_loop import AttemptLoop, Sent
 from batch_latch.vocab import PENDING_MESSAGES, Change, Status, StopReason
@@ -47,6 +49,18 @@ class Task:
     fusebill_id: int
     geotab_id: str
     origin: Origin | None = None  # what the customer held before this job first changed it
+    unanswered: Unanswered | None = None  # a latch of an earlier run whose answer was lost
+
+
+class Journal(Protocol):
+    """Where a command records its writes before they are sent (the checkpoint)."""
+
+    def intend(self, task: Task, geotab_id: str, change: Change, previous: str) -> None:
+        """Durable before the request leaves: the customer, what is being written
+        (``""``: an unlatch), what the read showed it held."""
+
+    def landed(self, task: Task, unanswered: Unanswered) -> None:
+        """An earlier run's latch whose answer was lost is seen to have landed."""
 
 
 def pending(reason: StopReason | None, attempts: int = 0, http: int | None = None) -> RowOutcome:
@@ -65,7 +79,9 @@ class RowLogic:
         read_first: bool = True,
         allow_relatch: bool = False,
         write: bool = True,
+        journal: Journal | None = None,
     ) -> None:
+        self.journal = journal
         self.service = service
         self.loop = loop
         self.read_first = read_first
@@ -118,6 +134,9 @@ class RowLogic:
         return self._decide(task, holding, sent.status)
 
     def _decide(self, task: Task, holding: Holding, http: int | None) -> RowOutcome:
+        lost = task.unanswered
+        if lost is not None and holding.known and holding.geotab_id == lost.geotab_id:
+            return self._landed_earlier(task, lost, holding, http)
         origin = task.origin
         held = holding.geotab_id
         if not holding.known:
@@ -159,6 +178,33 @@ class RowLogic:
             )
         return self.latch(task, change, previous, held, read_http=http)
 
+    def _landed_earlier(
+        self, task: Task, lost: Unanswered, holding: Holding, http: int | None
+    ) -> RowOutcome:
+        """The customer holds what an earlier run of this job was writing when its answer
+        was lost: that latch is this job's change, with the previous value it read."""
+        previous = task.origin.previous if task.origin else lost.previous
+        if task.geotab_id == lost.geotab_id:
+            return self.outcome(
+                Status.SUCCESS if self.write else Status.VALID,
+                http,
+                0,
+                "latched by an earlier run whose answer was lost (the read shows it)",
+                "",
+                lost.change,
+                previous,
+            )
+        if self.write and self.journal is not None:
+            self.journal.landed(task, lost)
+        origin = Origin(previous, known=lost.change is not Change.UNKNOWN)
+        return self._decide(
+            dataclasses.replace(task, origin=origin, unanswered=None), holding, http
+        )
+
+    def intend(self, task: Task, geotab_id: str, change: Change, previous: str) -> None:
+        if self.journal is not None:
+            self.journal.intend(task, geotab_id, change, previous)
+
     def latch(
         self,
         task: Task,
@@ -171,6 +217,7 @@ class RowLogic:
         """Latch and prove it; ``read_http`` is the status of the row's read, if any: a row
         stopped before its first latch request reports that (its last answer)."""
         gid = task.geotab_id
+        self.intend(task, gid, change, previous)
         sent = self.loop.call(
             lambda: self.service.latch(task.fusebill_id, gid),
             lambda reply: classify_latch(reply, gid, task.fusebill_id),

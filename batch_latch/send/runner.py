@@ -27,6 +27,7 @@ from batch_latch.reports.columns import Builder, LiveOutcome, ResultColumns, Row
 from batch_latch.send.attempt_loop import AttemptLoop
 from batch_latch.send.decisions import RowLogic, Task, pending
 from batch_latch.send.estimate import duration, requests_needed
+from batch_latch.send.journal import CheckpointJournal
 from batch_latch.send.notices import Notices
 from batch_latch.send.pool import CtrlC, Pool
 from batch_latch.send.progress import Bar, Progress, Silent
@@ -255,10 +256,11 @@ def latch(
         todo[settled.where] = False
         todo_at = np.flatnonzero(todo)
         texts = pc.take(gids, pa.array(todo_at)).to_pylist() if len(todo_at) else []
-        origins = earlier.origins(fids[todo_at].tolist()) if len(todo_at) else {}
+        asked = fids[todo_at].tolist() if len(todo_at) else []
+        origins, lost = earlier.origins(asked), earlier.unanswered(asked)
         tasks = [
-            Task(int(positions[j]), int(fids[j]), text, origins.get(int(fids[j])))
-            for j, text in zip(todo_at.tolist(), texts)
+            Task(int(positions[j]), int(fids[j]), text, origins.get(fid), lost.get(fid))
+            for j, fid, text in zip(todo_at.tolist(), asked, texts)
         ]
         requests = requests_needed(
             len(tasks), reads=planning or not settings.no_read, writes=not planning
@@ -271,6 +273,7 @@ def latch(
             read_first=not settings.no_read,
             allow_relatch=settings.allow_relatch,
             write=not planning,
+            journal=None if planning else CheckpointJournal(store),
         )
 
         def done(task: Task, outcome: RowOutcome) -> None:

@@ -18,6 +18,7 @@ from tests.integration.conftest import (
     KEY,
     RunCli,
     SandboxFactory,
+    UndoCli,
     cli_command,
     cli_env,
     known_rows,
@@ -321,3 +322,80 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path: Path) -> None:
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=10)
+
+
+@pytest.mark.slow
+def test_a_latch_killed_before_its_answer_is_the_jobs_change_and_undo_puts_it_back(
+    tmp_path: Path, sandbox_factory: SandboxFactory, run_cli: RunCli, undo_cli: UndoCli
+) -> None:
+    """The write-ahead record: kill -9 between the latch's arrival (applied) and its answer
+    (dripping); the next run counts it as this job's `new` latch; undo unlatches it."""
+    fid = 1_000_001
+    sandbox = sandbox_factory(drip_seconds=0.005, drip_ids=frozenset({fid}))
+    source = write_csv(tmp_path / "in.csv", [(fid, "GT-A")])
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        cli_command("run", source, "--out", out, "--no-progress", "--timeout", "120"),
+        env=cli_env(sandbox.base_url),
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: sandbox.geotab_id_of(fid) == "GT-A", deadline=60, what="the latch")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert len(latch_requests(sandbox, fid)) == 1
+
+    again = run_cli(source, sandbox.base_url, *FAST)
+    (row,) = again.results()
+    assert (row["status"], row["change"], row["previous_geotabId"]) == ("success", "new", "")
+    assert "answer was lost" in row["message"]
+    assert len(latch_requests(sandbox, fid)) == 1  # found by its read, not written again
+
+    undone = undo_cli(sandbox.base_url, *FAST)
+    assert undone.returncode == 0, undone.stderr
+    assert sandbox.geotab_id_of(fid) is None
+
+
+@pytest.mark.slow
+def test_undo_right_after_a_kill_puts_back_a_latch_whose_answer_was_lost(
+    tmp_path: Path, sandbox_factory: SandboxFactory, undo_cli: UndoCli
+) -> None:
+    fid = 1_000_002
+    sandbox = sandbox_factory(drip_seconds=0.005, drip_ids=frozenset({fid}), preset={fid: "OLD"})
+    source = write_csv(tmp_path / "in.csv", [(fid, "NEW")])
+    proc = subprocess.Popen(
+        cli_command(
+            "run",
+            source,
+            "--out",
+            tmp_path / "out",
+            "--no-progress",
+            "--allow-relatch",
+            "--timeout",
+            "120",
+        ),
+        env=cli_env(sandbox.base_url),
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: sandbox.geotab_id_of(fid) == "NEW", deadline=60, what="the latch")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    undone = undo_cli(sandbox.base_url, *FAST)
+    assert undone.returncode == 0, undone.stderr
+    (row,) = undone.results()
+    assert row["status"] == "success", row
+    assert sandbox.geotab_id_of(fid) == "OLD"  # latched back to what it held before

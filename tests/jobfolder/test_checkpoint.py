@@ -154,7 +154,7 @@ def test_format_2_keeps_change_and_previous(tmp_path: Path) -> None:
     store.close()
 
     first = (tmp_path / FILENAME).read_text(encoding="utf-8").splitlines()[0]
-    assert first == f"#batch-latch-checkpoint,2,{URL}"
+    assert first == f"#batch-latch-checkpoint,3,{URL}"
     store = Checkpoint.open(tmp_path, URL)
     store.close()
     table = store.records.table
@@ -181,7 +181,7 @@ def test_a_v1_checkpoint_is_upgraded_and_its_successes_read_as_change_unknown(
     store.close()
 
     text = (tmp_path / FILENAME).read_text(encoding="utf-8")
-    assert text.splitlines()[0] == f"#batch-latch-checkpoint,2,{URL}"
+    assert text.splitlines()[0] == f"#batch-latch-checkpoint,3,{URL}"
     assert not list(tmp_path.glob(".*upgrade*"))  # no temporary file left behind
     store = Checkpoint.open(tmp_path, URL)
     store.close()

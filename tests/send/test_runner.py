@@ -107,8 +107,10 @@ def test_allow_relatch_replaces_and_records_what_it_replaced(tmp_path: Path) -> 
     )
     store = Checkpoint.open(tmp_path / "out", BASE)
     store.close()
-    assert store.records.previous.to_pylist() == ["OLD"]
-    assert store.records.change.to_pylist() == ["relatch"]
+    # The write-ahead record, then the outcome: both name what it replaced.
+    assert store.records.status.to_pylist() == ["writing", "success"]
+    assert store.records.previous.to_pylist() == ["OLD", "OLD"]
+    assert store.records.change.to_pylist() == ["relatch", "relatch"]
 
 
 def test_no_read_latches_blind_with_change_unknown(tmp_path: Path) -> None:
