@@ -236,8 +236,11 @@ def _render_numbers(
         if numfmt.is_date(code):
             shown = _each(values, functools.partial(_date, date1904=date1904, code=code))
             reason = numfmt_parts.unsupported(code)
-            what = "date or time " if reason is None else f"date in format {code!r} ({reason}) "
-            out.add(at[mine], shown, _problem(shown, what))
+            if reason is None:
+                out.add(at[mine], shown, _problem(shown, "date or time "))
+            else:
+                what = f"number format {code!r} is not supported ({reason}): store ids as text"
+                out.add(at[mine], shown, pa.array([what] * len(mine), pa.string()))
             continue
         if numfmt.is_general(code):
             out.add(at[mine], *_mixed(values, _PLAIN_INTEGER, values, code))
