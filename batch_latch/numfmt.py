@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import math
 import re
+from dataclasses import dataclass
 
 from batch_latch import numfmt_dates, numfmt_parts
 
@@ -178,6 +179,7 @@ def render(value: float, code: str) -> str:
 def show_number(value: float, code: str) -> tuple[str, str]:
     """(what Excel shows, why that cannot be an id or ""): a format out of reach, digits
     past Excel's 15, or General's scientific or rounded forms."""
+    value = float(value)
     reason = numfmt_parts.unsupported(code)
     if is_general(code):
         text, general_form = general(value), True
@@ -256,34 +258,63 @@ def _tokens(section: str) -> list[tuple[str, str]]:
     return out
 
 
-def _render_section(section: str, value: float) -> str | None:
-    """One section for a non-negative value; None when the section is not modelled."""
+@dataclass(frozen=True)
+class _Layout:
+    """What a section's tokens say once, whatever the value (cached per section)."""
+
+    tokens: list[tuple[str, str]]
+    kinds: list[str]
+    int_ph: list[int]
+    dec_ph: list[int]
+    grouping: bool
+    shift: int  # powers of ten: +2 per %, -3 per scaling comma
+    fraction: numfmt_parts.FractionShape | None
+
+
+@functools.lru_cache(maxsize=1024)
+def _layout(section: str) -> _Layout:
     tokens = _tokens(section)
     kinds = [k for k, _ in tokens]
+    int_end = kinds.index(".") if "." in kinds else len(tokens)
+    phs = [i for i, k in enumerate(kinds) if k == "ph"]
+    last_ph = phs[-1] if phs else -1
+    # Commas right after the last placeholder divide by 1,000 each (``#,##0,``,
+    # ``0.0,,"M"``; ExcelNumberFormat's GetTrailingCommasDivisor reads them the same way).
+    scale = _commas_at(kinds, last_ph + 1) if phs else 0
+    first_ph = phs[0] if phs else 0
+    return _Layout(
+        tokens=tokens,
+        kinds=kinds,
+        int_ph=[i for i in phs if i < int_end],
+        dec_ph=[i for i in phs if i > int_end],
+        grouping=any(k == "," for k in kinds[first_ph : min(int_end, last_ph)]),
+        shift=2 * kinds.count("%") - 3 * scale,
+        fraction=numfmt_parts.fraction_shape(tokens) if "/" in kinds and phs else None,
+    )
+
+
+def _render_section(section: str, value: float) -> str | None:
+    """One section for a non-negative value; None when the section is not modelled."""
+    lay = _layout(section)
+    tokens, kinds = lay.tokens, lay.kinds
     if "ph" not in kinds:
         if "G" in kinds:
             return "".join(general(value) if k == "G" else t for k, t in tokens if k != ",")
         return "".join(t for k, t in tokens if k in ("lit", ".", "%", "/"))
     if "/" in kinds:
-        return numfmt_parts.fraction(tokens, value)
+        return None if lay.fraction is None else numfmt_parts.fraction(lay.fraction, value)
     if "E" in kinds:
         return _render_scientific(tokens, value)
-    int_end = kinds.index(".") if "." in kinds else len(tokens)
-    last_ph = max(i for i, k in enumerate(kinds) if k == "ph")
-    # Commas right after the last placeholder divide by 1,000 each (``#,##0,``,
-    # ``0.0,,"M"``; ExcelNumberFormat's GetTrailingCommasDivisor reads them the same way).
-    scale = _commas_at(kinds, last_ph + 1)
-    first_ph = kinds.index("ph")
-    grouping = any(k == "," for k in kinds[first_ph : min(int_end, last_ph)])
-    int_ph = [i for i in range(int_end) if kinds[i] == "ph"]
-    dec_ph = [i for i in range(int_end, len(tokens)) if kinds[i] == "ph"]
-    # Excel's 15 digits first, then % and scaling exactly, then the format's decimals.
-    exact = numfmt_parts.excel_decimal(value).scaleb(2 * kinds.count("%") - 3 * scale)
-    rounded = numfmt_parts.rounded(exact, len(dec_ph))
-    whole, _, fraction = f"{rounded:f}".partition(".")
+    if not lay.dec_ph and not lay.shift and value.is_integer() and value < 1e15:
+        whole, fraction = str(int(value)), ""  # the usual id: no rounding to do
+    else:
+        # Excel's 15 digits first, then % and scaling exactly, then the format's decimals.
+        exact = numfmt_parts.excel_decimal(value).scaleb(lay.shift)
+        rounded = numfmt_parts.rounded(exact, len(lay.dec_ph))
+        whole, _, fraction = f"{rounded:f}".partition(".")
     texts = [t for _, t in tokens]
-    _fill_integer(texts, int_ph, whole.lstrip("0"), grouping)
-    _fill_decimals(texts, dec_ph, fraction.ljust(len(dec_ph), "0"))
+    _fill_integer(texts, lay.int_ph, whole.lstrip("0"), lay.grouping)
+    _fill_decimals(texts, lay.dec_ph, fraction.ljust(len(lay.dec_ph), "0"))
     # Commas are grouping or scaling marks, never shown as themselves.
     return "".join(t for t, k in zip(texts, kinds) if k != ",")
 

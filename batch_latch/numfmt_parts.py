@@ -89,6 +89,7 @@ def choose(conditions: list[Condition | None], value: float) -> tuple[int, bool]
     return (2, False) if n >= 3 else None
 
 
+@functools.lru_cache(maxsize=1024)
 def unsupported(code: str) -> str | None:
     """Why a format is out of this tool's reach (its display would be a guess), or None.
 
@@ -226,7 +227,7 @@ def loses_digits(value: float) -> bool:
     whole part (``12345678901234567`` is ``12345678901234600``), or the number is too large
     for its every digit to be kept. Digits past the 15th in the fraction of a smaller
     number (``12717595.000000002``, a calculation's dust) do not count."""
-    if not math.isfinite(value):
+    if not math.isfinite(value) or (abs(value) < 1e15 and value.is_integer()):
         return False
     kept = float(excel_decimal(value))
     if kept == value:
@@ -260,52 +261,76 @@ def _as_float(text: str) -> float | None:
         return None
 
 
-def fraction(tokens: list[tuple[str, str]], value: float) -> str | None:
-    """A fraction section (``# ?/?``, ``# ??/??``, ``?/8``) for a non-negative value, or None
-    when its shape is not one Excel documents. The denominator is fixed when written as
-    digits, else the closest fraction with that many denominator digits; without an integer
-    part the fraction is improper (``?/8`` on 1.5 is ``12/8``)."""
+@dataclass(frozen=True)
+class FractionShape:
+    """Where a fraction section's parts are (found once per section)."""
+
+    tokens: list[tuple[str, str]]
+    num: tuple[int, int]  # numerator placeholders [start, end)
+    den: tuple[int, int]  # denominator placeholders or digits [start, end)
+    int_ph: list[int]  # integer placeholders (none: an improper fraction)
+    fixed: str  # a written denominator ("8"), or ""
+    whole: tuple[str, str]  # a whole number's text is before + digits + after
+
+
+def fraction_shape(tokens: list[tuple[str, str]]) -> FractionShape | None:
+    """The shape of ``# ?/?``, ``# ??/??``, ``?/8``..., or None when the ``/`` has no
+    placeholders beside it (not a shape Excel documents)."""
     kinds = [k for k, _ in tokens]
     slash = kinds.index("/")
-    num_end, num_start = slash, slash
-    while num_start > 0 and kinds[num_start - 1] == "ph":
-        num_start -= 1
-    den_end = slash + 1
-    while den_end < len(tokens) and (
-        kinds[den_end] == "ph" or (kinds[den_end] == "lit" and tokens[den_end][1].isdigit())
+    start = slash
+    while start > 0 and kinds[start - 1] == "ph":
+        start -= 1
+    end = slash + 1
+    while end < len(tokens) and (
+        kinds[end] == "ph" or (kinds[end] == "lit" and tokens[end][1].isdigit())
     ):
-        den_end += 1
-    num_ph = tokens[num_start:num_end]
-    den = tokens[slash + 1 : den_end]
-    if not num_ph or not den:
+        end += 1
+    if start == slash or end == slash + 1:
         return None
-    int_ph = [i for i in range(num_start) if kinds[i] == "ph"]
-    exact = Fraction(str(excel_decimal(value)))
-    whole = math.floor(exact) if int_ph else 0
-    part = exact - whole
-    fixed = "".join(t for _, t in den)
-    if fixed.isdigit():
+    int_ph = [i for i in range(start) if kinds[i] == "ph"]
+    fixed = "".join(t for _, t in tokens[slash + 1 : end])
+    out = ["" if k in (",", ".") else t for k, t in tokens]
+    out[start:end] = [" " * (end - start)] + [""] * (end - start - 1)
+    last = int_ph[-1] if int_ph else 0
+    for p in int_ph:
+        out[p] = ""
+    whole = ("".join(out[:last]), "".join(out[last + 1 :]))
+    return FractionShape(tokens, (start, slash), (slash + 1, end), int_ph, fixed, whole)
+
+
+def fraction(shape: FractionShape, value: float) -> str:
+    """A fraction section for a non-negative value. The denominator is fixed when written
+    as digits, else the closest fraction with that many denominator digits; without an
+    integer part the fraction is improper (``?/8`` on 1.5 is ``12/8``)."""
+    tokens, fixed, int_ph = shape.tokens, shape.fixed, shape.int_ph
+    digits = fixed.isdigit()
+    if int_ph and value.is_integer() and value < 1e15:  # a whole number: no search
+        whole, part = int(value), Fraction(0)
+    else:
+        exact = Fraction(str(excel_decimal(value)))
+        whole = math.floor(exact) if int_ph else 0
+        part = exact - whole
+    if not part:
+        numerator, denominator = 0, int(fixed) if digits else 1
+    elif digits:
         denominator = int(fixed)
         numerator = int((part * denominator + Fraction(1, 2)) // 1)
     else:
-        best = part.limit_denominator(10 ** len(den) - 1)
+        best = part.limit_denominator(10 ** len(fixed) - 1)
         numerator, denominator = best.numerator, best.denominator
     if int_ph and numerator == denominator and numerator:
         whole, numerator = whole + 1, 0
-    out = [t for _, t in tokens]
-    for i in range(len(tokens)):
-        if kinds[i] in (",", "."):
-            out[i] = ""
-    _place_integer(out, [t for _, t in tokens], int_ph, whole, bool(numerator))
+    marks = [t for _, t in tokens]
     if int_ph and not numerator:  # a whole number: the fraction's room stays blank
-        blank = " " * (len(num_ph) + 1 + len(den))
-        out[num_start:den_end] = [blank] + [""] * (den_end - num_start - 1)
-        return "".join(out)
-    out[num_start:num_end] = [_pad(str(numerator), [t for _, t in num_ph], left=True)] + [""] * (
-        len(num_ph) - 1
-    )
-    den_text = str(denominator) if fixed.isdigit() else _pad(str(denominator), fixed, left=False)
-    out[slash + 1 : den_end] = [den_text] + [""] * (len(den) - 1)
+        minimum = sum(1 for p in int_ph if marks[p] == "0")
+        return shape.whole[0] + str(whole).rjust(minimum, "0") + shape.whole[1]
+    out = ["" if k in (",", ".") else t for k, t in tokens]
+    _place_integer(out, marks, int_ph, whole, bool(numerator))
+    (a, b), (c, d) = shape.num, shape.den
+    out[a:b] = [_pad(str(numerator), marks[a:b], left=True)] + [""] * (b - a - 1)
+    den_text = str(denominator) if digits else _pad(str(denominator), fixed, left=False)
+    out[c:d] = [den_text] + [""] * (d - c - 1)
     return "".join(out)
 
 
