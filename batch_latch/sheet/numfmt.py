@@ -17,10 +17,12 @@ Excel" (General uses scientific notation for numbers of 12 or more digits).
 
 from __future__ import annotations
 
-import datetime as _dt
+import functools
 import math
 import re
-from decimal import ROUND_HALF_UP, Decimal
+from dataclasses import dataclass
+
+from batch_latch.sheet import numfmt_dates, numfmt_parts
 
 #: ECMA-376 §18.8.30: formats every workbook has without declaring them.
 BUILTIN: dict[int, str] = {
@@ -171,31 +173,52 @@ def _trim(text: str) -> str:
 
 def render(value: float, code: str) -> str:
     """``value`` as Excel shows it with format ``code`` (number formats, not dates)."""
+    return show_number(value, code)[0]
+
+
+def show_number(value: float, code: str) -> tuple[str, str]:
+    """(what Excel shows, why that cannot be an id or ""): a format out of reach, digits
+    past Excel's 15, or General's scientific or rounded forms."""
+    value = float(value)
+    reason = numfmt_parts.unsupported(code)
     if is_general(code):
-        return general(value)
-    sections = split_sections(code)
-    if any(_CONDITION.search(s) for s in sections):
-        return general(value)  # conditional sections: not modelled, General is honest
-    if value < 0 and len(sections) >= 2:
-        section, shown = sections[1], -value
-    elif value == 0 and len(sections) >= 3:
-        section, shown = sections[2], value
+        text, general_form = general(value), True
     else:
-        section, shown = sections[0], value
-    text = _render_section(section, abs(shown))
+        text, general_form = _render_sections(value, code)
+    if reason is not None:
+        return text, f"number format {code!r} is not supported ({reason}): store ids as text"
+    return text, numfmt_parts.id_problem(value, text, general_form)
+
+
+def _render_sections(value: float, code: str) -> tuple[str, bool]:
+    """(the text, whether it is General's) for the section ``value`` takes."""
+    sections, conditions = _parsed(code)
+    pick = numfmt_parts.choose(conditions, value)
+    if pick is None:
+        return general(value), True
+    index, unsigned = pick
+    text = _render_section(sections[index], abs(value))
     if text is None:
-        return general(value)
-    if shown < 0 and _has_nonzero_digit(text):
+        return general(value), True
+    if value < 0 and not unsigned and _has_nonzero_digit(text):
         text = "-" + text
-    return text
+    return text, False
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed(code: str) -> tuple[list[str], list[numfmt_parts.Condition | None]]:
+    sections = numfmt_parts.numeric_sections(split_sections(code))
+    return sections, [numfmt_parts.condition(s) for s in sections]
 
 
 def _has_nonzero_digit(text: str) -> bool:
     return any(c in "123456789" for c in text)
 
 
+@functools.lru_cache(maxsize=1024)
 def _tokens(section: str) -> list[tuple[str, str]]:
-    """(kind, text): kind is ``lit`` (shown as is), ``ph`` (0 # ?), or a symbol ``.,%E@``."""
+    """(kind, text): kind is ``lit`` (shown as is), ``ph`` (0 # ?), ``G`` (General), or a
+    symbol ``.,%E@/``. Cached: callers copy, never change, the list."""
     out: list[tuple[str, str]] = []
     i = 0
     while i < len(section):
@@ -221,7 +244,7 @@ def _tokens(section: str) -> list[tuple[str, str]]:
                 out.append(("lit", inner[1:].split("-")[0]))
             i = end + 1
         elif section[i : i + 7].lower() == "general":  # [Blue]General, "x"General
-            out.append(("@", "General"))
+            out.append(("G", "General"))
             i += 7
         elif char in "0#?":
             out.append(("ph", char))
@@ -235,37 +258,72 @@ def _tokens(section: str) -> list[tuple[str, str]]:
     return out
 
 
-def _render_section(section: str, value: float) -> str | None:
-    """One section for a non-negative value; None when the section is not modelled."""
+@dataclass(frozen=True)
+class _Layout:
+    """What a section's tokens say once, whatever the value (cached per section)."""
+
+    tokens: list[tuple[str, str]]
+    kinds: list[str]
+    int_ph: list[int]
+    dec_ph: list[int]
+    grouping: bool
+    shift: int  # powers of ten: +2 per %, -3 per scaling comma
+    fraction: numfmt_parts.FractionShape | None
+
+
+@functools.lru_cache(maxsize=1024)
+def _layout(section: str) -> _Layout:
     tokens = _tokens(section)
     kinds = [k for k, _ in tokens]
-    if "/" in kinds:
-        return None  # fractions
+    int_end = kinds.index(".") if "." in kinds else len(tokens)
+    phs = [i for i, k in enumerate(kinds) if k == "ph"]
+    last_ph = phs[-1] if phs else -1
+    # Commas right after the last placeholder divide by 1,000 each (``#,##0,``,
+    # ``0.0,,"M"``; ExcelNumberFormat's GetTrailingCommasDivisor reads them the same way).
+    scale = _commas_at(kinds, last_ph + 1) if phs else 0
+    first_ph = phs[0] if phs else 0
+    return _Layout(
+        tokens=tokens,
+        kinds=kinds,
+        int_ph=[i for i in phs if i < int_end],
+        dec_ph=[i for i in phs if i > int_end],
+        grouping=any(k == "," for k in kinds[first_ph : min(int_end, last_ph)]),
+        shift=2 * kinds.count("%") - 3 * scale,
+        fraction=numfmt_parts.fraction_shape(tokens) if "/" in kinds and phs else None,
+    )
+
+
+def _render_section(section: str, value: float) -> str | None:
+    """One section for a non-negative value; None when the section is not modelled."""
+    lay = _layout(section)
+    tokens, kinds = lay.tokens, lay.kinds
     if "ph" not in kinds:
-        if "@" in kinds:
-            return "".join(general(value) if k == "@" else t for k, t in tokens if k != ",")
-        return "".join(t for k, t in tokens if k in ("lit", ".", "%"))
+        if "G" in kinds:
+            return "".join(general(value) if k == "G" else t for k, t in tokens if k != ",")
+        return "".join(t for k, t in tokens if k in ("lit", ".", "%", "/"))
+    if "/" in kinds:
+        return None if lay.fraction is None else numfmt_parts.fraction(lay.fraction, value)
     if "E" in kinds:
         return _render_scientific(tokens, value)
-    value *= 100 ** kinds.count("%")
-    int_end = kinds.index(".") if "." in kinds else len(tokens)
-    last_ph = max(i for i, k in enumerate(kinds) if k == "ph")
-    scale = 0  # commas right after the last integer placeholder divide by 1,000 each
-    j = min(int_end, last_ph + 1)
-    while j < len(tokens) and kinds[j] == ",":
-        scale, j = scale + 1, j + 1
-    value /= 1000**scale
-    first_ph = kinds.index("ph")
-    grouping = any(k == "," for k in kinds[first_ph : min(int_end, last_ph)])
-    int_ph = [i for i in range(int_end) if kinds[i] == "ph"]
-    dec_ph = [i for i in range(int_end, len(tokens)) if kinds[i] == "ph"]
-    rounded = Decimal(repr(value)).quantize(Decimal(1).scaleb(-len(dec_ph)), ROUND_HALF_UP)
-    whole, _, fraction = f"{rounded:f}".partition(".")
+    if not lay.dec_ph and not lay.shift and value.is_integer() and value < 1e15:
+        whole, fraction = str(int(value)), ""  # the usual id: no rounding to do
+    else:
+        # Excel's 15 digits first, then % and scaling exactly, then the format's decimals.
+        exact = numfmt_parts.excel_decimal(value).scaleb(lay.shift)
+        rounded = numfmt_parts.rounded(exact, len(lay.dec_ph))
+        whole, _, fraction = f"{rounded:f}".partition(".")
     texts = [t for _, t in tokens]
-    _fill_integer(texts, int_ph, whole.lstrip("0"), grouping)
-    _fill_decimals(texts, dec_ph, fraction.ljust(len(dec_ph), "0"))
+    _fill_integer(texts, lay.int_ph, whole.lstrip("0"), lay.grouping)
+    _fill_decimals(texts, lay.dec_ph, fraction.ljust(len(lay.dec_ph), "0"))
     # Commas are grouping or scaling marks, never shown as themselves.
     return "".join(t for t, k in zip(texts, kinds) if k != ",")
+
+
+def _commas_at(kinds: list[str], start: int) -> int:
+    count = 0
+    while start + count < len(kinds) and kinds[start + count] == ",":
+        count += 1
+    return count
 
 
 def _fill_integer(texts: list[str], positions: list[int], digits: str, grouping: bool) -> None:
@@ -326,58 +384,10 @@ def _index_or(tokens: list[tuple[str, str]], kind: str) -> int:
 
 
 def serial_to_iso(serial: float, date1904: bool, code: str) -> str:
-    """An Excel date serial as ISO 8601: ``2023-03-15``, ``13:45:00`` or both."""
-    days = int(serial // 1)
-    seconds = round((serial - days) * 86400)
-    if seconds == 86400:
-        days, seconds = days + 1, 0
-    if date1904:
-        base = _dt.date(1904, 1, 1)
-    else:
-        # Excel counts a 29 February 1900 that never was (Lotus 1-2-3 compatibility):
-        # serial 60 is that day, and serials from 61 on are one day ahead of the calendar.
-        if days == 60:
-            date_text = "1900-02-29"
-            return date_text if not seconds else f"{date_text} {_clock(seconds)}"
-        base = _dt.date(1899, 12, 31) if days < 60 else _dt.date(1899, 12, 30)
-    if not _has_day_part(code):  # h:mm:ss shows the time of day; [h]:mm all the hours
-        if _ELAPSED.search(split_sections(code)[0]):
-            total = round(abs(serial) * 86400)
-            return ("-" if serial < 0 else "") + _clock(total, elapsed=True)
-        return _clock(seconds)
-    try:
-        date_text = (base + _dt.timedelta(days=days)).isoformat()
-    except OverflowError:
-        return general(serial)
-    return date_text if not seconds else f"{date_text} {_clock(seconds)}"
+    """An Excel date serial as ISO 8601 (``2023-03-15``, ``13:45:00``, both, ``00:08.6``),
+    only the parts the format names; General past the end of the calendar."""
+    shown = numfmt_dates.serial_to_iso(serial, date1904, code)
+    return general(serial) if shown is None else shown
 
 
-def _has_day_part(code: str) -> bool:
-    bare = _BRACKET.sub("", _QUOTED.sub("", split_sections(code)[0])).lower()
-    return "y" in bare or "d" in bare
-
-
-def _clock(seconds: int, elapsed: bool = False) -> str:
-    hours = seconds // 3600 if elapsed else seconds // 3600 % 24
-    return f"{hours:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
-
-
-def iso_text(text: str) -> str:
-    """A ``t="d"`` cell's ISO 8601 value (``2021-12-31T23:44:51.894``) as every other date
-    is shown: ``2021-12-31 23:44:52``, ``2021-12-31``, ``23:44:52``; other text as it is."""
-    value = text.strip()
-    try:
-        if "-" in value[:5] and len(value) >= 10:
-            moment = _dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-        else:
-            moment = _dt.datetime.combine(_dt.date(1899, 12, 30), _dt.time.fromisoformat(value))
-    except ValueError:
-        return text
-    moment = moment.replace(tzinfo=None, microsecond=0) + _dt.timedelta(
-        seconds=round(moment.microsecond / 1e6)
-    )
-    if moment.date() == _dt.date(1899, 12, 30) and "-" not in value[:5]:
-        return moment.strftime("%H:%M:%S")
-    if moment.time() == _dt.time(0):
-        return moment.date().isoformat()
-    return moment.strftime("%Y-%m-%d %H:%M:%S")
+iso_text = numfmt_dates.iso_text

@@ -18,6 +18,7 @@ Only rows and columns with cells holding something become part of the grid, what
 
 from __future__ import annotations
 
+import io
 import xml.etree.ElementTree as ET
 import zipfile
 from dataclasses import dataclass
@@ -31,6 +32,9 @@ from batch_latch.sheet import numfmt, xlsx_cells, xlsx_render
 from batch_latch.sheet.grid import Grid
 
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+#: The password Excel encrypts with when the user gave none ([MS-XLS] names it, and Excel
+#: still uses it for .xlsx): such a workbook opens without asking.
+DEFAULT_PASSWORD = "VelvetSweatshop"
 _REL_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
 _STRICT_REL_NS = "http://purl.oclc.org/ooxml/officeDocument/relationships"
 
@@ -44,9 +48,11 @@ class SheetEntry:
 
 def read(path: Path, sheet: str | None) -> Grid:
     """Read the chosen worksheet; every file-level problem is one :class:`InputError`."""
-    _check_magic(path)
+    source: Path | io.BytesIO = path
+    if _check_magic(path):
+        source = _decrypt_default(path)
     try:
-        with zipfile.ZipFile(path) as archive:
+        with zipfile.ZipFile(source) as archive:
             return _read_archive(path, archive, sheet)
     except InputError:
         raise
@@ -67,22 +73,60 @@ def _damaged(path: Path) -> str:
     )
 
 
-def _check_magic(path: Path) -> None:
+def _check_magic(path: Path) -> bool:
+    """True for an OLE container (an encrypted workbook, or an old .xls); an error for
+    anything that is not a zip either."""
     try:
         with path.open("rb") as handle:
             head = handle.read(8)
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
     if head == _OLE_MAGIC:
-        raise InputError(
-            f"{path.name} is password-protected or an old-format (.xls) workbook: "
-            "remove the password or save it as .xlsx in Excel, then retry"
-        )
+        return True
     if not head.startswith(b"PK"):
         raise InputError(
             f"{path.name} is not an Excel workbook (not a zip file): "
             "save it as .xlsx or .csv and retry"
         )
+    return False
+
+
+def _protected(path: Path) -> InputError:
+    return InputError(
+        f"{path.name} is password-protected or an old-format (.xls) workbook: "
+        "remove the password or save it as .xlsx in Excel, then retry"
+    )
+
+
+def _decrypt_default(path: Path) -> io.BytesIO:
+    """The workbook inside an encrypted one whose password is Excel's default
+    ("VelvetSweatshop": Excel and LibreOffice open it without asking), decrypted in memory
+    by msoffcrypto-tool (ECMA-376 Agile and Standard encryption, [MS-OFFCRYPTO]), imported
+    only here so no other command pays for it (~17 ms). A real password, or an old .xls, is
+    refused as before."""
+    try:
+        import msoffcrypto
+    except ImportError:  # an install without it: the old refusal
+        raise _protected(path) from None
+    out = io.BytesIO()
+    try:
+        with path.open("rb") as handle:
+            office = msoffcrypto.OfficeFile(handle)
+            if getattr(office, "format", "") != "ooxml" or not office.is_encrypted():
+                raise _protected(path)
+            office.load_key(password=DEFAULT_PASSWORD, verify_password=True)
+            office.decrypt(out)
+    except InputError:
+        raise
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except Exception:  # a wrong key, or an OLE file it cannot parse: msoffcrypto's own
+        raise _protected(path) from None
+    out.seek(0)
+    if out.read(2) != b"PK":
+        raise _protected(path)
+    out.seek(0)
+    return out
 
 
 class _Package:
@@ -219,8 +263,12 @@ def _choose(path: Path, sheets: list[SheetEntry], wanted: str | None) -> SheetEn
             if entry.visible:
                 return entry
         raise InputError(f"{path.name} has no visible worksheet: unhide one or use --sheet NAME")
+    # The exact name first ("Data " is not "Data"), then ignoring case and surrounding spaces.
     for entry in sheets:
-        if entry.name.casefold() == wanted.strip().casefold():
+        if entry.name == wanted:
+            return entry
+    for entry in sheets:
+        if entry.name.strip().casefold() == wanted.strip().casefold():
             return entry
     listing = ", ".join(repr(e.name) + ("" if e.visible else " (hidden)") for e in sheets)
     raise InputError(f"no sheet named {wanted!r} in {path.name}; its sheets are {listing}")

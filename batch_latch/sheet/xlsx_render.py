@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from batch_latch.sheet import numfmt
+from batch_latch.sheet import numfmt, numfmt_parts
 from batch_latch.sheet.grid import Grid, column_label
 from batch_latch.sheet.xlsx_cells import Cells
 
@@ -129,10 +129,11 @@ def render_cells(
     inline = np.asarray(pc.is_valid(cells.inl).to_numpy(zero_copy_only=False))
     unsaved = formula & ~has_v & ~inline
     empty = ~has_v & ~inline & ~unsaved
+    text_styles = _text_styles(styles)
     for code, kind in enumerate(encoded.dictionary.to_pylist()):
         at = np.flatnonzero((kinds == code) & ~unsaved & ~empty)
         if len(at):
-            _render_kind(kind, at, cells, strings, styles, date1904, out)
+            _render_kind(kind, at, cells, strings, (styles, text_styles), date1904, out)
     at = np.flatnonzero(unsaved)
     unsaved_text = pa.array(["formula with no saved value"] * len(at), pa.string())
     out.add(at, pa.array([""] * len(at), pa.string()), unsaved_text)
@@ -141,23 +142,55 @@ def render_cells(
     return out.build()
 
 
+def _text_styles(styles: list[str]) -> dict[int, tuple[str, ...]]:
+    """Style index -> the pieces its format's text section puts around a text cell's text
+    (``"GT"@``: ``("GT", "")``), for the styles whose format changes text."""
+    out = {}
+    for i, code in enumerate(styles):
+        pieces = numfmt_parts.text_pieces(code)
+        if pieces is not None and pieces != ("", ""):
+            out[i] = pieces
+    return out
+
+
+def _text_format(texts: pa.Array, s: pa.Array, text_styles: dict[int, tuple[str, ...]]) -> pa.Array:
+    """Text cells through their format's text section (``"GT"@`` on ``0042``: ``GT0042``),
+    one style at a time with Arrow; cells of other styles as they are."""
+    if not text_styles or not len(texts):
+        return texts
+    codes = np.asarray(pc.fill_null(s, -1).to_numpy(zero_copy_only=False))
+    for style in set(np.unique(codes).tolist()) & set(text_styles):
+        mask = codes == style
+        mine = pc.filter(texts, pa.array(mask))
+        pieces = text_styles[style]
+        parts: list[object] = [pieces[0]]
+        for piece in pieces[1:]:
+            parts += [mine, piece]
+        texts = pc.replace_with_mask(texts, pa.array(mask), pc.binary_join_element_wise(*parts, ""))
+    return texts
+
+
 def _render_kind(
     kind: str,
     at: np.ndarray,
     cells: Cells,
     strings: pa.Array,
-    styles: list[str],
+    formats: tuple[list[str], dict[int, tuple[str, ...]]],
     date1904: bool,
     out: _Builder,
 ) -> None:
     index = pa.array(at)
     v = pc.take(cells.v, index)
+    styles, text_styles = formats
+    texts = None
     if kind == "inlineStr" or (kind != "s" and pc.all(pc.is_null(v)).as_py()):
-        out.add(at, _texts(pc.take(cells.inl, index), cells.raw, inline=True))
+        texts = _texts(pc.take(cells.inl, index), cells.raw, inline=True)
     elif kind == "s":
-        out.add(at, _shared(v, strings))
+        texts = _shared(v, strings)
     elif kind == "str":
-        out.add(at, _texts(v, cells.raw, inline=False))
+        texts = _texts(v, cells.raw, inline=False)
+    if texts is not None:
+        out.add(at, _text_format(texts, pc.take(cells.s, index), text_styles))
     elif kind == "b":
         shown = pc.if_else(pc.equal(v, "1"), "TRUE", "FALSE")
         out.add(at, shown, _problem(shown, "boolean "))
@@ -202,41 +235,67 @@ def _render_numbers(
         values = pc.take(v, pa.array(mine))
         if numfmt.is_date(code):
             shown = _each(values, functools.partial(_date, date1904=date1904, code=code))
-            out.add(at[mine], shown, _problem(shown, "date or time "))
+            reason = numfmt_parts.unsupported(code)
+            if reason is None:
+                out.add(at[mine], shown, _problem(shown, "date or time "))
+            else:
+                what = f"number format {code!r} is not supported ({reason}): store ids as text"
+                out.add(at[mine], shown, pa.array([what] * len(mine), pa.string()))
             continue
         if numfmt.is_general(code):
-            out.add(at[mine], _mixed(values, _PLAIN_INTEGER, values, numfmt.general))
+            out.add(at[mine], *_mixed(values, _PLAIN_INTEGER, values, code))
         elif re.fullmatch(r"0+", code):
+            # Padding comes from the number, never the stored text: <v>0001234</v> is 1234.
             padded = pc.utf8_lpad(values, width=len(code), padding="0")
-            out.add(at[mine], _mixed(values, r"^[0-9]{1,15}$", padded, _renderer(code)))
+            out.add(at[mine], *_mixed(values, r"^(0|[1-9][0-9]{0,14})$", padded, code))
         else:
-            out.add(at[mine], _each(values, _renderer(code)))
+            out.add(at[mine], *_each_number(values, code))
 
 
 def _date(serial: float, *, date1904: bool, code: str) -> str:
     return numfmt.serial_to_iso(serial, date1904, code)
 
 
-def _renderer(code: str) -> Callable[[float], str]:
-    return lambda x: numfmt.render(x, code)
-
-
 def _mixed(
-    values: pa.Array, simple: str, shown: pa.Array, show: Callable[[float], str]
-) -> pa.Array:
-    """``shown`` where ``values`` match ``simple``; per-cell ``show`` for the others."""
+    values: pa.Array, simple: str, shown: pa.Array, code: str
+) -> tuple[pa.Array, pa.Array | None]:
+    """``shown`` where ``values`` match ``simple`` (which can be ids as they are); per-cell
+    rendering, and the reason each cannot be an id, for the others."""
     fast = np.asarray(pc.match_substring_regex(values, simple).to_numpy(zero_copy_only=False))
     if fast.all():
-        return shown
+        return shown, None
     slow = np.flatnonzero(~fast)
     order = np.arange(len(values), dtype=np.int64)
     order[slow] = len(values) + np.arange(len(slow))
-    others = _each(pc.take(values, pa.array(slow)), show)
-    return pc.take(pa.concat_arrays([shown, others]), pa.array(order))
+    index = pa.array(order)
+    others, problems = _each_number(pc.take(values, pa.array(slow)), code)
+    text = pc.take(pa.concat_arrays([shown, others]), index)
+    if problems is None:
+        return text, None
+    blank = pa.array([""] * len(shown), pa.string())
+    return text, pc.take(pa.concat_arrays([blank, problems]), index)
+
+
+def _each_number(values: pa.Array, code: str) -> tuple[pa.Array, pa.Array | None]:
+    """Per-cell rendering for the cells no vectorised rule covers, and why each cannot be
+    an id ("" when it can; None when none is)."""
+    texts, problems = [], []
+    for text in values.to_pylist():
+        try:
+            number = float(text)
+        except (TypeError, ValueError):
+            texts.append(text or "")
+            problems.append("")
+            continue
+        shown, problem = numfmt.show_number(number, code)
+        texts.append(shown)
+        problems.append(problem)
+    found = any(problems)
+    return pa.array(texts, pa.string()), pa.array(problems, pa.string()) if found else None
 
 
 def _each(values: pa.Array, show: Callable[[float], str]) -> pa.Array:
-    """Per-cell rendering for the cells no vectorised rule covers."""
+    """Per-cell rendering of dates."""
     result = []
     for text in values.to_pylist():
         try:
