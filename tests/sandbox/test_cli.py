@@ -180,7 +180,7 @@ def test_every_option_has_a_line_of_help() -> None:
     parser = argparse.ArgumentParser(prog="batch-latch sandbox")
     configure_parser(parser)
     options = [a for a in parser._actions if a.option_strings and a.dest != "help"]
-    assert len(options) == 28
+    assert len(options) == 29
     for action in options:
         assert action.help and action.help != argparse.SUPPRESS, action.option_strings
     text = parser.format_help()
