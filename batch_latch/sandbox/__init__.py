@@ -10,6 +10,16 @@ What it imitates:
   ``GET /v1/customers/{id}``; paths match ignoring case (as ASP.NET routing does). Anything
   else is a 404 in Fusebill's error format
   ``{"ErrorId":0,"HttpStatusCode":404,"Errors":[{"Key":"Api Error","Value":"..."}]}``.
+* The customer list ``GET /v1/customers?query=id:1,2,3&pageSize=N&pageNumber=K`` (``listing``):
+  the known customers of the set, in id order, each as ``GET /v1/customers/{id}`` shows it;
+  ``pageSize`` 1..1,000 (default 20), ``pageNumber`` from 0; anything it cannot parse (no
+  ``query``, ``name:foo``, ``id:1,x``) is a 400 in Fusebill's error format. Paging headers:
+  ``X-Count`` objects on this page, ``X-MaxCount`` all that match, ``X-PageSize``,
+  ``X-CurrentPage``, ``X-MaxPageIndex`` the last page (0 when none match), ``X-NextPage``
+  and ``X-PreviousPage`` page numbers, empty at the ends. One request against the limits,
+  however many ids. ``customer_list`` (``CustomerList``) rehearses lists a client must not
+  trust: ``IGNORES_FILTER`` pages through every known customer, ``NO_GEOTAB`` leaves the key
+  out, ``MISSING`` answers ASP.NET's own 404 ``{"Message": "No HTTP resource was found..."}``.
 * Known customers: every id from ``KNOWN_ID_MIN`` (1,000,000) to ``KNOWN_ID_MAX`` (9,999,999)
   inclusive, plus ``EXTRA_CUSTOMER_IDS`` (12717595 and 671201, the ids in Fusebill's own
   example). Every other id gets 404. Nobody is latched at start but the ``preset``'s
@@ -32,7 +42,8 @@ must be strict JSON with an integer ``fusebillId`` and a string ``geotabId``: th
 there to catch a client sending the wrong types. Unknown fields are ignored.
 
 Layout: ``config`` (the knobs), ``customers`` and ``preset`` (state), ``limits``, ``routes``
-(request to answer, no sockets), ``server`` (the wire), ``app`` (``Sandbox``), ``cli``.
+(request to answer, no sockets), ``listing`` (the customer list), ``server`` (the wire),
+``app`` (``Sandbox``), ``cli``.
 """
 
 from __future__ import annotations
@@ -42,6 +53,7 @@ from .cli import config_from_args, configure_parser, serve
 from .config import DEFAULT_API_KEY, DEFAULT_PORT, PROFILES, Limits, SandboxConfig
 from .customers import EXTRA_CUSTOMER_IDS, KNOWN_ID_MAX, KNOWN_ID_MIN, is_known_customer
 from .limits import format_reset
+from .listing import LIST_PATH, MAX_PAGE_SIZE, PAGING_HEADERS, CustomerList
 from .log import LoggedRequest
 from .preset import PresetError, load_preset
 from .routes import Answer, Api, Request
@@ -52,9 +64,13 @@ __all__ = [
     "EXTRA_CUSTOMER_IDS",
     "KNOWN_ID_MAX",
     "KNOWN_ID_MIN",
+    "LIST_PATH",
+    "MAX_PAGE_SIZE",
+    "PAGING_HEADERS",
     "PROFILES",
     "Answer",
     "Api",
+    "CustomerList",
     "Limits",
     "LoggedRequest",
     "PresetError",

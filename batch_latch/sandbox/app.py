@@ -106,10 +106,14 @@ class Sandbox:
             raise ValueError(f"{fusebill_id} is not a sandbox customer")
         self.api.customers.store(fusebill_id, value)
 
-    def _record(self, at: float, method: str, path: str, answer: Answer, dropped: bool) -> None:
+    def _record(
+        self, at: float, method: str, path: str, query: str, answer: Answer, dropped: bool
+    ) -> None:
         if self._log is None:
             return
         note = answer.note + ("; connection dropped" if dropped else "")
         status = None if dropped else answer.status
-        entry = LoggedRequest(at, method, path, answer.fusebill_id, answer.geotab_id, status, note)
+        entry = LoggedRequest(
+            at, method, path, answer.fusebill_id, answer.geotab_id, status, note, query
+        )
         self._log.add(entry)

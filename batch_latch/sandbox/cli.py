@@ -22,6 +22,7 @@ from .config import (
     valid_redirect,
 )
 from .customers import MAX_FUSEBILL_ID
+from .listing import CustomerList
 
 _SHARE = "must be between 0 and 1"
 
@@ -139,6 +140,15 @@ def _customer_options(group: argparse._ArgumentGroup) -> None:
         action="store_true",
         help="customer reads (GET /customers/ID) leave out the geotabId key, as an API that "
         "does not expose it would",
+    )
+    group.add_argument(
+        "--customer-list",
+        choices=tuple(mode.value for mode in CustomerList),
+        default=CustomerList.FULL.value,
+        help="the customer list (GET /customers?query=id:...): full as documented; "
+        "ignores-filter pages through every customer whatever was asked; no-geotab leaves "
+        "geotabId out of its objects; missing has no such route (ASP.NET's 404) "
+        "(%(default)s)",
     )
 
 
@@ -306,6 +316,7 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         log_path=get("log", None),
         preset=get("preset", None),
         hide_geotab_id=bool(get("hide_geotab_id", False)),
+        customer_list=CustomerList(get("customer_list", d.customer_list)),
         tls_cert=get("tls_cert", None),
         tls_key=get("tls_key", None),
         html_200_rate=get("html_200_rate", 0.0),

@@ -11,6 +11,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from .customers import MAX_FUSEBILL_ID
+from .listing import CustomerList
 from .preset import check_preset, load_preset
 
 DEFAULT_API_KEY = "sandbox-key"
@@ -70,6 +71,7 @@ class SandboxConfig:
     log_path: str | os.PathLike[str] | None = None
     preset: PresetSource = field(default=None, hash=False)
     hide_geotab_id: bool = False
+    customer_list: CustomerList = CustomerList.FULL
     tls_cert: str | os.PathLike[str] | None = None
     tls_key: str | os.PathLike[str] | None = None
     html_200_rate: float = 0.0
@@ -85,6 +87,7 @@ class SandboxConfig:
         object.__setattr__(self, "drip_ids", frozenset(self.drip_ids))
         object.__setattr__(self, "force_status", types.MappingProxyType(dict(self.force_status)))
         object.__setattr__(self, "preset", _preset_mapping(self.preset))
+        object.__setattr__(self, "customer_list", _customer_list(self.customer_list))
         problems = _config_problems(self)
         if problems:
             raise ValueError("invalid SandboxConfig: " + "; ".join(problems))
@@ -112,6 +115,17 @@ def _preset_mapping(preset: PresetSource) -> Mapping[int, str] | None:
     else:
         pairs = load_preset(preset)
     return types.MappingProxyType(pairs)
+
+
+def _customer_list(value: CustomerList | str) -> CustomerList:
+    """The mode, also from its name (``"no-geotab"``), so tests and the CLI can pass text."""
+    try:
+        return CustomerList(value)
+    except ValueError:
+        names = ", ".join(mode.value for mode in CustomerList)
+        raise ValueError(
+            f"invalid SandboxConfig: customer_list must be one of {names}, got {value!r}"
+        ) from None
 
 
 def _config_problems(c: SandboxConfig) -> list[str]:

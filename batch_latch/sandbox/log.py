@@ -10,10 +10,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from .listing import asked_ids, is_list_route
+
 
 @dataclass(frozen=True)
 class LoggedRequest:
-    """One request as the sandbox saw it; ``status`` is None when the connection was dropped."""
+    """One request as the sandbox saw it; ``status`` is None when the connection was dropped.
+
+    ``query`` is the raw query string (a customer list's ``query=id:...&pageSize=...``), so
+    tests can count list requests (``is_list``) and the customers each asked for.
+    """
 
     at: float
     method: str
@@ -22,6 +28,17 @@ class LoggedRequest:
     geotab_id: str | None
     status: int | None
     note: str
+    query: str = ""
+
+    @property
+    def is_list(self) -> bool:
+        """Whether this was a customer-list request (``GET /v1/customers?...``)."""
+        return is_list_route(self.method, self.path)
+
+    @property
+    def asked_ids(self) -> tuple[int, ...]:
+        """The ids a list request asked for, in id order; empty for any other request."""
+        return asked_ids(self.query) if self.is_list else ()
 
 
 class RequestLog:

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, Validat
 from .config import SandboxConfig
 from .customers import MAX_FUSEBILL_ID, Customers, customer_json, is_known_customer
 from .limits import Limiter, RateState
+from .listing import ListQueryError, customer_list, is_list_route
 
 JSON_TYPE = "application/json; charset=utf-8"
 HTML_TYPE = "text/html; charset=utf-8"
@@ -60,12 +61,13 @@ GATEWAY_TIMEOUT_PAGE = (
 
 @dataclass(frozen=True)
 class Request:
-    """What the server read: method, path (no query), body and the Authorization header."""
+    """What the server read: method, path, body, the Authorization header and the query string."""
 
     method: str
     path: str
     body: bytes = b""
     authorization: str | None = None
+    query: str = ""  # the raw query string, without "?"
 
 
 @dataclass
@@ -82,6 +84,7 @@ class Answer:
     drop: bool = False
     drip_s: float = 0.0
     middlebox: bool = False  # made by the network in between: no X-Rate-Limit-* headers
+    listed: int | None = None  # customer objects in a customer list's 200 answer
 
     def header(self, name: str) -> str | None:
         return next((v for k, v in self.headers if k.lower() == name.lower()), None)
@@ -220,6 +223,8 @@ class Api:
             tail = route[len(CUSTOMER_PREFIX) :]
             if tail.isascii() and tail.isdigit():
                 return self._get(int(tail))
+        if is_list_route(method, request.path):
+            return self._list(request)
         ids = hints(request.path, request.body)
         return _error(404, "Resource not found", "no such route", *ids)
 
@@ -274,6 +279,18 @@ class Api:
         record = self.customers.get(fid)
         payload = customer_json(fid, record, show_geotab_id=not self.config.hide_geotab_id)
         return _json(200, payload, "read", fid, record.geotab_id)
+
+    def _list(self, request: Request) -> Answer:
+        show = not self.config.hide_geotab_id
+        mode, query = self.config.customer_list, request.query
+        try:
+            listing = customer_list(mode, self.customers, query, request.path, show)
+        except ListQueryError as exc:
+            return _error(400, str(exc), "list: query not understood")
+        body = json.dumps(listing.payload).encode("utf-8")
+        answer = Answer(listing.status, body, listing.note, listed=listing.listed)
+        answer.headers += [("Content-Type", JSON_TYPE), *listing.headers]
+        return answer
 
     def _authorized(self, header: str | None) -> bool:
         expected = ("Basic " + self.config.api_key).encode("latin-1")

@@ -25,8 +25,8 @@ from .routes import Answer, Api, Request, phrase
 MAX_BODY_BYTES = 64 * 1024
 HANDSHAKE_TIMEOUT_S = 10.0
 
-# Called once per request with (arrival time, method, path, answer, dropped).
-Recorder = Callable[[float, str, str, Answer, bool], None]
+# Called once per request with (arrival time, method, path, query string, answer, dropped).
+Recorder = Callable[[float, str, str, str, Answer, bool], None]
 
 
 def tls_context(config: SandboxConfig) -> ssl.SSLContext | None:
@@ -154,12 +154,15 @@ class Handler(BaseHTTPRequestHandler):
         code = int(code)  # http.server passes HTTPStatus members
         answer = self.server.api.protocol_error(code, message or phrase(code))
         method = getattr(self, "command", "") or ""
-        self.server.record(time.time(), method, self._path(), answer, False)
+        path, query = self._target()
+        self.server.record(time.time(), method, path, query, answer, False)
         self.close_connection = True
         self._respond(answer)
 
-    def _path(self) -> str:
-        return urlsplit(getattr(self, "path", "") or "").path
+    def _target(self) -> tuple[str, str]:
+        """The request target's path and query string."""
+        parts = urlsplit(getattr(self, "path", "") or "")
+        return parts.path, parts.query
 
     def _read_body(self) -> bytes | None:
         if self.headers.get("Transfer-Encoding"):
@@ -187,15 +190,15 @@ class Handler(BaseHTTPRequestHandler):
     def _handle(self) -> None:
         server = self.server
         arrived = time.time()
-        method, path = self.command, self._path()
+        method, (path, query) = self.command, self._target()
         body = self._read_body()
         if body is None:
             return
         if server.api.config.latency_ms:
             server.stopping.wait(server.api.config.latency_ms / 1000)
-        request = Request(method, path, body, self.headers.get("Authorization"))
+        request = Request(method, path, body, self.headers.get("Authorization"), query)
         answer = server.api.handle(request)
-        server.record(arrived, method, path, answer, answer.drop)
+        server.record(arrived, method, path, query, answer, answer.drop)
         if answer.stall_s:
             server.stopping.wait(answer.stall_s)
         if answer.drop:

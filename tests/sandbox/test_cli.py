@@ -16,6 +16,7 @@ import trustme
 
 from batch_latch.sandbox import (
     DEFAULT_API_KEY,
+    CustomerList,
     Sandbox,
     SandboxConfig,
     config_from_args,
@@ -96,6 +97,7 @@ def test_parser_defaults_and_options() -> None:
         ["--minute-seconds=0"],
         ["--reset-format=unix"],
         ["--api-key="],
+        ["--customer-list=partial"],
     ],
 )
 def test_parser_rejects_out_of_range(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
@@ -180,13 +182,14 @@ def test_every_option_has_a_line_of_help() -> None:
     parser = argparse.ArgumentParser(prog="batch-latch sandbox")
     configure_parser(parser)
     options = [a for a in parser._actions if a.option_strings and a.dest != "help"]
-    assert len(options) == 28
+    assert len(options) == 29
     for action in options:
         assert action.help and action.help != argparse.SUPPRESS, action.option_strings
     text = parser.format_help()
     for flag in (
         "--preset",
         "--hide-geotab-id",
+        "--customer-list",
         "--tls-cert",
         "--tls-key",
         "--html-200-rate",
@@ -207,6 +210,7 @@ def test_parser_network_options(tmp_path: Path) -> None:
         parse(
             f"--preset={preset}",
             "--hide-geotab-id",
+            "--customer-list=no-geotab",
             "--html-200-rate=0.1",
             "--empty-200-rate=0.2",
             "--applied-then-504-rate=0.3",
@@ -218,6 +222,7 @@ def test_parser_network_options(tmp_path: Path) -> None:
     )
     assert dict(config.preset_pairs) == {1_000_001: "G1"}
     assert config.hide_geotab_id
+    assert config.customer_list is CustomerList.NO_GEOTAB
     assert (config.html_200_rate, config.empty_200_rate, config.applied_then_504_rate) == (
         0.1,
         0.2,
@@ -229,6 +234,7 @@ def test_parser_network_options(tmp_path: Path) -> None:
     assert config_from_args(parse("--retry-after=0")).retry_after_seconds == 0
     plain = config_from_args(parse())
     assert (plain.retry_after, plain.retry_after_seconds, plain.preset) == (False, None, None)
+    assert plain.customer_list is CustomerList.FULL
     assert not plain.tls
 
 
