@@ -150,7 +150,7 @@ _STOP_ADVICE = {
     "api_down": "run the same command again later",
     "rate_limited": "run the same command again later, perhaps with a lower --rate",
     "long_pause": "run the same command again later (the command's stderr says when)",
-    "systematic_refusal": "check the sheet, FUSEBILL_API_KEY and FUSEBILL_BASE_URL (or --keep-going)",
+    "systematic_refusal": "check the sheet, FUSEBILL_API_KEY, FUSEBILL_BASE_URL (or --keep-going)",
     "checkpoint_error": "check the job folder (free space?), then run the same command again",
 }
 
