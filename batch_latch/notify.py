@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import enum
 import json
+import re
 import sys
 import threading
 import time
@@ -43,6 +44,7 @@ DEADLINE = 10.0
 _RETRY_PAUSE = 0.5  # before the retry; a retry with less time than this left is not made
 _WHERE = f"--notify (or {VARIABLE})"
 _SIGNALS = {130: "Ctrl-C", 143: "SIGTERM", 129: "SIGHUP"}
+_HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]+)?")
 Job = str | Path  # the job folder, OUT
 Facts = Mapping[str, Any]  # summary.json's keys (a summary taken mid-run works too)
 When = datetime | None  # when a quota wait ends
@@ -79,7 +81,7 @@ def shown(url: str) -> str:
     for stop in "/?#\\":
         authority = authority.split(stop, 1)[0]
     host = authority.rpartition("@")[2]
-    if not host or any(c <= " " or c == "\x7f" for c in host):
+    if not _HOST.fullmatch(host):  # e.g. a password with a "/" in it: show none of it
         return f"{scheme.lower()}://…"
     return f"{scheme.lower()}://{host.lower()}/…"
 

@@ -302,6 +302,9 @@ def test_the_proxy_variables_come_from_env_and_no_proxy_is_honoured() -> None:
         f"hooks.slack.com{PATH}",  # no scheme: the token must not be echoed back
         f"https://opsadmin:pa55word@hooks.example.com{PATH}",
         f"https://:pa55word@hooks.example.com{PATH}",
+        f"https://opsadmin:pa55/word@hooks.example.com{PATH}",  # cut at the "/"
+        f"https://opsadmin:pa55#word@hooks.example.com{PATH}",
+        f"https://opsadmin:pa55?word@hooks.example.com{PATH}",
         f"https://hooks.example.com:port{PATH}",
         f"http://[::1{PATH}",
         f"https://{PATH}",
@@ -316,7 +319,7 @@ def test_a_url_that_may_not_be_used_is_refused_in_one_line(url: str) -> None:
         check_url(url)
     message = str(caught.value)
     assert "\n" not in message and message.startswith(f"--notify (or {VARIABLE})")
-    for secret in (TOKEN, SIG, "pa55word", "opsadmin", "/services"):
+    for secret in (TOKEN, SIG, "pa55", "opsadmin", "/services"):
         assert secret not in message
     with pytest.raises(ConfigError):
         Notifier(url)
@@ -360,6 +363,8 @@ def test_shown_is_scheme_and_host_only() -> None:
     assert shown(f"https://hooks.example.com#{TOKEN}") == "https://hooks.example.com/…"
     assert shown(f"hooks.slack.com{PATH}") == "the notify URL"
     assert shown("") == "the notify URL"
+    assert shown("https://opsadmin:pa55/word@hooks.example.com/x") == "https://…"
+    assert shown("https://[::1]:9/x") == "https://[::1]:9/…"
 
 
 def test_repr_shows_no_token() -> None:
