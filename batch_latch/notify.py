@@ -1,0 +1,399 @@
+"""``--notify URL``: one JSON POST to a webhook when a command ends or a quota wait starts.
+
+Nobody watches the stderr of a job that runs for days from cron, so the tool tells a chat
+room (Slack and Teams incoming webhooks show the ``text`` key as it is) or any receiver:
+``{"text", "event", "job", "summary"}``. A notification is a courtesy, never part of the
+job: it takes at most :data:`DEADLINE` seconds in all, is retried once, and a failure is
+one stderr line that changes no exit code and no report.
+
+The URL usually holds the webhook's token (Slack's is its path, Teams' its query), so it
+is shown only as ``scheme://host/…`` and never written anywhere. The API key never goes
+there: no ``Authorization`` header, and the body is redacted with :class:`Redactor`.
+Proxies and CA bundles come from the same variables, through the same helpers, as for
+Fusebill; ``~/.netrc`` is never read.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import re
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, TextIO
+from urllib.parse import parse_qsl, urlsplit
+
+from pydantic import SecretStr
+
+from batch_latch import __version__
+from batch_latch.client import _causes, _is_timeout, _tls_cause, ca_bundle, proxies_for
+from batch_latch.deadline import CURRENT, Deadlines, watched_adapter
+from batch_latch.errors import ConfigError
+from batch_latch.redact import Redactor
+from batch_latch.settings import _is_loopback
+from batch_latch.vocab import STATUSES
+
+VARIABLE = "BATCH_LATCH_NOTIFY_URL"
+#: Seconds one notification may take in all, both attempts and the pause between them.
+DEADLINE = 10.0
+_RETRY_PAUSE = 0.5  # before the retry; a retry with less time than this left is not made
+_WHERE = f"--notify (or {VARIABLE})"
+_SIGNALS = {130: "Ctrl-C", 143: "SIGTERM", 129: "SIGHUP"}
+_HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]+)?")
+Job = str | Path  # the job folder, OUT
+Facts = Mapping[str, Any]  # summary.json's keys (a summary taken mid-run works too)
+When = datetime | None  # when a quota wait ends
+
+
+class Event(str, enum.Enum):
+    """The ``event`` key: why this notification was sent."""
+
+    FINISHED = "finished"
+    STOPPED = "stopped"
+    INTERRUPTED = "interrupted"
+    WAITING = "waiting"  # a quota wait starts (--wait-for-quota)
+
+
+def event_for(exit_code: int) -> Event:
+    """The ending event for a command's exit code (3: stopped; 129, 130, 143: interrupted)."""
+    if exit_code in _SIGNALS:
+        return Event.INTERRUPTED
+    return Event.STOPPED if exit_code == 3 else Event.FINISHED
+
+
+# --- the URL ---------------------------------------------------------------------------------
+
+
+def shown(url: str) -> str:
+    """``scheme://host/…``: all of the URL a person may see (never raises).
+
+    Everything after the host (path, query, fragment) may be a token, and so may a
+    ``user:pass@``; the port is kept, it tells two local receivers apart."""
+    scheme, sep, rest = url.strip().partition("://")
+    if not sep or not scheme.isascii() or not scheme.isalpha():
+        return "the notify URL"
+    authority = rest
+    for stop in "/?#\\":
+        authority = authority.split(stop, 1)[0]
+    host = authority.rpartition("@")[2]
+    if not _HOST.fullmatch(host):  # e.g. a password with a "/" in it: show none of it
+        return f"{scheme.lower()}://…"
+    return f"{scheme.lower()}://{host.lower()}/…"
+
+
+def check_url(url: str) -> str:
+    """The URL, stripped, if a notification may go there; else :class:`ConfigError` with one
+    line that shows neither the path, the query nor any credentials."""
+    url = url.strip()
+    if not url:
+        raise ConfigError(f"{_WHERE} is empty: give the webhook's https:// URL")
+    if any(c <= " " or c == "\x7f" for c in url):
+        raise ConfigError(f"{_WHERE} contains spaces or control characters: copy it again")
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        _ = parts.port  # a port that is not a number raises here
+    except ValueError:
+        raise ConfigError(f"{_WHERE} is not a valid URL ({shown(url)})") from None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"{_WHERE} must be an https:// URL")
+    if "@" in parts.netloc:
+        raise ConfigError(
+            f"{_WHERE} must not hold a user name or password (user:pass@): "
+            f"{shown(url)}; a webhook's token belongs in its path"
+        )
+    if not host:
+        raise ConfigError(f"{_WHERE} has no host: {shown(url)}")
+    if scheme == "http" and not _is_loopback(host):
+        raise ConfigError(
+            f"{_WHERE} must use https:// (plain http only for localhost): {shown(url)}"
+        )
+    return url
+
+
+def notify_url(option: str | None, env: Mapping[str, str]) -> str | None:
+    """The checked URL from ``--notify`` or else :data:`VARIABLE`; None when neither is set.
+    For argument time: a bad URL stops the command before anything is sent."""
+    value = option if option is not None else env.get(VARIABLE)
+    if value is None or (option is None and not value.strip()):
+        return None  # an empty variable is unset, as for the proxy variables
+    return check_url(value)
+
+
+# --- the message -----------------------------------------------------------------------------
+
+
+def _n(count: int, word: str, plural: str = "") -> str:
+    return f"{count:,} {word if count == 1 else plural or word + 's'}"
+
+
+def _counts(summary: Mapping[str, Any]) -> str:
+    """``1,000 rows: 990 success, 10 failed`` (statuses in the report's order)."""
+    counts = summary.get("counts") or {}
+    rows = int(summary.get("rows") or sum(counts.values()))
+    parts = [f"{int(counts[s]):,} {s.replace('_', ' ')}" for s in STATUSES if counts.get(s)]
+    return _n(rows, "row") + (f": {', '.join(parts)}" if parts else "")
+
+
+_STOP_ADVICE = {
+    "daily_quota": "run the same command again after the quota resets (or --wait-for-quota)",
+    "key_rejected": "check FUSEBILL_API_KEY, then run the same command again",
+    "wrong_url": "check FUSEBILL_BASE_URL, then run the same command again",
+    "redirect": "set FUSEBILL_BASE_URL to the URL it redirects to, then run again",
+    "tls": "check REQUESTS_CA_BUNDLE (see the command's stderr), then run again",
+    "proxy": "check HTTPS_PROXY and NO_PROXY (see the command's stderr), then run again",
+    "max_requests": "run the same command again to continue",
+    "api_down": "run the same command again later",
+    "rate_limited": "run the same command again later, perhaps with a lower --rate",
+    "long_pause": "run the same command again later (the command's stderr says when)",
+    "systematic_refusal": "check the sheet, FUSEBILL_API_KEY, FUSEBILL_BASE_URL (or --keep-going)",
+    "checkpoint_error": "check the job folder (free space?), then run the same command again",
+}
+
+
+def _next_step(event: Event, job: str, summary: Mapping[str, Any]) -> str:
+    """What a person should do now, in a few words."""
+    if event is Event.WAITING:
+        return "nothing to do: it goes on by itself after the reset"
+    if event is Event.INTERRUPTED:
+        return "resume with the same command"
+    if event is Event.STOPPED:
+        reason = str(summary.get("stop_reason") or "")
+        return _STOP_ADVICE.get(reason, "see the command's stderr, then run the same command again")
+    counts = summary.get("counts") or {}
+    kind = summary.get("kind") or "run"
+    if kind == "plan" and not any(counts.get(s) for s in ("invalid", "not_found", "failed")):
+        return "review results.csv, then write it with: batch-latch run INPUT --plan latest"
+    if kind == "undo" and any(counts.get(s) for s in ("failed", "pending")):
+        return "see failed.csv for the customers undo left alone"
+    if any(counts.get(s) for s in ("invalid", "not_found", "failed", "pending")):
+        return f"fix the rows in failed.csv and feed it back with --out {job}"
+    return "nothing left to do"
+
+
+def _happened(event: Event, summary: Mapping[str, Any], until: datetime | None) -> str:
+    code = summary.get("exit_code")
+    if event is Event.WAITING:
+        when = f" (until {until.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC)" if until else ""
+        return f"is waiting for the daily quota to reset{when}"
+    if event is Event.INTERRUPTED:
+        by = _SIGNALS.get(code, "") if isinstance(code, int) else ""
+        return f"was interrupted{f' ({by})' if by else ''}"
+    if event is Event.STOPPED:
+        reason = str(summary.get("stop_reason") or "").replace("_", " ")
+        return f"stopped early{f' ({reason})' if reason else ''}"
+    return "finished" + (" with rows to look at" if code == 1 else "")
+
+
+def text_for(event: Event, job: Job, summary: Facts, *, until: When = None) -> str:
+    """The one line a person reads: the job, what happened, the counts, what to do next.
+
+    ``until`` is when a quota wait ends (for :attr:`Event.WAITING`). Missing summary keys
+    are left out, so a summary taken mid-run works too."""
+    event = Event(event)
+    kind = str(summary.get("kind") or "run")
+    host = summary.get("host")
+    where = f"{job}" + (f" on {host}" if host else "")
+    line = f"batch-latch {kind} in {where} {_happened(event, summary, until)}. {_counts(summary)}"
+    requests = summary.get("requests")
+    if isinstance(requests, int) and requests:
+        line += f"; {_n(requests, 'request')} sent"
+    line += f". Next: {_next_step(event, str(job), summary)}."
+    return " ".join(line.split())  # one line, whatever the summary held
+
+
+def body_for(event: Event, job: Job, summary: Facts, *, until: When = None) -> dict[str, Any]:
+    """The JSON that is posted (Slack and Teams show ``text``; scripts read the rest)."""
+    event = Event(event)
+    return {
+        "text": text_for(event, job, summary, until=until),
+        "event": event.value,
+        "job": str(job),
+        "summary": dict(summary),
+    }
+
+
+# --- sending ---------------------------------------------------------------------------------
+
+
+class _Failed(Exception):
+    """One attempt's failure: ``str`` is its reason; ``retry`` whether a second try may help."""
+
+    def __init__(self, reason: str, *, retry: bool) -> None:
+        super().__init__(reason)
+        self.retry = retry
+
+
+@dataclass(frozen=True)
+class Notifier:
+    """Posts notifications to one checked URL; :meth:`send` never raises.
+
+    ``env`` holds the proxy and CA variables (the command's environment with ``.env``);
+    ``key`` is the API key, redacted from everything sent; ``stderr`` gets the one line a
+    failure prints (``sys.stderr`` at the time of sending when None)."""
+
+    url: str = field(repr=False)
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)
+    key: SecretStr | str | None = field(default=None, repr=False)
+    stderr: TextIO | None = field(default=None, repr=False)
+    deadline: float = DEADLINE
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "url", check_url(self.url))
+
+    def __repr__(self) -> str:
+        return f"Notifier({shown(self.url)!r})"
+
+    def send(self, event: Event, job: Job, summary: Facts, *, until: When = None) -> bool:
+        """Post one notification; True when the receiver answered 2xx, else one stderr line.
+        Waits at most ``deadline`` seconds, whatever the network does: the request runs on a
+        helper thread, since name resolution cannot be cut otherwise."""
+        once = threading.Lock()  # taken by the first line printed, never released: one line
+        outcome: list[bool] = []
+        started = time.monotonic()
+        try:
+            body = self._redactor().scrub(body_for(event, job, summary, until=until))
+            data = json.dumps(body, ensure_ascii=False, default=str).encode("utf-8")
+            worker = threading.Thread(
+                target=lambda: outcome.append(self._deliver(data, once)), daemon=True
+            )
+            worker.start()
+            worker.join(self.deadline + 1.0)  # the watchdog cuts at the deadline itself
+        except Exception as exc:  # a summary that is not JSON, no thread: still one line
+            self._say(f"could not be sent ({type(exc).__name__})", once)
+            return False
+        if not outcome:
+            self._say(f"no answer within {time.monotonic() - started:.0f} s", once)
+        return bool(outcome and outcome[0])
+
+    def _deliver(self, data: bytes, once: threading.Lock) -> bool:
+        """Two attempts at most, within one deadline for both and the pause between."""
+        end = time.monotonic() + self.deadline
+        deadlines = Deadlines()
+        try:
+            try:
+                self._post(deadlines, data, end)
+            except _Failed as first:
+                if not first.retry or end - time.monotonic() < 2 * _RETRY_PAUSE:
+                    raise
+                time.sleep(_RETRY_PAUSE)
+                try:
+                    self._post(deadlines, data, end)
+                except _Failed as second:
+                    raise _Failed(f"{second} (tried twice)", retry=False) from None
+        except _Failed as failed:
+            self._say(str(failed), once)
+            return False
+        except Exception as exc:  # never the job's problem: one line, no traceback
+            self._say(f"could not be sent ({type(exc).__name__})", once)
+            return False
+        finally:
+            deadlines.close()
+        return True
+
+    def _post(self, deadlines: Deadlines, data: bytes, end: float) -> None:
+        """One attempt, cut by the watchdog at ``end``; raises :class:`_Failed`."""
+        import requests
+
+        verify, _, problem = ca_bundle(self.env)
+        if problem:
+            raise _Failed(problem, retry=False)
+        ticket = deadlines.start(max(end - time.monotonic(), 0.001))
+        CURRENT.ticket = ticket
+        status = 0
+        failure: BaseException | None = None
+        try:
+            with requests.Session() as session:
+                session.trust_env = False  # no netrc, no environment behind our back
+                session.proxies = proxies_for(self.url, self.env)
+                session.verify = verify
+                session.mount("http://", watched_adapter()(max_retries=0))
+                session.mount("https://", watched_adapter()(max_retries=0))
+                left = max(ticket.deadline - time.monotonic(), 0.001)
+                with session.post(
+                    self.url,
+                    data=data,
+                    headers=_HEADERS,
+                    timeout=(left, left),  # each wait; the watchdog bounds the sum
+                    allow_redirects=False,
+                    stream=True,  # the status is the answer: the body is never read
+                ) as response:
+                    status = response.status_code
+        except Exception as exc:  # requests, urllib3, ssl and socket errors alike
+            failure = exc
+        finally:
+            CURRENT.ticket = None
+        expired, _ = deadlines.finish(ticket)
+        if expired:
+            raise _Failed(f"no answer within {self.deadline:g} s", retry=False)
+        if failure is not None:
+            raise _Failed(_reason(failure, self.deadline), retry=True)
+        _check_status(status)
+
+    def _say(self, reason: str, once: threading.Lock) -> None:
+        """The one stderr line; a closed or gone stderr (SIGHUP) is not an error."""
+        if not once.acquire(blocking=False):
+            return  # this notification has had its line
+        line = f"notification to {shown(self.url)} failed: {self._scrubbed(reason)}"
+        try:
+            out = self.stderr if self.stderr is not None else sys.stderr
+            out.write(" ".join(line.split()) + "\n")
+            out.flush()
+        except (OSError, ValueError):
+            pass
+
+    def _redactor(self) -> Redactor:
+        key = self.key.get_secret_value() if isinstance(self.key, SecretStr) else self.key
+        return Redactor(key or "")
+
+    def _scrubbed(self, text: str) -> str:
+        """``text`` without the key and without any piece of the URL's path or query that
+        could be its token (a belt: the reasons are built without them)."""
+        text = self._redactor()(text)
+        parts = urlsplit(self.url)
+        pieces = [parts.path, parts.query, parts.fragment, *parts.path.split("/")]
+        pieces += [v for pair in parse_qsl(parts.query) for v in pair]
+        for piece in sorted({p for p in pieces if len(p) >= 8}, key=len, reverse=True):
+            text = text.replace(piece, "…")
+        return text
+
+
+_HEADERS = {"Content-Type": "application/json", "User-Agent": f"batch-latch/{__version__}"}
+
+
+def _check_status(status: int) -> None:
+    """2xx is success; 5xx may pass with a retry; a redirect is never followed."""
+    if 200 <= status < 300:
+        return
+    if 300 <= status < 400:
+        raise _Failed(f"HTTP {status} (a redirect: not followed)", retry=False)
+    raise _Failed(f"HTTP {status}", retry=status >= 500)
+
+
+def _reason(exc: BaseException, deadline: float) -> str:
+    """A few words on why a request raised, built from the exception types only: their
+    texts carry the URL's path, which may be the webhook's token."""
+    import requests
+
+    chain = list(_causes(exc))
+    if any(_is_timeout(e) for e in chain):
+        return f"no answer within {deadline:g} s"
+    tls = _tls_cause(chain)
+    if tls is not None:
+        return f"{tls} (see REQUESTS_CA_BUNDLE)"
+    if any(isinstance(e, requests.exceptions.ProxyError) for e in chain):
+        return "the proxy refused or could not be reached (see HTTPS_PROXY, NO_PROXY)"
+    if any(isinstance(e, ConnectionRefusedError) for e in chain):
+        return "connection refused"
+    if any(isinstance(e, ConnectionResetError) for e in chain):
+        return "connection reset"
+    names = [type(e).__name__ for e in chain]
+    if any("NameResolution" in n or n == "gaierror" for n in names):
+        return "host name not found"
+    return f"could not connect ({names[-1]})"
