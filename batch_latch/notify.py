@@ -31,10 +31,10 @@ from urllib.parse import parse_qsl, urlsplit
 from pydantic import SecretStr
 
 from batch_latch import __version__
-from batch_latch.client import _causes, _is_timeout, _tls_cause, ca_bundle, proxies_for
-from batch_latch.deadline import CURRENT, Deadlines, watched_adapter
 from batch_latch.errors import ConfigError
-from batch_latch.redact import Redactor
+from batch_latch.fusebill.client import _causes, _is_timeout, _tls_cause, ca_bundle, proxies_for
+from batch_latch.fusebill.deadline import CURRENT, Deadlines, watched_adapter
+from batch_latch.fusebill.redact import Redactor
 from batch_latch.settings import _is_loopback
 from batch_latch.vocab import STATUSES
 
