@@ -17,6 +17,7 @@ header is the only credential. What an answer means is :mod:`batch_latch.answers
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import os
@@ -40,6 +41,16 @@ _CHUNK = 64 * 1024
 _CA_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE")
 # ssl errors that are the network's, not the configuration's: retried like a dropped line
 _TRANSIENT_SSL = (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError)
+# OpenSSL's verify codes, in OpenSSL's words, for an error that carries a code but no message
+_VERIFY_WORDS = {
+    9: "certificate is not yet valid",
+    10: "certificate has expired",
+    18: "self-signed certificate",
+    19: "self-signed certificate in certificate chain",
+    20: "unable to get local issuer certificate",
+    21: "unable to verify the first certificate",
+    62: "Hostname mismatch",
+}
 
 
 class FusebillClient:
@@ -127,7 +138,7 @@ class FusebillClient:
         answer: tuple[int, dict[str, str], bytes | None] = (0, {}, None)
         try:
             answer = self._exchange(ticket, method, url, body)
-        except Exception as exc:  # requests, urllib3, ssl and socket errors alike
+        except Exception as exc:  # judged below, once the ticket says whether it was cut
             failure = exc
         expired, aborted = self._deadlines.finish(ticket)
         if aborted:
@@ -135,6 +146,8 @@ class FusebillClient:
         if expired:  # checked first: a cut can look like any error, or like an early end
             detail = f"no complete answer within {self._timeout:g} s"
             return Reply(None, error="timeout", detail=detail, url=url)
+        if failure is not None and not isinstance(failure, transport_errors()):
+            raise failure  # a bug, not the network: the runner's per-row guard reports it
         if failure is not None:
             error, detail = self._failure(failure)
             return Reply(None, error=error, detail=detail, url=url)
@@ -250,6 +263,25 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
         stack.extend(e for e in reversed(inner) if isinstance(e, BaseException))
 
 
+@functools.cache
+def transport_errors() -> tuple[type[BaseException], ...]:
+    """What the network, TLS, a proxy or a malformed answer can raise through requests;
+    any other exception out of a request is a bug and propagates."""
+    import http.client
+
+    import requests
+    import urllib3.exceptions as u3
+    from urllib3.util.ssl_match_hostname import CertificateError
+
+    return (
+        requests.exceptions.RequestException,
+        u3.HTTPError,
+        http.client.HTTPException,
+        CertificateError,  # urllib3's own hostname check (a ValueError)
+        OSError,  # socket, ssl and the deadline's TimeoutError
+    )
+
+
 def _is_timeout(e: BaseException) -> bool:
     import requests
     import urllib3.exceptions as u3
@@ -261,15 +293,19 @@ def _is_timeout(e: BaseException) -> bool:
 
 def _tls_cause(chain: list[BaseException]) -> str | None:
     """The certificate's or handshake's own words (e.g. ``certificate has expired``)."""
+    from urllib3.util.ssl_match_hostname import CertificateError
+
     for e in chain:
         if isinstance(e, ssl.SSLCertVerificationError):
-            return f"certificate verify failed: {e.verify_message or e.reason or e}"
-        if type(e).__name__ == "CertificateError":  # urllib3's own hostname check
+            words = e.verify_message or _VERIFY_WORDS.get(e.verify_code) or e.reason or e
+            return f"certificate verify failed: {words}"
+        if isinstance(e, CertificateError):  # urllib3's own hostname check
             return f"certificate verify failed: {e}"
     for e in chain:
         if isinstance(e, ssl.SSLError) and not isinstance(e, _TRANSIENT_SSL):
             return f"TLS handshake failed: {e.reason or e}"
-        if isinstance(e, OSError) and "TLS CA certificate bundle" in str(e):
+        # requests' plain OSError when the CA bundle vanished after the settings checked it
+        if type(e) is OSError and "TLS CA certificate bundle" in str(e):
             return str(e)
     return None
 
