@@ -12,7 +12,8 @@ header is the only credential. What an answer means is :mod:`batch_latch.answers
   with its deadline; one watchdog thread per client sleeps until the earliest deadline and
   shuts down the socket of a request still running then. :meth:`FusebillClient.abort` cuts
   every request in flight the same way.
-- Bodies over :data:`MAX_BODY` are not read further: ``error="too_large"``.
+- Bodies over :data:`MAX_BODY` are not read further: ``error="too_large"``; a customer list
+  answer may be 8 KiB per customer asked (:func:`list_cap`), never less than that.
 """
 
 from __future__ import annotations
@@ -24,13 +25,14 @@ import os
 import ssl
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from batch_latch import __version__
 from batch_latch.answers import Reply
 from batch_latch.deadline import CURRENT, Deadlines, Ticket, watched_adapter
+from batch_latch.listing import BYTES_PER_CUSTOMER, list_url
 from batch_latch.redact import Redactor
 
 if TYPE_CHECKING:
@@ -41,16 +43,10 @@ _CHUNK = 64 * 1024
 _CA_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE")
 # ssl errors that are the network's, not the configuration's: retried like a dropped line
 _TRANSIENT_SSL = (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError)
-# OpenSSL's verify codes, in OpenSSL's words, for an error that carries a code but no message
-_VERIFY_WORDS = {
-    9: "certificate is not yet valid",
-    10: "certificate has expired",
-    18: "self-signed certificate",
-    19: "self-signed certificate in certificate chain",
-    20: "unable to get local issuer certificate",
-    21: "unable to verify the first certificate",
-    62: "Hostname mismatch",
-}
+# OpenSSL's words for the verify codes met most (expired, unknown issuer, wrong name), for an
+# error that carries its code without a message
+_VERIFY_WORDS = {10: "certificate has expired", 20: "unable to get local issuer certificate"}
+_VERIFY_WORDS[62] = "Hostname mismatch"
 
 
 class FusebillClient:
@@ -97,6 +93,11 @@ class FusebillClient:
     def customer(self, fusebill_id: int) -> Reply:
         return self._send("GET", f"{self._base}/customers/{fusebill_id}", None)
 
+    def customers(self, ids: Sequence[int], page: int = 0) -> Reply:
+        """One page of Fusebill's customer list filtered to ``ids`` (1 to 1,000; cut them
+        with :func:`batch_latch.listing.batches`); judge it with ``classify_list``."""
+        return self._send("GET", list_url(self._base, ids, page), None, list_cap(len(ids)))
+
     def redact(self, text: str) -> str:
         return self._redact(text)
 
@@ -130,14 +131,16 @@ class FusebillClient:
                 self._sessions.append(session)
         return session
 
-    def _send(self, method: str, url: str, body: dict[str, Any] | None) -> Reply:
+    def _send(
+        self, method: str, url: str, body: dict[str, Any] | None, cap: int = MAX_BODY
+    ) -> Reply:
         if self._ca_problem:
             return Reply(None, error="tls", detail=self._ca_problem, url=url)
         ticket = self._deadlines.start(self._timeout)
         failure: BaseException | None = None
         answer: tuple[int, dict[str, str], bytes | None] = (0, {}, None)
         try:
-            answer = self._exchange(ticket, method, url, body)
+            answer = self._exchange(ticket, method, url, body, cap)
         except Exception as exc:  # judged below, once the ticket says whether it was cut
             failure = exc
         expired, aborted = self._deadlines.finish(ticket)
@@ -155,12 +158,12 @@ class FusebillClient:
         if data is None:
             size = headers.get("content-length")
             detail = f"answer of {size} bytes" if size else "answer"
-            detail += " over the 1 MiB cap: not read further"
+            detail += f" over the {cap / MAX_BODY:g} MiB cap: not read further"
             return Reply(status, None, headers, error="too_large", detail=detail, url=url)
         return Reply(status, self._redact.scrub(_parse(data, headers)), headers, url=url)
 
     def _exchange(
-        self, ticket: Ticket, method: str, url: str, body: dict[str, Any] | None
+        self, ticket: Ticket, method: str, url: str, body: dict[str, Any] | None, cap: int
     ) -> tuple[int, dict[str, str], bytes | None]:
         CURRENT.ticket = ticket  # the connection hooks bind their socket to it
         try:
@@ -176,7 +179,7 @@ class FusebillClient:
             )
             try:
                 headers = {k.lower(): self._redact(v) for k, v in response.headers.items()}
-                return response.status_code, headers, _read_capped(response)
+                return response.status_code, headers, _read_capped(response, cap)
             finally:
                 response.close()  # a body not read to the end closes its connection
         finally:
@@ -213,16 +216,21 @@ class FusebillClient:
 # --- bodies ----------------------------------------------------------------------------------
 
 
-def _read_capped(response: requests.Response) -> bytes | None:
-    """The body, or None when it is over :data:`MAX_BODY` (then it is not read further)."""
+def list_cap(count: int) -> int:
+    """The most a list answer for ``count`` customers is read: 8 KiB each, at least 1 MiB."""
+    return max(MAX_BODY, BYTES_PER_CUSTOMER * count)
+
+
+def _read_capped(response: requests.Response, cap: int = MAX_BODY) -> bytes | None:
+    """The body, or None when it is over ``cap`` bytes (then it is not read further)."""
     length = response.headers.get("content-length", "")
-    if length.isdigit() and int(length) > MAX_BODY:
+    if length.isdigit() and int(length) > cap:
         return None
     chunks: list[bytes] = []
     total = 0
     for chunk in response.iter_content(_CHUNK):
         total += len(chunk)
-        if total > MAX_BODY:
+        if total > cap:
             return None
         chunks.append(chunk)
     return b"".join(chunks)
@@ -265,8 +273,7 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
 
 @functools.cache
 def transport_errors() -> tuple[type[BaseException], ...]:
-    """What the network, TLS, a proxy or a malformed answer can raise through requests;
-    any other exception out of a request is a bug and propagates."""
+    """What the network, TLS or a proxy raise through requests; anything else is a bug."""
     import http.client
 
     import requests

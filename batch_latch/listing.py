@@ -185,7 +185,7 @@ def classify_list(reply: Reply, asked: Sequence[int], page: int = 0) -> ListAnsw
     if verdict is not None:
         return ListAnswer(verdict, wanted)
     if reply.error is not None:  # too large: not read, like any oversized answer
-        why = f"the customer list answered {status} with {describe(reply)}"
+        why = f"the customer list answered {status}: {reply.detail or describe(reply)}"
         return ListAnswer(Verdict(Kind.RETRYABLE, why, "unreadable"), wanted)
     problem = _shape_problem(reply, set(wanted)) or _pages_problem(reply, len(wanted))
     if problem is not None:

@@ -244,7 +244,7 @@ def test_a_bug_inside_a_request_propagates_instead_of_looking_like_the_network(
 def test_a_bug_reading_the_body_propagates(
     client: FusebillClient, requests_mock: rm.Mocker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(response: Any) -> bytes:
+    def broken(response: Any, cap: int = 0) -> bytes:
         raise AttributeError("'NoneType' object has no attribute 'read'")
 
     monkeypatch.setattr("batch_latch.client._read_capped", broken)
