@@ -20,7 +20,9 @@ from batch_latch.listing import (
     list_url,
     page_size,
 )
+from batch_latch.service import FusebillService
 from batch_latch.vocab import StopReason
+from tests.doubles import FakeFusebill, ListMode
 
 BASE = "https://secure.fusebill.test/v1"
 ASKED = (101, 102, 103)
@@ -396,3 +398,73 @@ def test_every_batch_obeys_the_limits(ids: list[int], read_batch: int, extra: in
     for before, after in itertools.pairwise(cut):  # greedy: a batch is cut only when it must be
         grown = [*before, after[0]]
         assert len(before) == read_batch or longest(base, grown) >= MAX_URL
+
+
+# --- the fake's rehearsals, as the classifier reads them -------------------------------------
+
+KNOWN = {101: "G-1", 102: None, 103: "G-3", 104: "G-4", 50: "FIRST"}
+
+
+def fake(mode: ListMode = ListMode.FULL, **options: Any) -> FakeFusebill:
+    return FakeFusebill(KNOWN, list_mode=mode, **options)
+
+
+def test_the_fake_is_a_service_with_a_list() -> None:
+    made = fake()
+    service: FusebillService = made
+    assert service.customers([101]).status == 200
+    assert made.methods() == ["customers"] and made.methods(101) == ["customers"]
+
+
+def test_the_fakes_full_list_is_trusted_and_leaves_unknown_customers_to_read_alone() -> None:
+    service = fake()
+    got = classify_list(service.customers([103, 101, 999, 102]), [103, 101, 999, 102], 0)
+    assert dict(got.holdings) == {103: Holding("G-3"), 101: Holding("G-1"), 102: Holding(None)}
+    assert got.read_alone == (999,) and got.untrusted is None and got.next_page is None
+    assert service.calls[0].ids == (103, 101, 999, 102) and service.methods(999) == ["customers"]
+    assert service.count("customers") == 1
+
+
+def test_the_fakes_pages_are_followed_to_the_end() -> None:
+    service = fake(list_page_size=2)
+    ids = [101, 102, 103, 104]
+    got = classify_list(service.customers(ids), ids, 0)
+    while got.next_page is not None:
+        got = got.then(classify_list(service.customers(ids, got.next_page), ids, got.next_page))
+    assert set(got.holdings) == set(ids) and got.read_alone == ()
+    assert [c.page for c in service.calls] == [0, 1]
+
+
+@pytest.mark.parametrize(
+    ("mode", "said"),
+    [
+        (ListMode.IGNORES_FILTER, "customer 50"),
+        (ListMode.UNASKED, "customer 50"),
+        (ListMode.NOT_FOUND, "HTTP 404"),
+        (ListMode.HTML, "HTML page"),
+    ],
+)
+def test_the_fakes_untrusted_lists_are_not_trusted(mode: ListMode, said: str) -> None:
+    ids = [101, 102, 103]
+    got = classify_list(fake(mode).customers(ids), ids, 0)
+    assert got.untrusted is not None and said in got.untrusted
+    assert dict(got.holdings) == {} and got.read_alone == tuple(ids)
+
+
+def test_the_fakes_list_without_geotab_ids_turns_reads_one_by_one() -> None:
+    for service in (fake(ListMode.NO_GEOTAB), FakeFusebill(KNOWN, show_geotab=False)):
+        got = classify_list(service.customers([101, 102]), [101, 102], 0)
+        assert got.no_geotab_anywhere and got.read_alone == (101, 102)
+
+
+def test_the_fakes_list_that_leaves_customers_out_makes_them_read_alone() -> None:
+    service = fake(ListMode.MISSING)
+    got = classify_list(service.customers([101, 102, 103, 104]), [101, 102, 103, 104], 0)
+    assert set(got.holdings) == {101, 103} and got.read_alone == (102, 104)
+    assert service.customer(102).status == 200  # they do exist
+
+
+def test_the_fakes_scripted_list_answers_come_first() -> None:
+    service = fake().script_list(Reply(414, "URI Too Long"))
+    assert service.customers([101]).status == 414
+    assert service.customers([101]).status == 200

@@ -125,7 +125,7 @@ def check(outcome: RowOutcome, expect: Expect, fake: FakeFusebill) -> None:
     )
     assert fake.count("latch") == expect.latches
     assert fake.count("unlatch") == 0
-    if FID in fake.customers:
+    if FID in fake.known:
         assert fake.held(FID) == expect.holds_after
     assert outcome.finished_at.endswith("Z")
 
