@@ -103,7 +103,7 @@ class ListAnswer:
       ``REJECTED`` with error_key ``list_untrusted`` when nothing in it may be used
       (``untrusted`` says why); else the verdict any request gets (429, 401/403, 3xx, TLS,
       proxy, 408/409, 5xx, timeout, connection, an oversized answer): the runner treats it
-      as for any request, and then ``holdings`` is empty.
+      as for any request, and then ``holdings`` and ``read_alone`` are empty.
     - ``holdings``: the customers this answer read (asked-for integer id, ``geotabId`` key
       present and text, null or empty, shown once).
     - ``read_alone``: the asked ids this answer gives no read for, in the order asked: absent
