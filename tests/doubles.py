@@ -10,22 +10,27 @@ queue: each entry is a :class:`~batch_latch.fusebill.answers.Reply` (returned as
 changes)
 or a :class:`Landed` (the change is made, then that reply is returned: a request that
 landed although its answer was lost).
+
+Its customer list (``customers``) answers as a :class:`ListMode` says: honestly, or in each
+of the shapes the tool must not trust; ``script_list`` queues odd list answers.
 """
 
 from __future__ import annotations
 
+import enum
 import errno
 import io
+import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from batch_latch.fusebill.answers import Reply
 
-Method = Literal["latch", "unlatch", "customer"]
+Method = Literal["latch", "unlatch", "customer", "customers"]
 REDACTED = "[redacted]"
 
 
@@ -45,6 +50,20 @@ class Call:
     fusebill_id: int
     geotab_id: str | None  # what a latch sent
     at: float  # time.monotonic() when the request was made
+    ids: tuple[int, ...] = ()  # what a list read asked for (``fusebill_id`` is the first)
+    page: int = 0  # the page a list read asked for
+
+
+class ListMode(enum.Enum):
+    """How the fake's customer list answers (the sandbox's ``--customer-list``, and more)."""
+
+    FULL = "full"  # the known customers of the set, ordered by id, paged
+    IGNORES_FILTER = "ignores-filter"  # the account's first customers, whatever was asked
+    NO_GEOTAB = "no-geotab"  # the set, but no object carries a geotabId key
+    MISSING = "missing"  # leaves out every other customer of the set (they do exist)
+    UNASKED = "unasked"  # the set, plus one customer that was not asked for
+    NOT_FOUND = "404"  # the route answers 404 in Fusebill's format ("Resource not found")
+    HTML = "html"  # a 200 login page
 
 
 # --- answers ---------------------------------------------------------------------------------
@@ -95,11 +114,14 @@ def dropped() -> Reply:
 
 
 class FakeFusebill:
-    """Fusebill in memory; thread-safe. ``customers`` maps fusebillId -> geotabId (or None).
+    """Fusebill in memory; thread-safe. ``customers`` maps fusebillId -> geotabId (or None);
+    :attr:`known` keeps it, as latches and unlatches change it.
 
     ``show_geotab=False`` answers customer reads without a ``geotabId`` key (an API that does
     not show it). ``max_calls`` guards a test against a loop that never ends: the call past
     it raises ``AssertionError``. ``on_call`` runs (outside the lock) for every request.
+    ``list_mode`` is how the customer list answers; ``list_page_size`` cuts its answers into
+    pages of that many customers (by default one page holds every id asked for).
     """
 
     def __init__(
@@ -110,8 +132,13 @@ class FakeFusebill:
         show_geotab: bool = True,
         max_calls: int = 10_000,
         on_call: Callable[[Call], None] | None = None,
+        list_mode: ListMode = ListMode.FULL,
+        list_page_size: int | None = None,
     ) -> None:
-        self.customers: dict[int, str | None] = dict(customers or {})
+        self.known: dict[int, str | None] = dict(customers or {})  # fusebillId -> geotabId
+        self.list_mode = list_mode
+        self.list_page_size = list_page_size  # None: a page holds every id asked for
+        self._list_scripts: deque[Reply] = deque()
         self.key = key
         self.show_geotab = show_geotab
         self.max_calls = max_calls
@@ -131,6 +158,12 @@ class FakeFusebill:
             self._scripts.setdefault((method, fusebill_id), deque()).extend(answers)
         return self
 
+    def script_list(self, *answers: Reply) -> FakeFusebill:
+        """Answer the next list requests with ``answers``, in order, whatever they ask."""
+        with self._lock:
+            self._list_scripts.extend(answers)
+        return self
+
     def always(self, method: Method, answer: Callable[[int], Reply]) -> FakeFusebill:
         """Every request of ``method`` (not scripted otherwise) gets ``answer(fusebillId)``."""
         with self._lock:
@@ -148,6 +181,17 @@ class FakeFusebill:
     def customer(self, fusebill_id: int) -> Reply:
         return self._call("customer", fusebill_id, None)
 
+    def customers(self, ids: Sequence[int], page: int = 0) -> Reply:
+        asked = tuple(ids)
+        call = Call("customers", asked[0] if asked else 0, None, time.monotonic(), asked, page)
+        with self._lock:
+            self._record(call)
+            scripted = self._list_scripts.popleft() if self._list_scripts else None
+            reply = scripted or self._list(asked, page)
+        if self.on_call is not None:
+            self.on_call(call)
+        return reply
+
     def redact(self, text: str) -> str:
         return text.replace(self.key, REDACTED) if self.key else text
 
@@ -162,7 +206,9 @@ class FakeFusebill:
     def methods(self, fusebill_id: int | None = None) -> list[str]:
         with self._lock:
             return [
-                c.method for c in self.calls if fusebill_id is None or c.fusebill_id == fusebill_id
+                c.method
+                for c in self.calls
+                if fusebill_id is None or fusebill_id == c.fusebill_id or fusebill_id in c.ids
             ]
 
     def count(self, method: Method) -> int:
@@ -170,16 +216,14 @@ class FakeFusebill:
 
     def held(self, fusebill_id: int) -> str | None:
         with self._lock:
-            return self.customers.get(fusebill_id)
+            return self.known.get(fusebill_id)
 
     # --- inside ----------------------------------------------------------------------------
 
     def _call(self, method: Method, fusebill_id: int, geotab_id: str | None) -> Reply:
         call = Call(method, fusebill_id, geotab_id, time.monotonic())
         with self._lock:
-            if len(self.calls) >= self.max_calls:
-                raise AssertionError(f"over {self.max_calls} requests: an endless loop?")
-            self.calls.append(call)
+            self._record(call)
             queue = self._scripts.get((method, fusebill_id))
             scripted = queue.popleft() if queue else None
             if scripted is None and method in self._always:
@@ -193,15 +237,50 @@ class FakeFusebill:
             self.on_call(call)
         return reply
 
+    def _record(self, call: Call) -> None:
+        if len(self.calls) >= self.max_calls:
+            raise AssertionError(f"over {self.max_calls} requests: an endless loop?")
+        self.calls.append(call)
+
+    def _list(self, asked: tuple[int, ...], page: int) -> Reply:
+        """One page of the list as :attr:`list_mode` says; the lock is held."""
+        mode = self.list_mode
+        if mode is ListMode.HTML:
+            return html(200, "Sign in")
+        if mode is ListMode.NOT_FOUND:
+            return error(404, "Resource not found")
+        known = sorted(self.known)
+        chosen = sorted(i for i in set(asked) if i in self.known)
+        if mode is ListMode.IGNORES_FILTER:
+            chosen = known
+        elif mode is ListMode.MISSING:
+            chosen = chosen[::2]
+        elif mode is ListMode.UNASKED:
+            other = next((i for i in known if i not in asked), max([*known, *asked, 0]) + 1)
+            chosen = sorted([*chosen, other])
+        size = self.list_page_size or max(len(asked), 1)
+        shown = chosen[page * size : (page + 1) * size]
+        show = self.show_geotab and mode is not ListMode.NO_GEOTAB
+        body = [customer_object(i, self.known.get(i), show=show).body for i in shown]
+        headers = {
+            "content-type": "application/json",
+            "x-maxpageindex": str(max(math.ceil(len(chosen) / size) - 1, 0)),
+            "x-currentpage": str(page),
+            "x-pagesize": str(size),
+            "x-count": str(len(shown)),
+            "x-maxcount": str(len(chosen)),
+        }
+        return Reply(200, body, headers)
+
     def _default(self, method: Method, fusebill_id: int, geotab_id: str | None) -> Reply:
-        if fusebill_id not in self.customers:
+        if fusebill_id not in self.known:
             return not_found(fusebill_id)
         if method == "latch":
-            self.customers[fusebill_id] = geotab_id
+            self.known[fusebill_id] = geotab_id
         elif method == "unlatch":
-            self.customers[fusebill_id] = None
+            self.known[fusebill_id] = None
         shown = self.show_geotab or method != "customer"
-        return customer_object(fusebill_id, self.customers[fusebill_id], show=shown)
+        return customer_object(fusebill_id, self.known[fusebill_id], show=shown)
 
 
 # --- a disk that is full ---------------------------------------------------------------------

@@ -21,6 +21,7 @@ from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 LOOPBACK = "127.0.0.1"
 SERVER_WAIT = 10.0  # the longest any stand-in waits on a peer before giving up
@@ -173,6 +174,21 @@ def fusebill(exchange: Exchange) -> None:
         exchange.send_json(200, {"id": int(path.rsplit("/", 1)[1]), "geotabId": None})
     else:
         exchange.send_json(404, {"Message": "No HTTP resource was found"})
+
+
+def customer_list(pad: int = 0, echo: str = "") -> Respond:
+    """Fusebill's customer list: ``?query=id:1,2,…`` answers those customers, ordered by id,
+    holding none, each with ``pad`` bytes of notes (and ``echo`` in them, to test redaction)."""
+
+    def respond(exchange: Exchange) -> None:
+        query = parse_qs(urlsplit(exchange.seen.path).query)
+        ids = sorted({int(i) for i in query["query"][0].removeprefix("id:").split(",")})
+        notes = echo + "n" * pad
+        body = [{"id": i, "geotabId": None, "notes": notes} for i in ids]
+        headers = {"X-MaxPageIndex": "0", "X-CurrentPage": query["pageNumber"][0]}
+        exchange.send_json(200, body, headers)
+
+    return respond
 
 
 def json_answer(status: int, value: Any, headers: dict[str, str] | None = None) -> Respond:

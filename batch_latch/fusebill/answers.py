@@ -125,7 +125,7 @@ def fusebill_not_found(body: Any) -> str | None:
 
 def classify_latch(reply: Reply, sent_geotab_id: str, fusebill_id: int | None = None) -> Verdict:
     """``SUCCESS`` only for a JSON object whose ``geotabId`` is the one sent."""
-    verdict = _outside_2xx(reply, fusebill_id)
+    verdict = _write_unknown(reply, "latch") or _outside_2xx(reply, fusebill_id)
     if verdict is not None:
         return verdict
     body = reply.body
@@ -174,7 +174,7 @@ def classify_read(reply: Reply, fusebill_id: int) -> tuple[Verdict, Holding | No
 
 def classify_unlatch(reply: Reply, fusebill_id: int) -> Verdict:
     """``SUCCESS`` only for this customer's object showing no geotabId."""
-    verdict = _outside_2xx(reply, fusebill_id)
+    verdict = _write_unknown(reply, "unlatch") or _outside_2xx(reply, fusebill_id)
     if verdict is not None:
         return verdict
     body = reply.body
@@ -195,6 +195,20 @@ def classify_unlatch(reply: Reply, fusebill_id: int) -> Verdict:
         Meaning.UNPROVEN,
         f"Fusebill answered {reply.status} with {what}: no proof the unlatch landed",
         "unconfirmed",
+    )
+
+
+def _write_unknown(reply: Reply, what: str) -> Verdict | None:
+    """A 1xx as the final answer, or a 304, to a write: it may have landed, so it is
+    ``UNPROVEN`` (the runner reads the customer back), never a refusal or a redirect stop."""
+    status = reply.status
+    if status is None or not (100 <= status < 200 or status == 304):
+        return None
+    return Verdict(
+        Meaning.UNPROVEN,
+        f"Fusebill answered {status}, not a final answer to a write: the {what} may have landed",
+        "unconfirmed",
+        ambiguous=True,
     )
 
 

@@ -12,24 +12,27 @@ header is the only credential. What an answer means is :mod:`batch_latch.fusebil
   with its deadline; one watchdog thread per client sleeps until the earliest deadline and
   shuts down the socket of a request still running then. :meth:`FusebillClient.abort` cuts
   every request in flight the same way.
-- Bodies over :data:`MAX_BODY` are not read further: ``error="too_large"``.
+- Bodies over :data:`MAX_BODY` are not read further: ``error="too_large"``; a customer list
+  answer may be 8 KiB per customer asked (:func:`list_cap`), never less than that.
 """
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import os
 import ssl
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from batch_latch import __version__
 from batch_latch.fusebill.answers import Reply
 from batch_latch.fusebill.deadline import CURRENT, Deadlines, Ticket, watched_adapter
+from batch_latch.fusebill.listing import BYTES_PER_CUSTOMER, list_url
 from batch_latch.fusebill.redact import Redactor
 
 if TYPE_CHECKING:
@@ -40,6 +43,10 @@ _CHUNK = 64 * 1024
 _CA_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE")
 # ssl errors that are the network's, not the configuration's: retried like a dropped line
 _TRANSIENT_SSL = (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError)
+# OpenSSL's words for the verify codes met most (expired, unknown issuer, wrong name), for an
+# error that carries its code without a message
+_VERIFY_WORDS = {10: "certificate has expired", 20: "unable to get local issuer certificate"}
+_VERIFY_WORDS[62] = "Hostname mismatch"
 
 
 class FusebillClient:
@@ -86,6 +93,11 @@ class FusebillClient:
     def customer(self, fusebill_id: int) -> Reply:
         return self._send("GET", f"{self._base}/customers/{fusebill_id}", None)
 
+    def customers(self, ids: Sequence[int], page: int = 0) -> Reply:
+        """One page of Fusebill's customer list filtered to ``ids`` (1 to 1,000; cut them
+        with :func:`batch_latch.fusebill.listing.batches`); judge it with ``classify_list``."""
+        return self._send("GET", list_url(self._base, ids, page), None, list_cap(len(ids)))
+
     def redact(self, text: str) -> str:
         return self._redact(text)
 
@@ -119,15 +131,17 @@ class FusebillClient:
                 self._sessions.append(session)
         return session
 
-    def _send(self, method: str, url: str, body: dict[str, Any] | None) -> Reply:
+    def _send(
+        self, method: str, url: str, body: dict[str, Any] | None, cap: int = MAX_BODY
+    ) -> Reply:
         if self._ca_problem:
             return Reply(None, error="tls", detail=self._ca_problem, url=url)
         ticket = self._deadlines.start(self._timeout)
         failure: BaseException | None = None
         answer: tuple[int, dict[str, str], bytes | None] = (0, {}, None)
         try:
-            answer = self._exchange(ticket, method, url, body)
-        except Exception as exc:  # requests, urllib3, ssl and socket errors alike
+            answer = self._exchange(ticket, method, url, body, cap)
+        except Exception as exc:  # judged below, once the ticket says whether it was cut
             failure = exc
         expired, aborted = self._deadlines.finish(ticket)
         if aborted:
@@ -135,6 +149,8 @@ class FusebillClient:
         if expired:  # checked first: a cut can look like any error, or like an early end
             detail = f"no complete answer within {self._timeout:g} s"
             return Reply(None, error="timeout", detail=detail, url=url)
+        if failure is not None and not isinstance(failure, transport_errors()):
+            raise failure  # a bug, not the network: the runner's per-row guard reports it
         if failure is not None:
             error, detail = self._failure(failure)
             return Reply(None, error=error, detail=detail, url=url)
@@ -142,12 +158,12 @@ class FusebillClient:
         if data is None:
             size = headers.get("content-length")
             detail = f"answer of {size} bytes" if size else "answer"
-            detail += " over the 1 MiB cap: not read further"
+            detail += f" over the {cap / MAX_BODY:g} MiB cap: not read further"
             return Reply(status, None, headers, error="too_large", detail=detail, url=url)
         return Reply(status, self._redact.scrub(_parse(data, headers)), headers, url=url)
 
     def _exchange(
-        self, ticket: Ticket, method: str, url: str, body: dict[str, Any] | None
+        self, ticket: Ticket, method: str, url: str, body: dict[str, Any] | None, cap: int
     ) -> tuple[int, dict[str, str], bytes | None]:
         CURRENT.ticket = ticket  # the connection hooks bind their socket to it
         try:
@@ -163,7 +179,7 @@ class FusebillClient:
             )
             try:
                 headers = {k.lower(): self._redact(v) for k, v in response.headers.items()}
-                return response.status_code, headers, _read_capped(response)
+                return response.status_code, headers, _read_capped(response, cap)
             finally:
                 response.close()  # a body not read to the end closes its connection
         finally:
@@ -200,16 +216,21 @@ class FusebillClient:
 # --- bodies ----------------------------------------------------------------------------------
 
 
-def _read_capped(response: requests.Response) -> bytes | None:
-    """The body, or None when it is over :data:`MAX_BODY` (then it is not read further)."""
+def list_cap(count: int) -> int:
+    """The most a list answer for ``count`` customers is read: 8 KiB each, at least 1 MiB."""
+    return max(MAX_BODY, BYTES_PER_CUSTOMER * count)
+
+
+def _read_capped(response: requests.Response, cap: int = MAX_BODY) -> bytes | None:
+    """The body, or None when it is over ``cap`` bytes (then it is not read further)."""
     length = response.headers.get("content-length", "")
-    if length.isdigit() and int(length) > MAX_BODY:
+    if length.isdigit() and int(length) > cap:
         return None
     chunks: list[bytes] = []
     total = 0
     for chunk in response.iter_content(_CHUNK):
         total += len(chunk)
-        if total > MAX_BODY:
+        if total > cap:
             return None
         chunks.append(chunk)
     return b"".join(chunks)
@@ -250,6 +271,24 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
         stack.extend(e for e in reversed(inner) if isinstance(e, BaseException))
 
 
+@functools.cache
+def transport_errors() -> tuple[type[BaseException], ...]:
+    """What the network, TLS or a proxy raise through requests; anything else is a bug."""
+    import http.client
+
+    import requests
+    import urllib3.exceptions as u3
+    from urllib3.util.ssl_match_hostname import CertificateError
+
+    return (
+        requests.exceptions.RequestException,
+        u3.HTTPError,
+        http.client.HTTPException,
+        CertificateError,  # urllib3's own hostname check (a ValueError)
+        OSError,  # socket, ssl and the deadline's TimeoutError
+    )
+
+
 def _is_timeout(e: BaseException) -> bool:
     import requests
     import urllib3.exceptions as u3
@@ -261,15 +300,19 @@ def _is_timeout(e: BaseException) -> bool:
 
 def _tls_cause(chain: list[BaseException]) -> str | None:
     """The certificate's or handshake's own words (e.g. ``certificate has expired``)."""
+    from urllib3.util.ssl_match_hostname import CertificateError
+
     for e in chain:
         if isinstance(e, ssl.SSLCertVerificationError):
-            return f"certificate verify failed: {e.verify_message or e.reason or e}"
-        if type(e).__name__ == "CertificateError":  # urllib3's own hostname check
+            words = e.verify_message or _VERIFY_WORDS.get(e.verify_code) or e.reason or e
+            return f"certificate verify failed: {words}"
+        if isinstance(e, CertificateError):  # urllib3's own hostname check
             return f"certificate verify failed: {e}"
     for e in chain:
         if isinstance(e, ssl.SSLError) and not isinstance(e, _TRANSIENT_SSL):
             return f"TLS handshake failed: {e.reason or e}"
-        if isinstance(e, OSError) and "TLS CA certificate bundle" in str(e):
+        # requests' plain OSError when the CA bundle vanished after the settings checked it
+        if type(e) is OSError and "TLS CA certificate bundle" in str(e):
             return str(e)
     return None
 

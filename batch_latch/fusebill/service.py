@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 from batch_latch.fusebill.answers import Reply
@@ -18,6 +19,12 @@ class FusebillService(Protocol):
 
     def customer(self, fusebill_id: int) -> Reply:
         """``GET {base}/customers/{n}``."""
+        ...
+
+    def customers(self, ids: Sequence[int], page: int = 0) -> Reply:
+        """``GET {base}/customers?query=id:<id>,…&pageSize=<n>&pageNumber=<page>`` for 1 to
+        1,000 ids (cut with :func:`batch_latch.fusebill.listing.batches`); what the answer may be
+        trusted for is :func:`batch_latch.fusebill.listing.classify_list`."""
         ...
 
     def redact(self, text: str) -> str:

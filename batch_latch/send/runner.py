@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, Protocol, TextIO, TypeVar
 
@@ -73,6 +73,10 @@ class CountingService:
     def customer(self, fusebill_id: int) -> Reply:
         self._count(True)
         return self.service.customer(fusebill_id)
+
+    def customers(self, ids: Sequence[int], page: int = 0) -> Reply:
+        self._count(True)  # one read request, however many customers it shows
+        return self.service.customers(ids, page)
 
     def redact(self, text: str) -> str:
         return self.service.redact(text)

@@ -12,6 +12,7 @@ from pydantic import SecretStr
 
 from batch_latch.commands import undo
 from batch_latch.errors import BatchLatchError, NotAJob
+from batch_latch.fusebill.answers import Reply
 from batch_latch.jobfolder.checkpoint import Checkpoint, Record
 from batch_latch.reports.columns import LiveOutcome, ResultColumns
 from batch_latch.send.progress import Silent
@@ -168,6 +169,18 @@ def test_an_unlatch_whose_answer_was_lost_is_confirmed_by_a_read(tmp_path: Path)
     assert "confirmed by read-back" in str(got["message"])
     assert fake.count("unlatch") == 2
     assert fake.held(1) is None
+
+
+@pytest.mark.parametrize("status", [103, 304])
+def test_a_1xx_or_304_to_an_unlatch_is_confirmed_by_a_read(tmp_path: Path, status: int) -> None:
+    out = job(tmp_path, [rec(1, "A", "new")])
+    fake = FakeFusebill({1: "A"}).script("unlatch", 1, Landed(Reply(status, "")))
+    result, err = live(out, fake)
+    got = rows(result.columns)["1"]
+    assert got["status"] == "success", got
+    assert "confirmed by read-back" in str(got["message"])
+    assert fake.methods(1)[-2:] == ["unlatch", "customer"] and fake.held(1) is None
+    assert "redirect" not in err
 
 
 def test_an_unlatch_that_proves_nothing_and_did_not_land_fails(tmp_path: Path) -> None:

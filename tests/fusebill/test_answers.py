@@ -103,7 +103,6 @@ OUTSIDE_2XX: list[tuple[str, Reply, Outcome]] = [
     ("302", r(302, "", location="/login"), REDIRECT),
     ("307", r(307, None, location="https://x.test/"), REDIRECT),
     ("308", r(308, "", location="https://x.test/"), REDIRECT),
-    ("304-no-location", r(304, ""), REDIRECT),
     ("401", r(401, fusebill_error(401, "Invalid API key")), KEY),
     ("403", r(403, HTML), KEY),
     ("404-fusebill", r(404, fusebill_error(404, "Customer with id 1 not found.")), NOT_FOUND),
@@ -363,6 +362,36 @@ def test_unlatch_2xx_that_proves_nothing_is_unproven(reply: Reply, error_key: st
     verdict = classify_unlatch(reply, FID)
     assert verdict.kind is Meaning.UNPROVEN
     assert verdict.error_key == error_key
+
+
+# --- v3: an answer to a write that is not a final one ----------------------------------------
+
+NOT_FINAL = [r(100, ""), r(102, ""), r(103, "", link="</s.css>; rel=preload"), r(304, "")]
+WRITES: list[tuple[str, Callable[[Reply], Verdict]]] = [
+    ("latch", lambda reply: classify_latch(reply, SENT, FID)),
+    ("unlatch", lambda reply: classify_unlatch(reply, FID)),
+]
+
+
+@pytest.mark.parametrize(("operation", "classify"), WRITES, ids=[w[0] for w in WRITES])
+@pytest.mark.parametrize("reply", NOT_FINAL, ids=lambda reply: str(reply.status))
+def test_a_1xx_or_304_to_a_write_is_an_unknown_outcome_to_read_back(
+    operation: str, classify: Callable[[Reply], Verdict], reply: Reply
+) -> None:
+    verdict = classify(reply)
+    assert (verdict.kind, verdict.error_key, verdict.ambiguous, verdict.stop) == (
+        Meaning.UNPROVEN,
+        "unconfirmed",
+        True,
+        None,
+    )
+    assert f"answered {reply.status}" in verdict.message and "may have landed" in verdict.message
+    assert "redirect" not in verdict.message
+
+
+def test_a_304_to_a_read_still_stops_as_a_redirect() -> None:
+    verdict, holding = classify_read(r(304, ""), FID)
+    assert (verdict.kind, verdict.stop, holding) == (Meaning.STOP, StopReason.REDIRECT, None)
 
 
 def test_error_text_keeps_every_value() -> None:

@@ -6,6 +6,7 @@ tests/fusebill/test_client_network.py."""
 from __future__ import annotations
 
 import base64
+import ssl
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,8 +14,10 @@ from typing import Any
 import pytest
 import requests
 import requests_mock as rm
+import urllib3.exceptions
 from hypothesis import given
 from hypothesis import strategies as st
+from urllib3.util.ssl_match_hostname import CertificateError
 
 from batch_latch.fusebill.answers import Meaning, Reply, classify_latch
 from batch_latch.fusebill.client import MAX_BODY, FusebillClient, bypasses, ca_bundle, proxies_for
@@ -196,6 +199,58 @@ def test_no_answer_becomes_an_error_reply(
     assert got.detail and "\n" not in got.detail
     if error == "timeout":
         assert "7.5 s" in got.detail
+
+
+def _verify_error(code: int, message: str | None) -> ssl.SSLCertVerificationError:
+    e = ssl.SSLCertVerificationError(1, "[SSL: CERTIFICATE_VERIFY_FAILED] verify failed")
+    e.verify_code, e.verify_message = code, message  # type: ignore[assignment]
+    return e
+
+
+@pytest.mark.parametrize(
+    ("cause", "words"),
+    [
+        (_verify_error(10, "certificate has expired"), "certificate has expired"),
+        (_verify_error(10, None), "certificate has expired"),  # the code alone is enough
+        (_verify_error(20, None), "unable to get local issuer certificate"),
+        (_verify_error(62, "Hostname mismatch, certificate is not valid for 'a.test'."),
+         "Hostname mismatch, certificate is not valid for 'a.test'."),
+        (CertificateError("hostname 'a.test' doesn't match 'b.test'"),
+         "hostname 'a.test' doesn't match 'b.test'"),
+    ],
+    ids=["expired", "expired-code-only", "issuer-code-only", "hostname", "urllib3-hostname"],
+)  # fmt: skip
+def test_certificate_errors_are_known_by_their_type(
+    client: FusebillClient, requests_mock: rm.Mocker, cause: BaseException, words: str
+) -> None:
+    wrapped = requests.exceptions.SSLError(urllib3.exceptions.SSLError(cause))
+    got = latch(client, requests_mock, exc=wrapped)
+    assert (got.status, got.error) == (None, "tls")
+    assert got.detail.startswith(f"certificate verify failed: {words}")
+
+
+@pytest.mark.parametrize("bug", [KeyError("fusebillId"), TypeError("bad operand"), RuntimeError])
+def test_a_bug_inside_a_request_propagates_instead_of_looking_like_the_network(
+    client: FusebillClient, requests_mock: rm.Mocker, bug: Any
+) -> None:
+    requests_mock.post(LATCH, exc=bug)
+    with pytest.raises(type(bug) if isinstance(bug, BaseException) else bug):
+        client.latch(671201, "0909909")
+    requests_mock.post(LATCH, json=customer())  # the client is left working
+    assert classify_latch(client.latch(671201, "0909909"), "0909909").kind is Meaning.SUCCESS
+    assert client._deadlines._live == set()  # no ticket left for the watchdog to cut
+
+
+def test_a_bug_reading_the_body_propagates(
+    client: FusebillClient, requests_mock: rm.Mocker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(response: Any, cap: int = 0) -> bytes:
+        raise AttributeError("'NoneType' object has no attribute 'read'")
+
+    monkeypatch.setattr("batch_latch.fusebill.client._read_capped", broken)
+    requests_mock.post(LATCH, json=customer())
+    with pytest.raises(AttributeError):
+        client.latch(671201, "0909909")
 
 
 def test_a_missing_ca_bundle_is_a_tls_error_before_anything_is_sent(

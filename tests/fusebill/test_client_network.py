@@ -21,8 +21,9 @@ import pytest
 import requests
 import trustme
 
-from batch_latch.fusebill.answers import Meaning, Reply, classify_latch, classify_read
+from batch_latch.fusebill.answers import Holding, Meaning, Reply, classify_latch, classify_read
 from batch_latch.fusebill.client import MAX_BODY, FusebillClient
+from batch_latch.fusebill.listing import MAX_URL, batches, classify_list
 from batch_latch.vocab import StopReason
 from tests import netdoubles as nd
 from tests.doubles import wait_for
@@ -406,3 +407,104 @@ def test_netrc_never_replaces_the_key(
     assert server.seen[0].headers["authorization"].startswith("Basic ")
     assert server.seen[0].headers["authorization"] != f"Basic {KEY}"
     assert [seen.headers["authorization"] for seen in server.seen[1:]] == [f"Basic {KEY}"] * 2
+
+
+# --- the customer list -----------------------------------------------------------------------
+
+BIG_ID = 9_223_372_036_854_775_807  # 19 digits
+
+
+def test_a_list_read_sends_fusebills_set_filter_as_is(make_client: MakeClient) -> None:
+    ids = [BIG_ID, 5, 17]
+    with nd.Loopback(nd.customer_list()) as server:
+        client = make_client(server.url)
+        first, third = client.customers(ids), client.customers(ids, page=2)
+    query = f"/v1/customers?query=id:{BIG_ID},5,17&pageSize=3"
+    assert [seen.path for seen in server.seen] == [f"{query}&pageNumber=0", f"{query}&pageNumber=2"]
+    assert [(seen.method, seen.body) for seen in server.seen] == [("GET", b"")] * 2
+    assert server.seen[0].headers["authorization"] == f"Basic {KEY}"
+    assert (first.url, third.status) == (f"{server.url}{query}&pageNumber=0", 200)
+    got = classify_list(first, ids, 0)
+    assert dict(got.holdings) == {i: Holding(None) for i in ids}
+    assert (got.untrusted, got.read_alone, got.next_page) == (None, (), None)
+
+
+def test_batched_list_urls_arrive_under_2000_characters(make_client: MakeClient) -> None:
+    ids = [BIG_ID - n for n in range(250)]
+    with nd.Loopback(nd.customer_list()) as server:
+        client = make_client(server.url + "/" + "p" * 300)  # a long base URL
+        base = f"{server.url}/{'p' * 300}/v1"
+        cut = batches(base, ids, 100)
+        replies = [client.customers(batch) for batch in cut]
+    assert sorted(c["id"] for r in replies for c in r.body) == sorted(ids)
+    sent = [f"{server.url}{seen.path}" for seen in server.seen]
+    assert len(sent) == len(cut) >= 3 and all(len(url) < MAX_URL for url in sent)
+    assert [int(s.split("pageSize=")[1].split("&")[0]) for s in sent] == [len(b) for b in cut]
+    assert max(len(url) for url in sent) > MAX_URL - 25  # each batch filled near the limit
+
+
+def test_a_list_read_asks_for_1_to_1000_ids_and_sends_nothing_otherwise(
+    make_client: MakeClient,
+) -> None:
+    with nd.Loopback(nd.customer_list()) as server:
+        client = make_client(server.url)
+        assert len(client.customers(list(range(1, 1001))).body) == 1000
+        for wrong in ([], list(range(1, 1002))):
+            with pytest.raises(ValueError, match="1 to 1000 ids"):
+                client.customers(wrong)
+    assert len(server.seen) == 1 and "pageSize=1000&" in server.seen[0].path
+
+
+@pytest.mark.parametrize(
+    ("count", "pad", "read"),
+    [
+        (200, 7_000, True),  # 1.4 MB: over the 1 MiB of any answer, within 200 x 8 KiB
+        (200, 8_300, False),  # 1.66 MB: over 200 x 8 KiB
+        (10, 90_000, True),  # 900 KB: over 10 x 8 KiB, within the 1 MiB every answer gets
+        (10, 110_000, False),  # 1.1 MB: over 1 MiB
+    ],
+)
+def test_a_list_answer_may_be_8_kib_per_customer_asked_and_at_least_1_mib(
+    make_client: MakeClient, count: int, pad: int, read: bool
+) -> None:
+    ids = list(range(1, count + 1))
+    with nd.Loopback(nd.customer_list(pad)) as server:
+        reply = make_client(server.url, timeout=10.0).customers(ids)
+    if read:
+        assert reply.error is None and len(reply.body) == count
+        assert classify_list(reply, ids, 0).holdings.keys() == set(ids)
+    else:
+        assert (reply.status, reply.error, reply.body) == (200, "too_large", None)
+        cap = max(MAX_BODY, count * 8192)
+        assert f"over the {cap / MAX_BODY:g} MiB cap" in reply.detail
+        assert classify_list(reply, ids, 0).verdict.kind is Meaning.RETRYABLE
+
+
+def test_a_streamed_list_answer_is_not_read_past_its_cap(
+    make_client: MakeClient, received: dict[str, int]
+) -> None:
+    ids = list(range(1, 301))  # a cap of 2.34 MiB
+    with nd.Loopback(nd.big_body(FIFTY_MB, declare_length=False, status=200)) as server:
+        reply = make_client(server.url, timeout=10.0).customers(ids)
+        wait_for(lambda: server.stop.is_set() or server.sent_bytes > 0, deadline=30.0)
+    assert (reply.status, reply.error) == (200, "too_large")
+    assert 300 * 8192 < received["bytes"] <= 300 * 8192 + 100 * 1024
+
+
+def test_the_key_is_in_no_list_reply(make_client: MakeClient) -> None:
+    ids = [1, 2, 3]
+    replies: list[Reply] = []
+    with nd.Loopback(nd.customer_list(echo=f"Basic {KEY}")) as server:
+        replies.append(make_client(server.url).customers(ids))  # an answer echoing the key
+    with nd.Loopback(nd.customer_list(pad=600_000, echo=KEY)) as server:
+        replies.append(make_client(server.url).customers(ids))  # too large
+    with nd.Loopback(nd.hang) as server:
+        replies.append(make_client(server.url, timeout=0.5).customers(ids))
+    with nd.closed_port() as port:
+        replies.append(make_client(f"http://127.0.0.1:{port}").customers(ids))
+    assert [r.error for r in replies] == [None, "too_large", "timeout", "connection"]
+    assert replies[0].body[0]["notes"].startswith("Basic ")
+    for reply in replies:
+        assert KEY not in repr(reply)
+        answer = classify_list(reply, ids, 0)
+        assert KEY not in repr(answer) and KEY not in (answer.notice or "")

@@ -126,7 +126,7 @@ def check(outcome: RowOutcome, expect: Expect, fake: FakeFusebill) -> None:
     )
     assert fake.count("latch") == expect.latches
     assert fake.count("unlatch") == 0
-    if FID in fake.customers:
+    if FID in fake.known:
         assert fake.held(FID) == expect.holds_after
     assert outcome.finished_at.endswith("Z")
 
@@ -277,6 +277,25 @@ def test_a_2xx_that_proves_nothing_is_read_back_and_confirmed() -> None:
     assert "confirmed by read-back" in outcome.message
     assert fake.methods() == ["customer", "latch", "customer"]
     assert outcome.attempts == 1
+
+
+@pytest.mark.parametrize("status", [103, 304])
+def test_a_1xx_or_304_to_a_latch_that_landed_is_read_back_and_confirmed(status: int) -> None:
+    fake = FakeFusebill({FID: None}).script("latch", FID, Landed(Reply(status, "")))
+    r = rig(fake)
+    outcome = r.logic.process(task())
+    assert (outcome.status, outcome.change, outcome.error_key) == (Status.SUCCESS, Change.NEW, "")
+    assert "confirmed by read-back" in outcome.message
+    assert fake.methods() == ["customer", "latch", "customer"]
+    assert r.logic.loop.throttle.stop_reason is None  # not a redirect stop
+
+
+@pytest.mark.parametrize("status", [102, 304])
+def test_a_1xx_or_304_to_a_latch_that_did_not_land_fails_unconfirmed(status: int) -> None:
+    fake = FakeFusebill({FID: None}).script("latch", FID, Reply(status, ""))
+    outcome = rig(fake).logic.process(task())
+    assert (outcome.status, outcome.error_key) == (Status.FAILED, "unconfirmed")
+    assert fake.methods() == ["customer", "latch", "customer"]
 
 
 def test_a_2xx_then_a_read_back_holding_another_id_is_a_mismatch() -> None:
