@@ -41,7 +41,7 @@ class JobFolderError(OutputError):
 
 
 #: What a full disk (or a spent quota on it) asks of the user, in every message about it.
-NO_SPACE = "the disk is full; free some space and run again"
+NO_SPACE = "No space left on device: free some space and run again"
 
 
 def why(exc: OSError) -> str:
