@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from batch_latch import __version__, settings
+from batch_latch import __version__, settings, terminal
 from batch_latch.errors import BatchLatchError
 from batch_latch.vocab import ExitCode
 
@@ -100,6 +100,14 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Every line to stdout and stderr goes through a guarded writer (see ``terminal``): a
+    reader gone away changes neither the outcome nor the exit code."""
+    terminal.ensure_standard_fds()
+    with terminal.guarded():
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(sandbox_options=words[:1] == ["sandbox"]).parse_args(words)
     try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 
 class BatchLatchError(Exception):
     """A problem the user can act on; ``str(err)`` is the whole message."""
@@ -36,3 +38,14 @@ class ReportError(OutputError):
 
 class JobFolderError(OutputError):
     """The job folder (its lock, run folders, published copies) could not be written."""
+
+
+#: What a full disk (or a spent quota on it) asks of the user, in every message about it.
+NO_SPACE = "No space left on device: free some space and run again"
+
+
+def why(exc: OSError) -> str:
+    """The cause of a failed file operation in words: a full disk says what to do."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return NO_SPACE
+    return exc.strerror or str(exc)

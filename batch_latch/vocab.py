@@ -65,7 +65,9 @@ class StopReason(str, enum.Enum):
     DAILY_QUOTA = "daily_quota"
     API_DOWN = "api_down"
     MAX_REQUESTS = "max_requests"
-    INTERRUPTED = "interrupted"
+    INTERRUPTED = "interrupted"  # Ctrl-C (SIGINT)
+    TERMINATED = "terminated"  # SIGTERM (a service manager, cron, CI, kill)
+    HANGUP = "hangup"  # SIGHUP (the terminal or SSH session went away)
     CHECKPOINT_ERROR = "checkpoint_error"
     WRONG_URL = "wrong_url"  # a 404/405 not in Fusebill's error format
     REDIRECT = "redirect"  # a 3xx: never followed
@@ -82,6 +84,8 @@ PENDING_MESSAGES: dict[StopReason, str] = {
     StopReason.API_DOWN: "not finished: the API looked down (retryable failures in a row)",
     StopReason.MAX_REQUESTS: "not sent: --max-requests was reached",
     StopReason.INTERRUPTED: "not sent: the run was interrupted (Ctrl-C)",
+    StopReason.TERMINATED: "not sent: the run was stopped by SIGTERM",
+    StopReason.HANGUP: "not sent: the run was stopped by SIGHUP (the terminal went away)",
     StopReason.CHECKPOINT_ERROR: "not sent: the checkpoint could not be written",
     StopReason.WRONG_URL: "not sent: the API URL looks wrong (check FUSEBILL_BASE_URL)",
     StopReason.REDIRECT: "not sent: the API URL redirects (check FUSEBILL_BASE_URL)",
@@ -98,12 +102,22 @@ class ExitCode(enum.IntEnum):
     USAGE = 2  # usage, configuration or input-file error; nothing sent
     STOPPED = 3  # stopped early; some rows pending
     INTERNAL = 70  # EX_SOFTWARE: a bug of ours, not a problem with the input or the API
+    HANGUP = 129  # SIGHUP: 128 + 1, as a shell reports a process the signal killed
     INTERRUPTED = 130  # Ctrl-C
+    TERMINATED = 143  # SIGTERM: 128 + 15
 
 
-def exit_code_for(counts: dict[str, int], *, interrupted: bool = False) -> ExitCode:
-    if interrupted:
-        return ExitCode.INTERRUPTED
+#: The stops a signal asked for, and the exit code each ends with.
+SIGNAL_STOPS: dict[StopReason, ExitCode] = {
+    StopReason.INTERRUPTED: ExitCode.INTERRUPTED,
+    StopReason.TERMINATED: ExitCode.TERMINATED,
+    StopReason.HANGUP: ExitCode.HANGUP,
+}
+
+
+def exit_code_for(counts: dict[str, int], *, stop_reason: StopReason | None = None) -> ExitCode:
+    if stop_reason in SIGNAL_STOPS:
+        return SIGNAL_STOPS[stop_reason]
     if counts.get(Status.PENDING.value):
         return ExitCode.STOPPED
     if any(counts.get(s.value) for s in (Status.INVALID, Status.NOT_FOUND, Status.FAILED)):

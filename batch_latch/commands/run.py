@@ -23,9 +23,10 @@ from batch_latch.reports import writer as report
 from batch_latch.reports.columns import LiveOutcome, dry_run_columns
 from batch_latch.reports.summary_text import print_summary
 from batch_latch.reports.writer import Summary
+from batch_latch.send.pool import StopSignals
 from batch_latch.settings import Settings
 from batch_latch.sheet import loader, validate
-from batch_latch.vocab import ExitCode, RunKind, StopReason, exit_code_for
+from batch_latch.vocab import ExitCode, RunKind, exit_code_for
 
 
 @dataclass(frozen=True)
@@ -48,13 +49,13 @@ def run(
         from batch_latch.commands import undo
 
         undo.check_job(settings.out)
-        with history.lock(settings.out):
+        with history.lock(settings.out), StopSignals.installed():
             done = undo.undo(settings, stderr=err)
             return _report(settings, done, {}, started, stdout or sys.stdout, err)
     assert settings.input is not None
     digest = _Digest(settings.input)  # hashed on another thread while the sheet is read
     sheet, verdicts = _load(settings, err)
-    with history.lock(settings.out):
+    with history.lock(settings.out), StopSignals.installed():
         done = _send(settings, sheet, verdicts, err)
         out = stdout or sys.stdout
         return _report(settings, done, sheet.extras, started, out, err, digest)
@@ -75,8 +76,12 @@ class _Digest:
             self._value = history.sha256(self._path)
 
     def result(self) -> str:
+        """The hash; "" when the input could not be read again (deleted since it loaded)."""
         self._thread.join()
-        return self._value if self._value is not None else history.sha256(self._path)
+        if self._value is None:
+            with contextlib.suppress(OSError):
+                self._value = history.sha256(self._path)
+        return self._value or ""
 
 
 def _load(settings: Settings, err: TextIO) -> tuple[loader.Sheet, validate.Verdicts]:
@@ -114,7 +119,7 @@ def _report(
     digest: _Digest | None = None,
 ) -> JobResult:
     counts = report.count_statuses(done.columns.status)
-    code = exit_code_for(counts, interrupted=done.stop_reason is StopReason.INTERRUPTED)
+    code = exit_code_for(counts, stop_reason=done.stop_reason)
     source = settings.input
     summary = Summary(
         input=str(source) if source else str(settings.out),
@@ -142,18 +147,36 @@ def _report(
             {"minute": done.limits[0], "day": done.limits[1]} if any(done.limits) else None
         ),
     )
-    try:
-        folder = history.new_run_folder(settings.out, settings.kind, started)
-        if source is not None:
-            history.copy_input(source, folder)
-        paths = report.write_reports(folder, done.columns, extras, summary)
-        history.write_outcomes(folder, done.columns.row, done.columns.status)
-        kept = history.publish(settings.out, paths, source)
-    except OutputError as exc:
-        if settings.sends:  # requests went out: outcomes are in the checkpoint
-            exc.exit_code = ExitCode.STOPPED
-        raise
+    folder, paths, kept = _write(settings, done, extras, summary, started, err)
     for line in kept:
         print(f"Note: {line}; this command's copy is in {folder}/.", file=err)
     print_summary(summary, paths, settings.out, kept, out)
     return JobResult(exit_code=code, summary=summary, paths=paths)
+
+
+def _write(
+    settings: Settings,
+    done: LiveOutcome,
+    extras: Mapping[str, pa.Array],
+    summary: Summary,
+    started: datetime,
+    err: TextIO,
+) -> tuple[Path, ReportPaths, list[str]]:
+    """The run folder (reports, outcomes, the input's copy), then ``OUT/``: (the folder,
+    its reports, what ``OUT/`` kept back in words). A file that cannot be written is exit
+    3 once requests went out (the checkpoint has every outcome), else 2."""
+    source = settings.input
+    try:
+        folder = history.new_run_folder(settings.out, settings.kind, started)
+        if source is not None:
+            note = history.copy_input(source, folder, summary.input_sha256)
+            if note:
+                print(f"Note: {note}; the reports are of the file as it was loaded.", file=err)
+        paths = report.write_reports(folder, done.columns, extras, summary)
+        history.write_outcomes(folder, done.columns.row, done.columns.status)
+        kept = history.publish(settings.out, paths, source)
+    except OutputError as exc:
+        if done.requests:
+            exc.exit_code = ExitCode.STOPPED
+        raise
+    return folder, paths, kept

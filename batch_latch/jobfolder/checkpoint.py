@@ -32,7 +32,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from batch_latch.clock import file_stamp, utc_now
-from batch_latch.errors import CheckpointError
+from batch_latch.errors import CheckpointError, why
 
 FILENAME = "checkpoint.csv"
 _MARK = "#batch-latch-checkpoint"
@@ -174,7 +174,13 @@ class Checkpoint:
             if fresh and path.exists():
                 stamp = file_stamp(utc_now())
                 path.replace(path.with_name(f"checkpoint-{stamp}.csv.old"))
-            if path.exists() and path.stat().st_size > 0:
+            if path.exists() and path.stat().st_size == 0:
+                raise CheckpointError(
+                    f"checkpoint {path} is empty (0 bytes): what this job latched, and what undo "
+                    "would put back, is gone; restore it from a backup, or move it away or use "
+                    "--fresh (earlier successes would then be sent again)"
+                )
+            if path.exists():
                 _repair_torn_tail(path)
                 version = _check_header(path, base_url)
                 earlier = _read(path, version)
@@ -188,7 +194,7 @@ class Checkpoint:
                 earlier = _SCHEMA.empty_table()
         except OSError as exc:
             where = exc.filename or path
-            raise CheckpointError(f"cannot use checkpoint {where}: {exc.strerror or exc}") from None
+            raise CheckpointError(f"cannot use checkpoint {where}: {why(exc)}") from None
         return cls(path, handle, earlier)
 
     def record(self, record: Record) -> None:
@@ -230,8 +236,19 @@ class Checkpoint:
             _sync(self._handle)
 
     def close(self) -> None:
+        """Close the file. After a failed write (disk full...) its buffer cannot be flushed
+        either: that is the write error again, said with what to do about it."""
         with self._cond:
-            self._handle.close()
+            try:
+                self._handle.close()
+            except OSError as exc:
+                self._failure = self._failure or exc
+            if self._failure is not None:
+                raise JournalWriteError(
+                    f"cannot write checkpoint {self.path}: {why(self._failure)}; the run "
+                    "stopped and every outcome recorded so far is kept (the same command goes "
+                    "on where it stopped)"
+                )
 
 
 def _header_line(base_url: str) -> bytes:
@@ -241,10 +258,17 @@ def _header_line(base_url: str) -> bytes:
 
 
 def _start(path: Path, base_url: str) -> io.BufferedWriter:
-    handle = path.open("wb")
-    handle.write(_header_line(base_url))
-    _sync(handle)
-    return handle
+    """A new journal: its header is written beside it and renamed into place, so a crash
+    (or a full disk) never leaves an empty checkpoint, which is refused as damaged."""
+    tmp = path.with_name(f".{path.name}.new")
+    try:
+        with tmp.open("wb") as handle:
+            handle.write(_header_line(base_url))
+            _sync(handle)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path.open("ab")
 
 
 def _rewrite(path: Path, base_url: str, table: pa.Table) -> None:

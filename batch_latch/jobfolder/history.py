@@ -13,11 +13,10 @@ import getpass
 import hashlib
 import json
 import os
-import shutil
 import socket
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -27,8 +26,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.feather as feather
 
-from batch_latch.clock import folder_stamp, now_iso
-from batch_latch.errors import BatchLatchError, JobFolderError
+from batch_latch.clock import file_stamp, folder_stamp, now_iso, utc_now
+from batch_latch.errors import BatchLatchError, JobFolderError, why
 from batch_latch.jobfolder.files import atomic_copy, atomic_write
 from batch_latch.vocab import STATUSES, RunKind
 
@@ -80,20 +79,24 @@ def lock(out: Path) -> Iterator[None]:
         out.mkdir(parents=True, exist_ok=True)
         handle = (out / LOCK).open("a+")
     except OSError as exc:
-        raise JobFolderError(f"cannot use job folder {out}: {exc.strerror or exc}") from None
+        raise JobFolderError(f"cannot use job folder {out}: {why(exc)}") from None
     try:
         if not _try_lock(handle):
             raise JobBusy(
                 f"the job in {out} is busy: another batch-latch command is using it; wait for it "
                 "to finish (or use another --out)"
             )
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()} on {host()} since {now_iso()}\n")
-        handle.flush()
+        try:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"pid {os.getpid()} on {host()} since {now_iso()}\n")
+            handle.flush()
+        except OSError as exc:
+            raise JobFolderError(f"cannot use job folder {out}: {why(exc)}") from None
         yield
     finally:
-        handle.close()
+        with suppress(OSError):  # a pid line that could not be flushed: said above
+            handle.close()
 
 
 def _try_lock(handle: IO[str]) -> bool:
@@ -123,25 +126,58 @@ def new_run_folder(out: Path, kind: RunKind, started: datetime) -> Path:
     try:
         folder.mkdir(parents=True)
     except OSError as exc:
-        raise JobFolderError(f"cannot write reports to {folder}: {exc.strerror or exc}") from None
+        raise JobFolderError(f"cannot write reports to {folder}: {why(exc)}") from None
     return folder
 
 
-def copy_input(source: Path, folder: Path) -> None:
+#: In a run folder that holds no copy of its input: why not.
+NO_INPUT_COPY = "input-not-copied.txt"
+
+
+def copy_input(source: Path, folder: Path, loaded_sha256: str) -> str | None:
+    """Copy the input into the run folder, hashing it on the way: a copy that is not the file
+    as it was loaded (deleted, truncated or edited while the command ran) is not kept. Then
+    ``NO_INPUT_COPY`` says why, and so does the line returned (None: copied)."""
+    target = folder / f"input-{source.name}"
     try:
-        shutil.copyfile(source, folder / f"input-{source.name}")
+        reader = source.open("rb")
     except OSError as exc:
-        raise JobFolderError(
-            f"cannot copy the input into {folder}: {exc.strerror or exc}"
-        ) from None
+        return _no_copy(folder, f"{source} is gone or unreadable ({why(exc)})", loaded_sha256)
+    digest = hashlib.sha256()
+    try:
+        with reader, target.open("wb") as writer:
+            for block in iter(lambda: reader.read(1 << 20), b""):
+                digest.update(block)
+                writer.write(block)
+    except OSError as exc:
+        raise JobFolderError(f"cannot copy the input into {folder}: {why(exc)}") from None
+    if digest.hexdigest() == loaded_sha256:
+        return None
+    target.unlink(missing_ok=True)
+    return _no_copy(folder, f"{source} changed while the command ran", loaded_sha256)
+
+
+def _no_copy(folder: Path, cause: str, loaded_sha256: str) -> str:
+    text = (
+        f"No copy of the input in this folder: {cause}. The reports are of the file as it "
+        f"was loaded (SHA-256 {loaded_sha256}, as in summary.json).\n"
+    )
+    try:
+        (folder / NO_INPUT_COPY).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise JobFolderError(f"cannot write {folder / NO_INPUT_COPY}: {why(exc)}") from None
+    return f"{folder} holds no copy of the input: {cause}"
 
 
 def publish(out: Path, paths: ReportPaths, source: Path | None) -> list[str]:
     """Copy a command's reports to ``OUT/``; returns what was kept back, in words."""
-    record = _published(out)
+    found = _published(out)
+    record = found or {}
     kept: list[str] = []
     wanted = {p.name for p in paths.all()}
     try:
+        if found is None:  # damaged: as if absent, once what it cannot vouch for is kept aside
+            kept += _keep_aside(out, paths, source)
         for stale in ("results.xlsx",):  # a report this command did not write must not linger
             if stale not in wanted and _ours(out / stale, record):
                 (out / stale).unlink(missing_ok=True)
@@ -165,7 +201,7 @@ def publish(out: Path, paths: ReportPaths, source: Path | None) -> list[str]:
         text = json.dumps(record, indent=1).encode("utf-8")
         atomic_write(out / PUBLISHED, lambda sink: sink.write(text))
     except OSError as exc:
-        raise JobFolderError(f"cannot write reports to {out}: {exc.strerror or exc}") from None
+        raise JobFolderError(f"cannot write reports to {out}: {why(exc)}") from None
     return kept
 
 
@@ -176,12 +212,34 @@ def _signature(path: Path) -> str:
     return f"{stat.st_size}:{stat.st_mtime_ns}"
 
 
-def _published(out: Path) -> dict[str, str]:
-    try:
-        data = json.loads((out / PUBLISHED).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+def _published(out: Path) -> dict[str, str] | None:
+    """What the tool last put in ``OUT/``; {} when nothing yet, None when the record is
+    damaged (unreadable, not JSON, not an object)."""
+    path = out / PUBLISHED
+    if not path.exists():
         return {}
-    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else None
+
+
+def _keep_aside(out: Path, paths: ReportPaths, source: Path | None) -> list[str]:
+    """With ``.published.json`` damaged, no report in ``OUT/`` can be proved the tool's: each
+    is renamed aside (``results.kept-<UTC time>.csv``) before this command's copy goes in."""
+    stamp = file_stamp(utc_now())
+    kept = []
+    for path in paths.all():
+        target = out / path.name
+        if target.exists() and not (source is not None and _same(target, source)):
+            aside = target.with_name(f"{target.stem}.kept-{stamp}{target.suffix}")
+            target.replace(aside)
+            kept.append(
+                f"{out / PUBLISHED} was damaged, so {target}, which batch-latch cannot prove it "
+                f"wrote, was kept as {aside.name} and replaced"
+            )
+    return kept
 
 
 def _ours(target: Path, record: dict[str, str]) -> bool:
@@ -215,4 +273,4 @@ def write_outcomes(folder: Path, row: pa.Array, status: pa.Array) -> None:
     try:
         feather.write_feather(table, str(folder / OUTCOMES), compression="uncompressed")
     except OSError as exc:
-        raise JobFolderError(f"cannot write {folder / OUTCOMES}: {exc.strerror or exc}") from None
+        raise JobFolderError(f"cannot write {folder / OUTCOMES}: {why(exc)}") from None

@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from pydantic import TypeAdapter, ValidationError
 
-from batch_latch.errors import ReportError
+from batch_latch.errors import ReportError, why
 from batch_latch.jobfolder.files import atomic_write
 from batch_latch.jobfolder.history import ReportPaths
 from batch_latch.reports.columns import ResultColumns
@@ -164,7 +164,7 @@ def write_reports(
         atomic_write(paths.summary, lambda sink: sink.write(text.encode("utf-8")))
     except OSError as exc:
         where = exc.filename or out_dir
-        raise ReportError(f"cannot write reports to {where}: {exc.strerror or exc}") from None
+        raise ReportError(f"cannot write reports to {where}: {why(exc)}") from None
     return paths
 
 

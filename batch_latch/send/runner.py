@@ -29,7 +29,7 @@ from batch_latch.send.decisions import RowLogic, Task, pending
 from batch_latch.send.estimate import duration, requests_needed
 from batch_latch.send.journal import CheckpointJournal
 from batch_latch.send.notices import Notices
-from batch_latch.send.pool import CtrlC, Pool
+from batch_latch.send.pool import Pool, StopSignals
 from batch_latch.send.progress import Bar, Progress, Silent
 from batch_latch.send.retry import RetryPolicy
 from batch_latch.send.stops import stop_message
@@ -159,7 +159,7 @@ class Session(Generic[T]):
                 )
 
         try:
-            with CtrlC(self.throttle, self.notices.say, self.service.abort):
+            with StopSignals.during(self.throttle, self.notices.say, self.service.abort):
                 return Pool[T, RowOutcome](self.throttle, self.settings.workers).run(
                     tasks, safely, done
                 )

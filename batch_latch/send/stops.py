@@ -38,6 +38,9 @@ def stop_message(
         return f"Stopped after --max-requests {max_requests} requests; {left}. {AGAIN}"
     if reason is StopReason.INTERRUPTED:
         return f"Interrupted: {left}; reports are written. {AGAIN}"
+    if reason in (StopReason.TERMINATED, StopReason.HANGUP):
+        name = "SIGTERM" if reason is StopReason.TERMINATED else "SIGHUP"
+        return f"Stopped by {name}: {left}; reports are written. {AGAIN}"
     if reason is StopReason.CHECKPOINT_ERROR:
         return f"Stopped: the checkpoint could not be written; {left}."
     # Configuration problems: the answer's own words say what to fix.

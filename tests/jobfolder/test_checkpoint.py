@@ -140,6 +140,23 @@ def test_a_failed_write_stops_with_exit_3_and_a_one_line_reason(tmp_path: Path) 
     # Every later caller hears the same, rather than waiting for ever.
     with pytest.raises(JournalWriteError):
         store.record(record(2, "B"))
+    # Closing it (the runner's ``finally``) says it again, with what to do: not an OSError.
+    with pytest.raises(JournalWriteError, match="free some space and run again") as closed:
+        store.close()
+    assert closed.value.exit_code == 3
+
+
+def test_an_empty_checkpoint_is_refused_like_a_damaged_one(tmp_path: Path) -> None:
+    store = Checkpoint.open(tmp_path, URL)
+    store.record(record(1, "A"))
+    store.close()
+    (tmp_path / FILENAME).write_bytes(b"")
+
+    with pytest.raises(CheckpointError, match=r"empty \(0 bytes\)") as caught:
+        Checkpoint.open(tmp_path, URL)
+    assert caught.value.exit_code == 2
+    assert (tmp_path / FILENAME).read_bytes() == b""  # left as it was, for a backup's restore
+    Checkpoint.open(tmp_path, URL, fresh=True).close()  # --fresh starts over
 
 
 # --- format 2, and the v1 upgrade -------------------------------------------------------------

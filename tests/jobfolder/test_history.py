@@ -36,8 +36,56 @@ def test_the_input_is_copied_into_the_run_folder(tmp_path: Path) -> None:
     source = tmp_path / "sheet.csv"
     source.write_bytes(b"fusebillId,geotabId\r\n1,A\r\n")
     folder = history.new_run_folder(tmp_path / "out", RunKind.PLAN, STARTED)
-    history.copy_input(source, folder)
+    assert history.copy_input(source, folder, history.sha256(source)) is None
     assert (folder / "input-sheet.csv").read_bytes() == source.read_bytes()
+    assert not (folder / history.NO_INPUT_COPY).exists()
+
+
+def test_a_deleted_input_leaves_a_note_instead_of_a_copy(tmp_path: Path) -> None:
+    source = tmp_path / "sheet.csv"
+    source.write_bytes(b"fusebillId,geotabId\r\n1,A\r\n")
+    loaded = history.sha256(source)
+    source.unlink()
+    folder = history.new_run_folder(tmp_path / "out", RunKind.RUN, STARTED)
+    note = history.copy_input(source, folder, loaded)
+    assert note and "no copy of the input" in note
+    assert list(folder.iterdir()) == [folder / history.NO_INPUT_COPY]
+    assert loaded in (folder / history.NO_INPUT_COPY).read_text(encoding="utf-8")
+
+
+def test_a_truncated_input_is_not_passed_off_as_the_input(tmp_path: Path) -> None:
+    source = tmp_path / "sheet.csv"
+    source.write_bytes(b"fusebillId,geotabId\r\n1,A\r\n2,B\r\n")
+    loaded = history.sha256(source)
+    source.write_bytes(b"fusebillId,geotabId\r\n")
+    folder = history.new_run_folder(tmp_path / "out", RunKind.RUN, STARTED)
+    note = history.copy_input(source, folder, loaded)
+    assert note and "changed while the command ran" in note
+    assert not (folder / "input-sheet.csv").exists()
+    assert "changed while the command ran" in (folder / history.NO_INPUT_COPY).read_text()
+
+
+def test_a_damaged_published_record_refreshes_out_keeping_what_was_there(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "out"
+    folder = history.new_run_folder(out, RunKind.RUN, STARTED)
+    for name in ("results.csv", "failed.csv", "summary.json"):
+        (folder / name).write_text(f"new {name}")
+        (out / name).write_text(f"old {name}")
+    (out / history.PUBLISHED).write_text('{"results.csv": "12:3', encoding="utf-8")
+    paths = history.ReportPaths(
+        folder / "results.csv", folder / "failed.csv", folder / "summary.json"
+    )
+    kept = history.publish(out, paths, None)
+    for name in ("results.csv", "failed.csv", "summary.json"):
+        assert (out / name).read_text() == f"new {name}"
+        stem, suffix = name.split(".")
+        (aside,) = out.glob(f"{stem}.kept-*.{suffix}")
+        assert aside.read_text() == f"old {name}"
+    assert len(kept) == 3 and all("was damaged" in line for line in kept)
+    # The record is whole again: the next publish replaces the files without a word.
+    assert history.publish(out, paths, None) == []
 
 
 # --- the lock --------------------------------------------------------------------------------
