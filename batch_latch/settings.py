@@ -57,6 +57,56 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _read_batch(text: str) -> int:
+    value = _positive_int(text)
+    if value > 500:
+        raise argparse.ArgumentTypeError(f"must be 1 to 500, got {text!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class QuotaReserve:
+    """``--quota-reserve``: requests of the account's day this tool never spends, as a count
+    or a percent of ``X-Rate-Limit-Limit-Day``."""
+
+    text: str  # as given: "10%", "500", "0"
+    count: int | None = None
+    percent: float | None = None
+
+    def of(self, limit_day: int | None) -> int:
+        """The reserve in requests, once the account's daily limit is known (0 before)."""
+        if self.count is not None:
+            return self.count
+        if self.percent is None or not limit_day:
+            return 0
+        return int(limit_day * self.percent / 100.0)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def _quota_reserve(text: str) -> QuotaReserve:
+    given = text.strip()
+    try:
+        if given.endswith("%"):
+            percent = float(given[:-1])
+            if not 0 <= percent < 100:
+                raise ValueError
+            return QuotaReserve(given, percent=percent)
+        count = int(given)
+        if count < 0:
+            raise ValueError
+        return QuotaReserve(given, count=count)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a count of requests (500) or a percent of the daily limit (10%), "
+            f"got {text!r}"
+        ) from None
+
+
+DEFAULT_RESERVE = _quota_reserve("10%")
+
+
 @dataclass(frozen=True)
 class Option:
     """One command-line option: its flag, help for ops, default and the commands taking it."""
@@ -84,6 +134,7 @@ class Option:
                 if isinstance(self.default, float)
                 else (f" (default: {self.default})")
             )
+        text = text.replace("%", "%%")  # argparse formats help with %: "10%" is literal
         if self.is_switch:
             parser.add_argument(self.flag, action="store_true", help=text)
         else:
@@ -167,6 +218,30 @@ OPTIONS: tuple[Option, ...] = (
         metavar="N",
     ),
     Option(
+        "--read-batch",
+        "customers read per request through Fusebill's customer list (1: one "
+        "GET /customers/{id} each)",
+        PACE,
+        default=100,
+        type=_read_batch,
+        metavar="N",
+    ),
+    Option(
+        "--quota-reserve",
+        "requests of the account's day left to other integrations: a count, or a percent "
+        "of its daily limit",
+        PACE,
+        default=DEFAULT_RESERVE,
+        type=_quota_reserve,
+        metavar="Q",
+    ),
+    Option(
+        "--keep-going",
+        "do not stop when 25 rows in a row are refused by Fusebill",
+        PACE,
+        default=False,
+    ),
+    Option(
         "--fresh",
         "ignore the checkpoint in --out and start over (it is kept aside)",
         ("run",),
@@ -248,6 +323,9 @@ class Settings:
     max_attempts: int = 5
     timeout: float = 30.0
     max_requests: int | None = None
+    read_batch: int = 100
+    quota_reserve: QuotaReserve = DEFAULT_RESERVE
+    keep_going: bool = False
     fresh: bool = False
     retry_not_found: bool = False
     retry_failed: bool = False

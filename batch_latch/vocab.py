@@ -75,6 +75,7 @@ class StopReason(str, enum.Enum):
     PROXY = "proxy"  # the proxy refused (407) or could not be used
     LONG_PAUSE = "long_pause"  # the server asked for a pause over 15 minutes
     RATE_LIMITED = "rate_limited"  # ten minutes of 429s with no request getting through
+    SYSTEMATIC_REFUSAL = "systematic_refusal"  # 25 rows in a row refused by Fusebill
 
 
 #: The ``message`` of a row a stopped run did not settle, by stop reason.
@@ -93,6 +94,7 @@ PENDING_MESSAGES: dict[StopReason, str] = {
     StopReason.PROXY: "not sent: the proxy refused the connection",
     StopReason.LONG_PAUSE: "not sent: the server asked for a pause of over 15 minutes",
     StopReason.RATE_LIMITED: "not sent: ten minutes of rate-limit answers (429)",
+    StopReason.SYSTEMATIC_REFUSAL: "not sent: 25 rows in a row were refused by Fusebill",
 }
 
 

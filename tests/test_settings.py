@@ -15,6 +15,7 @@ from batch_latch.settings import (
     DEFAULT_BASE_URL,
     KEY_VARIABLE,
     OPTIONS,
+    QuotaReserve,
     URL_VARIABLE,
     Settings,
     api_key,
@@ -247,6 +248,8 @@ def test_settings_from_builds_every_field_by_name(
         "--geotab-column": ["GT"],
         "--encoding": ["cp1252"],
         "--delimiter": [";"],
+        "--read-batch": ["7"],
+        "--quota-reserve": ["250"],
     }
     parser = _parser(command)
     flags = _flags(parser)
@@ -270,6 +273,8 @@ def test_settings_from_builds_every_field_by_name(
         "geotab_column": "GT",
         "encoding": "cp1252",
         "delimiter": ";",
+        "read_batch": 7,
+        "quota_reserve": QuotaReserve("250", count=250),
     }
     for option in OPTIONS:
         if option.flag not in flags or option.dest in ("no_progress", "dry_run", "out"):

@@ -146,6 +146,10 @@ def _report(
         account_limits=(
             {"minute": done.limits[0], "day": done.limits[1]} if any(done.limits) else None
         ),
+        customers_read=done.customers_read,
+        read_batch=settings.read_batch,
+        quota_reserve=settings.quota_reserve.text,
+        base_url=settings.base_url,
     )
     folder, paths, kept = _write(settings, done, extras, summary, started, err)
     for line in kept:

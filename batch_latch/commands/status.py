@@ -136,7 +136,8 @@ def _estimate(job: JobStatus, summaries: list[Summary]) -> None:
     runs = [s for s in summaries if s.kind == RunKind.RUN.value]
     last = runs[-1] if runs else None
     reads = last.read_first if last else True
-    job.left_requests = requests_needed(job.left_rows, reads=reads, writes=True)
+    batch = last.read_batch if last else 100
+    job.left_requests = requests_needed(job.left_rows, reads=reads, writes=True, read_batch=batch)
     if not job.left_requests:
         job.estimate = "nothing left to send"
         return

@@ -164,7 +164,7 @@ class UndoLogic:
         if verdict.kind is Meaning.SUCCESS:
             return self._restored(sent.status, n, "unlatched (it held no geotabId before)")
         if verdict.kind is Meaning.UNPROVEN or sent.ambiguous:
-            back, holding = self.rows.read(row)
+            back, holding = self.rows.read_back(row)
             if back.verdict is None:  # stopped during the read-back: the outcome is unknown
                 return self.rows.stopped(n, sent.status)
             if holding is not None and holding.known and holding.geotab_id is None:
@@ -195,7 +195,9 @@ def undo(
         if settings.dry_run:
             return LiveOutcome(planned_columns(found, settings.unlatch_unknown))
         tasks = [UndoTask(i, found[i]) for i in range(len(found))]
-        requests = requests_needed(len(tasks), reads=True, writes=True)
+        requests = requests_needed(
+            len(tasks), reads=True, writes=True, read_batch=settings.read_batch
+        )
         session: Session[UndoTask] = Session.open(
             settings, service, progress, err, planned=requests
         )
@@ -203,7 +205,10 @@ def undo(
             session.notices.say("Nothing to undo: this job has latched no customer.")
             session.service.close()
             return session.outcome(columns(found, []), "")
-        rows = RowLogic(session.service, session.loop, journal=CheckpointJournal(store))
+        reader = session.open_reader([t.target.fusebill_id for t in tasks])
+        rows = RowLogic(
+            session.service, session.loop, journal=CheckpointJournal(store), reader=reader
+        )
         logic = UndoLogic(rows, settings.unlatch_unknown)
         session.notices.say(
             f"Undoing {plural(len(tasks), 'customer')} latched by this job: up to "

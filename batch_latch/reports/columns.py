@@ -68,6 +68,7 @@ class LiveOutcome:
     stop_reason: StopReason | None = None
     stop_message: str = ""
     limits: tuple[int | None, int | None] = (None, None)
+    customers_read: int = 0  # customers a trusted list answer showed, and one-by-one reads
 
 
 class TextColumn:

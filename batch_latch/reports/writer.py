@@ -55,6 +55,11 @@ class Summary:
     rate: float = 0.0
     read_first: bool = True
     account_limits: dict[str, int | None] | None = None
+    customers_read: int = 0
+    read_batch: int = 100
+    quota_reserve: str = "10%"
+    plan: str | None = None
+    base_url: str = ""
 
     @classmethod
     def load(cls, path: Path) -> Summary:

@@ -22,7 +22,10 @@ from batch_latch.send.estimate import Pace
 from batch_latch.send.notices import Notices, both_times
 from batch_latch.send.retry import RetryPolicy
 from batch_latch.send.throttle import Throttle
-from batch_latch.vocab import StopReason
+from batch_latch.settings import QuotaReserve
+from batch_latch.vocab import StopReason, plural
+
+NO_RESERVE = QuotaReserve("0", count=0)
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,9 @@ class AttemptLoop:
         wait_for_quota: bool = False,
         rng: random.Random | None = None,
         planned: int = 0,
+        reserve: QuotaReserve = NO_RESERVE,
     ) -> None:
+        self.reserve = reserve
         self.throttle = throttle
         self.policy = policy
         self.notices = notices
@@ -157,21 +162,25 @@ class AttemptLoop:
         if seen.limit_minute is not None or seen.limit_day is not None:
             self.limits_seen = (seen.limit_minute, seen.limit_day)
             left = max(0, self.planned - self.throttle.granted)
-            self.notices.estimate(left, Pace(self.rate, seen.limit_minute, seen.limit_day))
+            kept = self.reserve.of(seen.limit_day)
+            self.notices.estimate(left, Pace(self.rate, seen.limit_minute, seen.limit_day, kept))
         if seen.remaining_minute == 0 and seen.reset_minute is not None:
             self._pause(
                 seen.reset_minute + self.policy.cushion,
                 "this minute's API limit is used up (X-Rate-Limit-Remaining-Minute: 0)",
             )
-        if seen.remaining_day == 0 and reply.status != 429:
-            self._daily_quota(reply)
+        kept = self.reserve.of(seen.limit_day or self.limits_seen[1])
+        if seen.remaining_day is not None and seen.remaining_day <= kept and reply.status != 429:
+            self._daily_quota(reply, kept)
 
-    def _daily_quota(self, reply: Reply) -> bool:
-        """The daily quota is spent: wait for its reset (True) or stop the run (False)."""
+    def _daily_quota(self, reply: Reply, kept: int = 0) -> bool:
+        """The daily quota is spent (for this tool: down to the reserve ``kept``): wait for
+        its reset (True) or stop the run (False)."""
         now = datetime.now(timezone.utc)
         reset = limits(reply, now).reset_day_at
+        left = self._reserve_words(kept)
         if not self._wait_for_quota:
-            self._halt(StopReason.DAILY_QUOTA, "daily quota", reset)
+            self._halt(StopReason.DAILY_QUOTA, left or "daily quota", reset)
             return False
         if reset is None or reset <= now:  # unknown: the next UTC midnight
             reset = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -180,12 +189,19 @@ class AttemptLoop:
             # Answers in flight name the same reset: say it once per reset time.
             self.notices.once(
                 f"quota {reset:%Y-%m-%dT%H:%M}",
-                f"The daily API quota is spent; waiting until it resets at {both_times(reset)} "
+                f"The daily API quota is spent{' for this tool (' + left + ')' if left else ''}; "
+                f"waiting until it resets at {both_times(reset)} "
                 "(--wait-for-quota). Ctrl-C stops the run; running the same command later "
                 "goes on where it stopped.",
             )
             self.notices.pause(seconds, "the daily API quota is spent")
         return True
+
+    def _reserve_words(self, kept: int) -> str:
+        if not kept:
+            return ""
+        given = f" ({self.reserve.text})" if self.reserve.percent is not None else ""
+        return f"reserve: {plural(kept, 'request')}{given} left for other integrations"
 
     def _wait_out_429(self, reply: Reply, verdict: Verdict) -> bool:
         """True: every worker pauses, then this request is tried again. False: the run stops."""

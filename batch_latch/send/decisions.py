@@ -17,6 +17,7 @@ anything else          retried, then failed ``unreadable``; never written blind
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -25,15 +26,13 @@ from batch_latch.clock import now_iso
 from batch_latch.fusebill.answers import (
     Holding,
     Meaning,
-    Reply,
-    Verdict,
     classify_latch,
-    classify_read,
 )
 from batch_latch.fusebill.service import FusebillService
 from batch_latch.jobfolder.earlier import Origin, Unanswered
 from batch_latch.reports.columns import RowOutcome
 from batch_latch.send.attempt_loop import AttemptLoop, Sent
+from batch_latch.send.reads import STALE_AFTER, Read, Reader
 from batch_latch.vocab import PENDING_MESSAGES, Change, Status, StopReason
 
 NO_GEOTAB_FIELD = (
@@ -80,8 +79,10 @@ class RowLogic:
         allow_relatch: bool = False,
         write: bool = True,
         journal: Journal | None = None,
+        reader: Reader | None = None,
     ) -> None:
         self.journal = journal
+        self.reader = reader or Reader(service, loop, loop.notices, order=(), read_batch=1)
         self.service = service
         self.loop = loop
         self.read_first = read_first
@@ -104,20 +105,23 @@ class RowLogic:
         return RowOutcome(status, http, attempts, message, key, change, previous, now_iso())
 
     def read(self, task: Task) -> tuple[Sent, Holding | None]:
-        holding: list[Holding | None] = [None]
+        """The read before a write: through the customer list when it can be trusted."""
+        got = self.reader.read(task.fusebill_id, task.index)
+        return got.sent, got.holding
 
-        def judge(reply: Reply) -> Verdict:
-            verdict, holding[0] = classify_read(reply, task.fusebill_id)
-            return verdict
-
-        sent = self.loop.call(lambda: self.service.customer(task.fusebill_id), judge, task.index)
-        return sent, holding[0]
+    def read_back(self, task: Task) -> tuple[Sent, Holding | None]:
+        """A read-back after a write: always the customer alone, read now."""
+        got = self.reader.alone(task.fusebill_id, task.index)
+        return got.sent, got.holding
 
     def process(self, task: Task) -> RowOutcome:
         origin = task.origin
         if not self.read_first and self.write:  # a plan always reads: it writes nothing
             return self.latch(task, Change.UNKNOWN, origin.previous if origin else "")
-        sent, holding = self.read(task)
+        return self._after_read(task, self.reader.read(task.fusebill_id, task.index))
+
+    def _after_read(self, task: Task, got: Read) -> RowOutcome:
+        sent, holding = got.sent, got.holding
         verdict = sent.verdict
         if verdict is None:
             return self.stopped(0, sent.status)
@@ -131,12 +135,14 @@ class RowLogic:
                 f"could not read the customer, so nothing was written: {verdict.message}",
                 "unreadable" if verdict.kind is Meaning.RETRYABLE else verdict.error_key,
             )
-        return self._decide(task, holding, sent.status)
+        return self._decide(task, holding, sent.status, got.at)
 
-    def _decide(self, task: Task, holding: Holding, http: int | None) -> RowOutcome:
+    def _decide(
+        self, task: Task, holding: Holding, http: int | None, read_at: float | None = None
+    ) -> RowOutcome:
         lost = task.unanswered
         if lost is not None and holding.known and holding.geotab_id == lost.geotab_id:
-            return self._landed_earlier(task, lost, holding, http)
+            return self._landed_earlier(task, lost, holding, http, read_at)
         origin = task.origin
         held = holding.geotab_id
         if not holding.known:
@@ -176,10 +182,18 @@ class RowLogic:
             return self.outcome(
                 Status.VALID, http, 0, f"would latch ({change.value})", "", change, previous
             )
+        if read_at is not None and time.monotonic() - read_at > STALE_AFTER:
+            # Read too long ago (a pause since): read it again, alone, before writing.
+            return self._after_read(task, self.reader.alone(task.fusebill_id, task.index))
         return self.latch(task, change, previous, held, read_http=http)
 
     def _landed_earlier(
-        self, task: Task, lost: Unanswered, holding: Holding, http: int | None
+        self,
+        task: Task,
+        lost: Unanswered,
+        holding: Holding,
+        http: int | None,
+        read_at: float | None,
     ) -> RowOutcome:
         """The customer holds what an earlier run of this job was writing when its answer
         was lost: that latch is this job's change, with the previous value it read."""
@@ -197,9 +211,8 @@ class RowLogic:
         if self.write and self.journal is not None:
             self.journal.landed(task, lost)
         origin = Origin(previous, known=lost.change is not Change.UNKNOWN)
-        return self._decide(
-            dataclasses.replace(task, origin=origin, unanswered=None), holding, http
-        )
+        settled = dataclasses.replace(task, origin=origin, unanswered=None)
+        return self._decide(settled, holding, http, read_at)
 
     def intend(self, task: Task, geotab_id: str, change: Change, previous: str) -> None:
         if self.journal is not None:
@@ -261,7 +274,7 @@ class RowLogic:
         done: Callable[[Status, str, str], RowOutcome],
     ) -> RowOutcome:
         """Read the customer back: the latch counts only if the customer now holds it."""
-        sent, holding = self.read(task)
+        sent, holding = self.read_back(task)
         if sent.verdict is None:
             return self.stopped(latch.attempts, latch.status)
         if sent.verdict.kind is Meaning.SUCCESS and holding is not None and holding.known:

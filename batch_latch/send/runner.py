@@ -31,6 +31,8 @@ from batch_latch.send.journal import CheckpointJournal
 from batch_latch.send.notices import Notices
 from batch_latch.send.pool import Pool, StopSignals
 from batch_latch.send.progress import Bar, Progress, Silent
+from batch_latch.send.reads import Reader
+from batch_latch.send.refusals import Refusals
 from batch_latch.send.retry import RetryPolicy
 from batch_latch.send.stops import stop_message
 from batch_latch.send.throttle import Throttle
@@ -114,6 +116,7 @@ class Session(Generic[T]):
     loop: AttemptLoop
     progress: Progress
     notices: Notices
+    reader: Reader | None = None
 
     @classmethod
     def open(
@@ -136,9 +139,22 @@ class Session(Generic[T]):
             notices,
             wait_for_quota=settings.wait_for_quota,
             planned=planned,
+            reserve=settings.quota_reserve,
         )
         counted = CountingService(service or make_service(settings))
         return cls(settings, counted, throttle, attempts, bar, notices)
+
+    def open_reader(self, order: list[int], *, reads: bool = True) -> Reader:
+        """The reads of this command, ``--read-batch`` customers a request, in task order."""
+        self.reader = Reader(
+            self.service,
+            self.loop,
+            self.notices,
+            order=order,
+            base_url=self.settings.base_url,
+            read_batch=self.settings.read_batch if reads else 1,
+        )
+        return self.reader
 
     def send_all(
         self,
@@ -178,9 +194,11 @@ class Session(Generic[T]):
         for task, outcome in zip(tasks, results):
             if outcome is None:
                 outcome = pending(reason)
-                if task.index in notes:
-                    text = f"{outcome.message}; an earlier run said: {notes[task.index]}"
-                    outcome = RowOutcome(Status.PENDING, None, 0, text, outcome.error_key)
+            if outcome.status is Status.PENDING and not outcome.attempts and task.index in notes:
+                # Not reached, or stopped between its read and its write: nothing of this
+                # run's changes what the earlier run said of it.
+                text = f"{outcome.message}; an earlier run said: {notes[task.index]}"
+                outcome = dataclasses.replace(outcome, message=text)
             elif outcome.status is Status.FAILED and task.index in outage:
                 text = f"{pending(reason).message}; last answer: {outcome.message}"
                 outcome = RowOutcome(
@@ -203,6 +221,7 @@ class Session(Generic[T]):
             stop_reason=self.throttle.stop_reason,
             stop_message=message,
             limits=self.loop.limits_seen,
+            customers_read=self.reader.customers_read if self.reader else 0,
         )
 
 
@@ -248,26 +267,10 @@ def latch(
     planning = settings.kind is RunKind.PLAN
     store = Checkpoint.open(settings.out, settings.base_url, fresh=settings.fresh)
     try:
-        earlier = Earlier(store.records)
-        positions, fids, gids = _valid_rows(verdicts)
-        settled = earlier.settled(
-            fids,
-            gids,
-            retry_not_found=settings.retry_not_found,
-            retry_failed=settings.retry_failed,
-        )
-        todo = np.ones(len(positions), dtype=bool)
-        todo[settled.where] = False
-        todo_at = np.flatnonzero(todo)
-        texts = pc.take(gids, pa.array(todo_at)).to_pylist() if len(todo_at) else []
-        asked = fids[todo_at].tolist() if len(todo_at) else []
-        origins, lost = earlier.origins(asked), earlier.unanswered(asked)
-        tasks = [
-            Task(int(positions[j]), int(fids[j]), text, origins.get(fid), lost.get(fid))
-            for j, fid, text in zip(todo_at.tolist(), asked, texts)
-        ]
+        positions, settled, tasks = _tasks(settings, verdicts, Earlier(store.records))
+        reads = planning or not settings.no_read
         requests = requests_needed(
-            len(tasks), reads=planning or not settings.no_read, writes=not planning
+            len(tasks), reads=reads, writes=not planning, read_batch=settings.read_batch
         )
         session: Session[Task] = Session.open(settings, service, progress, err, planned=requests)
         _announce(session, len(tasks), requests, len(settled.where), planning)
@@ -278,11 +281,14 @@ def latch(
             allow_relatch=settings.allow_relatch,
             write=not planning,
             journal=None if planning else CheckpointJournal(store),
+            reader=session.open_reader([t.fusebill_id for t in tasks], reads=reads),
         )
+        refusals = Refusals(session.loop, off=settings.keep_going)
 
         def done(task: Task, outcome: RowOutcome) -> None:
             if not planning and outcome.status.value in RECORDED:
                 store.record(_record(task, outcome))
+            refusals.ended(outcome)
             session.progress.row_done(outcome.status.value)
 
         results = session.send_all(tasks, logic.process, done) if tasks else []
@@ -295,6 +301,27 @@ def latch(
     builder.settled(dataclasses.replace(settled_rows, where=positions[settled_rows.where]))
     builder.outcomes([t.index for t in tasks], outcomes)
     return session.outcome(builder.columns(), message)
+
+
+def _tasks(
+    settings: Settings, verdicts: Verdicts, earlier: Earlier
+) -> tuple[np.ndarray, Settled, list[Task]]:
+    """The valid rows' positions, what earlier runs settled of them, and the rest as tasks."""
+    positions, fids, gids = _valid_rows(verdicts)
+    settled = earlier.settled(
+        fids, gids, retry_not_found=settings.retry_not_found, retry_failed=settings.retry_failed
+    )
+    todo = np.ones(len(positions), dtype=bool)
+    todo[settled.where] = False
+    todo_at = np.flatnonzero(todo)
+    texts = pc.take(gids, pa.array(todo_at)).to_pylist() if len(todo_at) else []
+    asked = fids[todo_at].tolist() if len(todo_at) else []
+    origins, lost = earlier.origins(asked), earlier.unanswered(asked)
+    tasks = [
+        Task(int(positions[j]), fid, text, origins.get(fid), lost.get(fid))
+        for j, fid, text in zip(todo_at.tolist(), asked, texts)
+    ]
+    return positions, settled, tasks
 
 
 def _record(task: Task, outcome: RowOutcome) -> Record:
@@ -322,7 +349,14 @@ def _announce(
         return
     writes = not planning
     reads = planning or not settings.no_read
-    what = "reads" if not writes else ("requests (a read, then a write)" if reads else "requests")
+    batch = settings.read_batch
+    if not reads:
+        what = "requests"
+    elif batch > 1:
+        then = ", then a write each" if writes else ""
+        what = f"requests (reads of up to {batch:,} customers a request{then})"
+    else:
+        what = "requests (a read, then a write)" if writes else "reads"
     most = "up to " if reads and writes else ""
     session.notices.say(
         f"{'Planning' if planning else 'Sending'} {plural(rows, 'row')} to {settings.base_url}: "

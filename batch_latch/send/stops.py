@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from batch_latch.send.attempt_loop import StopNote
 from batch_latch.send.notices import both_times
-from batch_latch.vocab import StopReason
+from batch_latch.vocab import StopReason, plural
 
 AGAIN = "Run the same command again to continue."
 
@@ -15,7 +15,7 @@ def stop_message(
     if reason is None:
         return ""
     detail = note.detail
-    left = f"{pending} rows are pending"
+    left = f"{plural(pending, 'row')} {'is' if pending == 1 else 'are'} pending"
     if reason is StopReason.KEY_REJECTED:
         return (
             f"Stopped: Fusebill rejected the API key ({detail}); nothing more was sent and "
@@ -23,13 +23,19 @@ def stop_message(
         )
     if reason is StopReason.DAILY_QUOTA:
         when = both_times(note.resume_at) if note.resume_at else "an unknown time"
+        spent = "spent" if not detail.startswith("reserve") else f"spent for this tool ({detail})"
         return (
-            f"Stopped: the daily API quota is spent; it resets at {when}. {left}. "
+            f"Stopped: the daily API quota is {spent}; it resets at {when}. {left}. "
             f"After that: {AGAIN} (or use --wait-for-quota to wait for it)"
         )
     if reason is StopReason.LONG_PAUSE:
         when = both_times(note.resume_at) if note.resume_at else "later"
         return f"Stopped: {detail}; {left}. Run the same command again after {when}."
+    if reason is StopReason.SYSTEMATIC_REFUSAL:
+        return (
+            f"Stopped: {detail}. Check the sheet, and the account behind FUSEBILL_API_KEY and "
+            f"FUSEBILL_BASE_URL; {left}. --keep-going turns this stop off."
+        )
     if reason is StopReason.API_DOWN:
         return f"Stopped: the API looks down ({detail}). {left}. Later: {AGAIN}"
     if reason is StopReason.RATE_LIMITED:

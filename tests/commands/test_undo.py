@@ -59,6 +59,7 @@ def settings(out: Path, *, dry_run: bool = False, unlatch_unknown: bool = False)
         dry_run=dry_run,
         rate=10_000.0,
         workers=2,
+        read_batch=1,  # one-by-one reads here; undo through the list: test_undo_reads_a_list
         unlatch_unknown=unlatch_unknown,
         base_url=URL,
         api_key=SecretStr("sk_test_FAKE_KEY"),

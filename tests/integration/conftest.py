@@ -221,14 +221,15 @@ def status_cli(tmp_path: Path) -> StatusCli:
 def sandbox_requests(
     sandbox: Sandbox, method: str, route: str, fusebill_id: int | None = None
 ) -> list[LoggedRequest]:
-    """Requests the sandbox saw whose path ends with ``route`` (ignoring case)."""
+    """Requests the sandbox saw whose path ends with ``route`` (ignoring case); for one
+    customer, the list requests that asked for it count too."""
     route = route.lower()
     return [
         r
         for r in sandbox.requests_log()
         if r.method == method
         and (r.path.lower().endswith(route) or (route == "/customers" and "/customers/" in r.path))
-        and (fusebill_id is None or r.fusebill_id == fusebill_id)
+        and (fusebill_id is None or r.fusebill_id == fusebill_id or fusebill_id in r.asked_ids)
     ]
 
 

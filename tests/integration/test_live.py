@@ -43,12 +43,14 @@ def test_success_latches_every_row_and_keeps_leading_zeros(
     assert sandbox.geotab_id_of(12717595) == "0909909"
     assert sandbox.geotab_id_of(1_000_004) == "G00004"
     summary = run.summary()
-    assert (summary["requests"], summary["reads"], summary["writes"]) == (12, 6, 6)
+    # One list request read the six customers (v2: a read each).
+    assert (summary["requests"], summary["reads"], summary["writes"]) == (7, 1, 6)
+    assert (summary["customers_read"], summary["read_batch"]) == (6, 100)
     assert summary["exit_code"] == 0
     assert summary["kind"] == "run"
     assert summary["changes"].get("new") == 6
     assert len(latch_requests(sandbox)) == 6
-    assert len(read_requests(sandbox)) == 6
+    assert len(read_requests(sandbox)) == 1
     # Each customer was read before it was written.
     for fid, _ in rows:
         read, latch = read_requests(sandbox, fid)[0], latch_requests(sandbox, fid)[0]

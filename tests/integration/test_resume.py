@@ -134,18 +134,19 @@ def test_max_requests_stops_cleanly_and_the_next_run_finishes(
 
     assert first.returncode == 3
     assert "--max-requests" in first.stderr
-    # Reads count: 4 requests are two rows' read and write.
-    assert Counter(r["status"] for r in first.results()) == {"success": 2, "pending": 8}
+    # Reads count: 4 requests are one list read of the ten customers and three writes.
+    assert Counter(r["status"] for r in first.results()) == {"success": 3, "pending": 7}
     assert first.summary()["requests"] == 4
     assert first.summary()["stop_reason"] == "max_requests"
     assert len(sandbox.requests_log()) == 4
-    assert len(latch_requests(sandbox)) == 2
+    assert len(latch_requests(sandbox)) == 3
 
     second = run_cli(source, sandbox.base_url, "--max-requests", "100", *FAST)
 
     assert second.returncode == 0
     assert len(latch_requests(sandbox)) == 10
-    assert len(read_requests(sandbox)) == 10  # rows done before are not read again
+    # One list read each run; rows done before are not read again.
+    assert [len(r.asked_ids) for r in read_requests(sandbox)] == [10, 7]
     assert {r["status"] for r in second.results()} == {"success"}
 
 
@@ -154,26 +155,26 @@ def test_a_row_not_reached_keeps_the_earlier_message_with_a_note(
     tmp_path: Path, sandbox_factory: SandboxFactory, run_cli: RunCli, stop: str
 ) -> None:
     # Rows 2 and 3 are answered 409 (retryable, so sent again next run); the next run stops
-    # (--max-requests, or the daily quota) after row 2's read, before reaching row 3: row 3
-    # stays pending, but keeps what Fusebill said.
-    quota = {"day_limit": 5} if stop == "daily_quota" else {}
+    # (--max-requests, or the daily quota) after its list read, before either write: both
+    # stay pending, but keep what Fusebill said.
+    quota = {"day_limit": 4} if stop == "daily_quota" else {}
     sandbox = sandbox_factory(force_status={1_000_000: 409, 1_000_001: 409}, **quota)
     source = write_csv(tmp_path / "in.csv", [(1_000_000, "A"), (1_000_001, "B")])
     first = run_cli(source, sandbox.base_url, "--max-attempts", "1", "--workers", "1")
     assert [r["status"] for r in first.results()] == ["failed", "failed"]
     assert "locked by another operation" in first.by_row()[3]["message"]
-    assert len(sandbox.requests_log()) == 4
+    assert len(sandbox.requests_log()) == 3  # one list read, two writes
 
     limit = ("--max-requests", "1") if stop == "max_requests" else ()
     second = run_cli(source, sandbox.base_url, *limit, "--workers", "1")
 
     assert second.returncode == 3, second.stderr
     assert second.summary()["stop_reason"] == stop
-    assert len(sandbox.requests_log()) == 5
-    row = second.by_row()[3]
-    assert row["status"] == "pending"
-    assert "locked by another operation" in row["message"], row["message"]
-    assert "earlier run" in row["message"]
+    assert len(sandbox.requests_log()) == 4
+    for row in second.by_row().values():
+        assert row["status"] == "pending"
+        assert "locked by another operation" in row["message"], row["message"]
+        assert "earlier run" in row["message"]
 
 
 def test_fresh_ignores_the_checkpoint(
@@ -187,7 +188,7 @@ def test_fresh_ignores_the_checkpoint(
 
     assert again.returncode == 0
     # Every row is looked at again (read), found already latched: nothing written twice.
-    assert len(read_requests(sandbox)) == 6
+    assert len(read_requests(sandbox)) == 2  # one list read each run
     assert len(latch_requests(sandbox)) == 3
     for row in again.results():
         assert (row["status"], row["change"], row["attempts"]) == ("success", "unchanged", "0")

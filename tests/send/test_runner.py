@@ -48,6 +48,7 @@ def settings(tmp_path: Path, source: Path, **overrides: Any) -> Settings:
         "rate": 10_000.0,
         "workers": 2,
         "max_attempts": 1,  # no backoff sleeps in these tests
+        "read_batch": 1,  # one-by-one reads here; the customer list: tests/send/test_reads.py
         "base_url": BASE,
         "api_key": SecretStr(KEY),
         "progress": False,
