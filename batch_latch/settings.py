@@ -242,6 +242,12 @@ OPTIONS: tuple[Option, ...] = (
         default=False,
     ),
     Option(
+        "--plan",
+        "write exactly what a reviewed plan showed: a plan's run folder, or latest",
+        ("run",),
+        metavar="PLAN",
+    ),
+    Option(
         "--fresh",
         "ignore the checkpoint in --out and start over (it is kept aside)",
         ("run",),
@@ -324,6 +330,7 @@ class Settings:
     timeout: float = 30.0
     max_requests: int | None = None
     read_batch: int = 100
+    plan: str | None = None  # run --plan: a plan's run folder, or "latest"
     quota_reserve: QuotaReserve = DEFAULT_RESERVE
     keep_going: bool = False
     fresh: bool = False
@@ -367,6 +374,11 @@ def settings_from(args: argparse.Namespace, command: str) -> Settings:
         assert source is not None  # undo and status take OUT as their argument
         out = source.parent / f"{source.stem}-latch"
     dry_run = bool(values.pop("dry_run", False))
+    if values.get("plan") is not None and (dry_run or values.get("no_read")):
+        given = "--dry-run" if dry_run else "--no-read"
+        raise ConfigError(
+            f"--plan cannot go with {given}: a plan is applied by reading each customer again"
+        )
     kind = _kind(command, dry_run)
     values["progress"] = not getattr(args, "no_progress", False) and sys.stderr.isatty()
     env = environment()

@@ -16,8 +16,8 @@ import pyarrow as pa
 
 from batch_latch import __version__
 from batch_latch.clock import iso, now_iso, utc_now
-from batch_latch.errors import OutputError
-from batch_latch.jobfolder import history
+from batch_latch.errors import ConfigError, OutputError
+from batch_latch.jobfolder import history, plans
 from batch_latch.jobfolder.history import ReportPaths
 from batch_latch.reports import writer as report
 from batch_latch.reports.columns import LiveOutcome, dry_run_columns
@@ -56,9 +56,10 @@ def run(
     digest = _Digest(settings.input)  # hashed on another thread while the sheet is read
     sheet, verdicts = _load(settings, err)
     with history.lock(settings.out), StopSignals.installed():
-        done = _send(settings, sheet, verdicts, err)
+        plan = _plan_for(settings, digest)
+        done = _send(settings, sheet, verdicts, err, plan)
         out = stdout or sys.stdout
-        return _report(settings, done, sheet.extras, started, out, err, digest)
+        return _report(settings, done, sheet.extras, started, out, err, digest, plan)
 
 
 class _Digest:
@@ -99,14 +100,43 @@ def _load(settings: Settings, err: TextIO) -> tuple[loader.Sheet, validate.Verdi
     return sheet, validate.validate(sheet, allow_shared_geotab_id=settings.allow_shared_geotab_id)
 
 
+def _plan_for(settings: Settings, digest: _Digest) -> plans.Plan | None:
+    """``run --plan``: the reviewed plan, refused before anything is sent when it is not a
+    plan of this job, of this very sheet, against this API."""
+    if settings.plan is None:
+        return None
+    folder = plans.resolve(settings.out, settings.plan)
+    try:
+        made = Summary.load(folder / "summary.json")
+    except (OSError, ValueError):
+        raise ConfigError(f"--plan {folder.name}: its summary.json is missing or damaged") from None
+    if made.kind != RunKind.PLAN.value:
+        raise ConfigError(f"--plan {folder.name}: that run folder is a {made.kind}, not a plan")
+    if made.input_sha256 != digest.result():
+        raise ConfigError(
+            f"--plan {folder.name}: the sheet changed since the plan (its SHA-256 differs); "
+            "make a new plan of it and review that"
+        )
+    if made.base_url and made.base_url != settings.base_url:
+        raise ConfigError(
+            f"--plan {folder.name}: the plan was made against {made.base_url}, not "
+            f"{settings.base_url} (check FUSEBILL_BASE_URL)"
+        )
+    return plans.load(folder)
+
+
 def _send(
-    settings: Settings, sheet: loader.Sheet, verdicts: validate.Verdicts, err: TextIO
+    settings: Settings,
+    sheet: loader.Sheet,
+    verdicts: validate.Verdicts,
+    err: TextIO,
+    plan: plans.Plan | None = None,
 ) -> LiveOutcome:
     if settings.kind is RunKind.DRY_RUN:
         return LiveOutcome(dry_run_columns(verdicts))
     from batch_latch.send import runner  # the live side pulls in requests and tqdm
 
-    return runner.latch(settings, verdicts, stderr=err)
+    return runner.latch(settings, verdicts, stderr=err, plan=plan)
 
 
 def _report(
@@ -117,6 +147,7 @@ def _report(
     out: TextIO,
     err: TextIO,
     digest: _Digest | None = None,
+    plan: plans.Plan | None = None,
 ) -> JobResult:
     counts = report.count_statuses(done.columns.status)
     code = exit_code_for(counts, stop_reason=done.stop_reason)
@@ -150,6 +181,7 @@ def _report(
         read_batch=settings.read_batch,
         quota_reserve=settings.quota_reserve.text,
         base_url=settings.base_url,
+        plan=plan.folder.name if plan else None,
     )
     folder, paths, kept = _write(settings, done, extras, summary, started, err)
     for line in kept:
@@ -178,6 +210,9 @@ def _write(
                 print(f"Note: {note}; the reports are of the file as it was loaded.", file=err)
         paths = report.write_reports(folder, done.columns, extras, summary)
         history.write_outcomes(folder, done.columns.row, done.columns.status)
+        if done.held is not None:  # a plan: what run --plan will hold each customer to
+            c = done.columns
+            plans.write_plan(folder, c.fusebillId, c.geotabId, c.status, c.change, done.held)
         kept = history.publish(settings.out, paths, source)
     except OutputError as exc:
         if done.requests:

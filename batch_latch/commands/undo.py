@@ -36,7 +36,7 @@ from batch_latch.send.decisions import RowLogic, Task
 from batch_latch.send.estimate import duration, requests_needed
 from batch_latch.send.journal import CheckpointJournal
 from batch_latch.send.progress import Progress
-from batch_latch.send.runner import Session
+from batch_latch.send.session import Session
 from batch_latch.settings import URL_VARIABLE, Settings
 from batch_latch.vocab import RECORDED, Change, Status, plural
 

@@ -33,6 +33,7 @@ class RowOutcome:
     change: Change = Change.NONE
     previous: str = ""
     finished_at: str = ""
+    held: str | None = None  # what the read found: "" none; None not read, or not shown
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,7 @@ class LiveOutcome:
     stop_message: str = ""
     limits: tuple[int | None, int | None] = (None, None)
     customers_read: int = 0  # customers a trusted list answer showed, and one-by-one reads
+    held: pa.Array | None = None  # a plan: per row, what its read found (for run --plan)
 
 
 class TextColumn:

@@ -30,8 +30,10 @@ from batch_latch.fusebill.answers import (
 )
 from batch_latch.fusebill.service import FusebillService
 from batch_latch.jobfolder.earlier import Origin, Unanswered
+from batch_latch.jobfolder.plans import PlanEntry
 from batch_latch.reports.columns import RowOutcome
 from batch_latch.send.attempt_loop import AttemptLoop, Sent
+from batch_latch.send.plan_rule import STALE_KEY, Call, against_plan
 from batch_latch.send.reads import STALE_AFTER, Read, Reader
 from batch_latch.vocab import PENDING_MESSAGES, Change, Status, StopReason
 
@@ -49,6 +51,7 @@ class Task:
     geotab_id: str
     origin: Origin | None = None  # what the customer held before this job first changed it
     unanswered: Unanswered | None = None  # a latch of an earlier run whose answer was lost
+    planned: PlanEntry | None = None  # run --plan: what the plan showed for this row
 
 
 class Journal(Protocol):
@@ -80,7 +83,9 @@ class RowLogic:
         write: bool = True,
         journal: Journal | None = None,
         reader: Reader | None = None,
+        apply_plan: bool = False,
     ) -> None:
+        self.apply_plan = apply_plan  # run --plan: write only what the plan showed
         self.journal = journal
         self.reader = reader or Reader(service, loop, loop.notices, order=(), read_batch=1)
         self.service = service
@@ -135,7 +140,34 @@ class RowLogic:
                 f"could not read the customer, so nothing was written: {verdict.message}",
                 "unreadable" if verdict.kind is Meaning.RETRYABLE else verdict.error_key,
             )
-        return self._decide(task, holding, sent.status, got.at)
+        if self.apply_plan:
+            return self._by_plan(task, holding, sent.status, got.at)
+        outcome = self._decide(task, holding, sent.status, got.at)
+        if not self.write:  # a plan keeps what it read, for run --plan
+            held = (holding.geotab_id or "") if holding.known else None
+            outcome = dataclasses.replace(outcome, held=held)
+        return outcome
+
+    def _by_plan(
+        self, task: Task, holding: Holding, http: int | None, read_at: float
+    ) -> RowOutcome:
+        """run --plan: write only when the customer holds exactly what the plan saw."""
+        lost = task.unanswered
+        if lost is not None and lost.geotab_id == task.geotab_id == holding.geotab_id:
+            return self._landed_earlier(task, lost, holding, http, read_at)
+        ruling = against_plan(task.planned, task.geotab_id, holding)
+        origin = task.origin
+        if ruling.call is Call.UNCHANGED:
+            earlier = origin.previous if origin else ""
+            message = "already holds this geotabId; nothing to write"
+            return self.outcome(Status.SUCCESS, http, 0, message, "", Change.UNCHANGED, earlier)
+        now = (holding.geotab_id or "") if holding.known else ""
+        if ruling.call is Call.STALE:
+            return self.outcome(Status.FAILED, http, 0, ruling.message, STALE_KEY, Change.NONE, now)
+        if time.monotonic() - read_at > STALE_AFTER:
+            return self._after_read(task, self.reader.alone(task.fusebill_id, task.index))
+        previous = origin.previous if origin else now
+        return self.latch(task, ruling.change, previous, holding.geotab_id, read_http=http)
 
     def _decide(
         self, task: Task, holding: Holding, http: int | None, read_at: float | None = None

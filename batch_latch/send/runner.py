@@ -9,220 +9,26 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-import threading
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Generic, Protocol, TextIO, TypeVar
+from typing import TextIO
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from batch_latch.clock import now_iso
-from batch_latch.fusebill.answers import Reply
 from batch_latch.fusebill.service import FusebillService
 from batch_latch.jobfolder.checkpoint import Checkpoint, Record
 from batch_latch.jobfolder.earlier import Earlier, Settled
-from batch_latch.reports.columns import Builder, LiveOutcome, ResultColumns, RowOutcome
-from batch_latch.send.attempt_loop import AttemptLoop
-from batch_latch.send.decisions import RowLogic, Task, pending
+from batch_latch.jobfolder.plans import Plan
+from batch_latch.reports.columns import Builder, LiveOutcome, RowOutcome
+from batch_latch.send.decisions import RowLogic, Task
 from batch_latch.send.estimate import duration, requests_needed
 from batch_latch.send.journal import CheckpointJournal
-from batch_latch.send.notices import Notices
-from batch_latch.send.pool import Pool, StopSignals
-from batch_latch.send.progress import Bar, Progress, Silent
-from batch_latch.send.reads import Reader
+from batch_latch.send.progress import Progress
 from batch_latch.send.refusals import Refusals
-from batch_latch.send.retry import RetryPolicy
-from batch_latch.send.stops import stop_message
-from batch_latch.send.throttle import Throttle
+from batch_latch.send.session import Session
 from batch_latch.settings import Settings
 from batch_latch.sheet.validate import Verdicts
-from batch_latch.vocab import RECORDED, Change, RunKind, Status, StopReason, plural
-
-
-class Indexed(Protocol):
-    @property
-    def index(self) -> int: ...
-
-
-T = TypeVar("T", bound=Indexed)
-
-
-class CountingService:
-    """The service, counting reads and writes (the summary reports both)."""
-
-    def __init__(self, service: FusebillService) -> None:
-        self.service = service
-        self._lock = threading.Lock()
-        self.reads = self.writes = 0
-
-    def _count(self, read: bool) -> None:
-        with self._lock:
-            if read:
-                self.reads += 1
-            else:
-                self.writes += 1
-
-    def latch(self, fusebill_id: int, geotab_id: str) -> Reply:
-        self._count(False)
-        return self.service.latch(fusebill_id, geotab_id)
-
-    def unlatch(self, fusebill_id: int) -> Reply:
-        self._count(False)
-        return self.service.unlatch(fusebill_id)
-
-    def customer(self, fusebill_id: int) -> Reply:
-        self._count(True)
-        return self.service.customer(fusebill_id)
-
-    def customers(self, ids: Sequence[int], page: int = 0) -> Reply:
-        self._count(True)  # one read request, however many customers it shows
-        return self.service.customers(ids, page)
-
-    def redact(self, text: str) -> str:
-        return self.service.redact(text)
-
-    def abort(self) -> None:
-        self.service.abort()
-
-    def close(self) -> None:
-        self.service.close()
-
-
-def make_service(settings: Settings) -> FusebillService:
-    from batch_latch.fusebill.client import FusebillClient  # the live side pulls in requests
-
-    if settings.api_key is None:
-        raise ValueError("a live command needs an API key")
-    return FusebillClient(
-        settings.base_url,
-        settings.api_key.get_secret_value(),
-        timeout=settings.timeout,
-        env=settings.env,
-    )
-
-
-@dataclass
-class Session(Generic[T]):
-    """What one live command uses: service, throttle, attempt loop, progress, stderr.
-
-    Generic over the command's task (a run's :class:`Task`, an undo's own), which only needs
-    its ``index``: the position of its row in the report."""
-
-    settings: Settings
-    service: CountingService
-    throttle: Throttle
-    loop: AttemptLoop
-    progress: Progress
-    notices: Notices
-    reader: Reader | None = None
-
-    @classmethod
-    def open(
-        cls,
-        settings: Settings,
-        service: FusebillService | None,
-        progress: Progress | None,
-        err: TextIO,
-        *,
-        planned: int,
-    ) -> Session[T]:
-        """``planned``: the requests the command expects to send, for the estimate at the
-        account's limits once its first answer shows them."""
-        bar = progress or (Bar(err) if settings.progress else Silent(err))
-        throttle = Throttle(settings.rate, max_requests=settings.max_requests)
-        notices = Notices(bar)
-        attempts = AttemptLoop(
-            throttle,
-            RetryPolicy(max_attempts=settings.max_attempts),
-            notices,
-            wait_for_quota=settings.wait_for_quota,
-            planned=planned,
-            reserve=settings.quota_reserve,
-        )
-        counted = CountingService(service or make_service(settings))
-        return cls(settings, counted, throttle, attempts, bar, notices)
-
-    def open_reader(self, order: list[int], *, reads: bool = True) -> Reader:
-        """The reads of this command, ``--read-batch`` customers a request, in task order."""
-        self.reader = Reader(
-            self.service,
-            self.loop,
-            self.notices,
-            order=order,
-            base_url=self.settings.base_url,
-            read_batch=self.settings.read_batch if reads else 1,
-        )
-        return self.reader
-
-    def send_all(
-        self,
-        tasks: list[T],
-        work: Callable[[T], RowOutcome],
-        done: Callable[[T, RowOutcome], None],
-    ) -> list[RowOutcome | None]:
-        self.progress.start(len(tasks))
-
-        def safely(task: T) -> RowOutcome:
-            try:
-                return work(task)
-            except Exception as exc:  # a bug must cost one row, not the run and its reports
-                text = " ".join(self.service.redact(f"{type(exc).__name__}: {exc}").split())
-                message = f"internal error (please report it): {text[:200]}"
-                return RowOutcome(
-                    Status.FAILED, None, 0, message, "internal_error", finished_at=now_iso()
-                )
-
-        try:
-            with StopSignals.during(self.throttle, self.notices.say, self.service.abort):
-                return Pool[T, RowOutcome](self.throttle, self.settings.workers).run(
-                    tasks, safely, done
-                )
-        finally:
-            self.progress.close()
-            self.service.close()
-
-    def finish(
-        self, tasks: list[T], results: list[RowOutcome | None], notes: dict[int, str]
-    ) -> tuple[list[RowOutcome], str]:
-        """Rows never started are pending (keeping what an earlier run said of them); in an
-        outage, so are rows that failed in its streak. Also the stop line, if any."""
-        reason = self.throttle.stop_reason
-        outage = self.loop.health.rows if reason is StopReason.API_DOWN else set()
-        out = []
-        for task, outcome in zip(tasks, results):
-            if outcome is None:
-                outcome = pending(reason)
-            if outcome.status is Status.PENDING and not outcome.attempts and task.index in notes:
-                # Not reached, or stopped between its read and its write: nothing of this
-                # run's changes what the earlier run said of it.
-                text = f"{outcome.message}; an earlier run said: {notes[task.index]}"
-                outcome = dataclasses.replace(outcome, message=text)
-            elif outcome.status is Status.FAILED and task.index in outage:
-                text = f"{pending(reason).message}; last answer: {outcome.message}"
-                outcome = RowOutcome(
-                    Status.PENDING, outcome.http_status, outcome.attempts, text, "api_down"
-                )
-            out.append(outcome)
-        waiting = sum(o.status is Status.PENDING for o in out)
-        message = stop_message(reason, self.loop.stop, waiting, self.settings.max_requests)
-        if message:
-            self.notices.say(message)
-        return out, message
-
-    def outcome(self, columns: ResultColumns, message: str) -> LiveOutcome:
-        return LiveOutcome(
-            columns=columns,
-            requests=self.throttle.granted,
-            reads=self.service.reads,
-            writes=self.service.writes,
-            requests_by_day=self.throttle.by_day,
-            stop_reason=self.throttle.stop_reason,
-            stop_message=message,
-            limits=self.loop.limits_seen,
-            customers_read=self.reader.customers_read if self.reader else 0,
-        )
+from batch_latch.vocab import RECORDED, Change, RunKind, Status, plural
 
 
 def _valid_rows(verdicts: Verdicts) -> tuple[np.ndarray, np.ndarray, pa.Array]:
@@ -261,13 +67,15 @@ def latch(
     service: FusebillService | None = None,
     progress: Progress | None = None,
     stderr: TextIO | None = None,
+    plan: Plan | None = None,
 ) -> LiveOutcome:
-    """Run (or plan) every valid row that earlier runs did not settle."""
+    """Run (or plan) every valid row that earlier runs did not settle; with ``plan``, write
+    only what that plan showed."""
     err = stderr or sys.stderr
     planning = settings.kind is RunKind.PLAN
     store = Checkpoint.open(settings.out, settings.base_url, fresh=settings.fresh)
     try:
-        positions, settled, tasks = _tasks(settings, verdicts, Earlier(store.records))
+        positions, settled, tasks = _tasks(settings, verdicts, Earlier(store.records), plan)
         reads = planning or not settings.no_read
         requests = requests_needed(
             len(tasks), reads=reads, writes=not planning, read_batch=settings.read_batch
@@ -282,6 +90,7 @@ def latch(
             write=not planning,
             journal=None if planning else CheckpointJournal(store),
             reader=session.open_reader([t.fusebill_id for t in tasks], reads=reads),
+            apply_plan=plan is not None,
         )
         refusals = Refusals(session.loop, off=settings.keep_going)
 
@@ -300,11 +109,22 @@ def latch(
     settled_rows = _plan_settled(settled) if planning else settled
     builder.settled(dataclasses.replace(settled_rows, where=positions[settled_rows.where]))
     builder.outcomes([t.index for t in tasks], outcomes)
-    return session.outcome(builder.columns(), message)
+    live = session.outcome(builder.columns(), message)
+    if planning:
+        live = dataclasses.replace(live, held=_held(len(verdicts), tasks, outcomes))
+    return live
+
+
+def _held(n: int, tasks: list[Task], outcomes: list[RowOutcome]) -> pa.Array:
+    """Per row, what a plan's read found (null for rows it did not read)."""
+    held: list[str | None] = [None] * n
+    for task, outcome in zip(tasks, outcomes):
+        held[task.index] = outcome.held
+    return pa.array(held, pa.string())
 
 
 def _tasks(
-    settings: Settings, verdicts: Verdicts, earlier: Earlier
+    settings: Settings, verdicts: Verdicts, earlier: Earlier, plan: Plan | None = None
 ) -> tuple[np.ndarray, Settled, list[Task]]:
     """The valid rows' positions, what earlier runs settled of them, and the rest as tasks."""
     positions, fids, gids = _valid_rows(verdicts)
@@ -317,9 +137,10 @@ def _tasks(
     texts = pc.take(gids, pa.array(todo_at)).to_pylist() if len(todo_at) else []
     asked = fids[todo_at].tolist() if len(todo_at) else []
     origins, lost = earlier.origins(asked), earlier.unanswered(asked)
+    planned = plan.entries(fids[todo_at]) if plan is not None else [None] * len(asked)
     tasks = [
-        Task(int(positions[j]), fid, text, origins.get(fid), lost.get(fid))
-        for j, fid, text in zip(todo_at.tolist(), asked, texts)
+        Task(int(positions[j]), fid, text, origins.get(fid), lost.get(fid), entry)
+        for j, fid, text, entry in zip(todo_at.tolist(), asked, texts, planned)
     ]
     return positions, settled, tasks
 
