@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,11 +20,14 @@ from batch_latch.settings import (
     Settings,
     api_key,
     base_url,
+    check_proxies,
     environment,
     settings_from,
 )
 
 KEY = "sk_live_SECRET123"
+PROXIES = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY")
+PASSWORD = "pr0xyPW"
 
 
 @pytest.fixture(autouse=True)
@@ -31,6 +35,9 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterat
     """No key or URL from the machine running the tests, and no .env from the repository."""
     monkeypatch.delenv(KEY_VARIABLE, raising=False)
     monkeypatch.delenv(URL_VARIABLE, raising=False)
+    for name in PROXIES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
     monkeypatch.chdir(tmp_path)
     yield
 
@@ -182,6 +189,115 @@ def test_rejected_base_urls(given: str) -> None:
 def test_plain_http_message_says_https_is_needed() -> None:
     with pytest.raises(ConfigError, match="https://"):
         base_url({URL_VARIABLE: "http://example.com"})
+
+
+# --- credentials, queries and fragments (contract v3) ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("given", "shown", "what"),
+    [
+        ("http://annie:S3cr3t@127.0.0.1/v1", "http://[redacted]@127.0.0.1/v1", "credentials"),
+        ("https://annie:S3cr3t@secure.fusebill.com/v1", "https://[redacted]@secure", "credentials"),
+        ("https://S3cr3t@secure.fusebill.com/v1", "https://[redacted]@secure", "credentials"),
+        ("https://:S3cr3t@secure.fusebill.com/v1", "https://[redacted]@secure", "credentials"),
+        ("annie:S3cr3t@secure.fusebill.com/v1", "[redacted]@secure.fusebill.com/v1", "credentials"),
+        ("https://annie:S3#cr3t@h:99999/v1", "https://[redacted]@h:99999/v1", "credentials"),
+        ("https://annie:S3/cr3t@host/v1", "https://[redacted]@host/v1", "credentials"),
+        ("https://secure.fusebill.com/v1?k=S3cr3t", "https://secure.fusebill.com/v1", "query"),
+        ("https://secure.fusebill.com/v1?", "https://secure.fusebill.com/v1", "query"),
+        ("https://secure.fusebill.com/v1#S3cr3t", "https://secure.fusebill.com/v1", "fragment"),
+        ("http://127.0.0.1:9/v1/?S3cr3t#c", "http://127.0.0.1:9/v1", "query (?…) or a fragment"),
+    ],
+)
+def test_base_url_with_credentials_query_or_fragment_is_refused(
+    given: str, shown: str, what: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        base_url({URL_VARIABLE: given})
+    text = str(caught.value)
+    assert text.startswith(f"{URL_VARIABLE} must be the API's address alone, without")
+    assert shown in text and what in text and "\n" not in text
+    assert "S3" not in text and "cr3t" not in text and "annie" not in text
+    assert ("the only credential sent" in text) == ("@" in given)
+
+
+def test_every_base_url_message_hides_the_password() -> None:
+    for url in ("http://u:pr0xyPW@example.com/v1", "ftp://u:pr0xyPW@h/v1", "https://u:pr0xyPW@"):
+        with pytest.raises(ConfigError) as caught:
+            base_url({URL_VARIABLE: url})
+        assert PASSWORD not in str(caught.value)
+
+
+# --- proxy URLs, checked before anything is sent ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("proxy", "why"),
+    [
+        ("http://puser:pr0xyPW@127.0.0.1:99999", "the port must be 1 to 65535"),
+        ("http://puser:pr0xyPW@127.0.0.1:0", "the port must be 1 to 65535"),
+        ("http://puser:pr0xyPW@127.0.0.1:abc", "its host or port cannot be read"),
+        ("http://puser:pr0xyPW@[::1:3128", "its host or port cannot be read"),
+        ("http://puser:pr0xyPW@", "no host"),
+        ("http://puser:pr0xyPW@:3128", "no host"),
+        ("puser:pr0xyPW@127.0.0.1:3128", "no scheme"),
+        ("ftp://puser:pr0xyPW@127.0.0.1:3128", "the scheme must be"),
+        ("puser:pr0xyPW://127.0.0.1:3128", "the scheme must be"),
+        ("http://puser:pr/0xyPW@127.0.0.1:3128", "percent-encoded"),
+        ("http://puser:pr#0xyPW@127.0.0.1:3128", "percent-encoded"),
+        ("socks5://puser:pr0xyPW@127.0.0.1:1080", "PySocks"),
+    ],
+)
+@pytest.mark.parametrize("variable", ["HTTPS_PROXY", "http_proxy", "ALL_PROXY"])
+def test_unusable_proxy_urls_are_refused_without_the_password(
+    proxy: str, why: str, variable: str
+) -> None:
+    if why == "PySocks" and importlib.util.find_spec("socks") is not None:
+        pytest.skip("PySocks is installed here: a SOCKS proxy is usable")
+    with pytest.raises(ConfigError) as caught:
+        check_proxies({variable: proxy})
+    text = str(caught.value)
+    assert text.startswith(f"{variable} is not a proxy URL this tool can use (")
+    assert why in text.split("):")[0]
+    assert "0xyPW" not in text and "puser" not in text and "\n" not in text
+    assert "[redacted]" in text
+
+
+@pytest.mark.parametrize(
+    "proxy",
+    [
+        "http://127.0.0.1:3128",
+        "http://puser:pr0xyPW@127.0.0.1:3128",
+        "https://proxy.corp.example:443",
+        "http://u:p%2Fss%40x@proxy.corp.example:8080",
+        "proxy.corp.example:3128",  # requests reads it as http://
+        "http://[::1]:3128",
+    ],
+)
+def test_usable_proxy_urls_pass(proxy: str) -> None:
+    check_proxies({"HTTPS_PROXY": proxy, "http_proxy": proxy, "ALL_PROXY": proxy})
+
+
+def test_the_lower_case_variable_wins_as_in_curl() -> None:
+    check_proxies({"https_proxy": "http://127.0.0.1:3128", "HTTPS_PROXY": "http://h:99999"})
+    with pytest.raises(ConfigError, match=r"^https_proxy "):
+        check_proxies({"https_proxy": "http://h:99999", "HTTPS_PROXY": "http://127.0.0.1:3128"})
+
+
+def test_a_bad_proxy_in_dotenv_stops_a_live_command_only(tmp_path: Path) -> None:
+    from batch_latch.cli import build_parser
+
+    (tmp_path / ".env").write_text(
+        f"{KEY_VARIABLE}={KEY}\nHTTPS_PROXY=http://puser:pr0xyPW@127.0.0.1:99999\n",
+        encoding="utf-8",
+    )
+    parser = build_parser(sandbox_options=False)
+    with pytest.raises(ConfigError, match=r"^HTTPS_PROXY ") as caught:
+        settings_from(parser.parse_args(["run", str(tmp_path / "in.csv")]), "run")
+    assert PASSWORD not in str(caught.value)
+    chosen = settings_from(parser.parse_args(["run", str(tmp_path / "in.csv"), "--dry-run"]), "run")
+    assert not chosen.sends  # a dry run sends nothing: no proxy to check
 
 
 # --- options, defined once -------------------------------------------------------------------
