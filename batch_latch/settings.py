@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib.util
 import ipaddress
 import os
-import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -28,7 +26,8 @@ from dotenv import dotenv_values
 from pydantic import SecretStr
 
 from batch_latch.errors import ConfigError
-from batch_latch.fusebill.redact import PROXY_VARIABLES, shown_url
+from batch_latch.fusebill.proxies import check_proxies
+from batch_latch.fusebill.redact import shown_url
 from batch_latch.vocab import RunKind
 
 DEFAULT_BASE_URL = "https://secure.fusebill.com/v1"
@@ -42,7 +41,6 @@ _URL_EXTRAS = (
     ("a query (?…)", "?"),
     ("a fragment (#…)", "#"),
 )
-_PROXY_SCHEMES = ("http", "https", "socks4", "socks4a", "socks5", "socks5h")
 
 # Which commands take which option group.
 INPUT = ("run", "plan")
@@ -364,50 +362,6 @@ def base_url(env: Mapping[str, str]) -> str:
             f"{URL_VARIABLE} must use https:// (plain http is allowed only for localhost): {url}"
         )
     raise ConfigError(f"{URL_VARIABLE} must be an https:// URL, got {url!r}")
-
-
-def check_proxies(env: Mapping[str, str]) -> None:
-    """Each proxy variable that is set (lower case wins, as in curl) is a URL requests can
-    use, else :class:`ConfigError`: one line naming the variable, its password redacted."""
-    for name in PROXY_VARIABLES:
-        value = env.get(name)
-        variable = name if value is not None else name.upper()
-        value = (env.get(variable) or "").strip()
-        problem = _proxy_problem(value) if value else None
-        if problem:
-            raise ConfigError(
-                f"{variable} is not a proxy URL this tool can use ({problem}): "
-                f"{shown_url(value)}; write it as http://host:port or "
-                "http://user:password@host:port"
-            )
-
-
-def _proxy_problem(value: str) -> str | None:
-    """What is wrong with a proxy URL, in words that never quote it; None when usable."""
-    if "://" not in value and "@" in value:
-        return "no scheme before the user name"
-    text = value if "://" in value else f"http://{value}"  # as requests reads host:port
-    scheme, _, rest = text.partition("://")
-    if scheme.lower() not in _PROXY_SCHEMES:
-        return "the scheme must be http://, https:// or socks5://"
-    cut = re.search(r"[/?#]", rest)
-    if cut and "@" in rest[cut.start() :]:
-        return "/ ? # @ in the user name or password must be percent-encoded: %2F %3F %23 %40"
-    port = re.search(r":(\d+)$", re.split(r"[/?#]", rest.rpartition("@")[2])[0])
-    if port and not 1 <= int(port.group(1)) <= 65535:
-        return "the port must be 1 to 65535"
-    try:
-        from urllib3.util import parse_url  # the parser requests hands a proxy URL to
-
-        parsed = parse_url(text)
-        host = urlsplit(text).hostname
-    except Exception:  # whatever the parsers raise (TypeError too), it is unusable
-        return "its host or port cannot be read"
-    if not host or not parsed.host:
-        return "no host"
-    if scheme.lower().startswith("socks") and importlib.util.find_spec("socks") is None:
-        return "a SOCKS proxy needs PySocks: pip install 'requests[socks]'"
-    return None
 
 
 def _is_loopback(host: str) -> bool:
