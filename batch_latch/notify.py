@@ -34,7 +34,7 @@ from batch_latch import __version__
 from batch_latch.errors import ConfigError
 from batch_latch.fusebill.client import _causes, _is_timeout, _tls_cause, ca_bundle, proxies_for
 from batch_latch.fusebill.deadline import CURRENT, Deadlines, watched_adapter
-from batch_latch.fusebill.redact import Redactor
+from batch_latch.fusebill.redact import Redactor, proxy_secrets
 from batch_latch.settings import _is_loopback
 from batch_latch.vocab import STATUSES
 
@@ -350,7 +350,7 @@ class Notifier:
 
     def _redactor(self) -> Redactor:
         key = self.key.get_secret_value() if isinstance(self.key, SecretStr) else self.key
-        return Redactor(key or "")
+        return Redactor(key or "", also=proxy_secrets(self.env))  # the client's redaction
 
     def _scrubbed(self, text: str) -> str:
         """``text`` without the key and without any piece of the URL's path or query that

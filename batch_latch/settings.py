@@ -26,11 +26,21 @@ from dotenv import dotenv_values
 from pydantic import SecretStr
 
 from batch_latch.errors import ConfigError
+from batch_latch.fusebill.proxies import check_proxies
+from batch_latch.fusebill.redact import shown_url
 from batch_latch.vocab import RunKind
 
 DEFAULT_BASE_URL = "https://secure.fusebill.com/v1"
 KEY_VARIABLE = "FUSEBILL_API_KEY"
 URL_VARIABLE = "FUSEBILL_BASE_URL"
+
+# What a base URL may not hold, and the character that gives it away (checked first, as a
+# string: a password may hold characters that make the URL unparsable).
+_URL_EXTRAS = (
+    ("credentials (user:password@)", "@"),
+    ("a query (?…)", "?"),
+    ("a fragment (#…)", "#"),
+)
 
 # Which commands take which option group.
 INPUT = ("run", "plan")
@@ -386,6 +396,7 @@ def settings_from(args: argparse.Namespace, command: str) -> Settings:
     base, key = DEFAULT_BASE_URL, None
     if needs_key:
         base, key = base_url(env), api_key(env)
+        check_proxies(env)
     elif URL_VARIABLE in env:
         base = base_url(env)
     return Settings(
@@ -414,8 +425,18 @@ def environment(cwd: Path | None = None) -> dict[str, str]:
 
 
 def base_url(env: Mapping[str, str]) -> str:
-    """Fusebill's URL, https only; plain http is allowed for loopback rehearsals."""
+    """Fusebill's URL, https only; plain http is allowed for loopback rehearsals. A user
+    name or password, a query or a fragment is refused: the key header is the only
+    credential that may travel (requests would send ``user:pass@`` as Basic auth instead)."""
     url = (env.get(URL_VARIABLE) or DEFAULT_BASE_URL).strip().rstrip("/")
+    rest = url.partition("://")[2] or url
+    extras = [what for what, mark in _URL_EXTRAS if mark in rest]
+    if extras:
+        why = f"; the key in {KEY_VARIABLE} is the only credential sent" if "@" in rest else ""
+        raise ConfigError(
+            f"{URL_VARIABLE} must be the API's address alone, without {' or '.join(extras)}: "
+            f"{shown_url(url)}{why}"
+        )
     try:
         parts = urlsplit(url)
         host = parts.hostname or ""

@@ -291,6 +291,18 @@ def test_the_proxy_variables_come_from_env_and_no_proxy_is_honoured() -> None:
     assert len(server.seen) == 1
 
 
+def test_an_unusable_proxy_url_is_one_line_without_its_password() -> None:
+    """v3: one redaction, the client's: the proxy password is in no line and no body."""
+    with nd.Loopback(nd.json_answer(200, {})) as server:
+        env = {"HTTP_PROXY": "http://puser:pr0xyPW@127.0.0.1:99999"}
+        sender, err = notifier(server.url + PATH, env=env)
+        assert sender.send(Event.FINISHED, JOB, SUMMARY) is False
+        assert "0xyPW" not in one_line(err) and server.seen == []
+        assert sender._redactor()("Failed to parse: http://puser:pr0xyPW@h (pr0xyPW)") == (
+            "Failed to parse: http://[redacted]@h ([redacted])"
+        )
+
+
 # --- the URL ---------------------------------------------------------------------------------
 
 

@@ -25,6 +25,8 @@ from batch_latch.settings import (
 )
 
 KEY = "sk_live_SECRET123"
+PROXIES = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY")
+PASSWORD = "pr0xyPW"
 
 
 @pytest.fixture(autouse=True)
@@ -32,6 +34,9 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterat
     """No key or URL from the machine running the tests, and no .env from the repository."""
     monkeypatch.delenv(KEY_VARIABLE, raising=False)
     monkeypatch.delenv(URL_VARIABLE, raising=False)
+    for name in PROXIES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
     monkeypatch.chdir(tmp_path)
     yield
 
@@ -183,6 +188,62 @@ def test_rejected_base_urls(given: str) -> None:
 def test_plain_http_message_says_https_is_needed() -> None:
     with pytest.raises(ConfigError, match="https://"):
         base_url({URL_VARIABLE: "http://example.com"})
+
+
+# --- credentials, queries and fragments (contract v3) ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("given", "shown", "what"),
+    [
+        ("http://annie:S3cr3t@127.0.0.1/v1", "http://[redacted]@127.0.0.1/v1", "credentials"),
+        ("https://annie:S3cr3t@secure.fusebill.com/v1", "https://[redacted]@secure", "credentials"),
+        ("https://S3cr3t@secure.fusebill.com/v1", "https://[redacted]@secure", "credentials"),
+        ("https://:S3cr3t@secure.fusebill.com/v1", "https://[redacted]@secure", "credentials"),
+        ("annie:S3cr3t@secure.fusebill.com/v1", "[redacted]@secure.fusebill.com/v1", "credentials"),
+        ("https://annie:S3#cr3t@h:99999/v1", "https://[redacted]@h:99999/v1", "credentials"),
+        ("https://annie:S3/cr3t@host/v1", "https://[redacted]@host/v1", "credentials"),
+        ("https://secure.fusebill.com/v1?k=S3cr3t", "https://secure.fusebill.com/v1", "query"),
+        ("https://secure.fusebill.com/v1?", "https://secure.fusebill.com/v1", "query"),
+        ("https://secure.fusebill.com/v1#S3cr3t", "https://secure.fusebill.com/v1", "fragment"),
+        ("http://127.0.0.1:9/v1/?S3cr3t#c", "http://127.0.0.1:9/v1", "query (?…) or a fragment"),
+    ],
+)
+def test_base_url_with_credentials_query_or_fragment_is_refused(
+    given: str, shown: str, what: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        base_url({URL_VARIABLE: given})
+    text = str(caught.value)
+    assert text.startswith(f"{URL_VARIABLE} must be the API's address alone, without")
+    assert shown in text and what in text and "\n" not in text
+    assert "S3" not in text and "cr3t" not in text and "annie" not in text
+    assert ("the only credential sent" in text) == ("@" in given)
+
+
+def test_every_base_url_message_hides_the_password() -> None:
+    for url in ("http://u:pr0xyPW@example.com/v1", "ftp://u:pr0xyPW@h/v1", "https://u:pr0xyPW@"):
+        with pytest.raises(ConfigError) as caught:
+            base_url({URL_VARIABLE: url})
+        assert PASSWORD not in str(caught.value)
+
+
+# --- proxy URLs from .env (the rules themselves: tests/fusebill/test_proxies.py) ---------------
+
+
+def test_a_bad_proxy_in_dotenv_stops_a_live_command_only(tmp_path: Path) -> None:
+    from batch_latch.cli import build_parser
+
+    (tmp_path / ".env").write_text(
+        f"{KEY_VARIABLE}={KEY}\nHTTPS_PROXY=http://puser:pr0xyPW@127.0.0.1:99999\n",
+        encoding="utf-8",
+    )
+    parser = build_parser(sandbox_options=False)
+    with pytest.raises(ConfigError, match=r"^HTTPS_PROXY ") as caught:
+        settings_from(parser.parse_args(["run", str(tmp_path / "in.csv")]), "run")
+    assert PASSWORD not in str(caught.value)
+    chosen = settings_from(parser.parse_args(["run", str(tmp_path / "in.csv"), "--dry-run"]), "run")
+    assert not chosen.sends  # a dry run sends nothing: no proxy to check
 
 
 # --- options, defined once -------------------------------------------------------------------

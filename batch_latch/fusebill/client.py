@@ -33,7 +33,7 @@ from batch_latch import __version__
 from batch_latch.fusebill.answers import Reply
 from batch_latch.fusebill.deadline import CURRENT, Deadlines, Ticket, watched_adapter
 from batch_latch.fusebill.listing import BYTES_PER_CUSTOMER, list_url
-from batch_latch.fusebill.redact import Redactor
+from batch_latch.fusebill.redact import Redactor, proxy_secrets, shown_url
 
 if TYPE_CHECKING:
     import requests
@@ -62,7 +62,8 @@ class FusebillClient:
     ) -> None:
         environ: Mapping[str, str] = os.environ if env is None else env
         self._base = base_url.rstrip("/")
-        self._redact = Redactor(api_key)
+        # one redaction for every secret: the key and the proxies' passwords
+        self._redact = Redactor(api_key, also=proxy_secrets(environ))
         self._timeout = timeout
         self._proxies = proxies_for(self._base, environ)
         self._verify, self._ca_note, self._ca_problem = ca_bundle(environ)
@@ -329,11 +330,10 @@ def _cause_text(chain: list[BaseException]) -> str:
 
 
 def _safe_url(url: str) -> str:
-    """A proxy URL without its user and password (even when it is malformed)."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        scheme, rest = "http", url
-    return f"{scheme}://{rest.split('/', 1)[0].rpartition('@')[2]}"
+    """A proxy URL as ``scheme://host:port``, its user and password redacted (even when it
+    is malformed: all up to its last ``@`` is hidden)."""
+    scheme, _, rest = shown_url(url if "://" in url else f"http://{url}").partition("://")
+    return f"{scheme}://{rest.split('/', 1)[0]}"
 
 
 # --- proxies and CA bundles from the environment ---------------------------------------------

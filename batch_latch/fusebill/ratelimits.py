@@ -11,6 +11,8 @@ from datetime import datetime, timezone
 from batch_latch.fusebill.answers import Reply
 
 _LONG_FRACTION = re.compile(r"([.,]\d{6})\d+")  # .NET writes 7 digits; 3.10 reads 6
+_MINUTE = 60.0  # a minute window never resets further away than this
+_SLACK = 1.0  # a reset this much over a minute ago is still "just passed" (clock rounding)
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,10 @@ def parse_time(value: str | None) -> datetime | None:
     if number is not None:
         if number != number or abs(number) > 1e11:  # NaN or absurd
             return None
-        return datetime.fromtimestamp(number, tz=timezone.utc)
+        try:
+            return datetime.fromtimestamp(number, tz=timezone.utc)
+        except (ValueError, OverflowError, OSError):  # before year 1, or the platform's range
+            return None
     try:
         iso_text = _LONG_FRACTION.sub(r"\1", text.replace("Z", "+00:00").replace("z", "+00:00"))
         iso = datetime.fromisoformat(iso_text)
@@ -82,15 +87,21 @@ def retry_after(reply: Reply, now: datetime) -> float | None:
     return None if wait is None else max(0.0, wait)
 
 
+def minute_reset(value: str | None, reply: Reply, now: datetime) -> float:
+    """Seconds until the minute window frees (0 for a reset just passed). A reset that cannot
+    be read, or that is more than a minute away (a minute window cannot reset later: such a
+    time is a clock or time-zone slip), or long past, means the next full minute."""
+    wait = seconds_until(value, reply, now)
+    if wait is None or not -_MINUTE - _SLACK <= wait <= _MINUTE:
+        return 60.0 - now.timestamp() % 60.0
+    return max(0.0, wait)
+
+
 def limits(reply: Reply, now: datetime) -> Limits:
     reset_minute = None
     remaining_minute = _int(reply.header("x-rate-limit-remaining-minute"))
     if reply.header("x-rate-limit-reset-minute") is not None or remaining_minute == 0:
-        wait = seconds_until(reply.header("x-rate-limit-reset-minute"), reply, now)
-        if wait is None or not -61 <= wait <= 61:
-            # Unreadable, or no reset of this minute's window: wait for the next full minute.
-            wait = 60.0 - now.timestamp() % 60.0
-        reset_minute = max(0.0, wait)
+        reset_minute = minute_reset(reply.header("x-rate-limit-reset-minute"), reply, now)
     return Limits(
         remaining_minute=remaining_minute,
         reset_minute=reset_minute,

@@ -1,45 +1,62 @@
-"""Keep the API key out of every text the tool shows or writes, without mangling other text.
+"""Keep secrets out of every text the tool shows or writes, without mangling other text.
 
-The rule: a key of 8 characters or more is replaced wherever it appears, even inside a
-longer word (a cut through a token must not leave it readable). A shorter key is replaced
-only where it stands on its own: an occurrence that has an ASCII letter or digit right
-before or right after it is part of another word and is left alone, so a key ``bro`` turns
-``Basic bro`` into ``Basic [redacted]`` but leaves ``Connection broken`` as it is.
+One :class:`Redactor` holds every secret of a command: the API key and the credentials of
+the proxy URLs (:func:`proxy_secrets`). The rule for each: a secret of 8 characters or more
+is replaced wherever it appears, even inside a longer word (a cut through a token must not
+leave it readable). A shorter one is replaced only where it stands on its own: an occurrence
+that has an ASCII letter or digit right before or right after it is part of another word and
+is left alone, so a key ``bro`` turns ``Basic bro`` into ``Basic [redacted]`` but leaves
+``Connection broken`` as it is. Besides, the ``user:pass@`` of any URL in a text is replaced
+(``http://[redacted]@proxy:3128``), whoever put it there.
+
+:func:`shown_url` is the one way a URL that may hold credentials is shown to a person.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import unquote
 
 MARK = "[redacted]"
-#: Keys at least this long are redacted wherever they appear.
+#: Secrets at least this long are redacted wherever they appear.
 ALWAYS = 8
+#: The proxy variables, each read in lower and upper case.
+PROXY_VARIABLES = ("https_proxy", "http_proxy", "all_proxy")
+# "scheme://user:pass@": the userinfo of a URL, whatever the scheme
+_USERINFO = re.compile(r"(?<=://)[^\s/?#@'\"]+@")
+
+
+def _pattern(secret: str) -> re.Pattern[str] | None:
+    if len(secret) >= ALWAYS:
+        return None
+    return re.compile(rf"(?<![A-Za-z0-9]){re.escape(secret)}(?![A-Za-z0-9])")
 
 
 class Redactor:
-    """``redactor(text)``: ``text`` with ``secret`` redacted by the rule above."""
+    """``redactor(text)``: ``text`` with ``secret`` and ``also`` redacted by the rule above."""
 
-    __slots__ = ("_pattern", "_secret")
+    __slots__ = ("_secrets",)
 
-    def __init__(self, secret: str) -> None:
-        self._secret = secret
-        self._pattern: re.Pattern[str] | None = None
-        if secret and len(secret) < ALWAYS:
-            self._pattern = re.compile(rf"(?<![A-Za-z0-9]){re.escape(secret)}(?![A-Za-z0-9])")
+    def __init__(self, secret: str, also: Iterable[str] = ()) -> None:
+        found = {s for s in (secret, *also) if s}
+        # longest first: a password inside a longer userinfo goes with the whole
+        self._secrets = tuple((s, _pattern(s)) for s in sorted(found, key=len, reverse=True))
 
     def __call__(self, text: str) -> str:
-        if not self._secret or self._secret not in text:
-            return text
-        if self._pattern is None:
-            return text.replace(self._secret, MARK)
-        return self._pattern.sub(MARK, text)
+        if "@" in text and "://" in text:
+            text = _USERINFO.sub(f"{MARK}@", text)
+        for secret, pattern in self._secrets:  # last: nothing can put a secret back
+            if secret in text:
+                text = text.replace(secret, MARK) if pattern is None else pattern.sub(MARK, text)
+        return text
 
     def __repr__(self) -> str:
         return "Redactor(...)"
 
     def scrub(self, value: Any) -> Any:
-        """``value`` (parsed JSON or text) with the secret redacted in every string it holds."""
+        """``value`` (parsed JSON or text) with the secrets redacted in every string it holds."""
         if isinstance(value, str):
             return self(value)
         if isinstance(value, dict):
@@ -52,3 +69,42 @@ class Redactor:
 def redact(text: str, secret: str) -> str:
     """``text`` with ``secret`` redacted (see the module's rule)."""
     return Redactor(secret)(text)
+
+
+def url_secrets(url: str) -> tuple[str, ...]:
+    """The credentials a URL holds, as typed and percent-decoded: the whole ``user:pass``,
+    the password (or the lone token of ``token@``) and the pieces of both around ``/ ? #``
+    (a password typed with those unencoded is cut there by the parsers). Never raises."""
+    _, sep, rest = url.strip().partition("://")
+    userinfo, at, _ = (rest if sep else url.strip()).rpartition("@")
+    if not at or not userinfo:
+        return ()
+    user, colon, password = userinfo.partition(":")
+    secret = password if colon else user
+    found = {userinfo, secret, *re.split(r"[/?#]", userinfo), *re.split(r"[/?#]", secret)}
+    found |= {unquote(s) for s in found}
+    return tuple(sorted(s for s in found if s))
+
+
+def proxy_secrets(env: Mapping[str, str]) -> tuple[str, ...]:
+    """The credentials of every proxy variable in ``env``, lower and upper case."""
+    found: list[str] = []
+    for name in PROXY_VARIABLES:
+        for variable in (name, name.upper()):
+            found.extend(url_secrets(env.get(variable) or ""))
+    return tuple(found)
+
+
+def shown_url(url: str) -> str:
+    """``scheme://host:port/path`` of ``url`` for a person to read: a ``user:pass@`` (all up
+    to the last ``@``, wherever the parsers would cut it) shown as ``[redacted]@``, the
+    query and the fragment left out. Never raises."""
+    text = url.strip()
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        scheme, rest = "", text
+    elif not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", scheme):
+        scheme = MARK  # "user:pass://…" is no scheme
+    _, at, place = rest.rpartition("@")
+    place = re.split(r"[?#]", place, maxsplit=1)[0]
+    return f"{scheme}{sep}{MARK + '@' if at else ''}{place}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -320,3 +321,44 @@ def test_health_threshold() -> None:
     assert health.failure(2) is True
     health.answered()
     assert (health.streak, health.rows) == (0, set())
+
+
+class NoticingThrottle(RecordingThrottle):
+    """Remembers every pause asked of it without pausing: the loop goes on at once."""
+
+    def pause_for(self, seconds: float) -> bool:
+        self.pauses.append(seconds)
+        return True
+
+
+@pytest.mark.parametrize(
+    "reset",
+    [
+        lambda: f"{time.time() + 365 * 86400:.0f}",  # a year away, epoch seconds
+        lambda: (datetime.now(timezone.utc) + timedelta(hours=5)).isoformat(),  # a zone slip
+        lambda: (datetime.now(timezone.utc) + timedelta(hours=1)).strftime(
+            "%a, %d %b %Y %H:%M:%S GMT"
+        ),
+    ],
+    ids=["epoch-a-year-away", "iso-five-hours", "http-date-an-hour"],
+)
+def test_a_minute_reset_far_away_is_the_next_full_minute_not_a_stop(
+    reset: Callable[[], str],
+) -> None:
+    """v3: a minute reset more than a minute away never makes a long pause or a stop,
+    neither after a 429 (no Retry-After) nor after an answer that used up the minute."""
+    limited = Reply(429, {"Errors": [{"Value": "Rate limit exceeded"}]}, {})
+    limited.headers["x-rate-limit-reset-minute"] = reset()
+    spent = Reply(
+        200,
+        {"id": FID, "geotabId": GID},
+        {"x-rate-limit-remaining-minute": "0", "x-rate-limit-reset-minute": reset()},
+    )
+    fake = FakeFusebill().script("latch", FID, limited, spent)
+    throttle = NoticingThrottle()
+    attempts = AttemptLoop(throttle, RetryPolicy(cushion=0.0), Notices(Silent(io.StringIO())))
+    sent = latch(attempts, fake)
+    assert sent.verdict is not None and sent.verdict.kind is Meaning.SUCCESS
+    assert throttle.stop_reason is None
+    assert len(throttle.pauses) == 2
+    assert all(0.0 < p <= 60.0 for p in throttle.pauses), throttle.pauses
