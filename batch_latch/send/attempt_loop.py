@@ -12,7 +12,9 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
@@ -54,6 +56,32 @@ class StopNote:
                 self.detail, self.resume_at = detail, resume_at
 
 
+@dataclass(frozen=True)
+class QuotaWait:
+    """A wait for the daily quota's reset starts (``--wait-for-quota``)."""
+
+    until: datetime  # when the quota resets (UTC)
+    requests: int  # requests this command has sent so far
+
+
+#: Told once per reset time, from the worker that met the spent quota; it must not raise
+#: (the command's caller passes one in: ``send`` knows nothing of what it does with it).
+QuotaHook = Callable[[QuotaWait], None]
+_QUOTA_HOOK: ContextVar[QuotaHook | None] = ContextVar("quota_hook", default=None)
+
+
+@contextmanager
+def quota_hook(hook: QuotaHook | None) -> Iterator[None]:
+    """Every :class:`AttemptLoop` made in this span (in this thread) calls ``hook`` when a
+    quota wait starts, unless it was given its own: how a command passes its hook through
+    the session that builds the loop."""
+    token = _QUOTA_HOOK.set(hook)
+    try:
+        yield
+    finally:
+        _QUOTA_HOOK.reset(token)
+
+
 class Health:
     """Retryable failures in a row across all workers: ``streak`` of them means the API is down."""
 
@@ -85,6 +113,7 @@ class AttemptLoop:
         wait_for_quota: bool = False,
         rng: random.Random | None = None,
         planned: int = 0,
+        on_quota_wait: QuotaHook | None = None,
     ) -> None:
         self.throttle = throttle
         self.policy = policy
@@ -95,6 +124,7 @@ class AttemptLoop:
         self.planned = planned  # requests the command expects to send, for the estimate
         self.rate = throttle.rate
         self._wait_for_quota = wait_for_quota
+        self._on_quota_wait = on_quota_wait or _QUOTA_HOOK.get()
         self._rng = rng or random.Random()
         self._lock = threading.Lock()
         self._streak_429 = 0
@@ -178,13 +208,15 @@ class AttemptLoop:
         seconds = (reset - now).total_seconds() + self.policy.cushion
         if self.throttle.pause_for(seconds):
             # Answers in flight name the same reset: say it once per reset time.
-            self.notices.once(
+            told = self.notices.once(
                 f"quota {reset:%Y-%m-%dT%H:%M}",
                 f"The daily API quota is spent; waiting until it resets at {both_times(reset)} "
                 "(--wait-for-quota). Ctrl-C stops the run; running the same command later "
                 "goes on where it stopped.",
             )
             self.notices.pause(seconds, "the daily API quota is spent")
+            if told and self._on_quota_wait is not None:
+                self._on_quota_wait(QuotaWait(reset, self.throttle.granted))
         return True
 
     def _wait_out_429(self, reply: Reply, verdict: Verdict) -> bool:
