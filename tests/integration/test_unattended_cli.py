@@ -12,6 +12,7 @@ import json
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,9 @@ from tests.integration.conftest import (
     known_rows,
     write_csv,
 )
+from tests.integration.test_faults_cli import fill, small_disk
+
+__all__ = ["small_disk"]  # a fixture, used by name
 
 TOKEN = "XOXBtokenT0P5ECRET77"
 HOOK_PATH = f"/services/T01/B02/{TOKEN}"
@@ -354,3 +358,45 @@ def test_a_file_level_error_is_its_one_line_exit_2_and_an_empty_stdout(
         assert (done.returncode, done.stdout) == (2, ""), words
         assert len(done.stderr.splitlines()) == 1, done.stderr
     assert receiver.bodies == []
+
+
+@pytest.mark.slow
+def test_a_receiver_that_never_answers_is_cut_at_10_s(
+    tmp_path: Path, sandbox_factory: SandboxFactory
+) -> None:
+    sandbox = sandbox_factory()
+    out = tmp_path / "out"
+    sheet = write_csv(tmp_path / "in.csv", known_rows(1))
+    with nd.Loopback(nd.hang) as hook:
+        run = cli(tmp_path, sandbox, "run", sheet, "--out", out, "--json", url=hook.url + "/h")
+        wait_for(lambda: bool(hook.seen), deadline=60, what="the notification")
+        started = time.monotonic()
+        done = run.finish(out, 60)
+        waited = time.monotonic() - started
+    assert done.returncode == 0 and parsed(done)["exit_code"] == 0, done.stderr
+    assert waited < 10 + 5, waited  # the 10 s bound, and the exit right after it
+    [line] = done.stderr_lines("notification")
+    assert "no answer within 10 s" in line, line
+
+
+# --- a full disk after requests went out: still JSON, still a message ------------------------
+
+
+@pytest.mark.slow
+def test_a_full_disk_mid_run_still_prints_json_and_notifies_stopped(
+    tmp_path: Path, small_disk: Path, sandbox_factory: SandboxFactory, receiver: Receiver
+) -> None:
+    sandbox = sandbox_factory()
+    fill(small_disk, 3)  # room for the lock's line and ~120 checkpoint lines
+    out = small_disk / "out"
+    sheet = write_csv(tmp_path / "in.csv", known_rows(400))
+    words = ("run", sheet, "--out", out, "--rate", "400", "--workers", "4", "--json")
+    done = cli(tmp_path, sandbox, *words, url=receiver.url).finish(out)
+    assert done.returncode == 3, done.stderr
+    data = json.loads(done.stdout)
+    [line] = [x for x in done.stderr.splitlines() if x.startswith("batch-latch: error:")]
+    assert data["exit_code"] == 3 and data["reports"] == {}
+    assert data["error"] == line.removeprefix("batch-latch: error: ")
+    assert (data["kind"], data["rows"], data["input"]) == ("run", 400, str(sheet))
+    assert receiver.events() == ["stopped"]
+    assert receiver.bodies[0]["summary"]["stop_message"] == data["error"]
