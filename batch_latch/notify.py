@@ -35,10 +35,10 @@ from batch_latch.errors import ConfigError
 from batch_latch.fusebill.client import _causes, _is_timeout, _tls_cause, ca_bundle, proxies_for
 from batch_latch.fusebill.deadline import CURRENT, Deadlines, watched_adapter
 from batch_latch.fusebill.redact import Redactor, proxy_secrets
-from batch_latch.settings import _is_loopback
+from batch_latch.settings import NOTIFY_VARIABLE, _is_loopback
 from batch_latch.vocab import STATUSES
 
-VARIABLE = "BATCH_LATCH_NOTIFY_URL"
+VARIABLE = NOTIFY_VARIABLE
 #: Seconds one notification may take in all, both attempts and the pause between them.
 DEADLINE = 10.0
 _RETRY_PAUSE = 0.5  # before the retry; a retry with less time than this left is not made

@@ -33,6 +33,7 @@ from batch_latch.vocab import RunKind
 DEFAULT_BASE_URL = "https://secure.fusebill.com/v1"
 KEY_VARIABLE = "FUSEBILL_API_KEY"
 URL_VARIABLE = "FUSEBILL_BASE_URL"
+NOTIFY_VARIABLE = "BATCH_LATCH_NOTIFY_URL"
 
 # What a base URL may not hold, and the character that gives it away (checked first, as a
 # string: a password may hold characters that make the URL unparsable).
@@ -115,6 +116,13 @@ def _quota_reserve(text: str) -> QuotaReserve:
 
 
 DEFAULT_RESERVE = _quota_reserve("10%")
+
+
+def _fusebill_id(text: str) -> int:
+    value = text.strip()
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) < 2**63:
+        raise argparse.ArgumentTypeError(f"expected a fusebillId (digits, 1 or more), got {text!r}")
+    return int(value)
 
 
 @dataclass(frozen=True)
@@ -311,7 +319,27 @@ OPTIONS: tuple[Option, ...] = (
         PACE,
         default=False,
     ),
-    Option("--json", "status: print the job as JSON", ("status",), default=False),
+    Option(
+        "--json",
+        "stdout is one JSON object (status: the job; run, plan, undo: every summary.json key "
+        "and the report paths), no text summary",
+        (*PACE, "status"),
+        default=False,
+    ),
+    Option(
+        "--notify",
+        "when the command ends, and when a quota wait starts, POST a JSON message to URL "
+        f"(also {NOTIFY_VARIABLE}; https:// only, http:// for loopback)",
+        PACE,
+        metavar="URL",
+    ),
+    Option(
+        "--customer",
+        "status: that customer's whole story in this job, oldest first",
+        ("status",),
+        type=_fusebill_id,
+        metavar="ID",
+    ),
 )
 
 
@@ -352,6 +380,9 @@ class Settings:
     wait_for_quota: bool = False
     unlatch_unknown: bool = False
     json: bool = False
+    #: The checked webhook URL of --notify (or the variable); never shown, never written.
+    notify: SecretStr | None = field(default=None, repr=False)
+    customer: int | None = None
     progress: bool = True
     base_url: str = DEFAULT_BASE_URL
     api_key: SecretStr | None = None
@@ -399,6 +430,8 @@ def settings_from(args: argparse.Namespace, command: str) -> Settings:
         check_proxies(env)
     elif URL_VARIABLE in env:
         base = base_url(env)
+    if command in PACE:
+        values["notify"] = _notify(values.get("notify"), env)
     return Settings(
         out=out,
         input=source,
@@ -409,6 +442,17 @@ def settings_from(args: argparse.Namespace, command: str) -> Settings:
         env=env,
         **values,
     )
+
+
+def _notify(option: str | None, env: Mapping[str, str]) -> SecretStr | None:
+    """The webhook URL, checked now: a bad one stops the command before anything is sent.
+    ``notify`` (and the ``requests`` it imports) is loaded only when a URL is given."""
+    if option is None and not env.get(NOTIFY_VARIABLE, "").strip():
+        return None
+    from batch_latch.notify import notify_url
+
+    url = notify_url(option, env)
+    return None if url is None else SecretStr(url)
 
 
 def environment(cwd: Path | None = None) -> dict[str, str]:

@@ -14,6 +14,7 @@ from batch_latch.errors import ConfigError
 from batch_latch.settings import (
     DEFAULT_BASE_URL,
     KEY_VARIABLE,
+    NOTIFY_VARIABLE,
     OPTIONS,
     URL_VARIABLE,
     QuotaReserve,
@@ -311,12 +312,13 @@ def test_settings_from_builds_every_field_by_name(
         "--delimiter": [";"],
         "--read-batch": ["7"],
         "--quota-reserve": ["250"],
+        "--notify": [HOOK],
     }
     parser = _parser(command)
     flags = _flags(parser)
     words = [command, str(tmp_path / ("in.csv" if command != "undo" else "job"))]
     for option in OPTIONS:
-        if option.flag not in flags or option.flag == "--dry-run":
+        if option.flag not in flags or option.flag in ("--dry-run", "--plan"):
             continue
         words += [option.flag, *given.get(option.flag, [])]
     from batch_latch.cli import build_parser
@@ -338,15 +340,58 @@ def test_settings_from_builds_every_field_by_name(
         "quota_reserve": QuotaReserve("250", count=250),
     }
     for option in OPTIONS:
-        if option.flag not in flags or option.dest in ("no_progress", "dry_run", "out"):
+        skipped = ("no_progress", "dry_run", "out", "notify", "plan")
+        if option.flag not in flags or option.dest in skipped:
             continue
         want = expected.get(option.dest, True)  # a switch given is True
         assert getattr(chosen, option.dest) == want, option.flag
+    assert chosen.notify is not None and chosen.notify.get_secret_value() == HOOK
+    assert "T0KEN" not in repr(chosen)
     assert chosen.out == tmp_path / "job"
     assert chosen.progress is False  # --no-progress
     assert chosen.api_key is not None and chosen.api_key.get_secret_value() == KEY
     assert chosen.base_url == "http://127.0.0.1:9/v1"
     assert chosen.kind.value == command
+
+
+HOOK = "http://127.0.0.1:9/hooks/T0KEN-secret"
+
+
+def _chosen(words: list[str]) -> Settings:
+    from batch_latch.cli import build_parser
+
+    args = build_parser(sandbox_options=False).parse_args(words)
+    return settings_from(args, words[0])
+
+
+def test_the_notify_url_comes_from_the_option_or_the_variable_checked_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sheet = str(tmp_path / "in.csv")
+    monkeypatch.delenv(NOTIFY_VARIABLE, raising=False)
+    assert _chosen(["run", sheet, "--dry-run"]).notify is None
+    monkeypatch.setenv(NOTIFY_VARIABLE, HOOK)
+    found = _chosen(["run", sheet, "--dry-run"]).notify
+    assert found is not None and found.get_secret_value() == HOOK
+    other = "https://hooks.example.com/services/X"
+    found = _chosen(["run", sheet, "--dry-run", "--notify", other]).notify
+    assert found is not None and found.get_secret_value() == other  # the option wins
+    monkeypatch.setenv(NOTIFY_VARIABLE, "http://hooks.example.com/T0KEN-secret")
+    with pytest.raises(ConfigError, match="https://") as refused:
+        _chosen(["run", sheet, "--dry-run"])
+    assert "T0KEN" not in str(refused.value)
+    monkeypatch.setenv(NOTIFY_VARIABLE, "  ")  # empty: unset
+    assert _chosen(["run", sheet, "--dry-run"]).notify is None
+
+
+@pytest.mark.parametrize("bad", ["0", "-5", "12a", "1.5", "9223372036854775808", "\uff11\uff12"])
+def test_status_customer_takes_a_fusebill_id(bad: str, tmp_path: Path) -> None:
+    from batch_latch.cli import build_parser
+
+    assert _chosen(["status", str(tmp_path), "--customer", "2000254"]).customer == 2000254
+    with pytest.raises(SystemExit) as stopped:
+        build_parser(sandbox_options=False).parse_args(["status", str(tmp_path), "--customer", bad])
+    assert stopped.value.code == 2
 
 
 def test_settings_from_defaults_out_next_to_the_input(

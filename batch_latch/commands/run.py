@@ -6,27 +6,32 @@ from __future__ import annotations
 import contextlib
 import sys
 import threading
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import pyarrow as pa
 
 from batch_latch import __version__
 from batch_latch.clock import iso, now_iso, utc_now
-from batch_latch.errors import ConfigError, OutputError
+from batch_latch.errors import BatchLatchError, ConfigError, OutputError
+from batch_latch.fusebill.redact import Redactor
 from batch_latch.jobfolder import history, plans
 from batch_latch.jobfolder.history import ReportPaths
 from batch_latch.reports import writer as report
 from batch_latch.reports.columns import LiveOutcome, dry_run_columns
-from batch_latch.reports.summary_text import print_summary
+from batch_latch.reports.summary_text import print_json, print_summary
 from batch_latch.reports.writer import Summary
+from batch_latch.send.attempt_loop import quota_hook
 from batch_latch.send.pool import StopSignals
 from batch_latch.settings import Settings
 from batch_latch.sheet import loader, validate
 from batch_latch.vocab import ExitCode, RunKind, exit_code_for
+
+if TYPE_CHECKING:
+    from batch_latch.commands.notifying import Announcer
 
 
 @dataclass(frozen=True)
@@ -44,22 +49,63 @@ def run(
     The input is read and checked before the job folder is touched, so a bad file or a
     wrong folder leaves nothing behind."""
     err = stderr or sys.stderr
+    out = stdout or sys.stdout
     started = utc_now()
     if settings.kind is RunKind.UNDO:
         from batch_latch.commands import undo
 
         undo.check_job(settings.out)
-        with history.lock(settings.out), StopSignals.installed():
+        with _command(settings, started, out, err, {}) as tell:
             done = undo.undo(settings, stderr=err)
-            return _report(settings, done, {}, started, stdout or sys.stdout, err)
+            return _report(settings, done, {}, started, out, err, tell=tell)
     assert settings.input is not None
     digest = _Digest(settings.input)  # hashed on another thread while the sheet is read
     sheet, verdicts = _load(settings, err)
-    with history.lock(settings.out), StopSignals.installed():
+    with _command(settings, started, out, err, {"rows": len(verdicts)}) as tell:
         plan = _plan_for(settings, digest)
         done = _send(settings, sheet, verdicts, err, plan)
-        out = stdout or sys.stdout
-        return _report(settings, done, sheet.extras, started, out, err, digest, plan)
+        return _report(settings, done, sheet.extras, started, out, err, digest, tell, plan)
+
+
+@contextlib.contextmanager
+def _command(
+    settings: Settings, started: datetime, out: TextIO, err: TextIO, known: dict[str, Any]
+) -> Iterator[Announcer | None]:
+    """One command's span on its job: the lock, the stop signals, the quota-wait message.
+    An error that stops it once requests went out (exit 3: a full disk) still gets its
+    notification and, with ``--json``, its JSON object; then it goes on to the CLI."""
+    facts = {
+        "input": str(settings.input) if settings.input else str(settings.out),
+        "dry_run": not settings.sends,
+        "kind": settings.kind.value,
+        "started_at": iso(started),
+        "user": history.user(),
+        "host": history.host(),
+        "version": __version__,
+        **known,
+    }
+    with history.lock(settings.out), StopSignals.installed():
+        tell = None
+        if settings.notify is not None:
+            from batch_latch.commands.notifying import Announcer
+
+            tell = Announcer.open(settings, err, facts)
+        try:
+            with quota_hook(tell.waiting if tell else None):
+                yield tell
+        except BatchLatchError as exc:
+            if exc.exit_code == ExitCode.STOPPED:
+                line = Redactor(_key(settings))(str(exc))
+                if settings.json:
+                    data = {**facts, "exit_code": int(ExitCode.STOPPED), "error": line}
+                    print_json(data, {}, out)
+                if tell is not None:
+                    tell.stopped(line)
+            raise
+
+
+def _key(settings: Settings) -> str:
+    return settings.api_key.get_secret_value() if settings.api_key else ""
 
 
 class _Digest:
@@ -147,6 +193,7 @@ def _report(
     out: TextIO,
     err: TextIO,
     digest: _Digest | None = None,
+    tell: Announcer | None = None,
     plan: plans.Plan | None = None,
 ) -> JobResult:
     counts = report.count_statuses(done.columns.status)
@@ -183,10 +230,15 @@ def _report(
         base_url=settings.base_url,
         plan=plan.folder.name if plan else None,
     )
-    folder, paths, kept = _write(settings, done, extras, summary, started, err)
+    folder, paths, kept, reports = _write(settings, done, extras, summary, started, err)
     for line in kept:
         print(f"Note: {line}; this command's copy is in {folder}/.", file=err)
-    print_summary(summary, paths, settings.out, kept, out)
+    if settings.json:
+        print_json(asdict(summary), reports, out)
+    else:
+        print_summary(summary, paths, settings.out, kept, out)
+    if tell is not None:
+        tell.ended(asdict(summary))
     return JobResult(exit_code=code, summary=summary, paths=paths)
 
 
@@ -197,10 +249,11 @@ def _write(
     summary: Summary,
     started: datetime,
     err: TextIO,
-) -> tuple[Path, ReportPaths, list[str]]:
+) -> tuple[Path, ReportPaths, list[str], dict[str, str | None]]:
     """The run folder (reports, outcomes, the input's copy), then ``OUT/``: (the folder,
-    its reports, what ``OUT/`` kept back in words). A file that cannot be written is exit
-    3 once requests went out (the checkpoint has every outcome), else 2."""
+    its reports, what ``OUT/`` kept back in words, where each report of this command is
+    to be read). A file that cannot be written is exit 3 once requests went out (the
+    checkpoint has every outcome), else 2."""
     source = settings.input
     try:
         folder = history.new_run_folder(settings.out, settings.kind, started)
@@ -213,9 +266,11 @@ def _write(
         if done.held is not None:  # a plan: what run --plan will hold each customer to
             c = done.columns
             plans.write_plan(folder, c.fusebillId, c.geotabId, c.status, c.change, done.held)
+        before = history.signatures(settings.out, paths)
         kept = history.publish(settings.out, paths, source)
+        reports = history.where_to_read(settings.out, paths, before)
     except OutputError as exc:
         if done.requests:
             exc.exit_code = ExitCode.STOPPED
         raise
-    return folder, paths, kept
+    return folder, paths, kept, {"folder": str(folder.absolute()), **reports}

@@ -205,6 +205,33 @@ def publish(out: Path, paths: ReportPaths, source: Path | None) -> list[str]:
     return kept
 
 
+def signatures(out: Path, paths: ReportPaths) -> dict[str, str | None]:
+    """What each report's name in ``OUT/`` is now (None: absent), to tell after
+    :func:`publish` which ones it replaced."""
+    found: dict[str, str | None] = {}
+    for path in paths.all():
+        try:
+            found[path.name] = _signature(out / path.name)
+        except OSError:
+            found[path.name] = None
+    return found
+
+
+def where_to_read(
+    out: Path, paths: ReportPaths, before: dict[str, str | None]
+) -> dict[str, str | None]:
+    """Each report of a command (``results``, ``failed``, ``summary``, ``xlsx``) by the path
+    that holds this command's copy: in ``OUT/`` when :func:`publish` replaced it there (a
+    replaced file is a new one: its size and time changed), else in the run folder."""
+    now = signatures(out, paths)
+    named = {"results": paths.results, "failed": paths.failed, "summary": paths.summary}
+    found: dict[str, str | None] = {}
+    for key, path in (*named.items(), ("xlsx", paths.xlsx)):
+        placed = path is not None and now[path.name] not in (None, before.get(path.name))
+        found[key] = None if path is None else str((out / path.name if placed else path).absolute())
+    return found
+
+
 def _signature(path: Path) -> str:
     """Size and modification time: any save by the user changes them (cheaper than a hash
     of a report of a hundred megabytes, read on every run)."""

@@ -3,8 +3,10 @@ a stop) why and what to do, so that ``> run.log`` keeps the whole story."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from batch_latch.jobfolder.history import ReportPaths
 from batch_latch.reports.writer import Summary
@@ -56,6 +58,14 @@ def print_summary(
     out.write(f"  {'summary.json':<13} counts, requests and exit code\n")
     for line in kept:
         out.write(f"Note: {line}.\n")
+    out.flush()
+
+
+def print_json(summary: Mapping[str, Any], reports: Mapping[str, str | None], out: TextIO) -> None:
+    """``--json``: the summary's keys and ``reports`` (each report of this command by the
+    path of its copy, and its run ``folder``), as the one JSON object on stdout."""
+    text = json.dumps({**summary, "reports": dict(reports)}, indent=2, ensure_ascii=False)
+    out.write(text + "\n")
     out.flush()
 
 

@@ -12,7 +12,9 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
@@ -57,6 +59,32 @@ class StopNote:
                 self.detail, self.resume_at = detail, resume_at
 
 
+@dataclass(frozen=True)
+class QuotaWait:
+    """A wait for the daily quota's reset starts (``--wait-for-quota``)."""
+
+    until: datetime  # when the quota resets (UTC)
+    requests: int  # requests this command has sent so far
+
+
+#: Told once per reset time, from the worker that met the spent quota; it must not raise
+#: (the command's caller passes one in: ``send`` knows nothing of what it does with it).
+QuotaHook = Callable[[QuotaWait], None]
+_QUOTA_HOOK: ContextVar[QuotaHook | None] = ContextVar("quota_hook", default=None)
+
+
+@contextmanager
+def quota_hook(hook: QuotaHook | None) -> Iterator[None]:
+    """Every :class:`AttemptLoop` made in this span (in this thread) calls ``hook`` when a
+    quota wait starts, unless it was given its own: how a command passes its hook through
+    the session that builds the loop."""
+    token = _QUOTA_HOOK.set(hook)
+    try:
+        yield
+    finally:
+        _QUOTA_HOOK.reset(token)
+
+
 class Health:
     """Retryable failures in a row across all workers: ``streak`` of them means the API is down."""
 
@@ -89,6 +117,7 @@ class AttemptLoop:
         rng: random.Random | None = None,
         planned: int = 0,
         reserve: QuotaReserve = NO_RESERVE,
+        on_quota_wait: QuotaHook | None = None,
     ) -> None:
         self.reserve = reserve
         self.throttle = throttle
@@ -100,6 +129,7 @@ class AttemptLoop:
         self.planned = planned  # requests the command expects to send, for the estimate
         self.rate = throttle.rate
         self._wait_for_quota = wait_for_quota
+        self._on_quota_wait = on_quota_wait or _QUOTA_HOOK.get()
         self._rng = rng or random.Random()
         self._lock = threading.Lock()
         self._streak_429 = 0
@@ -187,7 +217,7 @@ class AttemptLoop:
         seconds = (reset - now).total_seconds() + self.policy.cushion
         if self.throttle.pause_for(seconds):
             # Answers in flight name the same reset: say it once per reset time.
-            self.notices.once(
+            told = self.notices.once(
                 f"quota {reset:%Y-%m-%dT%H:%M}",
                 f"The daily API quota is spent{' for this tool (' + left + ')' if left else ''}; "
                 f"waiting until it resets at {both_times(reset)} "
@@ -195,6 +225,8 @@ class AttemptLoop:
                 "goes on where it stopped.",
             )
             self.notices.pause(seconds, "the daily API quota is spent")
+            if told and self._on_quota_wait is not None:
+                self._on_quota_wait(QuotaWait(reset, self.throttle.granted))
         return True
 
     def _reserve_words(self, kept: int) -> str:

@@ -35,12 +35,14 @@ class Notices:
     def say(self, text: str) -> None:
         self._progress.write(text)
 
-    def once(self, key: str, text: str) -> None:
+    def once(self, key: str, text: str) -> bool:
+        """Say ``text`` unless a line with this key was said already; True when said now."""
         with self._lock:
             if key in self._said:
-                return
+                return False
             self._said.add(key)
         self.say(text)
+        return True
 
     def pause(self, seconds: float, cause: str) -> None:
         """A pause every worker keeps; told when it is long enough for a person to wonder."""
