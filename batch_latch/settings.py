@@ -13,116 +13,56 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import ipaddress
-import os
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-from dotenv import dotenv_values
 from pydantic import SecretStr
 
+from batch_latch.environment import (
+    DEFAULT_BASE_URL as DEFAULT_BASE_URL,
+)
+from batch_latch.environment import (
+    KEY_VARIABLE as KEY_VARIABLE,
+)
+from batch_latch.environment import (
+    NOTIFY_VARIABLE as NOTIFY_VARIABLE,
+)
+from batch_latch.environment import (
+    URL_VARIABLE as URL_VARIABLE,
+)
+from batch_latch.environment import (
+    _is_loopback as _is_loopback,
+)
+from batch_latch.environment import (
+    api_key as api_key,
+)
+from batch_latch.environment import (
+    base_url as base_url,
+)
+from batch_latch.environment import (
+    environment as environment,
+)
 from batch_latch.errors import ConfigError
 from batch_latch.fusebill.proxies import check_proxies
-from batch_latch.fusebill.redact import shown_url
-from batch_latch.vocab import RunKind
-
-DEFAULT_BASE_URL = "https://secure.fusebill.com/v1"
-KEY_VARIABLE = "FUSEBILL_API_KEY"
-URL_VARIABLE = "FUSEBILL_BASE_URL"
-NOTIFY_VARIABLE = "BATCH_LATCH_NOTIFY_URL"
-
-# What a base URL may not hold, and the character that gives it away (checked first, as a
-# string: a password may hold characters that make the URL unparsable).
-_URL_EXTRAS = (
-    ("credentials (user:password@)", "@"),
-    ("a query (?…)", "?"),
-    ("a fragment (#…)", "#"),
+from batch_latch.optiontypes import (
+    DEFAULT_RESERVE,
+    _fusebill_id,
+    _positive_float,
+    _positive_int,
+    _quota_reserve,
+    _read_batch,
 )
+from batch_latch.optiontypes import (
+    QuotaReserve as QuotaReserve,
+)
+from batch_latch.vocab import RunKind
 
 # Which commands take which option group.
 INPUT = ("run", "plan")
 PACE = ("run", "plan", "undo")
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be more than 0, got {text!r}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text!r}")
-    return value
-
-
-def _read_batch(text: str) -> int:
-    value = _positive_int(text)
-    if value > 500:
-        raise argparse.ArgumentTypeError(f"must be 1 to 500, got {text!r}")
-    return value
-
-
-@dataclass(frozen=True)
-class QuotaReserve:
-    """``--quota-reserve``: requests of the account's day this tool never spends, as a count
-    or a percent of ``X-Rate-Limit-Limit-Day``."""
-
-    text: str  # as given: "10%", "500", "0"
-    count: int | None = None
-    percent: float | None = None
-
-    def of(self, limit_day: int | None) -> int:
-        """The reserve in requests, once the account's daily limit is known (0 before)."""
-        if self.count is not None:
-            return self.count
-        if self.percent is None or not limit_day:
-            return 0
-        return int(limit_day * self.percent / 100.0)
-
-    def __str__(self) -> str:
-        return self.text
-
-
-def _quota_reserve(text: str) -> QuotaReserve:
-    given = text.strip()
-    try:
-        if given.endswith("%"):
-            percent = float(given[:-1])
-            if not 0 <= percent < 100:
-                raise ValueError
-            return QuotaReserve(given, percent=percent)
-        count = int(given)
-        if count < 0:
-            raise ValueError
-        return QuotaReserve(given, count=count)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a count of requests (500) or a percent of the daily limit (10%), "
-            f"got {text!r}"
-        ) from None
-
-
-DEFAULT_RESERVE = _quota_reserve("10%")
-
-
-def _fusebill_id(text: str) -> int:
-    value = text.strip()
-    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) < 2**63:
-        raise argparse.ArgumentTypeError(f"expected a fusebillId (digits, 1 or more), got {text!r}")
-    return int(value)
 
 
 @dataclass(frozen=True)
@@ -453,72 +393,3 @@ def _notify(option: str | None, env: Mapping[str, str]) -> SecretStr | None:
 
     url = notify_url(option, env)
     return None if url is None else SecretStr(url)
-
-
-def environment(cwd: Path | None = None) -> dict[str, str]:
-    """``.env`` in the working directory, overridden by the real environment."""
-    values: dict[str, str] = {}
-    dotenv = (cwd or Path.cwd()) / ".env"
-    if dotenv.is_file():
-        try:
-            values.update({k: v for k, v in dotenv_values(dotenv).items() if v is not None})
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"cannot read {dotenv}: {exc}") from None
-    values.update(os.environ)
-    return values
-
-
-def base_url(env: Mapping[str, str]) -> str:
-    """Fusebill's URL, https only; plain http is allowed for loopback rehearsals. A user
-    name or password, a query or a fragment is refused: the key header is the only
-    credential that may travel (requests would send ``user:pass@`` as Basic auth instead)."""
-    url = (env.get(URL_VARIABLE) or DEFAULT_BASE_URL).strip().rstrip("/")
-    rest = url.partition("://")[2] or url
-    extras = [what for what, mark in _URL_EXTRAS if mark in rest]
-    if extras:
-        why = f"; the key in {KEY_VARIABLE} is the only credential sent" if "@" in rest else ""
-        raise ConfigError(
-            f"{URL_VARIABLE} must be the API's address alone, without {' or '.join(extras)}: "
-            f"{shown_url(url)}{why}"
-        )
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        _ = parts.port
-    except ValueError:
-        raise ConfigError(f"{URL_VARIABLE} is not a valid URL: {url!r}") from None
-    if parts.scheme == "https" and host:
-        return url
-    if parts.scheme == "http" and _is_loopback(host):
-        return url
-    if parts.scheme == "http":
-        raise ConfigError(
-            f"{URL_VARIABLE} must use https:// (plain http is allowed only for localhost): {url}"
-        )
-    raise ConfigError(f"{URL_VARIABLE} must be an https:// URL, got {url!r}")
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def api_key(env: Mapping[str, str]) -> SecretStr:
-    key = env.get(KEY_VARIABLE, "")
-    if not key.strip():
-        raise ConfigError(
-            f"{KEY_VARIABLE} is not set: put your Fusebill API key in the environment or in a "
-            ".env file (see .env.example); --dry-run needs no key"
-        )
-    # Printable ASCII only: a pasted no-break space or em dash cannot go into an HTTP header
-    # (it would fail every request instead of stopping here).
-    if not all(33 <= ord(c) <= 126 for c in key):
-        raise ConfigError(
-            f"{KEY_VARIABLE} contains spaces, line breaks, control or non-ASCII characters; "
-            "copy the key again exactly as Fusebill shows it"
-        )
-    return SecretStr(key)

@@ -1,0 +1,84 @@
+"""The types of the command-line options' values: each parses one option's text or
+says, in one line, what it expected."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text!r}")
+    return value
+
+
+def _read_batch(text: str) -> int:
+    value = _positive_int(text)
+    if value > 500:
+        raise argparse.ArgumentTypeError(f"must be 1 to 500, got {text!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class QuotaReserve:
+    """``--quota-reserve``: requests of the account's day this tool never spends, as a count
+    or a percent of ``X-Rate-Limit-Limit-Day``."""
+
+    text: str  # as given: "10%", "500", "0"
+    count: int | None = None
+    percent: float | None = None
+
+    def of(self, limit_day: int | None) -> int:
+        """The reserve in requests, once the account's daily limit is known (0 before)."""
+        if self.count is not None:
+            return self.count
+        if self.percent is None or not limit_day:
+            return 0
+        return int(limit_day * self.percent / 100.0)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def _quota_reserve(text: str) -> QuotaReserve:
+    given = text.strip()
+    try:
+        if given.endswith("%"):
+            percent = float(given[:-1])
+            if not 0 <= percent < 100:
+                raise ValueError
+            return QuotaReserve(given, percent=percent)
+        count = int(given)
+        if count < 0:
+            raise ValueError
+        return QuotaReserve(given, count=count)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a count of requests (500) or a percent of the daily limit (10%), "
+            f"got {text!r}"
+        ) from None
+
+
+DEFAULT_RESERVE = _quota_reserve("10%")
+
+
+def _fusebill_id(text: str) -> int:
+    value = text.strip()
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) < 2**63:
+        raise argparse.ArgumentTypeError(f"expected a fusebillId (digits, 1 or more), got {text!r}")
+    return int(value)
