@@ -23,7 +23,7 @@ from batch_latch.clock import now_iso
 from batch_latch.errors import NotAJob
 from batch_latch.fusebill.answers import Meaning, classify_unlatch
 from batch_latch.fusebill.service import FusebillService
-from batch_latch.jobfolder.checkpoint import FILENAME, Checkpoint, Record, made_for
+from batch_latch.jobfolder.checkpoint import FILENAME, Checkpoint, Record, made_for, remembered
 from batch_latch.jobfolder.earlier import Earlier, Target, Targets
 from batch_latch.reports.columns import (
     IntColumn,
@@ -62,7 +62,8 @@ def targets(settings: Settings) -> tuple[Targets, Checkpoint]:
         # Sends nothing and needs no key: nor FUSEBILL_BASE_URL; the job's own API it is.
         url = made_for(settings.out) or url
     store = Checkpoint.open(settings.out, url)
-    return Earlier(store.records).undo_targets(), store
+    # Also what checkpoints set aside by --fresh latched against this API: the job remembers.
+    return Earlier(remembered(settings.out, url, store.records)).undo_targets(), store
 
 
 def planned_columns(found: Targets, unlatch_unknown: bool) -> ResultColumns:

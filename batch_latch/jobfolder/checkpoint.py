@@ -180,18 +180,19 @@ class Checkpoint:
                     "would put back, is gone; restore it from a backup, or move it away or use "
                     "--fresh (earlier successes would then be sent again)"
                 )
+            earlier: pa.Table | None = None
             if path.exists():
                 _repair_torn_tail(path)
-                version = _check_header(path, base_url)
-                earlier = _read(path, version)
+                version, earlier = _bind(path, base_url)
+            if earlier is None:
+                handle = _start(path, base_url)
+                earlier = _SCHEMA.empty_table()
+            else:
                 if version == 2:  # the same lines: only the header's format number moves on
                     _renumber(path, base_url)
                 elif version != FORMAT:
                     _rewrite(path, base_url, earlier)
                 handle = path.open("ab")
-            else:
-                handle = _start(path, base_url)
-                earlier = _SCHEMA.empty_table()
         except OSError as exc:
             where = exc.filename or path
             raise CheckpointError(f"cannot use checkpoint {where}: {why(exc)}") from None
@@ -325,6 +326,34 @@ def _repair_torn_tail(path: Path) -> None:
         _sync(handle)  # type: ignore[arg-type]
 
 
+#: A checkpoint set aside by ``--fresh`` (or by re-binding an unanswered job):
+#: ``checkpoint-<UTC time>.csv.old`` beside the live one.
+SET_ASIDE_GLOB = "checkpoint-*.csv.old"
+
+
+def set_aside(out_dir: Path) -> list[Path]:
+    """The job's set-aside checkpoints, oldest first (their names sort by time)."""
+    return sorted(p for p in out_dir.glob(SET_ASIDE_GLOB) if p.is_file())
+
+
+def remembered(out_dir: Path, base_url: str, current: Records | None = None) -> Records:
+    """Every record the job keeps for ``base_url``: its set-aside checkpoints made against
+    that API (oldest first), then ``current`` (the live checkpoint's records, when given).
+    What undo must put back and a customer's story both come from here."""
+    tables = []
+    for path in set_aside(out_dir):
+        try:
+            version = _check_header(path, base_url)
+        except (CheckpointError, OSError):
+            continue  # another API's, or not a checkpoint: not this job's memory for this API
+        tables.append(_read(path, version))
+    if current is not None:
+        tables.append(current.table)
+    if not tables:
+        return Records(_SCHEMA.empty_table())
+    return Records(pa.concat_tables(tables))
+
+
 def made_for(out_dir: Path) -> str | None:
     """The API base URL the checkpoint in ``out_dir`` was made against (None: unreadable)."""
     try:
@@ -336,22 +365,49 @@ def made_for(out_dir: Path) -> str | None:
     return fields[2] if len(fields) == 3 and fields[0] == _MARK else None
 
 
-def _check_header(path: Path, base_url: str) -> int:
+def _header(path: Path) -> tuple[int, str]:
+    """(format, the API base URL) of a checkpoint's first line."""
     with path.open("rb") as handle:
         first = handle.readline().decode("utf-8", errors="replace")
     fields = next(csv.reader([first]), [])
     if len(fields) == 3 and fields[0] == _MARK and fields[1] in ("1", "2", str(FORMAT)):
-        version, made_for = int(fields[1]), fields[2]
-    else:
-        raise CheckpointError(
-            f"{path} is not a batch-latch checkpoint; move it away or use --fresh"
-        ) from None
+        return int(fields[1]), fields[2]
+    raise CheckpointError(
+        f"{path} is not a batch-latch checkpoint; move it away or use --fresh"
+    ) from None
+
+
+def _mismatch(path: Path, made_for: str, base_url: str) -> CheckpointError:
+    return CheckpointError(
+        f"the job in {path.parent} is bound to {made_for} (its checkpoint holds answers from "
+        f"that API), not {base_url}: check FUSEBILL_BASE_URL, or use another --out for "
+        f"{base_url}"
+    )
+
+
+def _check_header(path: Path, base_url: str) -> int:
+    version, made_for = _header(path)
     if made_for != base_url:
-        raise CheckpointError(
-            f"the checkpoint in {path.parent} was made against {made_for}, not {base_url}; "
-            "use another --out, or --fresh to start over"
-        )
+        raise _mismatch(path, made_for, base_url)
     return version
+
+
+def _bind(path: Path, base_url: str) -> tuple[int, pa.Table | None]:
+    """(format, records) of an existing checkpoint for ``base_url``. A job is bound to its
+    API only once an answer came from it: a checkpoint of another URL that holds no outcome
+    (only its header, or only write-ahead records of writes nobody answered) is not bound,
+    so it is set aside (records: None, a new one is started) instead of refused."""
+    version, made_for = _header(path)
+    if made_for == base_url:
+        return version, _read(path, version)
+    table = _read(path, version)
+    if pc.any(pc.not_equal(table["s"].cast(pa.string()), WRITING)).as_py():
+        raise _mismatch(path, made_for, base_url)
+    if table.num_rows:  # kept for undo under its own URL, should a write have landed there
+        path.replace(path.with_name(f"checkpoint-{file_stamp(utc_now())}.csv.old"))
+    else:
+        path.unlink()
+    return FORMAT, None
 
 
 def _read(path: Path, version: int = FORMAT) -> pa.Table:
