@@ -173,7 +173,8 @@ def _write(
             if note:
                 print(f"Note: {note}; the reports are of the file as it was loaded.", file=err)
         paths = report.write_reports(folder, done.columns, extras, summary)
-        history.write_outcomes(folder, done.columns.row, done.columns.status)
+        c = done.columns
+        history.write_outcomes(folder, c.row, c.status, c.fusebillId, c.geotabId)
         kept = history.publish(settings.out, paths, source)
     except OutputError as exc:
         if done.requests:

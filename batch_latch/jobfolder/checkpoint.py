@@ -410,12 +410,13 @@ def _bind(path: Path, base_url: str) -> tuple[int, pa.Table | None]:
     return FORMAT, None
 
 
-def _read(path: Path, version: int = FORMAT) -> pa.Table:
-    """Every record, in the order written (the latest for a customer wins)."""
+def _read(path: Path, version: int = FORMAT, data: bytes | None = None) -> pa.Table:
+    """Every record, in the order written (the latest for a customer wins); ``data``: the
+    file's bytes, when already read."""
     names = _V1_NAMES if version == 1 else _SCHEMA.names
     try:
         table = pacsv.read_csv(
-            str(path),
+            str(path) if data is None else pa.BufferReader(data),
             read_options=pacsv.ReadOptions(skip_rows=1, column_names=names),
             parse_options=pacsv.ParseOptions(newlines_in_values=False),
             convert_options=pacsv.ConvertOptions(
@@ -439,3 +440,15 @@ def _read(path: Path, version: int = FORMAT) -> pa.Table:
             7, "p", pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), pa.array([""]))
         )
     return table.select(_SCHEMA.names)
+
+
+def job_records(out_dir: Path) -> Records:
+    """Every record the job in ``out_dir`` remembers, read only (no lock, no upgrade): its
+    set-aside checkpoints of the API it is bound to, then the live checkpoint."""
+    path = out_dir / FILENAME
+    if not path.is_file() or not path.stat().st_size:
+        return Records(_SCHEMA.empty_table())
+    version, base_url = _header(path)
+    data = path.read_bytes()
+    data = data[: data.rfind(b"\n") + 1]  # a line a running command is appending: not yet
+    return remembered(out_dir, base_url, Records(_read(path, version, data)))

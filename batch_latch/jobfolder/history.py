@@ -82,9 +82,10 @@ def lock(out: Path) -> Iterator[None]:
         raise JobFolderError(f"cannot use job folder {out}: {why(exc)}") from None
     try:
         if not _try_lock(handle):
+            held = _holder_text(handle)
             raise JobBusy(
-                f"the job in {out} is busy: another batch-latch command is using it; wait for it "
-                "to finish (or use another --out)"
+                f"the job in {out} is busy: another batch-latch command is using it"
+                f"{f' ({held})' if held else ''}; wait for it to finish (or use another --out)"
             )
         try:
             handle.seek(0)
@@ -97,6 +98,45 @@ def lock(out: Path) -> Iterator[None]:
     finally:
         with suppress(OSError):  # a pid line that could not be flushed: said above
             handle.close()
+
+
+def _holder_text(handle: IO[str]) -> str:
+    """What the lock file says of the command holding it: ``pid N on HOST since TIME``."""
+    try:
+        handle.seek(0)
+        text = handle.read(200).strip()
+    except OSError:
+        return ""
+    return text if text.startswith("pid ") else ""
+
+
+def holder(out: Path) -> str | None:
+    """``pid N on HOST since TIME`` while a command holds the job (None: none does). Takes
+    the lock for an instant when it is free, so it never blocks a command."""
+    path = out / LOCK
+    if not path.is_file():
+        return None
+    try:
+        handle = path.open("r")
+    except OSError:
+        return None
+    with handle:
+        if _try_lock(handle):
+            _unlock(handle)
+            return None
+        return _holder_text(handle) or "a command"
+
+
+def _unlock(handle: IO[str]) -> None:
+    if sys.platform == "win32":  # pragma: no cover - CI runs POSIX only
+        import msvcrt
+
+        with suppress(OSError):
+            msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
+        return
+    import fcntl
+
+    fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def _try_lock(handle: IO[str]) -> bool:
@@ -262,14 +302,25 @@ def _same(a: Path, b: Path) -> bool:
         return False
 
 
-def write_outcomes(folder: Path, row: pa.Array, status: pa.Array) -> None:
-    """The per-row status of one command, for ``status`` (Arrow IPC: read without parsing)."""
+def write_outcomes(
+    folder: Path,
+    row: pa.Array,
+    status: pa.Array,
+    fusebill_id: pa.Array | None = None,
+    geotab_id: pa.Array | None = None,
+) -> None:
+    """The per-row status of one command, with the row's pair (fusebillId, geotabId as the
+    reports show them), for ``status`` (Arrow IPC: read without parsing)."""
     if pa.types.is_dictionary(status.type):  # look each distinct value up once
         names = pc.index_in(status.dictionary.cast(pa.string()), value_set=pa.array(STATUSES))
         codes = pc.take(names, status.indices)
     else:
         codes = pc.index_in(status, value_set=pa.array(STATUSES))
-    table = pa.table({"row": row, "status": pc.cast(codes, pa.int8())})
+    columns = {"row": row, "status": pc.cast(codes, pa.int8())}
+    if fusebill_id is not None and geotab_id is not None:
+        columns["fusebillId"] = pc.cast(fusebill_id, pa.string())
+        columns["geotabId"] = pc.cast(geotab_id, pa.string())
+    table = pa.table(columns)
     try:
         feather.write_feather(table, str(folder / OUTCOMES), compression="uncompressed")
     except OSError as exc:

@@ -8,7 +8,7 @@ the read finds         run                      plan
 404 (Fusebill format)  not_found                not_found
 the same geotabId      success, ``unchanged``   valid, ``unchanged``
 none                   latch, ``new``           valid, ``new``
-another                failed ``relatch_refused``, no change (latch with --allow-relatch)  valid, ``relatch``
+another                failed ``relatch_refused`` (latch with --allow-relatch)  valid, ``relatch``
 no geotabId key        latch, ``unknown``       valid, ``unknown``
 anything else          retried, then failed ``unreadable``; never written blind
 =====================  =======================  ==================================
