@@ -4,7 +4,10 @@ copied to the job folder itself; one command at a time.
 ``OUT/runs/<UTC time>-<kind>/`` holds a command's reports, its summary and a copy of its
 input. The latest reports are then copied to ``OUT/`` (each atomically), except a file the
 user is reading from or has edited since the tool wrote it: the tool never overwrites
-what the user wrote. ``OUT/.published.json`` remembers what the tool last put there (size and time).
+what the user wrote until it has been fed back as an input (its copy is then in that run's
+folder): after that, ``OUT/`` gets the latest reports again. ``OUT/.published.json``
+remembers what the tool last put there (size and time), and which edited report was fed
+back as it is.
 """
 
 from __future__ import annotations
@@ -35,6 +38,9 @@ RUNS = "runs"
 LOCK = ".lock"
 PUBLISHED = ".published.json"
 OUTCOMES = "outcomes.arrow"  # per-row status of one command, for ``status``
+#: In ``.published.json``: a report in ``OUT/`` the user edited and then fed back as a
+#: command's input, as it was then (the fix loop goes on: a later command refreshes it).
+FED_BACK = "fed-back:"
 
 
 @dataclass(frozen=True)
@@ -226,6 +232,9 @@ def publish(out: Path, paths: ReportPaths, source: Path | None) -> list[str]:
             target = out / path.name
             if source is not None and target.exists() and _same(target, source):
                 kept.append(f"{target} is this command's input, so it was left as it is")
+                # Fed back as it is now (its copy is in this run's folder): the next
+                # command may replace it, unless the user edits it again first.
+                record[path.name] = FED_BACK + _signature(target)
                 continue
             if not _ours(target, record):
                 kept.append(
@@ -290,7 +299,7 @@ def _ours(target: Path, record: dict[str, str]) -> bool:
     if target.name not in record:
         return not (target.parent / PUBLISHED).exists()
     try:
-        return _signature(target) == record[target.name]
+        return _signature(target) == record[target.name].removeprefix(FED_BACK)
     except OSError:
         return False
 

@@ -3,11 +3,16 @@ against the sandbox."""
 
 from __future__ import annotations
 
+import csv
 import json
+import re
 from pathlib import Path
+from typing import Any
 
 import openpyxl
+import pytest
 
+from batch_latch.sandbox import Sandbox
 from tests.integration.conftest import (
     FAST,
     RunCli,
@@ -15,6 +20,7 @@ from tests.integration.conftest import (
     StatusCli,
     UndoCli,
     holdings,
+    invoke,
     known_rows,
     latch_requests,
     summary_counts,
@@ -106,3 +112,134 @@ def test_item2_fresh_keeps_the_set_aside_latches_for_undo(
     assert set(holdings(sandbox, fids).values()) == {None}
     job = json.loads(status_cli(undone.out, "--json").stdout)
     assert job["in_fusebill"] == {"latched": 0, "restored": 5, "unknown": 0}
+
+
+def _readme_fix_loop() -> list[list[str]]:
+    """The fix loop's command lines, POSIX and PowerShell, as the README shows them."""
+    text = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    section = text.split("### Fixing rows: the fix loop", 1)[1].split("\n### ", 1)[0]
+    lines = []
+    for block in re.findall(r"```(sh|powershell)\n(.*?)```", section, re.S):
+        for line in block[1].splitlines():
+            words = line.split("#", 1)[0].split()
+            if words and words[0].replace("\\", "/").endswith("batch-latch"):
+                lines.append([w.replace("\\", "/") for w in words[1:]])
+    return lines
+
+
+def _edit(path: Path, encoding: str, fixes: dict[str, str]) -> None:
+    """What a script with Python's csv does: read, fix the fusebillIds, write back."""
+    with path.open(encoding=encoding, newline="") as handle:
+        rows = list(csv.reader(handle))
+    at = next(i for i, name in enumerate(rows[0]) if name == "fusebillId")
+    for row in rows[1:]:
+        row[at] = fixes.get(row[at], row[at])
+    with path.open("w", encoding=encoding, newline="") as handle:
+        csv.writer(handle).writerows(rows)
+
+
+def _status(status_cli: StatusCli, out: Path) -> dict[str, Any]:
+    done = status_cli(out, "--json")
+    assert done.returncode == 0, done.stderr
+    job: dict[str, Any] = json.loads(done.stdout)
+    job["counts"] = {k: v for k, v in job["counts"].items() if v}
+    return job
+
+
+def _ours_in_sandbox(sandbox: Sandbox, pairs: list[tuple[int, str]]) -> int:
+    return sum(sandbox.geotab_id_of(f) == g for f, g in pairs)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig"])
+def test_items3_4_5_7_the_readme_fix_loop_and_status_against_the_sandbox(
+    tmp_path: Path,
+    sandbox_factory: SandboxFactory,
+    plan_cli: RunCli,
+    run_cli: RunCli,
+    undo_cli: UndoCli,
+    status_cli: StatusCli,
+    encoding: str,
+) -> None:
+    sandbox = sandbox_factory()
+    good = known_rows(8)
+    typos = {"1000O06": "1000006", "10000O7": "1000007"}
+    sheet = [*good[:6], ("1000O06", good[6][1]), ("10000O7", good[7][1])]
+    source = write_csv(tmp_path / "mapping.csv", sheet)
+    out = tmp_path / "mapping-latch"
+    words = FAST
+
+    plan = plan_cli(source, sandbox.base_url, *words, out=out)
+    assert plan.returncode == 1, plan.stderr
+    job = _status(status_cli, out)
+    assert job["counts"] == {"valid": 6, "invalid": 2}
+    assert job["in_fusebill"] == {"latched": 0, "restored": 0, "unknown": 0}
+
+    run = run_cli(source, sandbox.base_url, *words, out=out)
+    assert run.returncode == 1, run.stderr
+    job = _status(status_cli, out)
+    assert job["counts"] == {"success": 6, "invalid": 2}
+    assert job["in_fusebill"]["latched"] == _ours_in_sandbox(sandbox, good) == 6
+
+    _edit(out / "failed.csv", encoding, typos)
+    commands = _readme_fix_loop()
+    assert len(commands) == 4  # two POSIX lines, two PowerShell lines
+    for n, command in enumerate(commands):
+        argv = [w.replace("mapping-latch", str(out)) for w in command]
+        done = invoke(
+            [*argv, "--no-progress", *words], cwd=tmp_path, out=out, base_url=sandbox.base_url
+        )
+        assert done.returncode == 0, (command, done.stdout, done.stderr)
+        rows = done.by_fid()
+        # The sheet's own rows, and no input_ column made of ours.
+        assert int(rows[1_000_006]["row"]) == 8 and int(rows[1_000_007]["row"]) == 9
+        assert not [c for c in done.results()[0] if c.startswith("input_")]
+        assert "status" in done.results()[0]
+        assert {r["status"] for r in rows.values()} == ({"valid"} if n % 2 == 0 else {"success"})
+    assert _ours_in_sandbox(sandbox, good) == 8
+    job = _status(status_cli, out)
+    assert job["counts"] == {"success": 8}, job
+    assert job["in_fusebill"]["latched"] == 8
+
+    rerun = run_cli(source, sandbox.base_url, *words, out=out)  # "the same command"
+    assert rerun.returncode == 1
+    assert "was changed since batch-latch wrote it" not in rerun.stderr  # the loop goes on
+    assert (out / "failed.csv").read_bytes() == (rerun.folder() / "failed.csv").read_bytes()
+    job = _status(status_cli, out)
+    assert job["counts"] == {"success": 8}, job  # the fixed pairs count, whatever input
+    assert job["in_fusebill"] == {"latched": 8, "restored": 0, "unknown": 0}
+
+    undone = undo_cli(sandbox.base_url, *words, out=out)
+    assert undone.returncode == 0, undone.stderr
+    assert _ours_in_sandbox(sandbox, good) == 0
+    job = _status(status_cli, out)
+    assert job["counts"] == {"undone": 8}, job
+    assert job["in_fusebill"] == {"latched": 0, "restored": 8, "unknown": 0}
+    text = status_cli(out).stdout
+    assert "success" not in text
+    assert "undo " in text and "undone" in text
+
+
+def test_item5_the_runs_table_tells_a_dry_undo_from_a_real_one(
+    tmp_path: Path,
+    sandbox_factory: SandboxFactory,
+    run_cli: RunCli,
+    undo_cli: UndoCli,
+    status_cli: StatusCli,
+) -> None:
+    sandbox = sandbox_factory()
+    source = write_csv(tmp_path / "in.csv", known_rows(2))
+    assert run_cli(source, sandbox.base_url, *FAST).returncode == 0
+    assert undo_cli(sandbox.base_url, "--dry-run").returncode == 0
+    assert undo_cli(sandbox.base_url, *FAST).returncode == 0
+
+    job = _status(status_cli, tmp_path / "out")
+    assert [(r["kind"], r["dry_run"]) for r in job["runs"]] == [
+        ("run", False),
+        ("undo", True),
+        ("undo", False),
+    ]
+    text = status_cli(tmp_path / "out").stdout
+    lines = text.splitlines()
+    assert sum("undo --dry-run" in line for line in lines) == 1
+    assert sum(" undo " in line and "--dry-run" not in line for line in lines) == 1
