@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
+import socket
 from pathlib import Path
 from typing import Any
 
 import openpyxl
 import pytest
 
+from batch_latch.jobfolder import history
 from batch_latch.sandbox import Sandbox
 from tests.integration.conftest import (
     FAST,
@@ -243,3 +246,45 @@ def test_item5_the_runs_table_tells_a_dry_undo_from_a_real_one(
     lines = text.splitlines()
     assert sum("undo --dry-run" in line for line in lines) == 1
     assert sum(" undo " in line and "--dry-run" not in line for line in lines) == 1
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def test_item9_a_refused_connection_names_host_and_port_not_an_outage(
+    tmp_path: Path, run_cli: RunCli
+) -> None:
+    port = _closed_port()
+    source = write_csv(tmp_path / "in.csv", known_rows(25))
+
+    run = run_cli(source, f"http://127.0.0.1:{port}/v1", *FAST, "--max-attempts", "1")
+
+    assert run.returncode == 3, run.stderr
+    line = next(x for x in run.stderr.splitlines() if x.startswith("Stopped"))
+    assert f"could not connect to 127.0.0.1:{port}" in line and "FUSEBILL_BASE_URL" in line
+    assert "looks down" not in run.stderr
+    assert "then: Run" not in run.stderr
+
+
+def test_item9_a_busy_job_and_status_say_who_holds_it(
+    tmp_path: Path, run_cli: RunCli, status_cli: StatusCli
+) -> None:
+    source = write_csv(tmp_path / "in.csv", known_rows(1))
+    out = tmp_path / "out"
+    assert run_cli(source, "http://127.0.0.1:9/v1", "--dry-run", key=None).returncode == 0
+
+    with history.lock(out):
+        busy = run_cli(source, "http://127.0.0.1:9/v1", "--dry-run", key=None)
+        shown = status_cli(out)
+        job = _status(status_cli, out)
+
+    assert busy.returncode == 2
+    holder = f"pid {os.getpid()} on {history.host()} since "
+    assert holder in busy.stderr, busy.stderr
+    assert holder in shown.stdout and "running" in shown.stdout, shown.stdout
+    assert job["running"].startswith(holder)
+    assert _status(status_cli, out)["running"] is None  # released
