@@ -288,3 +288,22 @@ def test_item9_a_busy_job_and_status_say_who_holds_it(
     assert holder in shown.stdout and "running" in shown.stdout, shown.stdout
     assert job["running"].startswith(holder)
     assert _status(status_cli, out)["running"] is None  # released
+
+
+def test_item9_help_names_the_variables_and_the_exit_codes(tmp_path: Path) -> None:
+    done = invoke(["--help"], cwd=tmp_path, out=tmp_path)
+
+    assert done.returncode == 0
+    for name in (
+        "FUSEBILL_API_KEY",
+        "FUSEBILL_BASE_URL",
+        "HTTPS_PROXY",
+        "HTTP_PROXY",
+        "NO_PROXY",
+        "REQUESTS_CA_BUNDLE",
+        "SSL_CERT_FILE",
+    ):
+        assert name in done.stdout, name
+    assert "exit codes" in done.stdout
+    for code in ("0", "1", "2", "3", "130"):
+        assert re.search(rf"^\s+{code}\s", done.stdout, re.M), code
