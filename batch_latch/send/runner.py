@@ -178,9 +178,10 @@ class Session(Generic[T]):
         for task, outcome in zip(tasks, results):
             if outcome is None:
                 outcome = pending(reason)
-                if task.index in notes:
-                    text = f"{outcome.message}; an earlier run said: {notes[task.index]}"
-                    outcome = RowOutcome(Status.PENDING, None, 0, text, outcome.error_key)
+            if outcome.status is Status.PENDING and task.index in notes:
+                # Not reached, or about to be sent when the stop came: the earlier word stays.
+                text = f"{outcome.message}; an earlier run said: {notes[task.index]}"
+                outcome = dataclasses.replace(outcome, message=text)
             elif outcome.status is Status.FAILED and task.index in outage:
                 text = f"{pending(reason).message}; last answer: {outcome.message}"
                 outcome = RowOutcome(

@@ -213,7 +213,12 @@ def _unique_names(names: Sequence[str]) -> list[str]:
 def _assemble(
     path: Path, grid: Grid, fusebill_column: str | None, geotab_column: str | None
 ) -> Sheet:
-    at, header, fid, gid = _find_header(path, grid, fusebill_column, geotab_column)
+    try:
+        at, header, fid, gid = _find_header(path, grid, fusebill_column, geotab_column)
+    except InputError as exc:  # a file-level error names the file, columns not found too
+        if path.name in str(exc):
+            raise
+        raise InputError(f"{path.name}: {exc}") from None
     columns = [c.slice(at + 1) for c in grid.columns]
     sheet_rows = grid.rows[at + 1 :]
     blank = _blank(columns)

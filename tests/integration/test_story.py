@@ -307,3 +307,33 @@ def test_item9_help_names_the_variables_and_the_exit_codes(tmp_path: Path) -> No
     assert "exit codes" in done.stdout
     for code in ("0", "1", "2", "3", "130"):
         assert re.search(rf"^\s+{code}\s", done.stdout, re.M), code
+
+
+def test_item10_the_row_about_to_be_sent_at_the_stop_keeps_the_earlier_message(
+    tmp_path: Path, sandbox_factory: SandboxFactory, run_cli: RunCli
+) -> None:
+    sandbox = sandbox_factory(force_status={1_000_000: 500, 1_000_001: 500})
+    source = write_csv(tmp_path / "in.csv", [(1_000_000, "A"), (1_000_001, "B")])
+    first = run_cli(source, sandbox.base_url, "--max-attempts", "1", "--workers", "1")
+    assert [r["status"] for r in first.results()] == ["failed", "failed"]
+    said = first.by_row()[2]["message"]
+    assert "gave up after 1 attempt" in said
+
+    # One request: row 2's read; its latch was next when --max-requests stopped the run.
+    second = run_cli(source, sandbox.base_url, "--max-requests", "1", "--workers", "1")
+
+    assert second.returncode == 3, second.stderr
+    for n in (2, 3):
+        row = second.by_row()[n]
+        assert row["status"] == "pending"
+        assert "earlier run said" in row["message"] and "HTTP 500" in row["message"], row
+
+
+def test_item10_columns_not_found_names_the_file(tmp_path: Path, run_cli: RunCli) -> None:
+    source = write_csv(tmp_path / "mapping-typo.csv", [(1, "A")], header=("customer", "geo"))
+
+    done = run_cli(source, "http://127.0.0.1:9/v1", "--dry-run", key=None)
+
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()
+    assert "mapping-typo.csv" in line and "column" in line
