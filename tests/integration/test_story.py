@@ -337,3 +337,17 @@ def test_item10_columns_not_found_names_the_file(tmp_path: Path, run_cli: RunCli
     assert done.returncode == 2
     (line,) = done.stderr.strip().splitlines()
     assert "mapping-typo.csv" in line and "column" in line
+
+
+@pytest.mark.slow
+def test_item8_the_demo_leaves_the_runs_reports_in_its_out(tmp_path: Path) -> None:
+    out = tmp_path / "batch-latch-demo"
+
+    done = invoke(["demo", "--out", out], cwd=tmp_path, out=out, key=None, timeout=180)
+
+    assert done.returncode == 0, done.stderr
+    assert "open the reports" in done.stdout
+    summary = done.summary()
+    assert summary["kind"] == "run" and not summary["dry_run"]
+    assert len(done.results()) == summary["rows"] > 4
+    assert all(r["change"] != "undo" for r in done.results())
