@@ -334,3 +334,28 @@ def write_outcomes(
         feather.write_feather(table, str(folder / OUTCOMES), compression="uncompressed")
     except OSError as exc:
         raise JobFolderError(f"cannot write {folder / OUTCOMES}: {why(exc)}") from None
+
+
+def latched_rows(out: Path, fusebill_ids: pa.Array, geotab_ids: pa.Array) -> pa.Array:
+    """For each pair asked about, the sheet row a ``run`` of this job latched it from (the
+    latest such run's), from its run folders' outcomes; null where no report of the latch
+    was kept (a run killed before its reports, or written before pairs were kept)."""
+    found: dict[tuple[str, str], int] = {}
+    success = STATUSES.index("success")
+    for folder in sorted(p for p in (out / RUNS).glob("*-run*") if p.is_dir()):
+        path = folder / OUTCOMES
+        if not path.is_file():
+            continue
+        try:
+            table = feather.read_table(str(path))
+        except (OSError, pa.ArrowInvalid):
+            continue
+        if "fusebillId" not in table.column_names:
+            continue
+        table = table.filter(pc.equal(table["status"], success))
+        for fid, gid, row in zip(
+            table["fusebillId"].to_pylist(), table["geotabId"].to_pylist(), table["row"].to_pylist()
+        ):
+            found[(fid, gid)] = row
+    pairs = zip(pc.cast(fusebill_ids, pa.string()).to_pylist(), geotab_ids.to_pylist())
+    return pa.array([found.get(pair) for pair in pairs], pa.int64())

@@ -351,3 +351,26 @@ def test_item8_the_demo_leaves_the_runs_reports_in_its_out(tmp_path: Path) -> No
     assert summary["kind"] == "run" and not summary["dry_run"]
     assert len(done.results()) == summary["rows"] > 4
     assert all(r["change"] != "undo" for r in done.results())
+
+
+def test_item9_undo_reports_carry_the_sheet_row_of_each_latch(
+    tmp_path: Path, sandbox_factory: SandboxFactory, run_cli: RunCli, undo_cli: UndoCli
+) -> None:
+    sandbox = sandbox_factory()
+    # A title line, a blank row and an invalid row: sheet rows are not 2, 3, ...
+    source = tmp_path / "in.csv"
+    source.write_text(
+        "Latches for May\nfusebillId,geotabId\n1000001,A\n\nbad,B\n1000002,C\n1000003,D\n",
+        encoding="utf-8",
+    )
+    run = run_cli(source, sandbox.base_url, *FAST)
+    assert run.returncode == 1, run.stderr
+    sheet = {int(r["fusebillId"]): r["row"] for r in run.results() if r["status"] == "success"}
+    assert sheet == {1_000_001: "3", 1_000_002: "6", 1_000_003: "7"}
+
+    dry = undo_cli(sandbox.base_url, "--dry-run")
+    real = undo_cli(sandbox.base_url, *FAST)
+
+    for done in (dry, real):
+        assert done.returncode == 0, done.stderr
+        assert {int(r["fusebillId"]): r["row"] for r in done.results()} == sheet
