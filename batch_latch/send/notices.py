@@ -46,7 +46,10 @@ class Notices:
         """A pause every worker keeps; told when it is long enough for a person to wonder."""
         end = time.monotonic() + seconds
         until = datetime.now(timezone.utc) + timedelta(seconds=seconds)
-        self._progress.paused(f"paused until {local_time(until)}: {cause}" if seconds >= 1 else "")
+        if seconds >= 1:
+            self._progress.paused(f"until {local_time(until)}: {cause}", seconds)
+        else:
+            self._progress.paused("")
         if seconds < VISIBLE_PAUSE:
             return
         with self._lock:

@@ -4,10 +4,16 @@ against the sandbox."""
 from __future__ import annotations
 
 import csv
+import fcntl
 import json
 import os
+import pty
 import re
+import select
+import signal
 import socket
+import struct
+import termios
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +22,7 @@ import pytest
 
 from batch_latch.jobfolder import history
 from batch_latch.sandbox import Sandbox
+from tests.doubles import wait_for
 from tests.integration.conftest import (
     FAST,
     RunCli,
@@ -29,6 +36,7 @@ from tests.integration.conftest import (
     summary_counts,
     write_csv,
 )
+from tests.integration.test_signals_cli import Background
 
 OTHER, NEW = 1_000_002, 1_000_003
 
@@ -374,3 +382,51 @@ def test_item9_undo_reports_carry_the_sheet_row_of_each_latch(
     for done in (dry, real):
         assert done.returncode == 0, done.stderr
         assert {int(r["fusebillId"]): r["row"] for r in done.results()} == sheet
+
+
+@pytest.mark.slow
+def test_item9_on_a_terminal_the_bar_keeps_counts_and_time_left_and_counts_down_a_pause(
+    tmp_path: Path, sandbox_factory: SandboxFactory
+) -> None:
+    # One request every 2 s gets through; the others hear 429 with Retry-After: 30.
+    sandbox = sandbox_factory(rate_limit=0.5, retry_after_seconds=30)
+    sheet = write_csv(tmp_path / "sheet.csv", known_rows(6))
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 160, 0, 0))  # 160 columns
+    live = Background(
+        ["run", sheet, "--out", tmp_path / "out", "--workers", "1"],
+        sandbox.base_url,
+        tmp_path,
+        stdout=slave,
+        stderr=slave,
+    )
+    os.close(slave)
+    seen = bytearray()
+
+    def frames() -> list[str]:
+        while select.select([master], [], [], 0.05)[0]:
+            try:
+                seen.extend(os.read(master, 65536))
+            except OSError:
+                break
+        text = seen.decode("utf-8", errors="replace").replace("\n", "\r")
+        return [f for f in text.split("\r") if "paused, " in f]
+
+    try:
+        try:
+            wait_for(lambda: len(frames()) >= 1, deadline=20, what="a paused frame")
+        except AssertionError:
+            raise AssertionError(bytes(seen[-3000:])) from None
+        first = frames()[0]
+        assert "ok=" in first and "/6" in first and "<" in first, first  # counts, time left
+        left = int(re.search(r"paused, (\d+) s left", first).group(1))  # type: ignore[union-attr]
+        wait_for(
+            lambda: any(f"paused, {n} s left" in f for f in frames() for n in range(left - 1)),
+            deadline=30,
+            what="the countdown",
+        )
+    finally:
+        live.proc.send_signal(signal.SIGTERM)
+        live.proc.wait(30)
+        os.close(master)
+    assert live.proc.returncode == 143
