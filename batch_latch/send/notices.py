@@ -10,6 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 from batch_latch.send.estimate import Pace, duration, duration_short, limits_text, seconds_for
 from batch_latch.send.progress import Progress
+from batch_latch.vocab import plural
 
 VISIBLE_PAUSE = 5.0  # seconds: a pause this long or longer gets a line of its own
 
@@ -71,6 +72,6 @@ class Notices:
             )
         self.once(
             "limits",
-            f"This account's limits are {limits_text(pace)}: the {requests:,} requests left "
-            f"take {took}.",
+            f"This account's limits are {limits_text(pace)}: the {plural(requests, 'request')} "
+            f"left {'takes' if requests == 1 else 'take'} {took}.",
         )

@@ -430,3 +430,24 @@ def test_item9_on_a_terminal_the_bar_keeps_counts_and_time_left_and_counts_down_
         live.proc.wait(30)
         os.close(master)
     assert live.proc.returncode == 143
+
+
+def test_item9_one_row_one_request_and_thousands_separators_everywhere(
+    tmp_path: Path, sandbox_factory: SandboxFactory, run_cli: RunCli, status_cli: StatusCli
+) -> None:
+    sandbox = sandbox_factory()
+    one = write_csv(tmp_path / "one.csv", known_rows(1))
+    stopped = run_cli(one, sandbox.base_url, "--max-requests", "1", out=tmp_path / "one")
+    assert stopped.returncode == 3, stopped.stderr
+    text = stopped.stdout + stopped.stderr
+    assert ": 1 row, 1 request sent (1 read, 0 writes)" in stopped.stdout, stopped.stdout
+    assert "--max-requests 1 request;" in text and "1 row is pending" in text, text
+    assert not re.search(r"\b1 (rows|requests|reads)\b", text), text
+    assert "then: Run" not in text
+
+    many = write_csv(tmp_path / "many.csv", known_rows(1_200))
+    dry = run_cli(many, sandbox.base_url, "--dry-run", key=None, out=tmp_path / "many")
+    assert dry.returncode == 0
+    assert "1,200 rows" in dry.stdout and "1,200" in dry.stdout.split("valid", 1)[1]
+    shown = status_cli(tmp_path / "many").stdout
+    assert "1,200 pairs" in shown and "1,200 rows" in shown, shown
