@@ -22,9 +22,10 @@ import pyarrow.compute as pc
 import pyarrow.feather as feather
 
 from batch_latch.errors import CheckpointError, NotAJob
-from batch_latch.jobfolder.checkpoint import FILENAME, job_records
+from batch_latch.jobfolder.checkpoint import FILENAME
 from batch_latch.jobfolder.earlier import Earlier, InFusebill
 from batch_latch.jobfolder.history import OUTCOMES, RUNS, holder
+from batch_latch.jobfolder.memory import job_records
 from batch_latch.reports.writer import Summary
 from batch_latch.send.estimate import DEFAULT_READ_BATCH, Pace, estimate
 from batch_latch.settings import Settings

@@ -326,34 +326,6 @@ def _repair_torn_tail(path: Path) -> None:
         _sync(handle)  # type: ignore[arg-type]
 
 
-#: A checkpoint set aside by ``--fresh`` (or by re-binding an unanswered job):
-#: ``checkpoint-<UTC time>.csv.old`` beside the live one.
-SET_ASIDE_GLOB = "checkpoint-*.csv.old"
-
-
-def set_aside(out_dir: Path) -> list[Path]:
-    """The job's set-aside checkpoints, oldest first (their names sort by time)."""
-    return sorted(p for p in out_dir.glob(SET_ASIDE_GLOB) if p.is_file())
-
-
-def remembered(out_dir: Path, base_url: str, current: Records | None = None) -> Records:
-    """Every record the job keeps for ``base_url``: its set-aside checkpoints made against
-    that API (oldest first), then ``current`` (the live checkpoint's records, when given).
-    What undo must put back and a customer's story both come from here."""
-    tables = []
-    for path in set_aside(out_dir):
-        try:
-            version = _check_header(path, base_url)
-        except (CheckpointError, OSError):
-            continue  # another API's, or not a checkpoint: not this job's memory for this API
-        tables.append(_read(path, version))
-    if current is not None:
-        tables.append(current.table)
-    if not tables:
-        return Records(_SCHEMA.empty_table())
-    return Records(pa.concat_tables(tables))
-
-
 def made_for(out_dir: Path) -> str | None:
     """The API base URL the checkpoint in ``out_dir`` was made against (None: unreadable)."""
     try:
@@ -383,13 +355,6 @@ def _mismatch(path: Path, made_for: str, base_url: str) -> CheckpointError:
         f"that API), not {base_url}: check FUSEBILL_BASE_URL, or use another --out for "
         f"{base_url}"
     )
-
-
-def _check_header(path: Path, base_url: str) -> int:
-    version, made_for = _header(path)
-    if made_for != base_url:
-        raise _mismatch(path, made_for, base_url)
-    return version
 
 
 def _bind(path: Path, base_url: str) -> tuple[int, pa.Table | None]:
@@ -442,13 +407,17 @@ def _read(path: Path, version: int = FORMAT, data: bytes | None = None) -> pa.Ta
     return table.select(_SCHEMA.names)
 
 
-def job_records(out_dir: Path) -> Records:
-    """Every record the job in ``out_dir`` remembers, read only (no lock, no upgrade): its
-    set-aside checkpoints of the API it is bound to, then the live checkpoint."""
-    path = out_dir / FILENAME
-    if not path.is_file() or not path.stat().st_size:
-        return Records(_SCHEMA.empty_table())
-    version, base_url = _header(path)
+def read_records(path: Path, base_url: str | None = None) -> tuple[str, Records]:
+    """(the API it was made against, its records) of a checkpoint file, read only (no lock,
+    no upgrade; a line a running command is still appending is left out). With
+    ``base_url``, a checkpoint of another API is refused (``CheckpointError``)."""
+    version, made_against = _header(path)
+    if base_url is not None and made_against != base_url:
+        raise _mismatch(path, made_against, base_url)
     data = path.read_bytes()
-    data = data[: data.rfind(b"\n") + 1]  # a line a running command is appending: not yet
-    return remembered(out_dir, base_url, Records(_read(path, version, data)))
+    data = data[: data.rfind(b"\n") + 1]
+    return made_against, Records(_read(path, version, data))
+
+
+def no_records() -> Records:
+    return Records(_SCHEMA.empty_table())

@@ -16,9 +16,8 @@ from batch_latch.jobfolder.checkpoint import (
     JournalWriteError,
     Record,
     made_for,
-    remembered,
-    set_aside,
 )
+from batch_latch.jobfolder.memory import remembered, set_aside
 from tests.doubles import FullDisk
 
 URL = "http://127.0.0.1:8765/v1"
