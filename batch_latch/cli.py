@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
@@ -29,6 +30,28 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("rehearse plan, run and re-run on the bundled sample against the sandbox", ""),
     "sandbox": ("serve a local stand-in for the Fusebill API, for rehearsals", ""),
 }
+EPILOG = """\
+environment:
+  FUSEBILL_API_KEY     the API key, sent as "Authorization: Basic <key>" (required unless
+                       --dry-run, undo --dry-run or status); also read from .env
+  FUSEBILL_BASE_URL    the API (default https://secure.fusebill.com/v1; http:// only for
+                       loopback hosts)
+  HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY
+                       proxies, as requests and curl use them
+  REQUESTS_CA_BUNDLE, SSL_CERT_FILE, CURL_CA_BUNDLE
+                       a CA bundle (a proxy or network that inspects TLS)
+  BATCH_LATCH_NOTIFY_URL
+                       where --notify posts (a webhook)
+
+exit codes:
+  0    every row success or duplicate (dry run and plan: valid or duplicate)
+  1    finished; some rows invalid, not_found or failed
+  2    usage, configuration or input-file error; nothing sent
+  3    stopped early (key rejected, API down, wrong URL, TLS, quota, --max-requests...);
+       some rows pending: run the same command again
+  70   internal error (please report it)
+  130  Ctrl-C (129 SIGHUP, 143 SIGTERM): an orderly stop, reports written
+"""
 _ARGUMENT_HELP = {
     "INPUT": "the spreadsheet: a .csv or .xlsx file",
     "OUT": "the job folder (the --out of the run)",
@@ -44,7 +67,12 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser(*, sandbox_options: bool = True) -> argparse.ArgumentParser:
     """The whole parser; the sandbox's options (and its imports) only when they are needed."""
-    parser = _Parser(prog="batch-latch", description=DESCRIPTION)
+    parser = _Parser(
+        prog="batch-latch",
+        description=textwrap.fill(DESCRIPTION, 88),  # raw text: the epilog keeps its layout
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"batch-latch {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for name, (text, argument) in COMMANDS.items():

@@ -16,7 +16,7 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from batch_latch.commands import run as job
-from batch_latch.jobfolder import checkpoint
+from batch_latch.jobfolder import checkpoint, history
 from batch_latch.sandbox import DEFAULT_API_KEY, Sandbox, SandboxConfig
 from batch_latch.settings import Settings
 from batch_latch.vocab import ExitCode, RunKind
@@ -42,7 +42,7 @@ def run(out: Path) -> int:
     # Each demo starts a fresh sandbox, so an earlier demo's checkpoint means nothing.
     (out / checkpoint.FILENAME).unlink(missing_ok=True)
     config = SandboxConfig(api_key=DEFAULT_API_KEY, preset=str(sample_path(PRESET)))
-    codes = []
+    results: list[job.JobResult] = []
     with Sandbox(config) as sandbox:
         print(f"Sandbox listening on {sandbox.base_url}", flush=True)
         for kind, title in STEPS:
@@ -57,10 +57,14 @@ def run(out: Path) -> int:
                 base_url=sandbox.base_url,
                 api_key=SecretStr(DEFAULT_API_KEY),
             )
-            codes.append(job.run(settings).exit_code)
+            results.append(job.run(settings))
+    # The last word is about the run: OUT/ shows the re-run's reports, not the undo listing.
+    history.publish(out, results[2].paths, source)
+    codes = [r.exit_code for r in results]
     print(
         f"\nDone. The run exits {int(codes[1])}: the sample has invalid rows, an unknown "
-        "customer and a refused re-latch on purpose; open the reports to see why each row "
+        "customer and a refused re-latch on purpose; open the reports in "
+        f"{out}/ (the re-run's; each command's own are in {out}/runs/) to see why each row "
         f"ended as it did. On a real job, `batch-latch undo {out}` puts back what the run "
         "changed."
     )

@@ -262,9 +262,9 @@ def _write(
             if note:
                 print(f"Note: {note}; the reports are of the file as it was loaded.", file=err)
         paths = report.write_reports(folder, done.columns, extras, summary)
-        history.write_outcomes(folder, done.columns.row, done.columns.status)
+        c = done.columns
+        history.write_outcomes(folder, c.row, c.status, c.fusebillId, c.geotabId)
         if done.held is not None:  # a plan: what run --plan will hold each customer to
-            c = done.columns
             plans.write_plan(folder, c.fusebillId, c.geotabId, c.status, c.change, done.held)
         before = history.signatures(settings.out, paths)
         kept = history.publish(settings.out, paths, source)

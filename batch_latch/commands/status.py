@@ -1,9 +1,12 @@
 """``batch-latch status OUT``: the job at a glance, from its files alone (no requests).
 
-Reads every run folder's ``summary.json`` and ``outcomes.arrow`` (row number and status, a
-few bytes a row, written beside the reports). A row's latest outcome is the one the most
-recent ``run`` gave it; a fed-back ``failed.csv`` keeps the sheet's row numbers, so a fix
-run's rows land on the sheet's rows.
+The job's pairs (fusebillId, geotabId) are counted by their latest outcome over all runs,
+whatever input each run read: every run folder's ``outcomes.arrow`` holds each row's pair
+and status (a few bytes a row, written beside the reports), so a fix fed back through
+``failed.csv`` counts for its pair. An invalid row a later fix made valid (a fed-back
+report keeps the sheet's row numbers) no longer counts as invalid. What the job holds in
+Fusebill now comes from the checkpoint (set-aside ones of the same API included): a pair
+whose latch undo put back is ``undone``, not ``success``.
 """
 
 from __future__ import annotations
@@ -14,18 +17,26 @@ from pathlib import Path
 from typing import TextIO
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.feather as feather
 
-from batch_latch.errors import NotAJob
+from batch_latch.errors import CheckpointError, NotAJob
 from batch_latch.jobfolder.checkpoint import FILENAME
-from batch_latch.jobfolder.history import OUTCOMES, RUNS
+from batch_latch.jobfolder.earlier import Earlier, InFusebill
+from batch_latch.jobfolder.history import OUTCOMES, RUNS, holder
+from batch_latch.jobfolder.memory import job_records
 from batch_latch.reports.writer import Summary
-from batch_latch.send.estimate import Pace, how_long, requests_needed
+from batch_latch.send.estimate import DEFAULT_READ_BATCH, Pace, estimate
 from batch_latch.settings import Settings
-from batch_latch.vocab import STATUSES, ExitCode, RunKind, Status
+from batch_latch.vocab import STATUSES, ExitCode, RunKind, Status, plural
 
-#: Rows a later run would still send.
+#: Pairs a later run would still send.
 _LEFT = (Status.PENDING.value, Status.VALID.value)
+#: A pair whose latch undo put back (counted beside the statuses).
+UNDONE = "undone"
+_INVALID = STATUSES.index(Status.INVALID.value)
+_SUCCESS = STATUSES.index(Status.SUCCESS.value)
 
 
 @dataclass(frozen=True)
@@ -40,18 +51,26 @@ class RunLine:
     requests: int
     exit_code: int
     stop_reason: str | None
+    dry_run: bool = False
+
+    @property
+    def what(self) -> str:
+        """``run``, ``plan``, ``dry-run``, ``undo`` or ``undo --dry-run``: told apart."""
+        return f"{self.kind} --dry-run" if self.dry_run and self.kind == "undo" else self.kind
 
 
 @dataclass
 class JobStatus:
     out: str
-    rows: int = 0
+    rows: int = 0  # the job's pairs
     counts: dict[str, int] = field(default_factory=dict)
     runs: list[RunLine] = field(default_factory=list)
     requests_by_day: dict[str, int] = field(default_factory=dict)
     left_rows: int = 0
     left_requests: int = 0
     estimate: str = ""
+    in_fusebill: dict[str, int] = field(default_factory=dict)
+    running: str | None = None  # "pid N on HOST since TIME" while a command holds the job
 
 
 def _summaries(out: Path) -> list[tuple[Path, Summary]]:
@@ -75,26 +94,45 @@ def _summaries(out: Path) -> list[tuple[Path, Summary]]:
     return found
 
 
-def _latest_rows(folders: list[Path]) -> tuple[np.ndarray, np.ndarray]:
-    """(row numbers, status codes): each row's outcome from the newest folder that has it."""
-    rows_all, codes_all = [], []
-    seen = np.zeros(0, dtype=bool)
-    for folder in reversed(folders):
-        path = folder / OUTCOMES
-        if not path.exists():
-            continue
-        table = feather.read_table(str(path), memory_map=True)
-        rows = np.asarray(table["row"].to_numpy(), dtype=np.int64)
-        codes = np.asarray(table["status"].to_numpy(), dtype=np.int8)
-        if len(rows) and rows.max() >= len(seen):
-            seen = np.concatenate([seen, np.zeros(int(rows.max()) + 1 - len(seen), bool)])
-        fresh = ~seen[rows]
-        rows_all.append(rows[fresh])
-        codes_all.append(codes[fresh])
-        seen[rows] = True
-    if not rows_all:
-        return np.zeros(0, np.int64), np.zeros(0, np.int8)
-    return np.concatenate(rows_all), np.concatenate(codes_all)
+@dataclass(frozen=True)
+class Pairs:
+    """Each pair's latest outcome: its status code, sheet row and fusebillId text."""
+
+    codes: np.ndarray  # int8, positions in STATUSES
+    rows: np.ndarray  # int64
+    fusebill_id: list[str]
+
+
+def _outcomes(folder: Path) -> pa.Table | None:
+    path = folder / OUTCOMES
+    if not path.exists():
+        return None
+    table = feather.read_table(str(path), memory_map=True)
+    if "fusebillId" in table.column_names:
+        key = pc.binary_join_element_wise(table["fusebillId"], table["geotabId"], "\x1f")
+        fid = table["fusebillId"]
+    else:  # written before pairs were kept: the row is all it says
+        key = pc.cast(table["row"], pa.string())
+        fid = pa.array([""] * table.num_rows, pa.string())
+    return pa.table({"key": key, "row": table["row"], "status": table["status"], "fid": fid})
+
+
+def _latest_pairs(folders: list[Path]) -> Pairs:
+    tables = [t for t in map(_outcomes, folders) if t is not None]
+    if not tables:
+        return Pairs(np.zeros(0, np.int8), np.zeros(0, np.int64), [])
+    table = pa.concat_tables(tables).combine_chunks()
+    keys = np.asarray(pc.dictionary_encode(table["key"]).combine_chunks().indices, np.int64)
+    order = np.argsort(keys, kind="stable")  # a pair's outcomes in the order run
+    ordered = keys[order]
+    last = order[np.r_[ordered[1:] != ordered[:-1], True]] if len(order) else order
+    codes = np.asarray(table["status"].to_numpy(), np.int8)[last]
+    rows = np.asarray(table["row"].to_numpy(), np.int64)[last]
+    fids = pc.take(table["fid"], pa.array(last)).to_pylist()
+    # An invalid row whose sheet row a later fix made a valid pair is that pair now.
+    fixed = np.isin(rows, rows[codes != _INVALID]) & (codes == _INVALID)
+    keep = np.flatnonzero(~fixed)
+    return Pairs(codes[keep], rows[keep], [str(fids[i]) for i in keep])
 
 
 def _add_run(job: JobStatus, folder: Path, s: Summary) -> None:
@@ -110,41 +148,57 @@ def _add_run(job: JobStatus, folder: Path, s: Summary) -> None:
             s.requests,
             s.exit_code,
             s.stop_reason,
+            s.dry_run,
         )
     )
     for day, n in s.requests_by_day.items():
         job.requests_by_day[day] = job.requests_by_day.get(day, 0) + n
 
 
+def _held(out: Path) -> InFusebill:
+    try:
+        return Earlier(job_records(out)).in_fusebill()
+    except (CheckpointError, OSError) as exc:
+        raise NotAJob(f"cannot read the checkpoint in {out}: {str(exc)[:160]}") from None
+
+
 def collect(out: Path) -> JobStatus:
     summaries = _summaries(out)
-    job = JobStatus(out=str(out))
+    job = JobStatus(out=str(out), running=holder(out))
     for folder, s in summaries:
         _add_run(job, folder, s)
     runs = [f for f, s in summaries if s.kind == RunKind.RUN.value]
     previews = [f for f, s in summaries if s.kind in (RunKind.DRY_RUN.value, RunKind.PLAN.value)]
-    _, codes = _latest_rows(runs or previews[-1:])
-    counts = np.bincount(codes[codes >= 0], minlength=len(STATUSES))
+    pairs = _latest_pairs(runs or previews[-1:])
+    held = _held(out)
+    job.in_fusebill = held.counts()
+    restored = {str(f) for f in held.restored.tolist()}
+    undone = np.fromiter(
+        (c == _SUCCESS and f in restored for c, f in zip(pairs.codes, pairs.fusebill_id)),
+        bool,
+        len(pairs.codes),
+    )
+    counts = np.bincount(pairs.codes[(pairs.codes >= 0) & ~undone], minlength=len(STATUSES))
     job.counts = {name: int(counts[i]) for i, name in enumerate(STATUSES)}
-    job.rows = len(codes)
+    job.counts[UNDONE] = int(undone.sum())
+    job.rows = len(pairs.codes)
     job.left_rows = sum(job.counts[s] for s in _LEFT) if runs else job.counts[Status.VALID.value]
     _estimate(job, [s for _, s in summaries])
     return job
 
 
 def _estimate(job: JobStatus, summaries: list[Summary]) -> None:
+    """The command's own estimator, with the last run's pace and the account's limits."""
     runs = [s for s in summaries if s.kind == RunKind.RUN.value]
     last = runs[-1] if runs else None
-    reads = last.read_first if last else True
-    batch = last.read_batch if last else 100
-    job.left_requests = requests_needed(job.left_rows, reads=reads, writes=True, read_batch=batch)
-    if not job.left_requests:
-        job.estimate = "nothing left to send"
-        return
     limits = next((s.account_limits for s in reversed(summaries) if s.account_limits), None)
     rate = (last.rate if last else 0.0) or 10.0
     pace = Pace(rate, *(limits.get("minute"), limits.get("day")) if limits else (None, None))
-    job.estimate = how_long(job.left_requests, pace)
+    batch = last.read_batch if last else DEFAULT_READ_BATCH
+    left = estimate(
+        job.left_rows, pace, reads=last.read_first if last else True, writes=True, read_batch=batch
+    )
+    job.left_requests, job.estimate = left.requests, left.text
 
 
 def show(settings: Settings, out: TextIO) -> int:
@@ -156,20 +210,35 @@ def show(settings: Settings, out: TextIO) -> int:
     if settings.json:
         out.write(json.dumps(asdict(job), indent=2) + "\n")
         return ExitCode.OK
-    out.write(f"Job in {job.out}: {job.rows} rows (latest outcome of each over its runs)\n")
-    for name in STATUSES:
+    if job.running:
+        out.write(f"A command is running on this job now: {job.running}.\n")
+    out.write(
+        f"Job in {job.out}: {plural(job.rows, 'pair')} (fusebillId, geotabId), each by its "
+        "latest outcome over the runs\n"
+    )
+    for name in (*STATUSES, UNDONE):
         if job.counts.get(name):
-            out.write(f"  {name:<10} {job.counts[name]:>9}\n")
-    out.write(f"Runs ({len(job.runs)}):\n")
+            out.write(f"  {name:<10} {job.counts[name]:>9,}\n")
+    held = job.in_fusebill
+    out.write(
+        f"In Fusebill now (from the checkpoint): {plural(held['latched'], 'customer')} latched "
+        f"by this job and not put back, {held['restored']:,} restored by undo, "
+        f"{plural(held['unknown'], 'write')} with an unknown outcome\n"
+    )
+    out.write(f"Runs ({len(job.runs):,}):\n")
     for r in job.runs:
         stop = f" ({r.stop_reason})" if r.stop_reason else ""
         out.write(
-            f"  {r.started_at:<21} {r.kind:<13} {r.user}@{r.host}  {r.input}  {r.rows} rows, "
-            f"{r.requests} requests, exit {r.exit_code}{stop}\n"
+            f"  {r.started_at:<21} {r.what:<15} {r.user}@{r.host}  {r.input}  "
+            f"{plural(r.rows, 'row')}, {plural(r.requests, 'request')}, exit {r.exit_code}"
+            f"{stop}\n"
         )
     if job.requests_by_day:
         out.write("Requests per UTC day:\n")
         for day in sorted(job.requests_by_day):
-            out.write(f"  {day}  {job.requests_by_day[day]}\n")
-    out.write(f"Left: {job.left_rows} rows, about {job.left_requests} requests: {job.estimate}\n")
+            out.write(f"  {day}  {job.requests_by_day[day]:,}\n")
+    out.write(
+        f"Left: {plural(job.left_rows, 'row')}, about {plural(job.left_requests, 'request')}: "
+        f"{job.estimate}\n"
+    )
     return ExitCode.OK

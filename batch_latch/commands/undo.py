@@ -25,6 +25,8 @@ from batch_latch.fusebill.answers import Meaning, classify_unlatch
 from batch_latch.fusebill.service import FusebillService
 from batch_latch.jobfolder.checkpoint import FILENAME, Checkpoint, Record, made_for
 from batch_latch.jobfolder.earlier import Earlier, Target, Targets
+from batch_latch.jobfolder.history import latched_rows
+from batch_latch.jobfolder.memory import remembered
 from batch_latch.reports.columns import (
     IntColumn,
     LiveOutcome,
@@ -62,10 +64,13 @@ def targets(settings: Settings) -> tuple[Targets, Checkpoint]:
         # Sends nothing and needs no key: nor FUSEBILL_BASE_URL; the job's own API it is.
         url = made_for(settings.out) or url
     store = Checkpoint.open(settings.out, url)
-    return Earlier(store.records).undo_targets(), store
+    # Also what checkpoints set aside by --fresh latched against this API: the job remembers.
+    return Earlier(remembered(settings.out, url, store.records)).undo_targets(), store
 
 
-def planned_columns(found: Targets, unlatch_unknown: bool) -> ResultColumns:
+def planned_columns(
+    found: Targets, unlatch_unknown: bool, out: Path | None = None
+) -> ResultColumns:
     """What undo would do for each customer, without asking Fusebill (``undo --dry-run``)."""
     n = len(found)
     set_to, previous = found.set_to, found.previous
@@ -93,6 +98,7 @@ def planned_columns(found: Targets, unlatch_unknown: bool) -> ResultColumns:
         TextColumn("", n),
         IntColumn(n, nullable=True),
         IntColumn(n, nullable=False),
+        out,
     )
 
 
@@ -193,7 +199,7 @@ def undo(
     found, store = targets(settings)
     try:
         if settings.dry_run:
-            return LiveOutcome(planned_columns(found, settings.unlatch_unknown))
+            return LiveOutcome(planned_columns(found, settings.unlatch_unknown, settings.out))
         tasks = [UndoTask(i, found[i]) for i in range(len(found))]
         requests = requests_needed(
             len(tasks), reads=True, writes=True, read_batch=settings.read_batch
@@ -226,7 +232,7 @@ def undo(
     finally:
         store.close()
     outcomes, message = session.finish(tasks, results, {})
-    return session.outcome(columns(found, outcomes), message)
+    return session.outcome(columns(found, outcomes, settings.out), message)
 
 
 def _record(target: Target, outcome: RowOutcome) -> Record:
@@ -245,7 +251,7 @@ def _record(target: Target, outcome: RowOutcome) -> Record:
     )
 
 
-def columns(found: Targets, outcomes: list[RowOutcome]) -> ResultColumns:
+def columns(found: Targets, outcomes: list[RowOutcome], out: Path | None = None) -> ResultColumns:
     """One row per customer: the geotabId the job had set, and what undo put back."""
     n = len(found)
     status, message, key = TextColumn("", n), TextColumn("", n), TextColumn("", n)
@@ -260,7 +266,7 @@ def columns(found: Targets, outcomes: list[RowOutcome]) -> ResultColumns:
         finished.put(at, pa.array([o.finished_at for o in outcomes]))
         http.put(at, pa.array([o.http_status for o in outcomes], pa.int64()))
         attempts.put(at, pa.array([o.attempts for o in outcomes], pa.int64()))
-    return _columns(found, status, message, key, change, finished, http, attempts)
+    return _columns(found, status, message, key, change, finished, http, attempts, out)
 
 
 def _columns(
@@ -272,10 +278,18 @@ def _columns(
     finished: TextColumn,
     http: IntColumn,
     attempts: IntColumn,
+    out: Path | None = None,
 ) -> ResultColumns:
+    """``row``: the sheet row of the latch each customer's undo puts back (from the run
+    that made it), empty when no report of it was kept."""
     n = len(found)
+    rows = (
+        latched_rows(out, pa.array(found.fusebill_ids), found.set_to)
+        if out is not None
+        else pa.array(np.arange(2, n + 2, dtype=np.int64))
+    )
     return ResultColumns(
-        row=pa.array(np.arange(2, n + 2, dtype=np.int64)),
+        row=rows,
         fusebillId=pc.cast(pa.array(found.fusebill_ids), pa.string()),
         geotabId=found.set_to,
         status=status.array(),

@@ -180,18 +180,19 @@ class Checkpoint:
                     "would put back, is gone; restore it from a backup, or move it away or use "
                     "--fresh (earlier successes would then be sent again)"
                 )
+            earlier: pa.Table | None = None
             if path.exists():
                 _repair_torn_tail(path)
-                version = _check_header(path, base_url)
-                earlier = _read(path, version)
+                version, earlier = _bind(path, base_url)
+            if earlier is None:
+                handle = _start(path, base_url)
+                earlier = _SCHEMA.empty_table()
+            else:
                 if version == 2:  # the same lines: only the header's format number moves on
                     _renumber(path, base_url)
                 elif version != FORMAT:
                     _rewrite(path, base_url, earlier)
                 handle = path.open("ab")
-            else:
-                handle = _start(path, base_url)
-                earlier = _SCHEMA.empty_table()
         except OSError as exc:
             where = exc.filename or path
             raise CheckpointError(f"cannot use checkpoint {where}: {why(exc)}") from None
@@ -336,30 +337,51 @@ def made_for(out_dir: Path) -> str | None:
     return fields[2] if len(fields) == 3 and fields[0] == _MARK else None
 
 
-def _check_header(path: Path, base_url: str) -> int:
+def _header(path: Path) -> tuple[int, str]:
+    """(format, the API base URL) of a checkpoint's first line."""
     with path.open("rb") as handle:
         first = handle.readline().decode("utf-8", errors="replace")
     fields = next(csv.reader([first]), [])
     if len(fields) == 3 and fields[0] == _MARK and fields[1] in ("1", "2", str(FORMAT)):
-        version, made_for = int(fields[1]), fields[2]
+        return int(fields[1]), fields[2]
+    raise CheckpointError(
+        f"{path} is not a batch-latch checkpoint; move it away or use --fresh"
+    ) from None
+
+
+def _mismatch(path: Path, made_for: str, base_url: str) -> CheckpointError:
+    return CheckpointError(
+        f"the job in {path.parent} is bound to {made_for} (its checkpoint holds answers from "
+        f"that API), not {base_url}: check FUSEBILL_BASE_URL, or use another --out for "
+        f"{base_url}"
+    )
+
+
+def _bind(path: Path, base_url: str) -> tuple[int, pa.Table | None]:
+    """(format, records) of an existing checkpoint for ``base_url``. A job is bound to its
+    API only once an answer came from it: a checkpoint of another URL that holds no outcome
+    (only its header, or only write-ahead records of writes nobody answered) is not bound,
+    so it is set aside (records: None, a new one is started) instead of refused."""
+    version, made_for = _header(path)
+    if made_for == base_url:
+        return version, _read(path, version)
+    table = _read(path, version)
+    if pc.any(pc.not_equal(table["s"].cast(pa.string()), WRITING)).as_py():
+        raise _mismatch(path, made_for, base_url)
+    if table.num_rows:  # kept for undo under its own URL, should a write have landed there
+        path.replace(path.with_name(f"checkpoint-{file_stamp(utc_now())}.csv.old"))
     else:
-        raise CheckpointError(
-            f"{path} is not a batch-latch checkpoint; move it away or use --fresh"
-        ) from None
-    if made_for != base_url:
-        raise CheckpointError(
-            f"the checkpoint in {path.parent} was made against {made_for}, not {base_url}; "
-            "use another --out, or --fresh to start over"
-        )
-    return version
+        path.unlink()
+    return FORMAT, None
 
 
-def _read(path: Path, version: int = FORMAT) -> pa.Table:
-    """Every record, in the order written (the latest for a customer wins)."""
+def _read(path: Path, version: int = FORMAT, data: bytes | None = None) -> pa.Table:
+    """Every record, in the order written (the latest for a customer wins); ``data``: the
+    file's bytes, when already read."""
     names = _V1_NAMES if version == 1 else _SCHEMA.names
     try:
         table = pacsv.read_csv(
-            str(path),
+            str(path) if data is None else pa.BufferReader(data),
             read_options=pacsv.ReadOptions(skip_rows=1, column_names=names),
             parse_options=pacsv.ParseOptions(newlines_in_values=False),
             convert_options=pacsv.ConvertOptions(
@@ -383,3 +405,19 @@ def _read(path: Path, version: int = FORMAT) -> pa.Table:
             7, "p", pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), pa.array([""]))
         )
     return table.select(_SCHEMA.names)
+
+
+def read_records(path: Path, base_url: str | None = None) -> tuple[str, Records]:
+    """(the API it was made against, its records) of a checkpoint file, read only (no lock,
+    no upgrade; a line a running command is still appending is left out). With
+    ``base_url``, a checkpoint of another API is refused (``CheckpointError``)."""
+    version, made_against = _header(path)
+    if base_url is not None and made_against != base_url:
+        raise _mismatch(path, made_against, base_url)
+    data = path.read_bytes()
+    data = data[: data.rfind(b"\n") + 1]
+    return made_against, Records(_read(path, version, data))
+
+
+def no_records() -> Records:
+    return Records(_SCHEMA.empty_table())

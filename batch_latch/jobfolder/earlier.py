@@ -226,6 +226,32 @@ class Earlier:
             )
         }
 
+    def in_fusebill(self) -> InFusebill:
+        """What the job holds in Fusebill now, customer by customer: a write with no recorded
+        answer is ``unknown``; else the customer's latest successful write says it: a latch
+        (``latched``, not put back) or an undo (``restored``)."""
+        if not len(self):
+            return InFusebill(*(np.zeros(0, np.int64),) * 3)
+        fids = np.unique(self._fids)
+        latest = self.latest(fids)
+        open_ = np.zeros(len(fids), dtype=bool)
+        hit = latest >= 0
+        open_[hit] = _is(self._column(self._r.status, latest[hit]), WRITING)
+        success = _is(_flat(self._r.status), Status.SUCCESS.value)
+        undo = _is(_flat(self._r.change), Change.UNDO.value)
+        latch = _mask(_each(_flat(self._r.change), lambda v: pc.is_in(v, value_set=_WRITES)))
+        rows = np.flatnonzero(success & (latch | undo))
+        order = rows[np.argsort(self._fids[rows], kind="stable")]
+        ordered = self._fids[order]
+        last = np.r_[ordered[1:] != ordered[:-1], True] if len(order) else np.zeros(0, bool)
+        wrote_fids, wrote_last = ordered[last], order[last]
+        settled = ~np.isin(wrote_fids, fids[open_])
+        wrote_fids, wrote_last = wrote_fids[settled], wrote_last[settled]
+        restored = undo[wrote_last]
+        return InFusebill(
+            latched=wrote_fids[~restored], restored=wrote_fids[restored], unknown=fids[open_]
+        )
+
     def undo_targets(self) -> Targets:
         """Customers this job wrote to whose latest successful write is not yet undone."""
         if not len(self):
@@ -259,6 +285,22 @@ class Earlier:
             previous=_text(self._column(self._r.previous, first)),
             known=~blind,
         )
+
+
+@dataclass(frozen=True)
+class InFusebill:
+    """The customers of each kind, by fusebillId (int64 arrays)."""
+
+    latched: np.ndarray  # this job's latch is the latest it wrote: not put back
+    restored: np.ndarray  # undo put back what the customer held before
+    unknown: np.ndarray  # a write whose answer was never recorded
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "latched": len(self.latched),
+            "restored": len(self.restored),
+            "unknown": len(self.unknown),
+        }
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,10 @@ copied to the job folder itself; one command at a time.
 ``OUT/runs/<UTC time>-<kind>/`` holds a command's reports, its summary and a copy of its
 input. The latest reports are then copied to ``OUT/`` (each atomically), except a file the
 user is reading from or has edited since the tool wrote it: the tool never overwrites
-what the user wrote. ``OUT/.published.json`` remembers what the tool last put there (size and time).
+what the user wrote until it has been fed back as an input (its copy is then in that run's
+folder): after that, ``OUT/`` gets the latest reports again. ``OUT/.published.json``
+remembers what the tool last put there (size and time), and which edited report was fed
+back as it is.
 """
 
 from __future__ import annotations
@@ -35,6 +38,9 @@ RUNS = "runs"
 LOCK = ".lock"
 PUBLISHED = ".published.json"
 OUTCOMES = "outcomes.arrow"  # per-row status of one command, for ``status``
+#: In ``.published.json``: a report in ``OUT/`` the user edited and then fed back as a
+#: command's input, as it was then (the fix loop goes on: a later command refreshes it).
+FED_BACK = "fed-back:"
 
 
 @dataclass(frozen=True)
@@ -82,9 +88,10 @@ def lock(out: Path) -> Iterator[None]:
         raise JobFolderError(f"cannot use job folder {out}: {why(exc)}") from None
     try:
         if not _try_lock(handle):
+            held = _holder_text(handle)
             raise JobBusy(
-                f"the job in {out} is busy: another batch-latch command is using it; wait for it "
-                "to finish (or use another --out)"
+                f"the job in {out} is busy: another batch-latch command is using it"
+                f"{f' ({held})' if held else ''}; wait for it to finish (or use another --out)"
             )
         try:
             handle.seek(0)
@@ -97,6 +104,45 @@ def lock(out: Path) -> Iterator[None]:
     finally:
         with suppress(OSError):  # a pid line that could not be flushed: said above
             handle.close()
+
+
+def _holder_text(handle: IO[str]) -> str:
+    """What the lock file says of the command holding it: ``pid N on HOST since TIME``."""
+    try:
+        handle.seek(0)
+        text = handle.read(200).strip()
+    except OSError:
+        return ""
+    return text if text.startswith("pid ") else ""
+
+
+def holder(out: Path) -> str | None:
+    """``pid N on HOST since TIME`` while a command holds the job (None: none does). Takes
+    the lock for an instant when it is free, so it never blocks a command."""
+    path = out / LOCK
+    if not path.is_file():
+        return None
+    try:
+        handle = path.open("r")
+    except OSError:
+        return None
+    with handle:
+        if _try_lock(handle):
+            _unlock(handle)
+            return None
+        return _holder_text(handle) or "a command"
+
+
+def _unlock(handle: IO[str]) -> None:
+    if sys.platform == "win32":  # pragma: no cover - CI runs POSIX only
+        import msvcrt
+
+        with suppress(OSError):
+            msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
+        return
+    import fcntl
+
+    fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def _try_lock(handle: IO[str]) -> bool:
@@ -186,6 +232,9 @@ def publish(out: Path, paths: ReportPaths, source: Path | None) -> list[str]:
             target = out / path.name
             if source is not None and target.exists() and _same(target, source):
                 kept.append(f"{target} is this command's input, so it was left as it is")
+                # Fed back as it is now (its copy is in this run's folder): the next
+                # command may replace it, unless the user edits it again first.
+                record[path.name] = FED_BACK + _signature(target)
                 continue
             if not _ours(target, record):
                 kept.append(
@@ -277,7 +326,7 @@ def _ours(target: Path, record: dict[str, str]) -> bool:
     if target.name not in record:
         return not (target.parent / PUBLISHED).exists()
     try:
-        return _signature(target) == record[target.name]
+        return _signature(target) == record[target.name].removeprefix(FED_BACK)
     except OSError:
         return False
 
@@ -289,15 +338,51 @@ def _same(a: Path, b: Path) -> bool:
         return False
 
 
-def write_outcomes(folder: Path, row: pa.Array, status: pa.Array) -> None:
-    """The per-row status of one command, for ``status`` (Arrow IPC: read without parsing)."""
+def write_outcomes(
+    folder: Path,
+    row: pa.Array,
+    status: pa.Array,
+    fusebill_id: pa.Array | None = None,
+    geotab_id: pa.Array | None = None,
+) -> None:
+    """The per-row status of one command, with the row's pair (fusebillId, geotabId as the
+    reports show them), for ``status`` (Arrow IPC: read without parsing)."""
     if pa.types.is_dictionary(status.type):  # look each distinct value up once
         names = pc.index_in(status.dictionary.cast(pa.string()), value_set=pa.array(STATUSES))
         codes = pc.take(names, status.indices)
     else:
         codes = pc.index_in(status, value_set=pa.array(STATUSES))
-    table = pa.table({"row": row, "status": pc.cast(codes, pa.int8())})
+    columns = {"row": row, "status": pc.cast(codes, pa.int8())}
+    if fusebill_id is not None and geotab_id is not None:
+        columns["fusebillId"] = pc.cast(fusebill_id, pa.string())
+        columns["geotabId"] = pc.cast(geotab_id, pa.string())
+    table = pa.table(columns)
     try:
         feather.write_feather(table, str(folder / OUTCOMES), compression="uncompressed")
     except OSError as exc:
         raise JobFolderError(f"cannot write {folder / OUTCOMES}: {why(exc)}") from None
+
+
+def latched_rows(out: Path, fusebill_ids: pa.Array, geotab_ids: pa.Array) -> pa.Array:
+    """For each pair asked about, the sheet row a ``run`` of this job latched it from (the
+    latest such run's), from its run folders' outcomes; null where no report of the latch
+    was kept (a run killed before its reports, or written before pairs were kept)."""
+    found: dict[tuple[str, str], int] = {}
+    success = STATUSES.index("success")
+    for folder in sorted(p for p in (out / RUNS).glob("*-run*") if p.is_dir()):
+        path = folder / OUTCOMES
+        if not path.is_file():
+            continue
+        try:
+            table = feather.read_table(str(path))
+        except (OSError, pa.ArrowInvalid):
+            continue
+        if "fusebillId" not in table.column_names:
+            continue
+        table = table.filter(pc.equal(table["status"], success))
+        for fid, gid, row in zip(
+            table["fusebillId"].to_pylist(), table["geotabId"].to_pylist(), table["row"].to_pylist()
+        ):
+            found[(fid, gid)] = row
+    pairs = zip(pc.cast(fusebill_ids, pa.string()).to_pylist(), geotab_ids.to_pylist())
+    return pa.array([found.get(pair) for pair in pairs], pa.int64())

@@ -10,7 +10,7 @@ from typing import Any, TextIO
 
 from batch_latch.jobfolder.history import ReportPaths
 from batch_latch.reports.writer import Summary
-from batch_latch.vocab import CHANGES, STATUSES, RunKind, Status
+from batch_latch.vocab import CHANGES, STATUSES, RunKind, Status, plural
 
 _LABELS = {
     "valid": "valid (would be sent)",
@@ -34,16 +34,17 @@ def print_summary(
 ) -> None:
     kind = RunKind(summary.kind)
     title = "Undo dry run" if kind is RunKind.UNDO and summary.dry_run else _TITLES[kind]
-    out.write(f"{title} of {summary.input}: {summary.rows} rows")
+    out.write(f"{title} of {summary.input}: {plural(summary.rows, 'row')}")
     if summary.requests or not summary.dry_run:
         out.write(
-            f", {summary.requests} requests sent ({summary.reads} reads, {summary.writes} writes)"
+            f", {plural(summary.requests, 'request')} sent ({plural(summary.reads, 'read')}, "
+            f"{plural(summary.writes, 'write')})"
         )
     out.write("\n")
     for status in STATUSES:
         if summary.counts.get(status, 0):
-            out.write(f"  {_LABELS[status]:<24} {summary.counts[status]:>9}\n")
-    changes = [f"{summary.changes[c]} {c}" for c in CHANGES if summary.changes.get(c)]
+            out.write(f"  {_LABELS[status]:<24} {summary.counts[status]:>9,}\n")
+    changes = [f"{summary.changes[c]:,} {c}" for c in CHANGES if summary.changes.get(c)]
     if changes:
         out.write(f"  changes: {', '.join(changes)}\n")
     if kind is RunKind.PLAN:
@@ -76,16 +77,17 @@ def _failed_line(counts: dict[str, int]) -> str:
     if not fix + refused + waiting:
         return "no rows to fix or send again"
     return (
-        f"{fix} to fix (invalid), {refused} refused or not found, {waiting} not sent yet (pending)"
+        f"{fix:,} to fix (invalid), {refused:,} refused or not found, {waiting:,} not sent yet "
+        "(pending)"
     )
 
 
 def _plan_line(summary: Summary, out: TextIO) -> None:
     c = summary.changes
     out.write(
-        f"A run would make: {c.get('new', 0)} new, {c.get('unchanged', 0)} unchanged, "
-        f"{c.get('relatch', 0)} would replace another geotabId (refused without "
-        f"--allow-relatch), {summary.counts.get('not_found', 0)} not found"
-        + (f", {c['unknown']} unknown" if c.get("unknown") else "")
+        f"A run would make: {c.get('new', 0):,} new, {c.get('unchanged', 0):,} unchanged, "
+        f"{c.get('relatch', 0):,} would replace another geotabId (refused without "
+        f"--allow-relatch), {summary.counts.get('not_found', 0):,} not found"
+        + (f", {c['unknown']:,} unknown" if c.get("unknown") else "")
         + "\n"
     )

@@ -52,6 +52,9 @@ class StopNote:
     detail: str = ""
     resume_at: datetime | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: ``host:port`` when the stop is an outage in which no answer ever came (every
+    #: connection failed): likely a wrong FUSEBILL_BASE_URL rather than an API that is down.
+    unreachable: str = ""
 
     def note(self, detail: str, resume_at: datetime | None = None) -> None:
         with self.lock:
@@ -134,6 +137,7 @@ class AttemptLoop:
         self._lock = threading.Lock()
         self._streak_429 = 0
         self._first_429: float | None = None
+        self._answered = False  # some request got an HTTP answer
 
     def call(
         self, send: Callable[[], Reply], judge: Callable[[Reply], Verdict], index: int
@@ -146,6 +150,7 @@ class AttemptLoop:
                 return Sent(None, reply, attempts, ambiguous)
             attempts += 1
             reply = send()
+            self._answered = self._answered or reply.status is not None
             verdict = judge(reply)
             self._observe(reply)
             if verdict.kind is not Meaning.RATE_LIMITED:
@@ -160,6 +165,8 @@ class AttemptLoop:
                 failures += 1
                 ambiguous = ambiguous or verdict.ambiguous
                 if self.health.failure(index):
+                    if not self._answered and verdict.error_key == "connection":
+                        self.stop.unreachable = _host_port(reply.url)
                     self._halt(StopReason.API_DOWN, f"last problem: {verdict.message}")
                     return Sent(None, reply, attempts, ambiguous)
                 if failures >= self.policy.max_attempts:
@@ -268,3 +275,16 @@ class AttemptLoop:
         with self._lock:
             self._streak_429 = 0
             self._first_429 = None
+
+
+def _host_port(url: str) -> str:
+    """``host:port`` of a URL (the scheme's port when none is given)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return "the API"
+    host = parts.hostname or "the API"
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

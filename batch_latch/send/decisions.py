@@ -207,7 +207,7 @@ class RowLogic:
                         else "not replaced (use --allow-relatch to replace it)"
                     ),
                     "" if not self.write else "relatch_refused",
-                    Change.RELATCH,
+                    Change.NONE if self.write else Change.RELATCH,  # a run: nothing was done
                     previous,
                 )
         if not self.write:

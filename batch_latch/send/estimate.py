@@ -93,3 +93,24 @@ def how_long(requests: int, pace: Pace) -> str:
     if not pace.knows_limits or seconds <= at_rate * 1.1:
         return f"{duration(at_rate)} at --rate {pace.rate:g}"
     return f"{duration(seconds)} at this account's limits ({limits_text(pace)})"
+
+
+#: Customers read per request through the customer list unless ``--read-batch`` says
+#: otherwise (the contract's default).
+DEFAULT_READ_BATCH = 100
+
+
+@dataclass(frozen=True)
+class Estimate:
+    requests: int
+    text: str  # how long, in words ("nothing left to send" when no request is needed)
+
+
+def estimate(
+    rows: int, pace: Pace, *, reads: bool, writes: bool, read_batch: int = DEFAULT_READ_BATCH
+) -> Estimate:
+    """The requests ``rows`` customers need (read ``read_batch`` a request, then a write
+    each where the command writes) and how long they take at ``pace``: what a command
+    announces and what ``status`` says is left."""
+    requests = requests_needed(rows, reads=reads, writes=writes, read_batch=read_batch)
+    return Estimate(requests, how_long(requests, pace) if requests else "nothing left to send")

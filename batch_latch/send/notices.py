@@ -10,6 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 from batch_latch.send.estimate import Pace, duration, duration_short, limits_text, seconds_for
 from batch_latch.send.progress import Progress
+from batch_latch.vocab import plural
 
 VISIBLE_PAUSE = 5.0  # seconds: a pause this long or longer gets a line of its own
 
@@ -48,7 +49,10 @@ class Notices:
         """A pause every worker keeps; told when it is long enough for a person to wonder."""
         end = time.monotonic() + seconds
         until = datetime.now(timezone.utc) + timedelta(seconds=seconds)
-        self._progress.paused(f"paused until {local_time(until)}: {cause}" if seconds >= 1 else "")
+        if seconds >= 1:
+            self._progress.paused(f"until {local_time(until)}: {cause}", seconds)
+        else:
+            self._progress.paused("")
         if seconds < VISIBLE_PAUSE:
             return
         with self._lock:
@@ -70,6 +74,6 @@ class Notices:
             )
         self.once(
             "limits",
-            f"This account's limits are {limits_text(pace)}: the {requests:,} requests left "
-            f"take {took}.",
+            f"This account's limits are {limits_text(pace)}: the {plural(requests, 'request')} "
+            f"left {'takes' if requests == 1 else 'take'} {took}.",
         )

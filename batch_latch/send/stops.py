@@ -7,6 +7,7 @@ from batch_latch.send.notices import both_times
 from batch_latch.vocab import StopReason, plural
 
 AGAIN = "Run the same command again to continue."
+_again = "run the same command again to continue"
 
 
 def stop_message(
@@ -19,14 +20,14 @@ def stop_message(
     if reason is StopReason.KEY_REJECTED:
         return (
             f"Stopped: Fusebill rejected the API key ({detail}); nothing more was sent and "
-            f"{left}. Check FUSEBILL_API_KEY, then: {AGAIN}"
+            f"{left}. Check FUSEBILL_API_KEY, then {_again}."
         )
     if reason is StopReason.DAILY_QUOTA:
         when = both_times(note.resume_at) if note.resume_at else "an unknown time"
         spent = "spent" if not detail.startswith("reserve") else f"spent for this tool ({detail})"
         return (
             f"Stopped: the daily API quota is {spent}; it resets at {when}. {left}. "
-            f"After that: {AGAIN} (or use --wait-for-quota to wait for it)"
+            f"After that, {_again} (or use --wait-for-quota to wait for it)."
         )
     if reason is StopReason.LONG_PAUSE:
         when = both_times(note.resume_at) if note.resume_at else "later"
@@ -36,12 +37,18 @@ def stop_message(
             f"Stopped: {detail}. Check the sheet, and the account behind FUSEBILL_API_KEY and "
             f"FUSEBILL_BASE_URL; {left}. --keep-going turns this stop off."
         )
+    if reason is StopReason.API_DOWN and note.unreachable:
+        return (
+            f"Stopped: could not connect to {note.unreachable} ({detail}); no answer came "
+            f"from it, so check FUSEBILL_BASE_URL (host and port). {left}: fix it, then {_again}."
+        )
     if reason is StopReason.API_DOWN:
-        return f"Stopped: the API looks down ({detail}). {left}. Later: {AGAIN}"
+        return f"Stopped: the API looks down ({detail}). {left}. Later, {_again}."
     if reason is StopReason.RATE_LIMITED:
-        return f"Stopped: {detail}. {left}. Later, perhaps with a lower --rate: {AGAIN}"
+        return f"Stopped: {detail}. {left}. Later, perhaps with a lower --rate, {_again}."
     if reason is StopReason.MAX_REQUESTS:
-        return f"Stopped after --max-requests {max_requests} requests; {left}. {AGAIN}"
+        cap = plural(max_requests or 0, "request")
+        return f"Stopped after --max-requests {cap}; {left}. {AGAIN}"
     if reason is StopReason.INTERRUPTED:
         return f"Interrupted: {left}; reports are written. {AGAIN}"
     if reason in (StopReason.TERMINATED, StopReason.HANGUP):
@@ -50,4 +57,4 @@ def stop_message(
     if reason is StopReason.CHECKPOINT_ERROR:
         return f"Stopped: the checkpoint could not be written; {left}."
     # Configuration problems: the answer's own words say what to fix.
-    return f"Stopped: {detail}. Nothing more was sent; {left}. Fix that, then: {AGAIN}"
+    return f"Stopped: {detail}. Nothing more was sent; {left}. Fix that, then {_again}."

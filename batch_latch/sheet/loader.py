@@ -213,7 +213,12 @@ def _unique_names(names: Sequence[str]) -> list[str]:
 def _assemble(
     path: Path, grid: Grid, fusebill_column: str | None, geotab_column: str | None
 ) -> Sheet:
-    at, header, fid, gid = _find_header(path, grid, fusebill_column, geotab_column)
+    try:
+        at, header, fid, gid = _find_header(path, grid, fusebill_column, geotab_column)
+    except InputError as exc:  # a file-level error names the file, columns not found too
+        if path.name in str(exc):
+            raise
+        raise InputError(f"{path.name}: {exc}") from None
     columns = [c.slice(at + 1) for c in grid.columns]
     sheet_rows = grid.rows[at + 1 :]
     blank = _blank(columns)
@@ -224,11 +229,11 @@ def _assemble(
     if len(sheet_rows) == 0:
         raise InputError(f"{path.name} has a header but no data rows")
     columns = [formula.unescape(c) for c in columns]
-    fed_back = tuple(h.strip() for h in header[: len(REPORT_HEAD)]) == REPORT_HEAD
+    fed_back = tuple(normalise(h) for h in header[: len(REPORT_HEAD)]) == _REPORT_HEAD
     rows = _report_rows(columns[0], sheet_rows) if fed_back else pa.array(sheet_rows)
     others = [i for i in range(len(header)) if i not in (fid, gid)]
     if fed_back:
-        others = [i for i in others if header[i].strip() not in TOOL_COLUMNS]
+        others = [i for i in others if normalise(header[i]) not in _OURS]
     # A trailing delimiter makes a nameless, empty column: not worth carrying.
     others = [
         i for i in others if header[i].strip() or pc.any(pc.not_equal(columns[i], "")).as_py()
@@ -251,11 +256,18 @@ def _assemble(
     )
 
 
+#: Our report columns as a header cell is recognised (like the id columns: ignoring case
+#: and everything but letters and digits, so a byte-order mark or quotes an editor left in
+#: a cell, ``\ufeff"row"``, still make ``row``).
+_REPORT_HEAD = tuple(normalise(n) for n in REPORT_HEAD)
+_OURS = {normalise(n): n for n in TOOL_COLUMNS}
+
+
 def _original_name(name: str) -> str:
     """``input_status`` was our report's name for an input column ``status``."""
-    stripped = name.strip()
-    if stripped.startswith("input_") and stripped[len("input_") :] in TOOL_COLUMNS:
-        return stripped[len("input_") :]
+    key = normalise(name)
+    if key.startswith("input") and key[len("input") :] in _OURS:
+        return _OURS[key[len("input") :]]
     return name
 
 

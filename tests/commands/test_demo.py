@@ -29,6 +29,11 @@ def test_the_demo_runs_plan_run_and_rerun(
         for p in sorted((out / RUNS).iterdir())
     }
     plan, run, rerun, _ = summaries.values()
+    # v3: the demo leaves the run's reports in OUT/, not the undo dry run's listing.
+    assert json.loads((out / "summary.json").read_text(encoding="utf-8")) == rerun
+    assert (out / "results.csv").read_bytes() == (
+        sorted((out / RUNS).iterdir())[2] / "results.csv"
+    ).read_bytes()
     # Every kind of change the sample is built to show.
     assert plan["changes"]["new"] > 0 and plan["changes"]["unchanged"] > 0
     assert plan["changes"]["relatch"] > 0 and plan["writes"] == 0

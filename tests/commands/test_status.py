@@ -199,7 +199,7 @@ def test_show_prints_the_job_and_json_round_trips(tmp_path: Path) -> None:
     shown = text.getvalue()
     assert "4 rows" in shown and "Runs (3):" in shown
     assert "2026-03-02  1" in shown
-    assert "Left: 1 rows, about 2 requests" in shown
+    assert "Left: 1 row, about 2 requests" in shown
     as_json = io.StringIO()
     assert status.show(Settings(out=out, json=True), as_json) == 0
     data = json.loads(as_json.getvalue())

@@ -206,7 +206,10 @@ def test_a_checkpoint_from_another_api_is_refused(
     other = run_cli(source, two.base_url, *FAST)
 
     assert other.returncode == 2
-    assert "--fresh" in other.stderr and "Traceback" not in other.stderr
+    # v3: both URLs and another --out; never --fresh (that would set the job's memory aside).
+    assert one.base_url in other.stderr and two.base_url in other.stderr
+    assert "--out" in other.stderr and "--fresh" not in other.stderr
+    assert "Traceback" not in other.stderr
     assert two.requests_log() == []
 
 

@@ -45,7 +45,7 @@ def test_status_shows_counts_runs_requests_per_day_and_what_is_left(
     assert [r["exit_code"] for r in job["runs"]] == [3, 3]
     assert sum(job["requests_by_day"].values()) == 6
     assert job["left_rows"] == 4
-    assert job["left_requests"] == 8  # a read and a write each
+    assert job["left_requests"] == 5  # the reads 100 a request (--read-batch), a write each
     assert job["estimate"]
     # The same facts in words.
     assert "success" in text.stdout and "pending" in text.stdout

@@ -9,7 +9,15 @@ from pathlib import Path
 import pytest
 
 from batch_latch.errors import CheckpointError
-from batch_latch.jobfolder.checkpoint import FILENAME, Checkpoint, JournalWriteError, Record
+from batch_latch.jobfolder.checkpoint import (
+    FILENAME,
+    WRITING,
+    Checkpoint,
+    JournalWriteError,
+    Record,
+    made_for,
+)
+from batch_latch.jobfolder.memory import remembered, set_aside
 from tests.doubles import FullDisk
 
 URL = "http://127.0.0.1:8765/v1"
@@ -68,12 +76,58 @@ def test_a_torn_last_line_is_cut_off_and_appending_goes_on(tmp_path: Path) -> No
     assert earlier(tmp_path) == [(1, "A", "success"), (3, "C", "success")]
 
 
-def test_a_checkpoint_made_against_another_api_is_refused(tmp_path: Path) -> None:
-    Checkpoint.open(tmp_path, URL).close()
+def test_a_checkpoint_holding_answers_from_another_api_is_refused(tmp_path: Path) -> None:
+    store = Checkpoint.open(tmp_path, URL)
+    store.record(record(1, "A"))
+    store.close()
 
     with pytest.raises(CheckpointError) as caught:
         Checkpoint.open(tmp_path, "https://secure.fusebill.com/v1")
-    assert f"made against {URL}" in str(caught.value)
+    text = str(caught.value)
+    assert f"bound to {URL}" in text and "https://secure.fusebill.com/v1" in text
+    assert "--out" in text and "--fresh" not in text
+
+
+def test_a_checkpoint_no_answer_came_to_is_not_bound(tmp_path: Path) -> None:
+    Checkpoint.open(tmp_path, "http://127.0.0.1:8765").close()  # a wrong URL: nothing answered
+
+    store = Checkpoint.open(tmp_path, URL)
+    store.record(record(1, "A"))
+    store.close()
+
+    assert made_for(tmp_path) == URL
+    assert earlier(tmp_path) == [(1, "A", "success")]
+    assert set_aside(tmp_path) == []
+
+
+def test_unanswered_writes_to_an_unbound_url_are_set_aside_not_lost(tmp_path: Path) -> None:
+    wrong = "http://127.0.0.1:8765"
+    store = Checkpoint.open(tmp_path, wrong)
+    store.record(Record(1, "A", WRITING, None, "", "", "", "new", ""))
+    store.close()
+
+    Checkpoint.open(tmp_path, URL).close()
+
+    assert len(set_aside(tmp_path)) == 1
+    assert len(remembered(tmp_path, wrong)) == 1  # under its own URL
+    assert len(remembered(tmp_path, URL)) == 0
+
+
+def test_fresh_sets_the_checkpoint_aside_and_the_job_remembers_it(tmp_path: Path) -> None:
+    store = Checkpoint.open(tmp_path, URL)
+    store.record(record(1, "A"))
+    store.close()
+
+    store = Checkpoint.open(tmp_path, URL, fresh=True)
+    store.record(record(2, "B"))
+    store.close()
+    store = Checkpoint.open(tmp_path, URL)
+    store.close()
+
+    assert len(set_aside(tmp_path)) == 1
+    both = remembered(tmp_path, URL, store.records)
+    assert both.fusebill_id.tolist() == [1, 2]
+    assert len(remembered(tmp_path, "https://secure.fusebill.com/v1")) == 0
 
 
 def test_a_file_that_is_not_a_checkpoint_is_refused(tmp_path: Path) -> None:
@@ -216,7 +270,7 @@ def test_a_v1_checkpoint_is_upgraded_and_its_successes_read_as_change_unknown(
 def test_a_v1_checkpoint_of_another_api_is_refused_and_left_as_it_was(tmp_path: Path) -> None:
     v1 = "#batch-latch-checkpoint,1,https://secure.fusebill.com/v1\n1,A,success,200,ok,,t\n"
     (tmp_path / FILENAME).write_text(v1, encoding="utf-8")
-    with pytest.raises(CheckpointError, match="made against"):
+    with pytest.raises(CheckpointError, match="bound to"):
         Checkpoint.open(tmp_path, URL)
     assert (tmp_path / FILENAME).read_text(encoding="utf-8") == v1
 

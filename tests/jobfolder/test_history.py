@@ -178,6 +178,35 @@ def test_publish_never_overwrites_the_input_file(tmp_path: Path) -> None:
     assert (out / "results.csv").read_text(encoding="utf-8") == "second results.csv"
 
 
+def test_an_edited_report_fed_back_is_refreshed_by_the_next_command(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    history.publish(out, reports(out / "runs" / "a", "first"), None)
+    edited = out / "failed.csv"
+    edited.write_text("fusebillId,geotabId\n1,FIXED\n", encoding="utf-8")
+    history.publish(out, reports(out / "runs" / "b", "dry"), edited)  # fed back: kept
+    history.publish(out, reports(out / "runs" / "c", "run"), edited)  # fed back again: kept
+    assert edited.read_text(encoding="utf-8") == "fusebillId,geotabId\n1,FIXED\n"
+
+    kept = history.publish(out, reports(out / "runs" / "d", "rerun"), None)
+
+    assert kept == []
+    assert edited.read_text(encoding="utf-8") == "rerun failed.csv"
+
+
+def test_an_edited_report_edited_again_after_feeding_back_is_left(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    history.publish(out, reports(out / "runs" / "a", "first"), None)
+    edited = out / "failed.csv"
+    edited.write_text("fusebillId,geotabId\n1,FIXED\n", encoding="utf-8")
+    history.publish(out, reports(out / "runs" / "b", "dry"), edited)
+    edited.write_text("fusebillId,geotabId\n1,FIXED AGAIN\n", encoding="utf-8")
+
+    kept = history.publish(out, reports(out / "runs" / "c", "rerun"), None)
+
+    assert any("changed since" in line for line in kept)
+    assert "FIXED AGAIN" in edited.read_text(encoding="utf-8")
+
+
 def test_publish_leaves_a_file_the_user_edited(tmp_path: Path) -> None:
     out = tmp_path / "out"
     history.publish(out, reports(out / "runs" / "a", "first"), None)

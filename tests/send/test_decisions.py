@@ -99,7 +99,7 @@ def run_expect(found: str, allow: bool) -> Expect:
         "other": (
             Expect(Status.SUCCESS, Change.RELATCH, "", 1, OTHER, SENT)
             if allow
-            else Expect(Status.FAILED, Change.RELATCH, "relatch_refused", 0, OTHER, OTHER)
+            else Expect(Status.FAILED, Change.NONE, "relatch_refused", 0, OTHER, OTHER)
         ),
         "no_key": Expect(Status.SUCCESS, Change.UNKNOWN, "", 1, "", SENT),
         "404": Expect(Status.NOT_FOUND, Change.NONE, "not_found", 0),

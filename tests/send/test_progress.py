@@ -9,6 +9,7 @@ import threading
 from batch_latch.send.estimate import Pace, duration, duration_short
 from batch_latch.send.notices import Notices
 from batch_latch.send.progress import Bar, Silent
+from tests.doubles import wait_for
 
 
 def test_silent_writes_lines_and_nothing_else() -> None:
@@ -127,3 +128,55 @@ def test_notices_from_workers_stay_whole() -> None:
     for thread in threads:
         thread.join(5)
     assert sorted(stream.getvalue().splitlines()) == sorted(lines), stream.getvalue()
+
+
+# --- the bar during a pause (issue #18 item 9) -----------------------------------------------
+
+
+class _Frames(io.StringIO):
+    """A terminal's stream: what the bar drew last, frame by frame (tqdm starts each with \\r)."""
+
+    def last(self) -> str:
+        return self.getvalue().replace("\n", "\r").split("\r")[-1]
+
+
+def test_during_a_pause_the_bar_keeps_its_counts_and_time_left_and_counts_down() -> None:
+    stream = _Frames()
+    bar = Bar(stream)
+    bar.start(10)
+    for _ in range(3):
+        bar.row_done("success")
+    bar.row_done("failed")
+    long_cause = "until 12:00:00: this minute's API limit is used up " + "x" * 200
+    bar.paused(long_cause, 5.0)
+    try:
+        first = stream.last()
+        assert "4/10" in first and "ok=3" in first and "failed=1" in first, first
+        assert "<" in first  # tqdm's time left, still shown
+        assert "paused, 5 s left" in first or "paused, 4 s left" in first, first
+        assert "x" * 100 not in first  # the cause is cut short, not the counts
+        wait_for(lambda: "paused, 3 s left" in stream.last(), deadline=10, what="countdown")
+        assert "ok=3" in stream.last()
+    finally:
+        bar.close()
+
+
+def test_the_time_left_is_the_runs_average_so_a_pause_does_not_make_it_swing() -> None:
+    bar = Bar(io.StringIO())
+    bar.start(10)
+    try:
+        assert bar._bar.smoothing == 0
+    finally:
+        bar.close()
+
+
+def test_notices_hand_the_bar_the_pause_and_its_length() -> None:
+    seen: list[tuple[str, float]] = []
+
+    class Recorder(Silent):
+        def paused(self, text: str, seconds: float = 0.0) -> None:
+            seen.append((text, seconds))
+
+    Notices(Recorder(io.StringIO())).pause(30.0, "the API answered 429")
+    ((text, seconds),) = seen
+    assert seconds == 30.0 and text.startswith("until ") and "429" in text

@@ -85,7 +85,12 @@ def test_a_run_reads_then_latches_and_reports_each_change(tmp_path: Path) -> Non
     fake = FakeFusebill({1: None, 2: "B", 3: "OLD"})
     outcome, rows, err = latch(tmp_path, [("1", "A"), ("2", "B"), ("3", "C"), ("4", "D")], fake)
     assert statuses(rows) == ["success", "success", "failed", "not_found"]
-    assert [r["change"] for r in rows] == ["new", "unchanged", "relatch", ""]
+    assert [r["change"] for r in rows] == [
+        "new",
+        "unchanged",
+        "",
+        "",
+    ]  # v3: a refused relatch did nothing
     assert [r["error_key"] for r in rows] == ["", "", "relatch_refused", "not_found"]
     assert [r["previous_geotabId"] for r in rows] == ["", "", "OLD", ""]
     assert [r["attempts"] for r in rows] == [1, 0, 0, 0]
