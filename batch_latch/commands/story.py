@@ -16,6 +16,7 @@ import csv
 import json
 import mmap
 from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TextIO
 
@@ -24,10 +25,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from batch_latch.clock import folder_stamp
 from batch_latch.errors import BatchLatchError, NotAJob
 from batch_latch.jobfolder import checkpoint
 from batch_latch.jobfolder.checkpoint import FILENAME, WRITING, Records
 from batch_latch.jobfolder.history import RUNS
+from batch_latch.jobfolder.memory import set_aside
 from batch_latch.reports.writer import Summary
 from batch_latch.send.journal import LANDED
 from batch_latch.settings import Settings
@@ -92,9 +95,13 @@ def story(out: Path, fusebill_id: int) -> list[StoryEvent]:
     events: list[StoryEvent] = []
     for command in commands:
         events += _from_results(command, fusebill_id)
-    seen = {(e.status, e.at) for e in events}
+    # A record is the same event as a results row of the command it is told as (two runs
+    # in one second must not hide each other's records).
+    seen = {(e.status, e.at, e.run) for e in events}
     remembered = [
-        e for e in _from_checkpoints(out, fusebill_id, commands) if (e.status, e.at) not in seen
+        e
+        for e in _from_checkpoints(out, fusebill_id, commands)
+        if (e.status, e.at, e.run) not in seen
     ]
     if not events and not remembered:
         raise UnknownCustomer(
@@ -181,12 +188,12 @@ def _rows_of(path: Path, fusebill_id: int) -> pa.Table | None:
 def _from_checkpoints(out: Path, fusebill_id: int, commands: list[_Command]) -> list[StoryEvent]:
     """The customer's records in the set-aside checkpoints (oldest first), then the
     checkpoint: outcomes (matched to the command that ran then) and unanswered writes."""
-    paths = [*sorted(out.glob("checkpoint-*.csv.old")), out / FILENAME]
     events = []
-    for path in paths:
+    for path in [*set_aside(out), out / FILENAME]:
         records = _records(path)
         if records is None:
             continue
+        eligible = commands if path.name == FILENAME else _written_before(path, commands)
         at = pa.array(np.flatnonzero(records.fusebill_id == fusebill_id))
         columns = (
             records.finished_at,
@@ -201,8 +208,20 @@ def _from_checkpoints(out: Path, fusebill_id: int, commands: list[_Command]) -> 
             record = _Record(*(v or "" for v in values))
             if record.status == WRITING and i + 1 < len(mine) and _answers(_Record(*mine[i + 1])):
                 continue  # the next record is this write's outcome
-            events.append(record.event(commands))
+            events.append(record.event(eligible))
     return events
+
+
+def _written_before(path: Path, commands: list[_Command]) -> list[_Command]:
+    """The commands that can have written a set-aside checkpoint: those whose run folder
+    (named to the millisecond) is older than the file's last write (a rename keeps it).
+    Without this a record of the second in which ``--fresh`` set the file aside would be
+    told as the ``--fresh`` command's."""
+    try:
+        last = folder_stamp(datetime.fromtimestamp(path.stat().st_mtime, timezone.utc))
+    except OSError:
+        return commands
+    return [c for c in commands if c.folder.name[: len(last)] <= last]
 
 
 @dataclass(frozen=True)

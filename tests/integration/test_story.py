@@ -269,7 +269,11 @@ def test_item9_a_refused_connection_names_host_and_port_not_an_outage(
     port = _closed_port()
     source = write_csv(tmp_path / "in.csv", known_rows(25))
 
-    run = run_cli(source, f"http://127.0.0.1:{port}/v1", *FAST, "--max-attempts", "1")
+    # One read a row, so 25 refused connections make the outage streak (20) that stops
+    # the run; a list read of the 25 would be a single failure.
+    run = run_cli(
+        source, f"http://127.0.0.1:{port}/v1", *FAST, "--max-attempts", "1", "--read-batch", "1"
+    )
 
     assert run.returncode == 3, run.stderr
     line = next(x for x in run.stderr.splitlines() if x.startswith("Stopped"))
