@@ -294,7 +294,8 @@ def test_the_key_never_appears_in_any_output(
 def test_a_spent_daily_quota_stops_the_run_and_says_when_it_resets(
     tmp_path: Path, sandbox_factory: SandboxFactory, run_cli: RunCli
 ) -> None:
-    # 5 requests a day: read+write, read+write, then the third row's read spends the quota.
+    # 5 requests a day: one list read of the 12, then four writes; the fourth write's answer
+    # shows the quota spent (v2, one read a row: two rows).
     sandbox = sandbox_factory(day_limit=5)
     source = write_csv(tmp_path / "in.csv", known_rows(12))
 
@@ -302,8 +303,9 @@ def test_a_spent_daily_quota_stops_the_run_and_says_when_it_resets(
 
     assert first.returncode == 3
     assert "daily API quota" in first.stderr and "resets at" in first.stderr
-    assert Counter(r["status"] for r in first.results()) == {"success": 2, "pending": 10}
+    assert Counter(r["status"] for r in first.results()) == {"success": 4, "pending": 8}
     assert Counter(r.status for r in sandbox.requests_log()) == {200: 5}
+    assert [r.is_list for r in sandbox.requests_log()] == [True] + [False] * 4
     assert first.summary()["stop_reason"] == "daily_quota"
     assert first.summary()["requests"] == 5
 
@@ -312,5 +314,5 @@ def test_a_spent_daily_quota_stops_the_run_and_says_when_it_resets(
 
     assert second.returncode == 3
     assert "daily API quota" in second.stderr
-    assert summary_counts(second.summary()) == {"success": 2, "pending": 10}
+    assert summary_counts(second.summary()) == {"success": 4, "pending": 8}
     assert Counter(r.status for r in sandbox.requests_log()) == {200: 5, 429: 1}
