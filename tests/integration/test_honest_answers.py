@@ -34,9 +34,14 @@ def test_a_2xx_that_proves_nothing_is_not_success_and_is_sent_again(
     for row in first.results():
         assert (row["status"], row["error_key"]) == ("failed", "unconfirmed"), row
         assert row["change"] == ""
-    # read, latch (a 200 that proves nothing), read-back: per row
-    assert len(read_requests(bad)) == 6
+    # One list read of the three, then per row a latch (a 200 that proves nothing) and a
+    # read-back of that customer alone: 4 reads, 3 latches.
+    assert len(read_requests(bad)) == 4
     assert len(latch_requests(bad)) == 3
+    for fid, _ in rows:
+        reads, latch = read_requests(bad, fid), latch_requests(bad, fid)[0]
+        assert [r.is_list for r in reads] == [True, False]
+        assert reads[0].at <= latch.at <= reads[1].at
     port = bad.port
     bad.stop()
 

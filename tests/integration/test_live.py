@@ -134,11 +134,16 @@ def test_wrong_key_stops_at_once_and_leaves_rows_pending(
 def test_429_pauses_everyone_and_does_not_use_up_attempts(
     tmp_path: Path, sandbox_factory: SandboxFactory, run_cli: RunCli, retry_after: bool
 ) -> None:
-    # A 3 req/s limit against a tool sending at 30 req/s: 429s are certain.
+    # A 3 req/s limit against a tool sending at 30 req/s: 429s are certain. One-by-one reads
+    # (--read-batch 1): ten requests, not one list read and five latches, keep the pressure.
     sandbox = sandbox_factory(rate_limit=3.0, retry_after=retry_after, reset_format="epoch")
     source = write_csv(tmp_path / "in.csv", known_rows(5))
 
-    run = run_cli(source, sandbox.base_url, "--rate", "30", "--workers", "4", "--max-attempts", "1")
+    run = run_cli(
+        source,
+        sandbox.base_url,
+        *("--rate", "30", "--workers", "4", "--max-attempts", "1", "--read-batch", "1"),
+    )
 
     assert run.returncode == 0, run.stderr
     assert {r["status"] for r in run.results()} == {"success"}
@@ -155,11 +160,12 @@ def test_429_pauses_everyone_and_does_not_use_up_attempts(
 def test_remaining_minute_zero_pauses_until_reset_without_429s(
     tmp_path: Path, sandbox_factory: SandboxFactory, run_cli: RunCli
 ) -> None:
-    # testdrive: 10 requests a "minute", here a 1-second window; 12 rows are 24 requests.
+    # testdrive: 10 requests a "minute", here a 1-second window; 12 rows read one by one
+    # (--read-batch 1) are 24 requests, so the run crosses the window's end twice.
     sandbox = sandbox_factory(profile="testdrive", minute_seconds=1.0)
     source = write_csv(tmp_path / "in.csv", known_rows(12))
 
-    run = run_cli(source, sandbox.base_url, "--rate", "100", "--workers", "1")
+    run = run_cli(source, sandbox.base_url, "--rate", "100", "--workers", "1", "--read-batch", "1")
 
     assert run.returncode == 0, run.stderr
     statuses = Counter(r.status for r in sandbox.requests_log())
@@ -209,11 +215,16 @@ def test_an_ambiguous_attempt_is_resolved_by_read_back(
     tmp_path: Path, sandbox_factory: SandboxFactory, run_cli: RunCli, relatch_status: int
 ) -> None:
     # The first attempt lands but its answer is late; the repeat is refused as "already
-    # latched"; the tool reads the customer back and finds the geotabId it sent.
+    # latched"; the tool reads the customer back and finds the geotabId it sent. One-by-one
+    # reads (--read-batch 1), so each row's own read and read-back are counted.
     sandbox = sandbox_factory(stall_first_ms=1500, relatch_status=relatch_status)
     source = write_csv(tmp_path / "in.csv", known_rows(2))
 
-    run = run_cli(source, sandbox.base_url, "--timeout", "0.3", "--max-attempts", "2", *FAST)
+    run = run_cli(
+        source,
+        sandbox.base_url,
+        *("--timeout", "0.3", "--max-attempts", "2", "--read-batch", "1", *FAST),
+    )
 
     assert run.returncode == 0, run.stderr
     for row in run.results():
@@ -234,7 +245,10 @@ def test_an_outage_stops_the_run_with_rows_pending(
     sandbox = sandbox_factory(fail_rate=1.0, seed=1)
     source = write_csv(tmp_path / "in.csv", known_rows(30))
 
-    run = run_cli(source, sandbox.base_url, "--rate", "200", "--workers", "8")
+    # One-by-one reads (--read-batch 1): a failed request per read, so the streak of 20
+    # builds across the rows. (One list read of the 30 counts once a try in the streak: it
+    # would give up after --max-attempts and fail the rows as unreadable, never a stop.)
+    run = run_cli(source, sandbox.base_url, "--rate", "200", "--workers", "8", "--read-batch", "1")
 
     assert run.returncode == 3
     assert "API looks down" in run.stderr
@@ -280,7 +294,8 @@ def test_the_key_never_appears_in_any_output(
 def test_a_spent_daily_quota_stops_the_run_and_says_when_it_resets(
     tmp_path: Path, sandbox_factory: SandboxFactory, run_cli: RunCli
 ) -> None:
-    # 5 requests a day: read+write, read+write, then the third row's read spends the quota.
+    # 5 requests a day: one list read of the 12, then four writes; the fourth write's answer
+    # shows the quota spent (v2, one read a row: two rows).
     sandbox = sandbox_factory(day_limit=5)
     source = write_csv(tmp_path / "in.csv", known_rows(12))
 
@@ -288,8 +303,9 @@ def test_a_spent_daily_quota_stops_the_run_and_says_when_it_resets(
 
     assert first.returncode == 3
     assert "daily API quota" in first.stderr and "resets at" in first.stderr
-    assert Counter(r["status"] for r in first.results()) == {"success": 2, "pending": 10}
+    assert Counter(r["status"] for r in first.results()) == {"success": 4, "pending": 8}
     assert Counter(r.status for r in sandbox.requests_log()) == {200: 5}
+    assert [r.is_list for r in sandbox.requests_log()] == [True] + [False] * 4
     assert first.summary()["stop_reason"] == "daily_quota"
     assert first.summary()["requests"] == 5
 
@@ -298,5 +314,5 @@ def test_a_spent_daily_quota_stops_the_run_and_says_when_it_resets(
 
     assert second.returncode == 3
     assert "daily API quota" in second.stderr
-    assert summary_counts(second.summary()) == {"success": 2, "pending": 10}
+    assert summary_counts(second.summary()) == {"success": 4, "pending": 8}
     assert Counter(r.status for r in sandbox.requests_log()) == {200: 5, 429: 1}

@@ -419,6 +419,7 @@ def test_dripping_answers_are_cut_at_the_deadline(
         sandbox.base_url,
         *("--rate", "200", "--workers", workers),
         *("--timeout", timeout, "--max-attempts", attempts),
+        *("--read-batch", 1),  # one read a row: each worker's reads are cut one after another
     )
     # No backoff follows a last attempt: each worker's rows take their deadlines, end to end.
     work = math.ceil(rows / workers) * attempts * timeout
