@@ -37,22 +37,23 @@ def test_status_shows_counts_runs_requests_per_day_and_what_is_left(
     assert as_json.returncode == 0, as_json.stderr
     job = json.loads(as_json.stdout)
     counts = {k: v for k, v in job["counts"].items() if v}
-    # 3 rows latched over two runs, 3 still to send (55 included), one invalid.
-    assert counts == {"success": 3, "pending": 4, "invalid": 1}, job
+    # A list read of the 7 valid rows and 3 writes, then a list read of the 4 left and 1
+    # write: 4 rows latched over two runs, 3 still to send (55 included), one invalid.
+    assert counts == {"success": 4, "pending": 3, "invalid": 1}, job
     assert job["rows"] == 8
     assert [r["kind"] for r in job["runs"]] == ["run", "run"]
     assert [r["requests"] for r in job["runs"]] == [4, 2]
     assert [r["exit_code"] for r in job["runs"]] == [3, 3]
     assert sum(job["requests_by_day"].values()) == 6
-    assert job["left_rows"] == 4
-    assert job["left_requests"] == 5  # the reads 100 a request (--read-batch), a write each
+    assert job["left_rows"] == 3
+    assert job["left_requests"] == 4  # the reads 100 a request (--read-batch), a write each
     assert job["estimate"]
     # The same facts in words.
     assert "success" in text.stdout and "pending" in text.stdout
     assert "Runs (2)" in text.stdout
     day = next(iter(job["requests_by_day"]))
     assert day in text.stdout
-    assert "Left: 4 rows" in text.stdout
+    assert "Left: 3 rows" in text.stdout
 
 
 def test_status_of_a_folder_that_is_not_a_job_is_one_line_and_exit_2(
