@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import NoReturn
 
@@ -95,13 +95,15 @@ def build_parser(*, sandbox_options: bool = True) -> argparse.ArgumentParser:
 
 
 def _redact_key(text: str) -> str:
-    from batch_latch.fusebill.redact import Redactor
+    """The one error line without the key or a proxy's credentials (the client's rule)."""
+    from batch_latch.fusebill.redact import Redactor, proxy_secrets
 
+    env: Mapping[str, str]
     try:
-        key = settings.environment().get(settings.KEY_VARIABLE, "")
+        env = settings.environment()
     except BatchLatchError:
-        key = os.environ.get(settings.KEY_VARIABLE, "")
-    return Redactor(key.strip())(text) if key.strip() else text
+        env = os.environ
+    return Redactor(env.get(settings.KEY_VARIABLE, "").strip(), also=proxy_secrets(env))(text)
 
 
 def _dispatch(args: argparse.Namespace) -> int:

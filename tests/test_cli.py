@@ -11,6 +11,7 @@ import pytest
 
 from batch_latch import cli
 from batch_latch.commands import status
+from batch_latch.errors import NotAJob
 from batch_latch.settings import KEY_VARIABLE, URL_VARIABLE
 
 KEY = "sk_live_CLI_SECRET_42"
@@ -152,6 +153,21 @@ def test_the_key_in_a_dotenv_is_redacted_too(
     assert cli.main(["status", str(tmp_path)]) == 70
     err = capsys.readouterr().err
     assert KEY not in err and "odd value" in err
+
+
+def test_a_proxy_password_in_an_error_line_is_redacted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    password = "Pr0xy-Pa55word"
+    monkeypatch.setenv("HTTPS_PROXY", f"http://ops:{password}@proxy.corp:3128")
+
+    def broken(*args: Any, **kwargs: Any) -> int:
+        raise NotAJob(f"odd: proxy said {password} was wrong")
+
+    monkeypatch.setattr(status, "show", broken)
+    assert cli.main(["status", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert password not in err and "proxy said" in err
 
 
 def test_ctrl_c_outside_the_run_is_exit_130_one_line(

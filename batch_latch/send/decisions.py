@@ -35,7 +35,7 @@ from batch_latch.reports.columns import RowOutcome
 from batch_latch.send.attempt_loop import AttemptLoop, Sent
 from batch_latch.send.plan_rule import STALE_KEY, Call, against_plan
 from batch_latch.send.reads import STALE_AFTER, Read, Reader
-from batch_latch.vocab import PENDING_MESSAGES, Change, Status, StopReason
+from batch_latch.vocab import PENDING_MESSAGES, Change, Status, StopReason, plural
 
 NO_GEOTAB_FIELD = (
     "Note: this API's customer records do not show a geotabId, so what each customer held "
@@ -289,11 +289,13 @@ class RowLogic:
         ):
             why = verdict.message
             if sent.exhausted:
-                why = f"gave up after {n} attempts: {why}"
+                why = f"gave up after {plural(n, 'attempt')}: {why}"
             return self.confirm(task, sent, why, verdict.error_key, done)
         if sent.exhausted:
             return done(
-                Status.FAILED, f"gave up after {n} attempts: {verdict.message}", verdict.error_key
+                Status.FAILED,
+                f"gave up after {plural(n, 'attempt')}: {verdict.message}",
+                verdict.error_key,
             )
         return done(Status.FAILED, verdict.message, verdict.error_key)
 

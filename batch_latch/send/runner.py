@@ -182,7 +182,7 @@ def _announce(
     session.notices.say(
         f"{'Planning' if planning else 'Sending'} {plural(rows, 'row')} to {settings.base_url}: "
         f"{most}{requests:,} {what} at up to {settings.rate:g} requests/s with "
-        f"{settings.workers} workers: {duration(requests / settings.rate)}{note}. The "
+        f"{plural(settings.workers, 'worker')}: {duration(requests / settings.rate)}{note}. The "
         "account's own limits may add pauses; they are estimated once its first answer "
         "shows them."
     )
