@@ -52,10 +52,13 @@ class RunLine:
     exit_code: int
     stop_reason: str | None
     dry_run: bool = False
+    plan: str | None = None  # the plan folder a ``run --plan`` applied
 
     @property
     def what(self) -> str:
-        """``run``, ``plan``, ``dry-run``, ``undo`` or ``undo --dry-run``: told apart."""
+        """``run``, ``run --plan``, ``plan``, ``dry-run``, ``undo`` or ``undo --dry-run``."""
+        if self.plan:
+            return f"{self.kind} --plan"
         return f"{self.kind} --dry-run" if self.dry_run and self.kind == "undo" else self.kind
 
 
@@ -149,6 +152,7 @@ def _add_run(job: JobStatus, folder: Path, s: Summary) -> None:
             s.exit_code,
             s.stop_reason,
             s.dry_run,
+            s.plan,
         )
     )
     for day, n in s.requests_by_day.items():
@@ -228,6 +232,7 @@ def show(settings: Settings, out: TextIO) -> int:
     out.write(f"Runs ({len(job.runs):,}):\n")
     for r in job.runs:
         stop = f" ({r.stop_reason})" if r.stop_reason else ""
+        stop += f", applied plan {r.plan}" if r.plan else ""
         out.write(
             f"  {r.started_at:<21} {r.what:<15} {r.user}@{r.host}  {r.input}  "
             f"{plural(r.rows, 'row')}, {plural(r.requests, 'request')}, exit {r.exit_code}"

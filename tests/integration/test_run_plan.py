@@ -3,6 +3,7 @@ changed since, and refuse a plan that is not this sheet's, this job's or this AP
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from tests.integration.conftest import (
     FAST,
     RunCli,
     SandboxFactory,
+    StatusCli,
     latch_requests,
     write_csv,
 )
@@ -22,7 +24,11 @@ ROWS = [(NEW, "GT-NEW"), (OLD, "GT-REPLACED"), (SAME, "GT-SAME"), (MOVED, "GT-M1
 
 
 def test_run_plan_writes_the_reviewed_relatch_and_refuses_what_changed_since(
-    tmp_path: Path, sandbox_factory: SandboxFactory, plan_cli: RunCli, run_cli: RunCli
+    tmp_path: Path,
+    sandbox_factory: SandboxFactory,
+    plan_cli: RunCli,
+    run_cli: RunCli,
+    status_cli: StatusCli,
 ) -> None:
     sandbox = sandbox_factory(preset=PRESET)
     source = write_csv(tmp_path / "in.csv", ROWS)
@@ -50,6 +56,14 @@ def test_run_plan_writes_the_reviewed_relatch_and_refuses_what_changed_since(
     summary = run.summary()
     assert summary["plan"] == folder.name
     assert summary["changes"].get("relatch") == 1 and summary["requests"] == 3
+    # status's runs table says which plan the run applied.
+    job = json.loads(status_cli(run.out, "--json").stdout)
+    assert [(r["kind"], r["plan"]) for r in job["runs"]] == [
+        ("plan", None),
+        ("run", folder.name),
+    ]
+    text = status_cli(run.out).stdout
+    assert "run --plan" in text and f"applied plan {folder.name}" in text
 
 
 def test_allow_relatch_does_not_widen_a_plan(
