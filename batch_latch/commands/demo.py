@@ -3,8 +3,10 @@
 Nothing is faked but Fusebill itself: the sandbox listens on a free loopback port and the
 commands go through the same loader, validator, workers, throttle, checkpoint and reports
 as real ones. Some sample customers start latched (``latch-sample-preset.csv``), so the
-plan shows every kind of change: new, unchanged, and a re-latch that is refused. No key,
-no network.
+plan shows every kind of change: new, unchanged, and a re-latch (which ``run --plan`` then
+writes: the reviewed plan is the approval). Between
+the plan and ``run --plan latest`` another integration changes one planned customer, so the
+run writes what was reviewed and refuses that one as ``stale_plan``. No key, no network.
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ from batch_latch.vocab import ExitCode, RunKind
 
 SAMPLE = "latch-sample.csv"
 PRESET = "latch-sample-preset.csv"
+#: A customer the plan shows as new, changed by "someone else" after the review.
+CHANGED_SINCE = (1000004, "SET-BY-ANOTHER-INTEGRATION")
 STEPS = (
     (RunKind.PLAN, "1. plan: read every customer, change nothing"),
-    (RunKind.RUN, "2. run: latch what is new; refuse to replace another geotabId"),
+    (RunKind.RUN, "2. run --plan latest: write what the plan showed; refuse what changed since"),
     (RunKind.RUN, "3. re-run: nothing settled is sent again"),
     (RunKind.UNDO, "4. undo --dry-run: what undo would put back (sends nothing)"),
 )
@@ -45,7 +49,14 @@ def run(out: Path) -> int:
     results: list[job.JobResult] = []
     with Sandbox(config) as sandbox:
         print(f"Sandbox listening on {sandbox.base_url}", flush=True)
-        for kind, title in STEPS:
+        for step, (kind, title) in enumerate(STEPS):
+            if step == 1:
+                sandbox.set_geotab_id(*CHANGED_SINCE)
+                print(
+                    f"\n(meanwhile another integration sets customer {CHANGED_SINCE[0]} to "
+                    f"{CHANGED_SINCE[1]!r})",
+                    flush=True,
+                )
             print(f"\n== {title}", flush=True)
             settings = Settings(
                 out=out,
@@ -56,6 +67,7 @@ def run(out: Path) -> int:
                 progress=sys.stderr.isatty(),
                 base_url=sandbox.base_url,
                 api_key=SecretStr(DEFAULT_API_KEY),
+                plan="latest" if step == 1 else None,
             )
             results.append(job.run(settings))
     # The last word is about the run: OUT/ shows the re-run's reports, not the undo listing.
@@ -63,7 +75,7 @@ def run(out: Path) -> int:
     codes = [r.exit_code for r in results]
     print(
         f"\nDone. The run exits {int(codes[1])}: the sample has invalid rows, an unknown "
-        "customer and a refused re-latch on purpose; open the reports in "
+        "customer and a customer changed since the plan on purpose; open the reports in "
         f"{out}/ (the re-run's; each command's own are in {out}/runs/) to see why each row "
         f"ended as it did. On a real job, `batch-latch undo {out}` puts back what the run "
         "changed."
