@@ -27,7 +27,7 @@ import pyarrow.csv as pacsv
 
 from batch_latch.clock import folder_stamp
 from batch_latch.errors import BatchLatchError, NotAJob
-from batch_latch.jobfolder import checkpoint
+from batch_latch.jobfolder import checkpoint_file
 from batch_latch.jobfolder.checkpoint import FILENAME, WRITING, Records
 from batch_latch.jobfolder.history import RUNS
 from batch_latch.jobfolder.memory import set_aside
@@ -273,6 +273,6 @@ def _records(path: Path) -> Records | None:
         return None
     try:
         # The checkpoint's own reader (one schema, one place); a damaged file tells nothing.
-        return Records(checkpoint._read(path, int(header[1])))
+        return Records(checkpoint_file.read_table(path, int(header[1])))
     except BatchLatchError:
         return None

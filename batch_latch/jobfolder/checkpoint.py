@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,38 +28,36 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 
 from batch_latch.clock import file_stamp, utc_now
 from batch_latch.errors import CheckpointError, why
+from batch_latch.jobfolder.checkpoint_file import (
+    FILENAME,
+    FORMAT,
+    SCHEMA,
+    WRITING,
+    header,
+    made_for,
+    read_table,
+    renumber,
+    repair_torn_tail,
+    rewrite,
+    start,
+    sync,
+)
 
-FILENAME = "checkpoint.csv"
-_MARK = "#batch-latch-checkpoint"
-#: 3: write-ahead records (status ``writing``) may stand before an outcome; 2 had none.
-FORMAT = 3
-#: The status of a write-ahead record: the customer, what the read showed it held
-#: (``previous``) and what is being written, durable before the request leaves.
-WRITING = "writing"
-_V1_NAMES = ["f", "g", "s", "h", "m", "k", "t"]
-_SCHEMA = pa.schema(
-    [
-        ("f", pa.int64()),
-        ("g", pa.string()),
-        ("s", pa.string()),
-        ("h", pa.int64()),
-        ("m", pa.string()),
-        ("k", pa.string()),
-        ("c", pa.string()),
-        ("p", pa.string()),
-        ("t", pa.string()),
-    ]
-)  # fusebillId, geotabId, status, http_status, message, error_key, change, previous, finished_at
-
-
-# Read as dictionary codes: statuses, messages and times repeat, and lookups that take a
-# million rows' values then move small integers instead of strings.
-_CODED = pa.dictionary(pa.int32(), pa.string())
-_READ_TYPES = {name: _CODED for name in ("s", "m", "k", "c", "p", "t")}
+__all__ = [
+    "FILENAME",
+    "FORMAT",
+    "WRITING",
+    "Checkpoint",
+    "JournalWriteError",
+    "Record",
+    "Records",
+    "made_for",
+    "no_records",
+    "read_records",
+]
 
 
 @dataclass(frozen=True)
@@ -182,16 +179,16 @@ class Checkpoint:
                 )
             earlier: pa.Table | None = None
             if path.exists():
-                _repair_torn_tail(path)
+                repair_torn_tail(path)
                 version, earlier = _bind(path, base_url)
             if earlier is None:
-                handle = _start(path, base_url)
-                earlier = _SCHEMA.empty_table()
+                handle = start(path, base_url)
+                earlier = SCHEMA.empty_table()
             else:
                 if version == 2:  # the same lines: only the header's format number moves on
-                    _renumber(path, base_url)
+                    renumber(path, base_url)
                 elif version != FORMAT:
-                    _rewrite(path, base_url, earlier)
+                    rewrite(path, base_url, earlier)
                 handle = path.open("ab")
         except OSError as exc:
             where = exc.filename or path
@@ -220,7 +217,7 @@ class Checkpoint:
                 self._cond.release()
                 try:
                     self._handle.write(b"".join(batch))
-                    _sync(self._handle)
+                    sync(self._handle)
                 except OSError as exc:
                     self._failure = exc
                 finally:
@@ -234,7 +231,7 @@ class Checkpoint:
         """Bulk append with one fsync (benchmarks and imports)."""
         with self._cond:
             self._handle.write(_csv_lines(records))
-            _sync(self._handle)
+            sync(self._handle)
 
     def close(self) -> None:
         """Close the file. After a failed write (disk full...) its buffer cannot be flushed
@@ -252,103 +249,6 @@ class Checkpoint:
                 )
 
 
-def _header_line(base_url: str) -> bytes:
-    header = io.StringIO()
-    csv.writer(header, lineterminator="\n").writerow([_MARK, FORMAT, base_url])
-    return header.getvalue().encode("utf-8")
-
-
-def _start(path: Path, base_url: str) -> io.BufferedWriter:
-    """A new journal: its header is written beside it and renamed into place, so a crash
-    (or a full disk) never leaves an empty checkpoint, which is refused as damaged."""
-    tmp = path.with_name(f".{path.name}.new")
-    try:
-        with tmp.open("wb") as handle:
-            handle.write(_header_line(base_url))
-            _sync(handle)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path.open("ab")
-
-
-def _rewrite(path: Path, base_url: str, table: pa.Table) -> None:
-    """An older journal, upgraded in place (atomically) to this format."""
-    tmp = path.with_name(f".{path.name}.upgrade")
-    with tmp.open("wb") as handle:
-        handle.write(_header_line(base_url))
-        body = io.BytesIO()
-        pacsv.write_csv(
-            table,
-            body,
-            write_options=pacsv.WriteOptions(include_header=False, quoting_style="needed"),
-        )
-        handle.write(body.getvalue())
-        _sync(handle)
-    os.replace(tmp, path)
-
-
-def _renumber(path: Path, base_url: str) -> None:
-    """A format-2 journal becomes format 3 in place: its header line keeps its length."""
-    line = _header_line(base_url)
-    with path.open("rb+") as handle:
-        if handle.readline() != line.replace(b",3,", b",2,", 1):
-            raise CheckpointError(f"{path} has an unexpected header; move it away or use --fresh")
-        handle.seek(0)
-        handle.write(line)
-        _sync(handle)  # type: ignore[arg-type]
-
-
-def _sync(handle: io.BufferedWriter) -> None:
-    handle.flush()
-    os.fsync(handle.fileno())
-
-
-def _repair_torn_tail(path: Path) -> None:
-    """A crash mid-append can leave a last line without its newline: cut it off."""
-    with path.open("rb+") as handle:
-        size = handle.seek(0, os.SEEK_END)
-        handle.seek(max(0, size - 1))
-        if handle.read(1) == b"\n":
-            return
-        step, end = 1 << 16, size
-        while end > 0:
-            start = max(0, end - step)
-            handle.seek(start)
-            chunk = handle.read(end - start)
-            cut = chunk.rfind(b"\n")
-            if cut >= 0:
-                handle.truncate(start + cut + 1)
-                break
-            end = start
-        else:
-            handle.truncate(0)
-        _sync(handle)  # type: ignore[arg-type]
-
-
-def made_for(out_dir: Path) -> str | None:
-    """The API base URL the checkpoint in ``out_dir`` was made against (None: unreadable)."""
-    try:
-        with (out_dir / FILENAME).open("rb") as handle:
-            first = handle.readline().decode("utf-8", errors="replace")
-    except OSError:
-        return None
-    fields = next(csv.reader([first]), [])
-    return fields[2] if len(fields) == 3 and fields[0] == _MARK else None
-
-
-def _header(path: Path) -> tuple[int, str]:
-    """(format, the API base URL) of a checkpoint's first line."""
-    with path.open("rb") as handle:
-        first = handle.readline().decode("utf-8", errors="replace")
-    fields = next(csv.reader([first]), [])
-    if len(fields) == 3 and fields[0] == _MARK and fields[1] in ("1", "2", str(FORMAT)):
-        return int(fields[1]), fields[2]
-    raise CheckpointError(
-        f"{path} is not a batch-latch checkpoint; move it away or use --fresh"
-    ) from None
-
-
 def _mismatch(path: Path, made_for: str, base_url: str) -> CheckpointError:
     return CheckpointError(
         f"the job in {path.parent} is bound to {made_for} (its checkpoint holds answers from "
@@ -362,10 +262,10 @@ def _bind(path: Path, base_url: str) -> tuple[int, pa.Table | None]:
     API only once an answer came from it: a checkpoint of another URL that holds no outcome
     (only its header, or only write-ahead records of writes nobody answered) is not bound,
     so it is set aside (records: None, a new one is started) instead of refused."""
-    version, made_for = _header(path)
+    version, made_for = header(path)
     if made_for == base_url:
-        return version, _read(path, version)
-    table = _read(path, version)
+        return version, read_table(path, version)
+    table = read_table(path, version)
     if pc.any(pc.not_equal(table["s"].cast(pa.string()), WRITING)).as_py():
         raise _mismatch(path, made_for, base_url)
     if table.num_rows:  # kept for undo under its own URL, should a write have landed there
@@ -375,49 +275,17 @@ def _bind(path: Path, base_url: str) -> tuple[int, pa.Table | None]:
     return FORMAT, None
 
 
-def _read(path: Path, version: int = FORMAT, data: bytes | None = None) -> pa.Table:
-    """Every record, in the order written (the latest for a customer wins); ``data``: the
-    file's bytes, when already read."""
-    names = _V1_NAMES if version == 1 else _SCHEMA.names
-    try:
-        table = pacsv.read_csv(
-            str(path) if data is None else pa.BufferReader(data),
-            read_options=pacsv.ReadOptions(skip_rows=1, column_names=names),
-            parse_options=pacsv.ParseOptions(newlines_in_values=False),
-            convert_options=pacsv.ConvertOptions(
-                column_types={n: _READ_TYPES.get(n, _SCHEMA.field(n).type) for n in names},
-                null_values=[""],
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-            ),
-        )
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise CheckpointError(
-            f"checkpoint {path} is damaged ({str(exc).splitlines()[0][:100]}); "
-            "move it away or use --fresh (earlier successes would then be sent again)"
-        ) from None
-    table = table.filter(pc.is_valid(table["f"]))
-    if version == 1:  # v1 wrote blind: what a success changed is unknown
-        n = table.num_rows
-        change = pc.if_else(pc.equal(table["s"], "success"), "unknown", "")
-        table = table.add_column(6, "c", pc.dictionary_encode(change))
-        table = table.add_column(
-            7, "p", pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), pa.array([""]))
-        )
-    return table.select(_SCHEMA.names)
-
-
 def read_records(path: Path, base_url: str | None = None) -> tuple[str, Records]:
     """(the API it was made against, its records) of a checkpoint file, read only (no lock,
     no upgrade; a line a running command is still appending is left out). With
     ``base_url``, a checkpoint of another API is refused (``CheckpointError``)."""
-    version, made_against = _header(path)
+    version, made_against = header(path)
     if base_url is not None and made_against != base_url:
         raise _mismatch(path, made_against, base_url)
     data = path.read_bytes()
     data = data[: data.rfind(b"\n") + 1]
-    return made_against, Records(_read(path, version, data))
+    return made_against, Records(read_table(path, version, data))
 
 
 def no_records() -> Records:
-    return Records(_SCHEMA.empty_table())
+    return Records(SCHEMA.empty_table())
