@@ -22,11 +22,10 @@ import pyarrow.compute as pc
 import pyarrow.feather as feather
 
 from batch_latch.errors import CheckpointError, NotAJob
-from batch_latch.jobfolder.checkpoint import FILENAME
 from batch_latch.jobfolder.earlier import Earlier, InFusebill
-from batch_latch.jobfolder.history import OUTCOMES, RUNS, holder
+from batch_latch.jobfolder.history import OUTCOMES, holder
 from batch_latch.jobfolder.memory import job_records
-from batch_latch.reports.writer import Summary
+from batch_latch.reports.writer import Summary, job_summaries
 from batch_latch.send.estimate import DEFAULT_READ_BATCH, Pace, estimate
 from batch_latch.settings import Settings
 from batch_latch.vocab import STATUSES, ExitCode, RunKind, Status, plural
@@ -74,27 +73,6 @@ class JobStatus:
     estimate: str = ""
     in_fusebill: dict[str, int] = field(default_factory=dict)
     running: str | None = None  # "pid N on HOST since TIME" while a command holds the job
-
-
-def _summaries(out: Path) -> list[tuple[Path, Summary]]:
-    runs = out / RUNS
-    if not (out / FILENAME).is_file() and not runs.is_dir():
-        raise NotAJob(
-            f"{out} is not a batch-latch job folder (no {FILENAME} and no {RUNS}/); give the "
-            "--out folder of a run"
-        )
-    found = []
-    for folder in sorted(p for p in runs.glob("*") if p.is_dir()) if runs.is_dir() else []:
-        path = folder / "summary.json"
-        if not path.exists():
-            continue  # a command still running, or one that died before its reports
-        try:
-            found.append((folder, Summary.load(path)))
-        except (OSError, ValueError) as exc:
-            raise NotAJob(
-                f"{path} is damaged ({str(exc)[:80]}); move that run folder away and try again"
-            ) from None
-    return found
 
 
 @dataclass(frozen=True)
@@ -167,7 +145,7 @@ def _held(out: Path) -> InFusebill:
 
 
 def collect(out: Path) -> JobStatus:
-    summaries = _summaries(out)
+    summaries = job_summaries(out)
     job = JobStatus(out=str(out), running=holder(out))
     for folder, s in summaries:
         _add_run(job, folder, s)

@@ -29,9 +29,8 @@ from batch_latch.clock import folder_stamp
 from batch_latch.errors import BatchLatchError, NotAJob
 from batch_latch.jobfolder import checkpoint_file
 from batch_latch.jobfolder.checkpoint import FILENAME, WRITING, Records
-from batch_latch.jobfolder.history import RUNS
 from batch_latch.jobfolder.memory import set_aside
-from batch_latch.reports.writer import Summary
+from batch_latch.reports.writer import Summary, job_summaries
 from batch_latch.send.journal import LANDED
 from batch_latch.settings import Settings
 from batch_latch.sheet import formula
@@ -113,24 +112,7 @@ def story(out: Path, fusebill_id: int) -> list[StoryEvent]:
 
 
 def _commands(out: Path) -> list[_Command]:
-    runs = out / RUNS
-    if not (out / FILENAME).is_file() and not runs.is_dir():
-        raise NotAJob(
-            f"{out} is not a batch-latch job folder (no {FILENAME} and no {RUNS}/); give the "
-            "--out folder of a run"
-        )
-    found = []
-    for folder in sorted(p for p in runs.iterdir() if p.is_dir()) if runs.is_dir() else []:
-        path = folder / "summary.json"
-        if not path.exists():
-            continue  # a command still running, or one that died before its reports
-        try:
-            found.append(_Command(folder, Summary.load(path)))
-        except (OSError, ValueError) as exc:
-            raise NotAJob(
-                f"{path} is damaged ({str(exc)[:80]}); move that run folder away and try again"
-            ) from None
-    return found
+    return [_Command(folder, summary) for folder, summary in job_summaries(out)]
 
 
 def _from_results(command: _Command, fusebill_id: int) -> list[StoryEvent]:

@@ -17,9 +17,10 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from pydantic import TypeAdapter, ValidationError
 
-from batch_latch.errors import ReportError, why
+from batch_latch.errors import NotAJob, ReportError, why
+from batch_latch.jobfolder.checkpoint_file import FILENAME as CHECKPOINT
 from batch_latch.jobfolder.files import atomic_write
-from batch_latch.jobfolder.history import ReportPaths
+from batch_latch.jobfolder.history import RUNS, ReportPaths
 from batch_latch.reports.columns import ResultColumns
 from batch_latch.reports.xlsx_rows import MAX_XLSX_ROWS
 from batch_latch.sheet import formula
@@ -78,6 +79,29 @@ class Summary:
 
 
 _SUMMARY: TypeAdapter[Summary] = TypeAdapter(Summary)
+
+
+def job_summaries(out: Path) -> list[tuple[Path, Summary]]:
+    """Every finished command of the job in ``out`` (its run folder and summary), oldest
+    first; ``NotAJob`` when ``out`` is no job folder or a summary is damaged."""
+    runs = out / RUNS
+    if not (out / CHECKPOINT).is_file() and not runs.is_dir():
+        raise NotAJob(
+            f"{out} is not a batch-latch job folder (no {CHECKPOINT} and no {RUNS}/); give "
+            "the --out folder of a run"
+        )
+    found = []
+    for folder in sorted(p for p in runs.iterdir() if p.is_dir()) if runs.is_dir() else []:
+        path = folder / "summary.json"
+        if not path.exists():
+            continue  # a command still running, or one that died before its reports
+        try:
+            found.append((folder, Summary.load(path)))
+        except (OSError, ValueError) as exc:
+            raise NotAJob(
+                f"{path} is damaged ({str(exc)[:80]}); move that run folder away and try again"
+            ) from None
+    return found
 
 
 def count(values: pa.Array, names: tuple[str, ...]) -> dict[str, int]:

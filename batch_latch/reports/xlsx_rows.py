@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from xlsxwriter.utility import xl_col_to_name
 
-from batch_latch.sheet.grid import edge_bytes
+from batch_latch.sheet.grid import edge_bytes, regex_hits
 
 #: Excel's limit on a cell's text, in UTF-16 code units.
 MAX_CELL_CHARS = 32_767
@@ -117,14 +117,9 @@ def _openings(texts: pa.Array) -> pa.Array | None:
     suspect = np.flatnonzero(
         _MAYBE_SPACE[edge_bytes(texts)] | _MAYBE_SPACE[edge_bytes(texts, last=True)]
     )
-    if not len(suspect):
+    mask = regex_hits(texts, suspect, _EDGE_SPACE)
+    if mask is None:
         return None
-    hits = pc.match_substring_regex(pc.take(texts, pa.array(suspect)), _EDGE_SPACE)
-    spaced = suspect[np.asarray(pc.fill_null(hits, False).to_numpy(zero_copy_only=False), bool)]
-    if not len(spaced):
-        return None
-    mask = np.zeros(len(texts), dtype=bool)
-    mask[spaced] = True
     return pc.if_else(pa.array(mask), '<t xml:space="preserve">', "<t>")
 
 

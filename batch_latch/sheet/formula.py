@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from batch_latch.sheet.grid import edge_bytes
+from batch_latch.sheet.grid import edge_bytes, regex_hits
 
 #: A cell to escape: any run of ``'`` then a character that starts a formula.
 PATTERN = r"^'*[=+\-@\t\r\n]"
@@ -34,16 +34,11 @@ def escape(column: pa.Array) -> pa.Array:
     if not isinstance(column, pa.Array) or not pa.types.is_string(column.type):
         risky = pc.match_substring_regex(column, PATTERN)
         return pc.if_else(risky, pc.binary_join_element_wise("'", column, ""), column)
-    suspect = np.flatnonzero(_FIRST_BYTE[edge_bytes(column)])
-    if not len(suspect):
+    mask = regex_hits(column, np.flatnonzero(_FIRST_BYTE[edge_bytes(column)]), PATTERN)
+    if mask is None:
         return column
-    risky = pc.match_substring_regex(pc.take(column, pa.array(suspect)), PATTERN)
-    hits = suspect[np.asarray(pc.fill_null(risky, False).to_numpy(zero_copy_only=False), bool)]
-    if not len(hits):
-        return column
-    mask = np.zeros(len(column), dtype=bool)
-    mask[hits] = True
-    escaped = pc.binary_join_element_wise("'", pc.take(column, pa.array(hits)), "")
+    hits = pa.array(np.flatnonzero(mask))
+    escaped = pc.binary_join_element_wise("'", pc.take(column, hits), "")
     return pc.replace_with_mask(column, pa.array(mask), escaped)
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 
 @dataclass(frozen=True)
@@ -71,3 +72,18 @@ def edge_bytes(column: pa.Array, *, last: bool = False) -> np.ndarray:
     out = data[at]
     out[offsets[1:] == offsets[:-1]] = 0
     return out
+
+
+def regex_hits(column: pa.Array, suspect: np.ndarray, pattern: str) -> np.ndarray | None:
+    """The positions in ``suspect`` (candidates found by their edge bytes) whose text
+    matches ``pattern``, as a boolean mask over ``column``; None when none does. The regex
+    runs on the candidates only."""
+    if not len(suspect):
+        return None
+    matched = pc.match_substring_regex(pc.take(column, pa.array(suspect)), pattern)
+    hits = suspect[np.asarray(pc.fill_null(matched, False).to_numpy(zero_copy_only=False), bool)]
+    if not len(hits):
+        return None
+    mask = np.zeros(len(column), dtype=bool)
+    mask[hits] = True
+    return mask
