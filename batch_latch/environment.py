@@ -63,7 +63,7 @@ def base_url(env: Mapping[str, str]) -> str:
         raise ConfigError(f"{URL_VARIABLE} is not a valid URL: {url!r}") from None
     if parts.scheme == "https" and host:
         return url
-    if parts.scheme == "http" and _is_loopback(host):
+    if parts.scheme == "http" and is_loopback(host):
         return url
     if parts.scheme == "http":
         raise ConfigError(
@@ -72,7 +72,7 @@ def base_url(env: Mapping[str, str]) -> str:
     raise ConfigError(f"{URL_VARIABLE} must be an https:// URL, got {url!r}")
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
     try:

@@ -31,11 +31,11 @@ from urllib.parse import parse_qsl, urlsplit
 from pydantic import SecretStr
 
 from batch_latch import __version__
+from batch_latch.environment import NOTIFY_VARIABLE, is_loopback
 from batch_latch.errors import ConfigError
 from batch_latch.fusebill.client import _causes, _is_timeout, _tls_cause, ca_bundle, proxies_for
 from batch_latch.fusebill.deadline import CURRENT, Deadlines, watched_adapter
 from batch_latch.fusebill.redact import Redactor, proxy_secrets
-from batch_latch.settings import NOTIFY_VARIABLE, _is_loopback
 from batch_latch.vocab import STATUSES
 
 VARIABLE = NOTIFY_VARIABLE
@@ -110,7 +110,7 @@ def check_url(url: str) -> str:
         )
     if not host:
         raise ConfigError(f"{_WHERE} has no host: {shown(url)}")
-    if scheme == "http" and not _is_loopback(host):
+    if scheme == "http" and not is_loopback(host):
         raise ConfigError(
             f"{_WHERE} must use https:// (plain http only for localhost): {shown(url)}"
         )

@@ -34,9 +34,6 @@ from batch_latch.environment import (
     URL_VARIABLE as URL_VARIABLE,
 )
 from batch_latch.environment import (
-    _is_loopback as _is_loopback,
-)
-from batch_latch.environment import (
     api_key as api_key,
 )
 from batch_latch.environment import (
