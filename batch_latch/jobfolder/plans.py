@@ -10,13 +10,16 @@ geotabId, the status and change it showed, and what its read found the customer 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import repeat
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.feather as feather
 
+from batch_latch.bulk import many_objects
 from batch_latch.errors import ConfigError, JobFolderError
 from batch_latch.jobfolder.history import RUNS
 from batch_latch.vocab import RunKind
@@ -25,9 +28,10 @@ PLAN_FILE = "plan.arrow"
 LATEST = "latest"
 
 
-@dataclass(frozen=True)
-class PlanEntry:
-    """What the plan showed for one customer's row."""
+class PlanEntry(NamedTuple):
+    """What the plan showed for one customer's row. A named tuple, not a frozen dataclass:
+    a run of a 1,000,000-row plan makes one a row (0.4 s with the collector paused; the
+    frozen dataclass's ``__init__`` alone took 0.6 s more)."""
 
     geotab_id: str
     status: str
@@ -46,13 +50,21 @@ class Plan:
         at = np.searchsorted(self.fusebill_ids, fids)
         found = at < len(self.fusebill_ids)
         found[found] = self.fusebill_ids[at[found]] == fids[found]
-        picked = pc.take(self.table, pa.array(np.where(found, at, 0)))
-        gids, statuses = picked["geotabId"].to_pylist(), picked["status"].to_pylist()
-        changes, held = picked["change"].to_pylist(), picked["held"].to_pylist()
-        return [
-            PlanEntry(gids[i], statuses[i], changes[i], held[i]) if ok else None
-            for i, ok in enumerate(found.tolist())
-        ]
+        rows = np.where(found, at, 0)
+        gids = pc.take(self.table["geotabId"], pa.array(rows)).to_pylist()
+        statuses, changes = _values(self.table["status"], rows), _values(self.table["change"], rows)
+        held = _values(self.table["held"], rows)
+        with many_objects():  # tuple.__new__ straight from C: 0.21 s a million, 0.35 by call
+            entries = map(tuple.__new__, repeat(PlanEntry), zip(gids, statuses, changes, held))
+            return [e if ok else None for e, ok in zip(entries, found.tolist())]
+
+
+def _values(column: pa.ChunkedArray, rows: np.ndarray) -> list[str | None]:
+    """``column``'s values at ``rows``, through its few distinct values: one Python string
+    each, not one a row (1,000,000 rows of three such columns: 0.16 s, 0.3 s by to_pylist)."""
+    coded = pc.dictionary_encode(column.combine_chunks(), null_encoding="encode")
+    values = coded.dictionary.to_pylist()
+    return [values[i] for i in np.asarray(coded.indices)[rows].tolist()]
 
 
 def write_plan(

@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from batch_latch.bulk import many_objects
 from batch_latch.fusebill.service import FusebillService
 from batch_latch.jobfolder.checkpoint import Checkpoint, Record
 from batch_latch.jobfolder.earlier import Earlier, Settled
@@ -138,10 +139,11 @@ def _tasks(
     asked = fids[todo_at].tolist() if len(todo_at) else []
     origins, lost = earlier.origins(asked), earlier.unanswered(asked)
     planned = plan.entries(fids[todo_at]) if plan is not None else [None] * len(asked)
-    tasks = [
-        Task(int(positions[j]), fid, text, origins.get(fid), lost.get(fid), entry)
-        for j, fid, text, entry in zip(todo_at.tolist(), asked, texts, planned)
-    ]
+    with many_objects():  # a task a row: 1,000,000 of them
+        tasks = [
+            Task(int(positions[j]), fid, text, origins.get(fid), lost.get(fid), entry)
+            for j, fid, text, entry in zip(todo_at.tolist(), asked, texts, planned)
+        ]
     return positions, settled, tasks
 
 
