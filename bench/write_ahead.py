@@ -70,8 +70,8 @@ def write_rows(path: Path, rows: int) -> None:
 
 def run_cli(
     cmd: list[str], env: dict[str, str], timeout: float
-) -> tuple[int, float, dict[str, float]]:
-    """(exit code, CPU seconds, first arrival time of each watched line) for one child."""
+) -> tuple[int, tuple[float, float], dict[str, float]]:
+    """(exit code, (user, system) CPU seconds, first arrival of each watched line)."""
     proc = subprocess.Popen(
         cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -102,7 +102,7 @@ def run_cli(
         reader.join(timeout=5)
     if [e for e in errors if e]:
         print("  child stderr: " + " | ".join(e for e in errors if e)[:500])
-    return proc.returncode, usage.ru_utime + usage.ru_stime, marks
+    return proc.returncode, (usage.ru_utime, usage.ru_stime), marks
 
 
 def one_run(source: Path, rows: int, latency_ms: int, number: int) -> Run:
@@ -119,8 +119,9 @@ def one_run(source: Path, rows: int, latency_ms: int, number: int) -> Run:
             "FUSEBILL_API_KEY": sandbox.config.api_key,
             "FUSEBILL_BASE_URL": sandbox.base_url,
         }
-        code, cpu, marks = run_cli(cmd, env, timeout=60 + 3 * rows / RATE)
+        code, (user, system), marks = run_cli(cmd, env, timeout=60 + 3 * rows / RATE)
         log = sorted(sandbox.requests_log(), key=lambda e: e.at)
+    cpu = user + system
     statuses = Counter(e.status for e in log)
     reads = sum(1 for e in log if e.is_list)
     span = log[-1].at - log[0].at if len(log) > 1 else 0.0
@@ -150,9 +151,10 @@ def one_run(source: Path, rows: int, latency_ms: int, number: int) -> Run:
         f"({reads} list reads, {run.requests - reads} others), statuses {dict(statuses)}; "
         f"{log_rate:.1f} req/s over {span:.2f} s in the sandbox log "
         f"({log_rate / RATE:.3f} of --rate), {tool_rate:.1f} req/s over the tool's sending "
-        f"phase ({phase:.2f} s); CPU {cpu:.2f} s = {run.cpu_per_1000:.2f} s per 1,000 "
-        f"requests; checkpoint {size:,} bytes, {records:,} records: "
-        f"{run.bytes_per_row:.1f} bytes a row, {run.bytes_per_record:.1f} a record"
+        f"phase ({phase:.2f} s); CPU {cpu:.2f} s (user {user:.2f}, system {system:.2f}) = "
+        f"{run.cpu_per_1000:.2f} s per 1,000 requests; checkpoint {size:,} bytes, "
+        f"{records:,} records: {run.bytes_per_row:.1f} bytes a row, "
+        f"{run.bytes_per_record:.1f} a record"
     )
     return run
 

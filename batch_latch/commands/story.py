@@ -29,6 +29,7 @@ from batch_latch.clock import folder_stamp
 from batch_latch.errors import BatchLatchError, NotAJob
 from batch_latch.jobfolder import checkpoint_file
 from batch_latch.jobfolder.checkpoint import FILENAME, WRITING, Records
+from batch_latch.jobfolder.checkpoint_file import said
 from batch_latch.jobfolder.memory import set_aside
 from batch_latch.reports.writer import Summary, job_summaries
 from batch_latch.send.journal import LANDED
@@ -94,13 +95,15 @@ def story(out: Path, fusebill_id: int) -> list[StoryEvent]:
     events: list[StoryEvent] = []
     for command in commands:
         events += _from_results(command, fusebill_id)
-    # A record is the same event as a results row of the command it is told as (two runs
-    # in one second must not hide each other's records).
-    seen = {(e.status, e.at, e.run) for e in events}
+    # A record is the same event as a results row that says the same at the same second (a
+    # run and a --fresh run in one second differ in their change; an undo's row names the
+    # geotabId it took away, its record none, so the geotabId is not compared).
+    seen = {(e.status, e.change, e.at) for e in events}
+    writers = [c for c in commands if _writes_checkpoint(c.summary)]
     remembered = [
         e
-        for e in _from_checkpoints(out, fusebill_id, commands)
-        if (e.status, e.at, e.run) not in seen
+        for e in _from_checkpoints(out, fusebill_id, writers)
+        if (e.status, e.change, e.at) not in seen
     ]
     if not events and not remembered:
         raise UnknownCustomer(
@@ -109,6 +112,13 @@ def story(out: Path, fusebill_id: int) -> list[StoryEvent]:
         )
     # A write-ahead record comes before the outcome recorded in the same second.
     return sorted(remembered + events, key=lambda e: e.at)
+
+
+def _writes_checkpoint(summary: Summary) -> bool:
+    """Only a run or an undo that sends records in the checkpoint (a plan or a dry run
+    that ended in the same second must not be taken for its writer)."""
+    kinds = (RunKind.RUN.value, RunKind.UNDO.value)
+    return summary.kind in kinds and not summary.dry_run
 
 
 def _commands(out: Path) -> list[_Command]:
@@ -234,7 +244,7 @@ class _Record:
             change=self.change,
             geotabId=self.geotab_id,
             previous_geotabId=self.previous,
-            message=self.message,
+            message=said(self.status, self.message),
         )
 
 

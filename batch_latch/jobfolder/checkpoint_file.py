@@ -24,6 +24,16 @@ FORMAT = 3
 #: The status of a write-ahead record: the customer, what the read showed it held
 #: (``previous``) and what is being written, durable before the request leaves.
 WRITING = "writing"
+#: What a write-ahead record says, shown when it is read back; not stored in each record
+#: (70 bytes a row: a run's checkpoint is 118 bytes a row with it left out, 188 with it).
+WRITING_NOTE = "sent; its answer was not recorded (the command stopped before it came)"
+
+
+def said(status: str | None, message: str | None) -> str:
+    """A record's message as shown: a write-ahead record's is :data:`WRITING_NOTE`."""
+    return message or (WRITING_NOTE if status == WRITING else "")
+
+
 _V1_NAMES = ["f", "g", "s", "h", "m", "k", "t"]
 SCHEMA = pa.schema(
     [

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from batch_latch.jobfolder.checkpoint import WRITING, Records
+from batch_latch.jobfolder.checkpoint_file import said
 from batch_latch.vocab import Change, Status
 
 #: Changes that wrote to the customer (``unchanged`` wrote nothing).
@@ -152,7 +153,10 @@ class Earlier:
                 (
                     f"{s}: {m}" if m else str(s)
                     for s, m in zip(
-                        _take(status, rest).to_pylist(), _take(message, rest).to_pylist()
+                        _take(status, rest).to_pylist(),
+                        map(
+                            said, _take(status, rest).to_pylist(), _take(message, rest).to_pylist()
+                        ),
                     )
                 ),
             )

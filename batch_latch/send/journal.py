@@ -16,7 +16,6 @@ from batch_latch.jobfolder.earlier import Unanswered
 from batch_latch.send.decisions import Task
 from batch_latch.vocab import Change, Status
 
-SENT = "sent; its answer was not recorded (the command stopped before it came)"
 LANDED = "latched by an earlier run whose answer was lost (a later read showed it)"
 
 
@@ -33,7 +32,7 @@ class CheckpointJournal:
                 geotab_id,
                 WRITING,
                 None,
-                SENT,
+                "",  # the record says it: WRITING_NOTE, shown when read back
                 "",
                 now_iso(),
                 change.value,
