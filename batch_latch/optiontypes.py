@@ -55,7 +55,7 @@ class QuotaReserve:
         return self.text
 
 
-def _quota_reserve(text: str) -> QuotaReserve:
+def quota_reserve(text: str) -> QuotaReserve:
     given = text.strip()
     try:
         if given.endswith("%"):
@@ -74,7 +74,7 @@ def _quota_reserve(text: str) -> QuotaReserve:
         ) from None
 
 
-DEFAULT_RESERVE = _quota_reserve("10%")
+DEFAULT_RESERVE = quota_reserve("10%")
 
 
 def _fusebill_id(text: str) -> int:

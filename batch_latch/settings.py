@@ -49,8 +49,8 @@ from batch_latch.optiontypes import (
     _fusebill_id,
     _positive_float,
     _positive_int,
-    _quota_reserve,
     _read_batch,
+    quota_reserve,
 )
 from batch_latch.optiontypes import (
     QuotaReserve as QuotaReserve,
@@ -187,7 +187,7 @@ OPTIONS: tuple[Option, ...] = (
         "of its daily limit",
         PACE,
         default=DEFAULT_RESERVE,
-        type=_quota_reserve,
+        type=quota_reserve,
         metavar="Q",
     ),
     Option(

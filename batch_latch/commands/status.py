@@ -11,6 +11,7 @@ whose latch undo put back is ``undone``, not ``success``.
 
 from __future__ import annotations
 
+import argparse
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ from batch_latch.errors import CheckpointError, NotAJob
 from batch_latch.jobfolder.earlier import Earlier, InFusebill
 from batch_latch.jobfolder.history import OUTCOMES, holder
 from batch_latch.jobfolder.memory import job_records
+from batch_latch.optiontypes import DEFAULT_RESERVE, quota_reserve
 from batch_latch.reports.writer import Summary, job_summaries
 from batch_latch.send.estimate import DEFAULT_READ_BATCH, Pace, estimate
 from batch_latch.settings import Settings
@@ -175,7 +177,12 @@ def _estimate(job: JobStatus, summaries: list[Summary]) -> None:
     last = runs[-1] if runs else None
     limits = next((s.account_limits for s in reversed(summaries) if s.account_limits), None)
     rate = (last.rate if last else 0.0) or 10.0
-    pace = Pace(rate, *(limits.get("minute"), limits.get("day")) if limits else (None, None))
+    minute, day = (limits.get("minute"), limits.get("day")) if limits else (None, None)
+    try:  # the run's own reserve, as its estimate counts it
+        reserve = quota_reserve(last.quota_reserve if last else DEFAULT_RESERVE.text).of(day)
+    except argparse.ArgumentTypeError:
+        reserve = 0
+    pace = Pace(rate, minute, day, reserve)
     batch = last.read_batch if last else DEFAULT_READ_BATCH
     left = estimate(
         job.left_rows, pace, reads=last.read_first if last else True, writes=True, read_batch=batch

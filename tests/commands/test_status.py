@@ -160,6 +160,35 @@ def test_the_estimate_uses_the_accounts_daily_limit_in_days(tmp_path: Path) -> N
     assert "days" in got.estimate and "5,000 a day" in got.estimate
 
 
+@pytest.mark.parametrize(
+    ("reserve", "words"),
+    [
+        ("10%", "about 2.0 days at this account's limits (50 a minute, 5,000 a day less 500"),
+        ("0", "about 25 h 40 min at this account's limits (50 a minute, 5,000 a day)"),
+    ],
+)
+def test_the_estimate_keeps_the_runs_quota_reserve(
+    tmp_path: Path, reserve: str, words: str
+) -> None:
+    out = tmp_path / "job"
+    rows = list(range(2, 10_002))
+    run_folder(
+        out,
+        "20260301T110000Z-run",
+        "run",
+        rows,
+        ["pending"] * len(rows),
+        rate=10.0,
+        read_first=False,
+        account_limits={"minute": 50, "day": 5000},
+        quota_reserve=reserve,
+    )
+    got = status.collect(out)
+    # 10,000 requests: with 4,500 a day for this tool the last 1,000 go out on the third
+    # day; with all 5,000, the last 5,000 on the second (100 min at 50 a minute).
+    assert got.estimate.startswith(words), got.estimate
+
+
 def test_a_folder_still_running_is_skipped(tmp_path: Path) -> None:
     out = job(tmp_path)
     (out / RUNS / "20260303T000000Z-run").mkdir()  # no summary.json yet
