@@ -20,11 +20,10 @@ from typing import TextIO
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.feather as feather
 
 from batch_latch.errors import CheckpointError, NotAJob
 from batch_latch.jobfolder.earlier import Earlier, InFusebill
-from batch_latch.jobfolder.history import OUTCOMES, holder
+from batch_latch.jobfolder.history import holder, read_outcomes, unsuperseded
 from batch_latch.jobfolder.memory import job_records
 from batch_latch.optiontypes import DEFAULT_RESERVE, quota_reserve
 from batch_latch.reports.writer import Summary, job_summaries
@@ -83,39 +82,65 @@ class Pairs:
 
     codes: np.ndarray  # int8, positions in STATUSES
     rows: np.ndarray  # int64
-    fusebill_id: list[str]
+    fusebill_id: np.ndarray  # int64; -1 where the outcome names no customer
 
 
-def _outcomes(folder: Path) -> pa.Table | None:
-    path = folder / OUTCOMES
-    if not path.exists():
-        return None
-    table = feather.read_table(str(path), memory_map=True)
+def _keyed(table: pa.Table) -> pa.Table:
     if "fusebillId" in table.column_names:
-        key = pc.binary_join_element_wise(table["fusebillId"], table["geotabId"], "\x1f")
-        fid = table["fusebillId"]
+        fid, gid = table["fusebillId"], table["geotabId"]
     else:  # written before pairs were kept: the row is all it says
-        key = pc.cast(table["row"], pa.string())
         fid = pa.array([""] * table.num_rows, pa.string())
-    return pa.table({"key": key, "row": table["row"], "status": table["status"], "fid": fid})
+        gid = pc.cast(table["row"], pa.string())
+    return pa.table({"fid": fid, "gid": gid, "row": table["row"], "status": table["status"]})
+
+
+def _codes(column: pa.ChunkedArray) -> tuple[np.ndarray, int]:
+    coded = pc.dictionary_encode(column).combine_chunks()
+    return np.asarray(coded.indices, np.int64), len(coded.dictionary)
+
+
+def _fid_keys(column: pa.ChunkedArray) -> np.ndarray:
+    """fusebillId texts as int64 keys: the number where it is one, else ``-1 - code`` of
+    the text (invalid rows keep their own pairs)."""
+    digits = pc.fill_null(pc.match_substring_regex(column, r"^[0-9]{1,18}$"), False)
+    numbers = pc.cast(pc.if_else(digits, column, "0"), pa.int64()).to_numpy()
+    keys = np.array(numbers, np.int64)  # a copy: Arrow's buffer is read-only
+    other = ~np.asarray(digits.to_numpy(zero_copy_only=False), bool)
+    if other.any():
+        codes, _ = _codes(column)
+        keys[other] = -1 - codes[other]
+    return keys
 
 
 def _latest_pairs(folders: list[Path]) -> Pairs:
-    tables = [t for t in map(_outcomes, folders) if t is not None]
+    read = [t for t in map(read_outcomes, folders) if t is not None]
+    tables = [_keyed(t) for t in unsuperseded(read)]
     if not tables:
-        return Pairs(np.zeros(0, np.int8), np.zeros(0, np.int64), [])
+        return Pairs(np.zeros(0, np.int8), np.zeros(0, np.int64), np.zeros(0, np.int64))
     table = pa.concat_tables(tables).combine_chunks()
-    keys = np.asarray(pc.dictionary_encode(table["key"]).combine_chunks().indices, np.int64)
-    order = np.argsort(keys, kind="stable")  # a pair's outcomes in the order run
-    ordered = keys[order]
-    last = order[np.r_[ordered[1:] != ordered[:-1], True]] if len(order) else order
+    # A pair is its fusebillId as a number (a text that is none: a negative code) and its
+    # geotabId's code; hashing only the geotabIds and a two-key sort of integers takes
+    # 1,000,000 rows in ~0.4 s where encoding both texts took 0.73 s.
+    fids = _fid_keys(table["fid"])
+    gids, _ = _codes(table["gid"])
+    order = np.lexsort((gids, fids))  # stable: a pair's outcomes in the order run
+    f, g = fids[order], gids[order]
+    ends = np.r_[(f[1:] != f[:-1]) | (g[1:] != g[:-1]), True] if len(order) else []
+    last = order[ends] if len(order) else order
     codes = np.asarray(table["status"].to_numpy(), np.int8)[last]
     rows = np.asarray(table["row"].to_numpy(), np.int64)[last]
-    fids = pc.take(table["fid"], pa.array(last)).to_pylist()
+    ids = _as_ids(pc.take(table["fid"], pa.array(last)))
     # An invalid row whose sheet row a later fix made a valid pair is that pair now.
     fixed = np.isin(rows, rows[codes != _INVALID]) & (codes == _INVALID)
     keep = np.flatnonzero(~fixed)
-    return Pairs(codes[keep], rows[keep], [str(fids[i]) for i in keep])
+    return Pairs(codes[keep], rows[keep], ids[keep])
+
+
+def _as_ids(texts: pa.Array) -> np.ndarray:
+    """fusebillId texts as int64 (-1 for none: an invalid row's text, or no pair kept)."""
+    digits = pc.match_substring_regex(texts, r"^[0-9]{1,18}$")
+    numbers = pc.if_else(digits, texts, "-1")
+    return np.asarray(pc.cast(numbers, pa.int64()).to_numpy(zero_copy_only=False), np.int64)
 
 
 def _add_run(job: JobStatus, folder: Path, s: Summary) -> None:
@@ -156,12 +181,7 @@ def collect(out: Path) -> JobStatus:
     pairs = _latest_pairs(runs or previews[-1:])
     held = _held(out)
     job.in_fusebill = held.counts()
-    restored = {str(f) for f in held.restored.tolist()}
-    undone = np.fromiter(
-        (c == _SUCCESS and f in restored for c, f in zip(pairs.codes, pairs.fusebill_id)),
-        bool,
-        len(pairs.codes),
-    )
+    undone = (pairs.codes == _SUCCESS) & np.isin(pairs.fusebill_id, held.restored)
     counts = np.bincount(pairs.codes[(pairs.codes >= 0) & ~undone], minlength=len(STATUSES))
     job.counts = {name: int(counts[i]) for i, name in enumerate(STATUSES)}
     job.counts[UNDONE] = int(undone.sum())

@@ -10,6 +10,7 @@ import textwrap
 from datetime import datetime, timezone
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 from batch_latch.jobfolder import files, history
@@ -282,3 +283,21 @@ def test_a_report_locked_by_another_program_is_kept_back_not_fatal(
     assert len(kept) == 1 and "results.csv" in kept[0] and "open in another program" in kept[0]
     assert (tmp_path / "failed.csv").read_text(encoding="utf-8") == "failed.csv"
     assert not (tmp_path / "results.csv").exists()
+
+
+def test_a_table_a_later_one_repeats_pair_for_pair_is_superseded() -> None:
+    def outcomes(fids: list[str], status: list[int]) -> pa.Table:
+        gids = [f"G{f}" for f in fids]
+        return pa.table(
+            {"fusebillId": fids, "geotabId": gids, "status": pa.array(status, pa.int8())}
+        )
+
+    first = outcomes(["1", "2"], [1, 2])
+    other = outcomes(["1", "3"], [1, 1])
+    again = outcomes(["1", "2"], [0, 0])  # the same sheet run again: its outcomes win
+
+    kept = history.unsuperseded([first, other, again])
+
+    assert kept == [other, again]
+    assert history.unsuperseded([first, other]) == [first, other]
+    assert history.unsuperseded([]) == []
