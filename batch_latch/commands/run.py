@@ -18,7 +18,7 @@ from batch_latch import __version__
 from batch_latch.clock import iso, now_iso, utc_now
 from batch_latch.errors import BatchLatchError, ConfigError, OutputError
 from batch_latch.fusebill.redact import Redactor
-from batch_latch.jobfolder import history, plans
+from batch_latch.jobfolder import history, outcomes, plans
 from batch_latch.jobfolder.history import ReportPaths
 from batch_latch.reports import writer as report
 from batch_latch.reports.columns import LiveOutcome, dry_run_columns
@@ -263,7 +263,7 @@ def _write(
                 print(f"Note: {note}; the reports are of the file as it was loaded.", file=err)
         paths = report.write_reports(folder, done.columns, extras, summary)
         c = done.columns
-        history.write_outcomes(folder, c.row, c.status, c.fusebillId, c.geotabId)
+        outcomes.write_outcomes(folder, c.row, c.status, c.fusebillId, c.geotabId)
         if done.held is not None:  # a plan: what run --plan will hold each customer to
             plans.write_plan(folder, c.fusebillId, c.geotabId, c.status, c.change, done.held)
         before = history.signatures(settings.out, paths)

@@ -23,8 +23,9 @@ import pyarrow.compute as pc
 
 from batch_latch.errors import CheckpointError, NotAJob
 from batch_latch.jobfolder.earlier import Earlier, InFusebill
-from batch_latch.jobfolder.history import holder, read_outcomes, unsuperseded
+from batch_latch.jobfolder.history import holder
 from batch_latch.jobfolder.memory import job_records
+from batch_latch.jobfolder.outcomes import read_outcomes, unsuperseded
 from batch_latch.optiontypes import DEFAULT_RESERVE, quota_reserve
 from batch_latch.reports.writer import Summary, job_summaries
 from batch_latch.send.estimate import DEFAULT_READ_BATCH, Pace, estimate

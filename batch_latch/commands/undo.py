@@ -25,8 +25,8 @@ from batch_latch.fusebill.answers import Meaning, classify_unlatch
 from batch_latch.fusebill.service import FusebillService
 from batch_latch.jobfolder.checkpoint import FILENAME, Checkpoint, Record, made_for
 from batch_latch.jobfolder.earlier import Earlier, Target, Targets
-from batch_latch.jobfolder.history import latched_rows
 from batch_latch.jobfolder.memory import remembered
+from batch_latch.jobfolder.outcomes import latched_rows
 from batch_latch.reports.columns import (
     IntColumn,
     LiveOutcome,

@@ -13,7 +13,7 @@ import pytest
 
 from batch_latch.commands import status
 from batch_latch.errors import NotAJob
-from batch_latch.jobfolder import history
+from batch_latch.jobfolder import outcomes
 from batch_latch.jobfolder.history import RUNS
 from batch_latch.settings import Settings
 
@@ -65,7 +65,7 @@ def run_folder(
         **summary,
     }
     (folder / "summary.json").write_text(json.dumps(data), encoding="utf-8")
-    history.write_outcomes(
+    outcomes.write_outcomes(
         folder,
         pa.array(rows, pa.int64()),
         pa.array(statuses, pa.string()).dictionary_encode(),
@@ -243,7 +243,7 @@ def test_write_outcomes_takes_plain_and_dictionary_columns(tmp_path: Path) -> No
     ):
         folder = tmp_path / str(i)
         folder.mkdir()
-        history.write_outcomes(folder, pa.array([2, 3], pa.int64()), column)
+        outcomes.write_outcomes(folder, pa.array([2, 3], pa.int64()), column)
         data = {**FULL, "kind": "run", "input": "x.csv", "rows": 2, "started_at": "", "user": ""}
         (folder / "summary.json").write_text(json.dumps(data), encoding="utf-8")
     out = tmp_path

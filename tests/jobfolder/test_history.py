@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from batch_latch.jobfolder import files, history
+from batch_latch.jobfolder import files, history, outcomes
 from batch_latch.jobfolder.history import ReportPaths
 from batch_latch.vocab import RunKind
 
@@ -286,18 +286,18 @@ def test_a_report_locked_by_another_program_is_kept_back_not_fatal(
 
 
 def test_a_table_a_later_one_repeats_pair_for_pair_is_superseded() -> None:
-    def outcomes(fids: list[str], status: list[int]) -> pa.Table:
+    def table_of(fids: list[str], status: list[int]) -> pa.Table:
         gids = [f"G{f}" for f in fids]
         return pa.table(
             {"fusebillId": fids, "geotabId": gids, "status": pa.array(status, pa.int8())}
         )
 
-    first = outcomes(["1", "2"], [1, 2])
-    other = outcomes(["1", "3"], [1, 1])
-    again = outcomes(["1", "2"], [0, 0])  # the same sheet run again: its outcomes win
+    first = table_of(["1", "2"], [1, 2])
+    other = table_of(["1", "3"], [1, 1])
+    again = table_of(["1", "2"], [0, 0])  # the same sheet run again: its outcomes win
 
-    kept = history.unsuperseded([first, other, again])
+    kept = outcomes.unsuperseded([first, other, again])
 
     assert kept == [other, again]
-    assert history.unsuperseded([first, other]) == [first, other]
-    assert history.unsuperseded([]) == []
+    assert outcomes.unsuperseded([first, other]) == [first, other]
+    assert outcomes.unsuperseded([]) == []
