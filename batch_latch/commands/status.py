@@ -95,8 +95,9 @@ def _keyed(table: pa.Table) -> pa.Table:
     return pa.table({"fid": fid, "gid": gid, "row": table["row"], "status": table["status"]})
 
 
-def _codes(column: pa.ChunkedArray) -> tuple[np.ndarray, int]:
-    coded = pc.dictionary_encode(column).combine_chunks()
+def _codes(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, int]:
+    coded = pc.dictionary_encode(column)
+    coded = coded.combine_chunks() if isinstance(coded, pa.ChunkedArray) else coded
     return np.asarray(coded.indices, np.int64), len(coded.dictionary)
 
 
@@ -119,15 +120,7 @@ def _latest_pairs(folders: list[Path]) -> Pairs:
     if not tables:
         return Pairs(np.zeros(0, np.int8), np.zeros(0, np.int64), np.zeros(0, np.int64))
     table = pa.concat_tables(tables).combine_chunks()
-    # A pair is its fusebillId as a number (a text that is none: a negative code) and its
-    # geotabId's code; hashing only the geotabIds and a two-key sort of integers takes
-    # 1,000,000 rows in ~0.4 s where encoding both texts took 0.73 s.
-    fids = _fid_keys(table["fid"])
-    gids, _ = _codes(table["gid"])
-    order = np.lexsort((gids, fids))  # stable: a pair's outcomes in the order run
-    f, g = fids[order], gids[order]
-    ends = np.r_[(f[1:] != f[:-1]) | (g[1:] != g[:-1]), True] if len(order) else []
-    last = order[ends] if len(order) else order
+    last = _last_of_each_pair(_fid_keys(table["fid"]), table["gid"])
     codes = np.asarray(table["status"].to_numpy(), np.int8)[last]
     rows = np.asarray(table["row"].to_numpy(), np.int64)[last]
     ids = _as_ids(pc.take(table["fid"], pa.array(last)))
@@ -135,6 +128,29 @@ def _latest_pairs(folders: list[Path]) -> Pairs:
     fixed = np.isin(rows, rows[codes != _INVALID]) & (codes == _INVALID)
     keep = np.flatnonzero(~fixed)
     return Pairs(codes[keep], rows[keep], ids[keep])
+
+
+def _last_of_each_pair(fids: np.ndarray, gids: pa.ChunkedArray) -> np.ndarray:
+    """The position of each pair's last outcome. Sorted by fusebillId (a number), only the
+    rows that share one with another row have their geotabIds compared: hashing every
+    geotabId of 1,000,000 rows took 0.36 s, more than all the rest."""
+    order = np.argsort(fids, kind="stable")  # stable: a customer's outcomes in run order
+    f = fids[order]
+    if not len(f):
+        return order
+    shared = np.zeros(len(f), dtype=bool)
+    same = f[1:] == f[:-1]
+    shared[1:] |= same
+    shared[:-1] |= same
+    alone = order[~shared]
+    if not shared.any():
+        return np.sort(alone)
+    many = order[shared]  # still by fusebillId, then run order
+    codes, _ = _codes(pc.take(gids, pa.array(many)))
+    inner = np.lexsort((codes, fids[many]))  # stable on a stable order
+    m, c = fids[many][inner], codes[inner]
+    ends = np.r_[(m[1:] != m[:-1]) | (c[1:] != c[:-1]), True]
+    return np.sort(np.concatenate([alone, many[inner][ends]]))
 
 
 def _as_ids(texts: pa.Array) -> np.ndarray:

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
@@ -252,3 +253,11 @@ def test_write_outcomes_takes_plain_and_dictionary_columns(tmp_path: Path) -> No
         (out / str(i)).rename(out / RUNS / f"2026030{i + 1}T000000Z-run")
     got = status.collect(out)
     assert got.counts["success"] == 1 and got.counts["failed"] == 1 and got.rows == 2
+
+
+def test_each_pairs_last_outcome_among_customers_with_several_pairs() -> None:
+    fids = np.array([5, 3, 5, 5, 7, -1, -1], np.int64)
+    gids = pa.chunked_array([["A", "B", "B", "A", "C", "x", "x"]])
+    # (5, A) last at 3, (3, B) at 1, (5, B) at 2, (7, C) at 4, the invalid text's pair at 6.
+    assert status._last_of_each_pair(fids, gids).tolist() == [1, 2, 3, 4, 6]
+    assert status._last_of_each_pair(np.array([2, 1], np.int64), gids[:2]).tolist() == [0, 1]
