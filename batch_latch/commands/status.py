@@ -95,22 +95,22 @@ def _keyed(table: pa.Table) -> pa.Table:
     return pa.table({"fid": fid, "gid": gid, "row": table["row"], "status": table["status"]})
 
 
-def _codes(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, int]:
-    coded = pc.dictionary_encode(column)
+def _codes(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """Each value's code among the column's distinct values (a null is a value too)."""
+    coded = pc.dictionary_encode(column, null_encoding="encode")
     coded = coded.combine_chunks() if isinstance(coded, pa.ChunkedArray) else coded
-    return np.asarray(coded.indices, np.int64), len(coded.dictionary)
+    return np.asarray(coded.indices, np.int64)
 
 
 def _fid_keys(column: pa.ChunkedArray) -> np.ndarray:
     """fusebillId texts as int64 keys: the number where it is one, else ``-1 - code`` of
-    the text (invalid rows keep their own pairs)."""
+    the text (an invalid row keeps its own pair; a negative key names no customer)."""
     digits = pc.fill_null(pc.match_substring_regex(column, r"^[0-9]{1,18}$"), False)
     numbers = pc.cast(pc.if_else(digits, column, "0"), pa.int64()).to_numpy()
     keys = np.array(numbers, np.int64)  # a copy: Arrow's buffer is read-only
     other = ~np.asarray(digits.to_numpy(zero_copy_only=False), bool)
     if other.any():
-        codes, _ = _codes(column)
-        keys[other] = -1 - codes[other]
+        keys[other] = -1 - _codes(column)[other]
     return keys
 
 
@@ -120,10 +120,11 @@ def _latest_pairs(folders: list[Path]) -> Pairs:
     if not tables:
         return Pairs(np.zeros(0, np.int8), np.zeros(0, np.int64), np.zeros(0, np.int64))
     table = pa.concat_tables(tables).combine_chunks()
-    last = _last_of_each_pair(_fid_keys(table["fid"]), table["gid"])
+    fids = _fid_keys(table["fid"])
+    last = _last_of_each_pair(fids, table["gid"])
     codes = np.asarray(table["status"].to_numpy(), np.int8)[last]
     rows = np.asarray(table["row"].to_numpy(), np.int64)[last]
-    ids = _as_ids(pc.take(table["fid"], pa.array(last)))
+    ids = np.maximum(fids[last], -1)  # -1: the outcome names no customer
     # An invalid row whose sheet row a later fix made a valid pair is that pair now.
     fixed = np.isin(rows, rows[codes != _INVALID]) & (codes == _INVALID)
     keep = np.flatnonzero(~fixed)
@@ -146,18 +147,11 @@ def _last_of_each_pair(fids: np.ndarray, gids: pa.ChunkedArray) -> np.ndarray:
     if not shared.any():
         return np.sort(alone)
     many = order[shared]  # still by fusebillId, then run order
-    codes, _ = _codes(pc.take(gids, pa.array(many)))
+    codes = _codes(pc.take(gids, pa.array(many)))
     inner = np.lexsort((codes, fids[many]))  # stable on a stable order
     m, c = fids[many][inner], codes[inner]
     ends = np.r_[(m[1:] != m[:-1]) | (c[1:] != c[:-1]), True]
     return np.sort(np.concatenate([alone, many[inner][ends]]))
-
-
-def _as_ids(texts: pa.Array) -> np.ndarray:
-    """fusebillId texts as int64 (-1 for none: an invalid row's text, or no pair kept)."""
-    digits = pc.match_substring_regex(texts, r"^[0-9]{1,18}$")
-    numbers = pc.if_else(digits, texts, "-1")
-    return np.asarray(pc.cast(numbers, pa.int64()).to_numpy(zero_copy_only=False), np.int64)
 
 
 def _add_run(job: JobStatus, folder: Path, s: Summary) -> None:

@@ -12,7 +12,6 @@ whose bytes do not hold the id at all is not parsed (a 1M-row file: see the READ
 
 from __future__ import annotations
 
-import csv
 import json
 import mmap
 from dataclasses import asdict, dataclass
@@ -257,14 +256,8 @@ def _answers(later: _Record) -> bool:
 def _records(path: Path) -> Records | None:
     """Every record of one checkpoint file, whichever API it was made against."""
     try:
-        with path.open(encoding="utf-8", errors="replace", newline="") as handle:
-            header = next(csv.reader([handle.readline()]), [])
-    except OSError:
-        return None
-    if len(header) != 3 or not header[1].isdigit():
-        return None
-    try:
-        # The checkpoint's own reader (one schema, one place); a damaged file tells nothing.
-        return Records(checkpoint_file.read_table(path, int(header[1])))
-    except BatchLatchError:
+        # The checkpoint's own readers (one format, one place); a damaged file tells nothing.
+        version, _ = checkpoint_file.header(path)
+        return Records(checkpoint_file.read_table(path, version))
+    except (BatchLatchError, OSError):
         return None
