@@ -143,20 +143,27 @@ def test_nothing_left(tmp_path: Path) -> None:
     assert (got.left_rows, got.left_requests, got.estimate) == (0, 0, "nothing left to send")
 
 
-def test_the_estimate_uses_the_accounts_daily_limit_in_days(tmp_path: Path) -> None:
+def pending_job(tmp_path: Path, rows: int, **summary: Any) -> Path:
+    """A job whose one --no-read run at --rate 10 left ``rows`` rows pending, on an account
+    of 50 requests a minute and 5,000 a day."""
     out = tmp_path / "job"
-    rows = list(range(2, 12_002))
+    numbers = list(range(2, rows + 2))
     run_folder(
         out,
         "20260301T110000Z-run",
         "run",
-        rows,
-        ["pending"] * len(rows),
+        numbers,
+        ["pending"] * rows,
         rate=10.0,
         read_first=False,
         account_limits={"minute": 50, "day": 5000},
+        **summary,
     )
-    got = status.collect(out)
+    return out
+
+
+def test_the_estimate_uses_the_accounts_daily_limit_in_days(tmp_path: Path) -> None:
+    got = status.collect(pending_job(tmp_path, 12_000))
     assert got.left_requests == 12_000  # --no-read: one request a row
     assert "days" in got.estimate and "5,000 a day" in got.estimate
 
@@ -171,20 +178,7 @@ def test_the_estimate_uses_the_accounts_daily_limit_in_days(tmp_path: Path) -> N
 def test_the_estimate_keeps_the_runs_quota_reserve(
     tmp_path: Path, reserve: str, words: str
 ) -> None:
-    out = tmp_path / "job"
-    rows = list(range(2, 10_002))
-    run_folder(
-        out,
-        "20260301T110000Z-run",
-        "run",
-        rows,
-        ["pending"] * len(rows),
-        rate=10.0,
-        read_first=False,
-        account_limits={"minute": 50, "day": 5000},
-        quota_reserve=reserve,
-    )
-    got = status.collect(out)
+    got = status.collect(pending_job(tmp_path, 10_000, quota_reserve=reserve))
     # 10,000 requests: with 4,500 a day for this tool the last 1,000 go out on the third
     # day; with all 5,000, the last 5,000 on the second (100 min at 50 a minute).
     assert got.estimate.startswith(words), got.estimate
