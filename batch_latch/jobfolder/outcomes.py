@@ -46,15 +46,18 @@ def write_outcomes(
 
 
 def read_outcomes(folder: Path) -> pa.Table | None:
-    """A run folder's ``outcomes.arrow`` (memory-mapped); None when it has none or it is
-    unreadable."""
+    """A run folder's ``outcomes.arrow`` (memory-mapped); None when it has none.
+    ``JobFolderError`` naming it when it cannot be read: counts without it would be wrong."""
     path = folder / OUTCOMES
     if not path.is_file():
         return None
     try:
         return feather.read_table(str(path), memory_map=True)
-    except (OSError, pa.ArrowInvalid):
-        return None
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise JobFolderError(
+            f"{path} is damaged ({str(exc).splitlines()[0][:80]}); move that run folder away "
+            "and try again"
+        ) from None
 
 
 def _same_pairs(a: pa.Table, b: pa.Table, columns: tuple[str, ...]) -> bool:
@@ -100,7 +103,10 @@ def latched_rows(out: Path, fusebill_ids: pa.Array, geotab_ids: pa.Array) -> pa.
     was kept (a run killed before its reports, or written before pairs were kept)."""
     tables = []
     for folder in sorted(p for p in (out / RUNS).glob("*-run*") if p.is_dir()):
-        table = read_outcomes(folder)
+        try:
+            table = read_outcomes(folder)
+        except JobFolderError:
+            continue  # only the undo report's row numbers come from here: left empty
         if table is not None and "fusebillId" in table.column_names:
             tables.append(table)
     found = [

@@ -12,8 +12,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from batch_latch import cli
 from batch_latch.commands import status
-from batch_latch.errors import NotAJob
+from batch_latch.errors import JobFolderError, NotAJob
 from batch_latch.jobfolder import outcomes
 from batch_latch.jobfolder.history import RUNS
 from batch_latch.settings import Settings
@@ -206,6 +207,22 @@ def test_a_damaged_summary_is_an_error_naming_it(tmp_path: Path, text: str) -> N
         status.collect(out)
     assert caught.value.exit_code == 2
     assert str(damaged) in str(caught.value) and "damaged" in str(caught.value)
+
+
+def test_a_damaged_outcomes_file_is_an_exit_2_error_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = job(tmp_path)
+    damaged = out / RUNS / "20260301T110000Z-run" / "outcomes.arrow"
+    damaged.write_bytes(b"not arrow at all")
+    with pytest.raises(JobFolderError) as caught:
+        status.collect(out)
+    assert caught.value.exit_code == 2
+    assert str(damaged) in str(caught.value) and "damaged" in str(caught.value)
+    # Through the CLI: one line, no traceback.
+    assert cli.main(["status", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(damaged) in err and "Traceback" not in err
 
 
 def test_a_summary_with_a_wrong_field_type_is_damaged_too(tmp_path: Path) -> None:
