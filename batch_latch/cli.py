@@ -94,7 +94,7 @@ def build_parser(*, sandbox_options: bool = True) -> argparse.ArgumentParser:
     return parser
 
 
-def _redact_key(text: str) -> str:
+def _redacted(text: str) -> str:
     """The one error line without the key or a proxy's credentials (the client's rule)."""
     from batch_latch.fusebill.redact import Redactor, proxy_secrets
 
@@ -143,7 +143,7 @@ def _main(argv: Sequence[str] | None) -> int:
     try:
         return int(_dispatch(args))
     except BatchLatchError as exc:
-        print(f"batch-latch: error: {_redact_key(str(exc))}", file=sys.stderr)
+        print(f"batch-latch: error: {_redacted(str(exc))}", file=sys.stderr)
         return int(exc.exit_code)
     except KeyboardInterrupt:
         print("batch-latch: interrupted", file=sys.stderr)
@@ -151,7 +151,7 @@ def _main(argv: Sequence[str] | None) -> int:
     except Exception as exc:  # never a traceback: one line, and the key is never in it
         text = (f"{type(exc).__name__}: {exc}".splitlines() or [""])[0][:300]
         print(
-            f"batch-latch: internal error (please report it): {_redact_key(text)}",
+            f"batch-latch: internal error (please report it): {_redacted(text)}",
             file=sys.stderr,
         )
         return ExitCode.INTERNAL
