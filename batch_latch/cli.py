@@ -25,6 +25,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     # command: (one line for the list of commands, what its positional argument is)
     "run": ("latch every row of a spreadsheet (or check it with --dry-run)", "INPUT"),
     "plan": ("read every customer and report what a run would change; writes nothing", "INPUT"),
+    "check": (
+        "is everything ready? key, API, limits, customer list and INPUT, in at most five "
+        "reads; writes nothing",
+        "INPUT?",
+    ),
     "undo": ("put back what this job's latches replaced", "OUT"),
     "status": ("the job at a glance, from its files alone (sends nothing)", "OUT"),
     "demo": ("rehearse plan, run and re-run on the bundled sample against the sandbox", ""),
@@ -79,6 +84,11 @@ def build_parser(*, sandbox_options: bool = True) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=text, description=text)
         if argument == "INPUT":
             sub.add_argument("input", type=Path, metavar="INPUT", help=_ARGUMENT_HELP[argument])
+        elif argument == "INPUT?":
+            sub.add_argument(
+                "input", type=Path, nargs="?", metavar="INPUT",
+                help=_ARGUMENT_HELP["INPUT"] + " (optional: also checks the sheet)",
+            )  # fmt: skip
         elif argument == "OUT":
             sub.add_argument("out", type=Path, metavar="OUT", help=_ARGUMENT_HELP[argument])
         settings.register(sub, name)
@@ -124,6 +134,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from batch_latch.commands import status
 
         return status.show(chosen, sys.stdout)
+    if command == "check":
+        from batch_latch.commands import check
+
+        return check.check(chosen, stdout=sys.stdout)
     from batch_latch.commands import run as job
 
     return job.run(chosen).exit_code

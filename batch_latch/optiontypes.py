@@ -34,6 +34,18 @@ def _read_batch(text: str) -> int:
     return value
 
 
+#: What ``--delimiter`` takes: the four the help names, by character or by name.
+DELIMITERS = {",": ",", ";": ";", "|": "|", "tab": "tab", "\\t": "tab", "\t": "tab"}
+DELIMITERS.update({"comma": ",", "semicolon": ";", "pipe": "|"})
+
+
+def _delimiter(text: str) -> str:
+    value = DELIMITERS.get(text.strip().lower() if text.strip() else text)
+    if value is None:
+        raise argparse.ArgumentTypeError(f"expected , ; tab or |, got {text!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class QuotaReserve:
     """``--quota-reserve``: requests of the account's day this tool never spends, as a count

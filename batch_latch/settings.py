@@ -46,6 +46,7 @@ from batch_latch.errors import ConfigError
 from batch_latch.fusebill.proxies import check_proxies
 from batch_latch.optiontypes import (
     DEFAULT_RESERVE,
+    _delimiter,
     _fusebill_id,
     _positive_float,
     _positive_int,
@@ -60,6 +61,9 @@ from batch_latch.vocab import RunKind
 # Which commands take which option group.
 INPUT = ("run", "plan")
 PACE = ("run", "plan", "undo")
+#: ``check`` takes run's input and pace options and --json, but no --out (it writes nothing).
+SHEET = (*INPUT, "check")
+CHECK_PACE = (*PACE, "check")
 
 
 @dataclass(frozen=True)
@@ -116,43 +120,54 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "--sheet",
         "worksheet of an .xlsx, ignoring case (default: the first visible one)",
-        INPUT,
+        SHEET,
         metavar="NAME",
     ),
     Option(
         "--fusebill-column",
         "header of the fusebillId column, when it is not recognised",
-        INPUT,
+        SHEET,
         metavar="NAME",
     ),
     Option(
         "--geotab-column",
         "header of the geotabId column, when it is not recognised",
-        INPUT,
+        SHEET,
         metavar="NAME",
     ),
     Option(
         "--encoding",
         "CSV only: the file's encoding, e.g. utf-8, cp1252, utf-16 (default: detected)",
-        INPUT,
+        SHEET,
         metavar="NAME",
     ),
-    Option("--delimiter", "CSV only: , ; tab or | (default: detected)", INPUT, metavar="D"),
+    Option(
+        "--delimiter",
+        "CSV only: , ; tab or | (default: detected)",
+        SHEET,
+        type=_delimiter,
+        metavar="D",
+    ),
     Option(
         "--rate",
         "most requests started per second, all workers together",
-        PACE,
+        CHECK_PACE,
         default=10.0,
         type=_positive_float,
         metavar="R",
     ),
     Option(
-        "--workers", "requests in flight at once", PACE, default=8, type=_positive_int, metavar="N"
+        "--workers",
+        "requests in flight at once",
+        CHECK_PACE,
+        default=8,
+        type=_positive_int,
+        metavar="N",
     ),
     Option(
         "--max-attempts",
         "attempts per row for retryable errors (429s do not count)",
-        PACE,
+        CHECK_PACE,
         default=5,
         type=_positive_int,
         metavar="K",
@@ -160,7 +175,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "--timeout",
         "seconds for a whole request, connect to last byte",
-        PACE,
+        CHECK_PACE,
         default=30.0,
         type=_positive_float,
         metavar="S",
@@ -168,7 +183,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "--max-requests",
         "send at most N requests this run (reads included), then stop",
-        PACE,
+        CHECK_PACE,
         type=_positive_int,
         metavar="N",
     ),
@@ -176,7 +191,7 @@ OPTIONS: tuple[Option, ...] = (
         "--read-batch",
         "customers read per request through Fusebill's customer list (1: one "
         "GET /customers/{id} each)",
-        PACE,
+        CHECK_PACE,
         default=100,
         type=_read_batch,
         metavar="N",
@@ -185,7 +200,7 @@ OPTIONS: tuple[Option, ...] = (
         "--quota-reserve",
         "requests of the account's day left to other integrations: a count, or a percent "
         "of its daily limit",
-        PACE,
+        CHECK_PACE,
         default=DEFAULT_RESERVE,
         type=quota_reserve,
         metavar="Q",
@@ -193,7 +208,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "--keep-going",
         "do not stop when 25 rows in a row are refused by Fusebill",
-        PACE,
+        CHECK_PACE,
         default=False,
     ),
     Option(
@@ -223,7 +238,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "--allow-shared-geotab-id",
         "let one geotabId go to several fusebillIds",
-        INPUT,
+        SHEET,
         default=False,
     ),
     Option(
@@ -241,7 +256,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "--wait-for-quota",
         "at the daily quota, wait for the reset and go on instead of stopping",
-        PACE,
+        CHECK_PACE,
         default=False,
     ),
     Option(
@@ -260,7 +275,7 @@ OPTIONS: tuple[Option, ...] = (
         "--json",
         "stdout is one JSON object (status: the job; run, plan, undo: every summary.json key "
         "and the report paths), no text summary",
-        (*PACE, "status"),
+        (*PACE, "status", "check"),
         default=False,
     ),
     Option(
@@ -334,7 +349,7 @@ class Settings:
 def _kind(command: str, dry_run: bool) -> RunKind:
     if command == "undo":
         return RunKind.UNDO
-    if command == "plan":
+    if command in ("plan", "check"):
         return RunKind.PLAN
     return RunKind.DRY_RUN if dry_run else RunKind.RUN
 
@@ -347,8 +362,10 @@ def settings_from(args: argparse.Namespace, command: str) -> Settings:
         if hasattr(args, f.name) and f.name not in ("out", "input")
     }
     source: Path | None = getattr(args, "input", None)
-    out: Path | None = args.out
-    if out is None:
+    out: Path | None = getattr(args, "out", None)
+    if out is None and source is None and command == "check":
+        out = Path(".")  # check writes nothing: no job folder
+    elif out is None:
         assert source is not None  # undo and status take OUT as their argument
         out = source.parent / f"{source.stem}-latch"
     dry_run = bool(values.pop("dry_run", False))
@@ -365,7 +382,7 @@ def settings_from(args: argparse.Namespace, command: str) -> Settings:
     if needs_key:
         base, key = base_url(env), api_key(env)
         check_proxies(env)
-    elif URL_VARIABLE in env:
+    elif URL_VARIABLE in env and command != "check":
         base = base_url(env)
     if command in PACE:
         values["notify"] = _notify(values.get("notify"), env)

@@ -99,6 +99,11 @@ class FusebillClient:
         with :func:`batch_latch.fusebill.listing.batches`); judge it with ``classify_list``."""
         return self._send("GET", list_url(self._base, ids, page), None, list_cap(len(ids)))
 
+    def first_customers(self, page_size: int) -> Reply:
+        """The first page of the unfiltered customer list (``check`` without INPUT)."""
+        url = f"{self._base}/customers?pageSize={page_size}&pageNumber=0"
+        return self._send("GET", url, None, list_cap(page_size))
+
     def redact(self, text: str) -> str:
         return self._redact(text)
 

@@ -200,7 +200,15 @@ class AttemptLoop:
             self.limits_seen = (seen.limit_minute, seen.limit_day)
             left = max(0, self.planned - self.throttle.granted)
             kept = self.reserve.of(seen.limit_day)
-            self.notices.estimate(left, Pace(self.rate, seen.limit_minute, seen.limit_day, kept))
+            resets_in = None
+            if seen.reset_day_at is not None:
+                resets_in = max(
+                    0.0, (seen.reset_day_at - datetime.now(timezone.utc)).total_seconds()
+                )
+            pace = Pace(
+                self.rate, seen.limit_minute, seen.limit_day, kept, seen.remaining_day, resets_in
+            )
+            self.notices.estimate(left, pace)
         if seen.remaining_minute == 0 and seen.reset_minute is not None:
             self._pause(
                 seen.reset_minute + self.policy.cushion,

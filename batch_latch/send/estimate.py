@@ -22,6 +22,10 @@ class Pace:
     limit_minute: int | None = None
     limit_day: int | None = None
     reserve: int = 0
+    #: ``X-Rate-Limit-Remaining-Day`` as last sent, and seconds until the day resets: with
+    #: both known, the first day of an estimate is what is left of today, not a whole one.
+    left_today: int | None = None
+    day_resets_in: float | None = None
 
     @property
     def per_second(self) -> float:
@@ -36,6 +40,13 @@ class Pace:
         return max(1, self.limit_day - self.reserve)
 
     @property
+    def usable_today(self) -> int | None:
+        """What this tool may still send before the day resets (the reserve kept back)."""
+        if self.left_today is None or self.day_resets_in is None:
+            return None
+        return max(0, self.left_today - self.reserve)
+
+    @property
     def knows_limits(self) -> bool:
         return self.limit_minute is not None or self.limit_day is not None
 
@@ -47,13 +58,42 @@ def requests_needed(rows: int, *, reads: bool, writes: bool, read_batch: int = 1
     return read_requests + (rows if writes else 0)
 
 
+def daily_bound(requests: int, pace: Pace) -> bool:
+    """Whether the daily quota, not the pace, bounds sending ``requests``: they do not fit
+    in what is left of today (or, when that is unknown, in one day's quota)."""
+    day = pace.usable_day
+    if day is None:
+        return False
+    today = pace.usable_today
+    return requests > (day if today is None else today)
+
+
 def seconds_for(requests: int, pace: Pace) -> float:
+    """How long ``requests`` take: at the pace while the quota lasts, then a wait for each
+    reset. What is left of today counts first when it is known."""
     per_second = pace.per_second
     day = pace.usable_day
-    if day is None or requests <= day:
+    if day is None or not daily_bound(requests, pace):
         return requests / per_second
-    full_days = math.ceil(requests / day) - 1
-    return full_days * 86400.0 + (requests - full_days * day) / per_second
+    today = pace.usable_today
+    if today is None or pace.day_resets_in is None:
+        full_days = math.ceil(requests / day) - 1
+        return full_days * 86400.0 + (requests - full_days * day) / per_second
+    rest = requests - today
+    full_days = math.ceil(rest / day) - 1
+    start = max(pace.day_resets_in, today / per_second)
+    return start + full_days * 86400.0 + (rest - full_days * day) / per_second
+
+
+def days(seconds: float) -> str:
+    """``about 1.2 days``: how a daily-bound estimate is said."""
+    return f"about {seconds / 86400:.1f} days"
+
+
+def duration_for(requests: int, pace: Pace) -> str:
+    """How long ``requests`` take at ``pace``, in days when the daily quota is the bound."""
+    seconds = seconds_for(requests, pace)
+    return days(seconds) if daily_bound(requests, pace) else duration(seconds)
 
 
 def duration(seconds: float) -> str:
@@ -90,9 +130,9 @@ def how_long(requests: int, pace: Pace) -> str:
     """``about 6.0 days at this account's limits (…)`` or ``about 9 min at --rate 10``."""
     at_rate = requests / pace.rate
     seconds = seconds_for(requests, pace)
-    if not pace.knows_limits or seconds <= at_rate * 1.1:
+    if not pace.knows_limits or (seconds <= at_rate * 1.1 and not daily_bound(requests, pace)):
         return f"{duration(at_rate)} at --rate {pace.rate:g}"
-    return f"{duration(seconds)} at this account's limits ({limits_text(pace)})"
+    return f"{duration_for(requests, pace)} at this account's limits ({limits_text(pace)})"
 
 
 #: Customers read per request through the customer list unless ``--read-batch`` says

@@ -8,7 +8,15 @@ import threading
 import time
 from datetime import datetime, timedelta, timezone
 
-from batch_latch.send.estimate import Pace, duration, duration_short, limits_text, seconds_for
+from batch_latch.send.estimate import (
+    Pace,
+    daily_bound,
+    duration,
+    duration_for,
+    duration_short,
+    limits_text,
+    seconds_for,
+)
 from batch_latch.send.progress import Progress
 from batch_latch.vocab import plural
 
@@ -67,8 +75,9 @@ class Notices:
         holds."""
         if not requests or not pace.knows_limits:
             return
-        took = f"{duration(seconds_for(requests, pace))} at them"
-        if seconds_for(requests, pace) <= requests / pace.rate * 1.1:
+        took = f"{duration_for(requests, pace)} at them"
+        bound = daily_bound(requests, pace)
+        if not bound and seconds_for(requests, pace) <= requests / pace.rate * 1.1:
             took = (
                 f"{duration(requests / pace.rate)} at --rate {pace.rate:g}, which stays below them"
             )

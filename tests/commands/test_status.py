@@ -173,7 +173,7 @@ def test_the_estimate_uses_the_accounts_daily_limit_in_days(tmp_path: Path) -> N
     ("reserve", "words"),
     [
         ("10%", "about 2.0 days at this account's limits (50 a minute, 5,000 a day less 500"),
-        ("0", "about 25 h 40 min at this account's limits (50 a minute, 5,000 a day)"),
+        ("0", "about 1.1 days at this account's limits (50 a minute, 5,000 a day)"),
     ],
 )
 def test_the_estimate_keeps_the_runs_quota_reserve(
