@@ -170,6 +170,11 @@ class AttemptLoop:
                     self._halt(StopReason.API_DOWN, f"last problem: {verdict.message}")
                     return Sent(None, reply, attempts, ambiguous)
                 if failures >= self.policy.max_attempts:
+                    if not self._answered and verdict.error_key == "connection":
+                        # no answer ever came: the URL, not the row (a list read too)
+                        self.stop.unreachable = _host_port(reply.url)
+                        self._halt(StopReason.API_DOWN, f"last problem: {verdict.message}")
+                        return Sent(None, reply, attempts, ambiguous)
                     return Sent(verdict, reply, attempts, ambiguous, exhausted=True)
                 if not self.throttle.sleep(self.policy.backoff(failures, self._rng)):
                     return Sent(None, reply, attempts, ambiguous)
