@@ -153,6 +153,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: Sequence[str] | None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
+    if not words:  # no command: the help, and exit 2 as argparse does for a usage error
+        build_parser(sandbox_options=False).print_help(sys.stderr)
+        return ExitCode.USAGE
     args = build_parser(sandbox_options=words[:1] == ["sandbox"]).parse_args(words)
     try:
         return int(_dispatch(args))

@@ -35,11 +35,28 @@ def environment(cwd: Path | None = None) -> dict[str, str]:
     dotenv = (cwd or Path.cwd()) / ".env"
     if dotenv.is_file():
         try:
+            _check_dotenv(dotenv)
             values.update({k: v for k, v in dotenv_values(dotenv).items() if v is not None})
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"cannot read {dotenv}: {exc}") from None
     values.update(os.environ)
     return values
+
+
+def _check_dotenv(path: Path) -> None:
+    """One line naming the first line of ``.env`` that is not ``NAME=value`` (python-dotenv
+    would log a warning for it, twice, and go on without the key)."""
+    from dotenv.parser import parse_stream
+
+    with path.open(encoding="utf-8") as handle:
+        for binding in parse_stream(handle):
+            if binding.error:
+                line = binding.original.line
+                raise ConfigError(
+                    f"{path} line {line} is not NAME=value: write it as NAME=value, a "
+                    "comment starting with #, or a blank line (its text is not shown: it may "
+                    "hold the key)"
+                )
 
 
 def base_url(env: Mapping[str, str]) -> str:

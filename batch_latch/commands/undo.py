@@ -218,8 +218,9 @@ def undo(
         logic = UndoLogic(rows, settings.unlatch_unknown)
         session.notices.say(
             f"Undoing {plural(len(tasks), 'customer')} latched by this job: up to "
-            f"{plural(requests, 'request')} (a read each, then a write where it still holds "
-            f"what the job set) at up to {settings.rate:g} requests/s: "
+            f"{plural(requests, 'request')} ({_reads_words(settings.read_batch)}, then a "
+            f"write where it still holds what the job set) at up to {settings.rate:g} "
+            "requests/s: "
             f"{duration(requests / settings.rate)}."
         )
 
@@ -301,3 +302,10 @@ def _columns(
         previous_geotabId=found.previous,
         finished_at=finished.array(),
     )
+
+
+def _reads_words(read_batch: int) -> str:
+    """How undo reads its customers: through the list, or one request each."""
+    if read_batch > 1:
+        return f"reads of up to {plural(read_batch, 'customer')} a request"
+    return "a read each"

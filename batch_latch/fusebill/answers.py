@@ -251,9 +251,16 @@ def _outside_2xx(reply: Reply, fusebill_id: int | None = None) -> Verdict | None
     """The verdict for anything but a 2xx; None for a 2xx (the caller judges its body)."""
     status = reply.status
     if reply.error == "tls":
+        where = base_of(reply.url) or "the API"
+        if "WRONG_VERSION_NUMBER" in reply.detail.upper():
+            return _stop(
+                StopReason.TLS,
+                f"TLS handshake with {where} failed (WRONG_VERSION_NUMBER): the server may "
+                "speak http, not https; check FUSEBILL_BASE_URL's scheme and port",
+            )
         return _stop(
             StopReason.TLS,
-            f"TLS certificate check failed for {reply.url or 'the API'}: {reply.detail}. "
+            f"TLS certificate check failed for {where}: {reply.detail}. "
             "If a proxy or your network inspects TLS, set REQUESTS_CA_BUNDLE (or "
             "SSL_CERT_FILE) to its CA certificate file",
         )
@@ -273,6 +280,16 @@ def _outside_2xx(reply: Reply, fusebill_id: int | None = None) -> Verdict | None
     if 300 <= status < 400:
         return _redirect(reply, status)
     return _status_verdict(reply, status, fusebill_id)
+
+
+_ROUTES = re.compile(r"/(customers|geotab)(/|\?|$)", re.IGNORECASE)
+
+
+def base_of(url: str) -> str:
+    """The base URL of a request's URL: what comes before its route (``/customers…`` or
+    ``/Geotab/…``), so a message never carries a list URL's hundred ids."""
+    starts = [m.start() for m in _ROUTES.finditer(url)]
+    return url[: starts[-1]] if starts else url.split("?", 1)[0]
 
 
 def _about_the_customer(values: str, fusebill_id: int | None) -> bool:

@@ -173,13 +173,16 @@ def _announce(
     writes = not planning
     reads = planning or not settings.no_read
     batch = settings.read_batch
+    noun = "request" if requests == 1 else "requests"
     if not reads:
-        what = "requests"
+        what = noun
     elif batch > 1:
         then = ", then a write each" if writes else ""
-        what = f"requests (reads of up to {batch:,} customers a request{then})"
+        what = f"{noun} (reads of up to {batch:,} customers a request{then})"
     else:
-        what = "requests (a read, then a write)" if writes else "reads"
+        what = (
+            f"{noun} (a read, then a write)" if writes else ("read" if requests == 1 else "reads")
+        )
     most = "up to " if reads and writes else ""
     session.notices.say(
         f"{'Planning' if planning else 'Sending'} {plural(rows, 'row')} to {settings.base_url}: "

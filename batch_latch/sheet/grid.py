@@ -23,6 +23,8 @@ class Grid:
     columns: list[pa.Array]  # string, "" where empty
     labels: list[str]
     problems: list[pa.Array | None]
+    #: XLSX: every worksheet's name in tab order, for a message that suggests ``--sheet``.
+    sheet_names: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.rows)

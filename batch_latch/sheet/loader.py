@@ -65,6 +65,12 @@ def load(
 ) -> Sheet:
     """Load ``path``; raise :class:`InputError` (or :class:`ConfigError` for an option that
     does not fit the file) with one line for anything file-level."""
+    if path.name.startswith("~$") and path.suffix.lower() in (".xlsx", ".xlsm", ".xls"):
+        real = path.with_name(path.name[2:])
+        raise InputError(
+            f"{path.name} is Excel's lock file (Excel keeps it while the workbook is open), "
+            f"not a workbook: give {real} instead"
+        )
     if not path.exists():
         raise InputError(f"input file not found: {path}")
     if not path.is_file():
@@ -90,7 +96,17 @@ def load(
         raise InputError(
             f"unsupported file type '{path.suffix}' for {path.name}: use .csv or .xlsx"
         )
-    return _assemble(path, grid, fusebill_column, geotab_column)
+    try:
+        return _assemble(path, grid, fusebill_column, geotab_column)
+    except InputError as exc:
+        others = [n for n in grid.sheet_names[1:]] if sheet is None else []
+        if others and " column found" in str(exc):
+            names = ", ".join(repr(n) for n in grid.sheet_names)
+            raise InputError(
+                f"{exc}; that is the first sheet of {path.name}, whose sheets are {names}: "
+                "choose the one with the ids with --sheet NAME"
+            ) from None
+        raise
 
 
 def _blank(columns: Sequence[pa.Array]) -> np.ndarray:

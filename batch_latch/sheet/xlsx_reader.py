@@ -18,6 +18,7 @@ Only rows and columns with cells holding something become part of the grid, what
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import xml.etree.ElementTree as ET
 import zipfile
@@ -176,7 +177,7 @@ def _read_archive(path: Path, archive: zipfile.ZipFile, wanted: str | None) -> G
         raise InputError(f"sheet {entry.name!r} of {path.name}: {exc}") from None
     if not len(grid):
         raise InputError(f"sheet {entry.name!r} of {path.name} is empty")
-    return grid
+    return dataclasses.replace(grid, sheet_names=tuple(s.name for s in sheets))
 
 
 def _local(tag: str) -> str:
