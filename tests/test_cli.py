@@ -82,9 +82,8 @@ def test_top_level_help_is_written_for_ops(capsys: pytest.CaptureFixture[str]) -
         ["run", "in.csv", "--workers", "many"],
         ["plan", "in.csv", "--fresh"],  # a run-only option
         ["launch"],
-        [],
-    ],
-    ids=["no-input", "rate-0", "workers-text", "plan-fresh", "unknown-command", "nothing"],
+    ],  # no arguments at all prints the help (tests/test_first_lines.py)
+    ids=["no-input", "rate-0", "workers-text", "plan-fresh", "unknown-command"],
 )
 def test_a_usage_error_is_one_line_and_exit_2(
     words: list[str], capsys: pytest.CaptureFixture[str]
