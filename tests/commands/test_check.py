@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from batch_latch import cli
-from batch_latch.sandbox import Sandbox, SandboxConfig
+from batch_latch.sandbox import CustomerList, Sandbox, SandboxConfig
 from batch_latch.settings import KEY_VARIABLE, URL_VARIABLE
 
 KEY = "sk_live_CHECK_SECRET_77"
@@ -160,7 +160,7 @@ def test_a_list_that_cannot_be_trusted_is_exit_1(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    with Sandbox(SandboxConfig(api_key=KEY, port=0, customer_list=mode)) as sandbox:
+    with Sandbox(SandboxConfig(api_key=KEY, port=0, customer_list=CustomerList(mode))) as sandbox:
         _use(monkeypatch, sandbox.base_url)
         code, lines, _ = _check(capsys, _sheet(tmp_path, _rows(5)))
         assert len(sandbox.requests_log()) <= 5
