@@ -40,7 +40,7 @@ import pyarrow as pa
 from _common import machine
 
 from batch_latch.jobfolder import plans
-from batch_latch.sandbox import Sandbox, SandboxConfig
+from batch_latch.sandbox import ListHeaders, Sandbox, SandboxConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out" / "request_cost"
@@ -197,7 +197,11 @@ def readings(rows: int = 250, missing: int = 5) -> bool:
     ok = True
     for style in ("index", "docs", "none"):
         config = SandboxConfig(
-            port=0, api_key=KEY, profile="live", rate_limit=100_000.0, list_headers=style
+            port=0,
+            api_key=KEY,
+            profile="live",
+            rate_limit=100_000.0,
+            list_headers=ListHeaders(style),
         )
         with Sandbox(config) as sandbox:
             source = sheet(OUT / "readings.csv", rows, start=1_000_000 - missing)
