@@ -11,8 +11,14 @@ spends against the sandbox, through the real CLI as a subprocess.
 4. An undo of a 5,000-customer job: its reads (target: ceil(5,000 / 100) = 50, so 10,000 for
    a 1,000,000-customer job).
 5. ``run --plan``: loading a 1,000,000-row plan (target: adds <= 1 s to a run).
+6. v4 (issue #25) the paging headers read either way: a plan and a run of 250 rows, 5 of
+   them customers that do not exist, against the sandbox under each ``--list-headers``
+   (``index``, ``docs``, ``none``). Targets: a plan at most ceil(N / 100) + not found
+   requests, a run of new rows at most N + ceil(N / 100) + not found, the same under
+   ``index`` and ``docs``; without paging headers at most one request more per batch.
 
-    python bench/request_cost.py
+    python bench/request_cost.py              # everything
+    python bench/request_cost.py --readings   # only 6
 
 Everything stays on 127.0.0.1; scratch files go to ``bench/out/request_cost/`` (git-ignored).
 """
@@ -34,7 +40,7 @@ import pyarrow as pa
 from _common import machine
 
 from batch_latch.jobfolder import plans
-from batch_latch.sandbox import Sandbox, SandboxConfig
+from batch_latch.sandbox import ListHeaders, Sandbox, SandboxConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out" / "request_cost"
@@ -182,7 +188,60 @@ def plan_load(rows: int) -> bool:
     return took <= 1.0 and found == rows
 
 
+def readings(rows: int = 250, missing: int = 5) -> bool:
+    """Section 6: plan then run of ``rows`` rows, the first ``missing`` of them unknown ids
+    (the sandbox's customers start at 1,000,000), under each reading of the paging headers."""
+    batches = -(-rows // 100)
+    plan_bound, run_bound = batches + missing, rows + batches + missing
+    costs: dict[str, tuple[int, int]] = {}
+    ok = True
+    for style in ("index", "docs", "none"):
+        config = SandboxConfig(
+            port=0,
+            api_key=KEY,
+            profile="live",
+            rate_limit=100_000.0,
+            list_headers=ListHeaders(style),
+        )
+        with Sandbox(config) as sandbox:
+            source = sheet(OUT / "readings.csv", rows, start=1_000_000 - missing)
+            out = OUT / f"readings-{style}"
+            fast = ("--rate", "2000", "--workers", "16")
+            counted = []
+            for label, command, bound in (("plan", "plan", plan_bound), ("run", "run", run_bound)):
+                before = len(sandbox.requests_log())
+                code, _, _ = cli(command, source, "--out", out, *fast, base=sandbox.base_url)
+                log = sandbox.requests_log()[before:]
+                lists = sum(r.path.rstrip("/").lower() == "/v1/customers" for r in log)
+                singles = sum(r.path.lower().startswith("/v1/customers/") for r in log)
+                writes = sum(r.method == "POST" for r in log)
+                counted.append(len(log))
+                # without paging headers, finding the end may cost one request more a batch
+                allowed = bound + (batches if style == "none" else 0)
+                ok &= len(log) <= allowed and code in (0, 1)
+                print(
+                    f"  --list-headers {style:<5} {label:<4} {len(log):>4} requests "
+                    f"({lists} list, {singles} single reads, {writes} writes; "
+                    f"bound {bound}), exit {code}"
+                )
+            costs[style] = (counted[0], counted[1])
+    ok &= costs["index"] == costs["docs"]
+    print(
+        f"  {rows} rows, {missing} not found: plan bound ceil({rows}/100) + {missing} = "
+        f"{plan_bound}, run bound {rows} + {batches} + {missing} = {run_bound}"
+    )
+    return ok
+
+
 def main() -> int:
+    if sys.argv[1:] == ["--readings"]:
+        shutil.rmtree(OUT, ignore_errors=True)
+        OUT.mkdir(parents=True)
+        print(machine())
+        print("6. the paging headers read either way (issue #25):")
+        ok = readings()
+        print("PASS" if ok else "FAIL")
+        return 0 if ok else 1
     shutil.rmtree(OUT, ignore_errors=True)
     OUT.mkdir(parents=True)
     print(machine())
@@ -197,6 +256,8 @@ def main() -> int:
     results.append(undo_reads(5_000))
     print("5. run --plan:")
     results.append(plan_load(1_000_000))
+    print("6. the paging headers read either way (issue #25):")
+    results.append(readings())
     print("PASS" if all(results) else f"FAIL {results}")
     return 0 if all(results) else 1
 

@@ -121,7 +121,11 @@ class FakeFusebill:
     not show it). ``max_calls`` guards a test against a loop that never ends: the call past
     it raises ``AssertionError``. ``on_call`` runs (outside the lock) for every request.
     ``list_mode`` is how the customer list answers; ``list_page_size`` cuts its answers into
-    pages of that many customers (by default one page holds every id asked for).
+    pages of that many customers (by default one page holds every id asked for), as a server
+    capping ``pageSize`` would. ``list_headers`` is how its paging headers read: ``index``
+    (``X-MaxPageIndex`` the last page's index, ``X-Count`` this page's objects), ``docs``
+    (Fusebill's page taken literally: total pages, total results) or ``none`` (no paging
+    headers at all).
     """
 
     def __init__(
@@ -134,10 +138,14 @@ class FakeFusebill:
         on_call: Callable[[Call], None] | None = None,
         list_mode: ListMode = ListMode.FULL,
         list_page_size: int | None = None,
+        list_headers: str = "index",
     ) -> None:
         self.known: dict[int, str | None] = dict(customers or {})  # fusebillId -> geotabId
         self.list_mode = list_mode
         self.list_page_size = list_page_size  # None: a page holds every id asked for
+        if list_headers not in ("index", "docs", "none"):
+            raise ValueError(f"list_headers is index, docs or none, not {list_headers!r}")
+        self.list_headers = list_headers
         self._list_scripts: deque[Reply] = deque()
         self.key = key
         self.show_geotab = show_geotab
@@ -262,14 +270,17 @@ class FakeFusebill:
         shown = chosen[page * size : (page + 1) * size]
         show = self.show_geotab and mode is not ListMode.NO_GEOTAB
         body = [customer_object(i, self.known.get(i), show=show).body for i in shown]
-        headers = {
-            "content-type": "application/json",
-            "x-maxpageindex": str(max(math.ceil(len(chosen) / size) - 1, 0)),
-            "x-currentpage": str(page),
-            "x-pagesize": str(size),
-            "x-count": str(len(shown)),
-            "x-maxcount": str(len(chosen)),
-        }
+        headers = {"content-type": "application/json"}
+        pages = math.ceil(len(chosen) / size)
+        if self.list_headers != "none":
+            docs = self.list_headers == "docs"
+            headers |= {
+                "x-maxpageindex": str(pages if docs else max(pages - 1, 0)),
+                "x-currentpage": str(page),
+                "x-pagesize": str(size),
+                "x-count": str(len(chosen) if docs else len(shown)),
+                "x-maxcount": str(len(chosen)),
+            }
         return Reply(200, body, headers)
 
     def _default(self, method: Method, fusebill_id: int, geotab_id: str | None) -> Reply:

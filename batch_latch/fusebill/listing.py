@@ -6,6 +6,16 @@ filter, is not documented, so every answer proves itself customer by customer, a
 that shows anything it was not asked for is not used at all: a list trusted wrongly would
 write over links the tool should have refused. The URL and the batches are built here too,
 so the client and the batch cutter agree on every character.
+
+Paging (contract v4 "The customer list's paging headers, read either way"): Fusebill's page
+calls ``X-MaxPageIndex`` the total number of pages and ``X-Count`` the total of results, a
+public tap reads them as the last page's index and this page's count, and an answer may carry
+no paging headers at all. Neither is needed: the next page is read only while some id asked
+for is still unanswered and the page read was full (as many objects as ``X-PageSize``, the
+page size in effect) and brought ids not shown before. Without ``X-PageSize`` the page size
+in effect is unknown (a server may cap it below what was asked), so the next page is read
+while the last one brought ids asked for: finding the end costs at most one request more.
+No paging header ever makes a list untrusted, and ``X-MaxPageIndex`` never asks for a page.
 """
 
 from __future__ import annotations
@@ -112,8 +122,11 @@ class ListAnswer:
       come on a later page: merge the pages with :meth:`then` before reading any alone.
     - ``no_geotab_anywhere``: the answer showed objects and none had the key: this API's
       list does not show geotabIds; read the rest of the command one by one.
-    - ``next_page``: the page to read next when ``X-MaxPageIndex`` is above the page read.
+    - ``next_page``: the page to read next (see the module's paging rule), or None.
     - ``shown``: the asked ids that had an object in the answer, usable or not.
+    - ``page``, ``objects``, ``size_in_effect``, ``brought``: the last page read, its count of
+      objects, its ``X-PageSize`` (None when absent or unreadable) and whether it showed
+      asked ids no earlier page had shown.
     """
 
     verdict: Verdict
@@ -122,8 +135,25 @@ class ListAnswer:
     read_alone: tuple[int, ...] = ()
     untrusted: str | None = None
     no_geotab_anywhere: bool = False
-    next_page: int | None = None
     shown: frozenset[int] = frozenset()
+    page: int = 0
+    objects: int = 0
+    size_in_effect: int | None = None
+    brought: bool = False
+
+    @property
+    def next_page(self) -> int | None:
+        """The page to read next: only while some asked id is unanswered and the last page
+        brought new ones and was not short of the page size in effect (when it is known)."""
+        if self.verdict.kind is not Meaning.SUCCESS or self.one_by_one or not self.brought:
+            return None
+        if self.shown >= set(self.asked):
+            return None  # every id asked for is answered
+        if self.size_in_effect is not None and self.objects < self.size_in_effect:
+            return None  # a short page is the last one
+        following = self.page + 1
+        # an honest answer to n ids has at most n pages (the batch's URLs are cut for that)
+        return following if following < len(self.asked) else None
 
     @property
     def answered(self) -> bool:
@@ -170,6 +200,7 @@ class ListAnswer:
             read_alone=tuple(i for i in self.asked if i not in holdings),
             no_geotab_anywhere=bool(pages) and all(a.no_geotab_anywhere for a in pages),
             shown=self.shown | later.shown,
+            brought=bool(later.shown - self.shown),
         )
 
 
@@ -187,7 +218,7 @@ def classify_list(reply: Reply, asked: Sequence[int], page: int = 0) -> ListAnsw
     if reply.error is not None:  # too large: not read, like any oversized answer
         why = f"the customer list answered {status}: {reply.detail or describe(reply)}"
         return ListAnswer(Verdict(Meaning.RETRYABLE, why, "unreadable"), wanted)
-    problem = _shape_problem(reply, set(wanted)) or _pages_problem(reply, len(wanted))
+    problem = _shape_problem(reply, set(wanted))
     if problem is not None:
         return _untrusted(wanted, f"the customer list answered {status} with {problem}")
     return _trusted(reply, wanted, page)
@@ -240,8 +271,11 @@ def _trusted(reply: Reply, asked: tuple[int, ...], page: int) -> ListAnswer:
         holdings=ordered,
         read_alone=tuple(i for i in asked if i not in ordered),
         no_geotab_anywhere=bool(objects) and not any("geotabId" in o for o in objects),
-        next_page=_next_page(reply, page),
         shown=shown,
+        page=page,
+        objects=len(objects),
+        size_in_effect=_page_size_header(reply),
+        brought=bool(shown),
     )
 
 
@@ -257,26 +291,13 @@ def _holding(item: Mapping[str, Any]) -> Holding | None:
     return Holding(held) if isinstance(held, str) else None
 
 
-def _max_page_index(reply: Reply) -> int | None:
-    """``X-MaxPageIndex`` (pages count from 0); None when absent or unreadable (then
-    whatever is missing is read alone)."""
-    text = (reply.header("x-maxpageindex") or "").strip()
-    return int(text) if text.isascii() and text.isdigit() else None
-
-
-def _pages_problem(reply: Reply, count: int) -> str | None:
-    """A filtered list of ``count`` ids has ``count`` pages at most (one customer a page):
-    a claim of more is a list that was not filtered, and following it might never end."""
-    last = _max_page_index(reply)
-    if last is None or last < count:
+def _page_size_header(reply: Reply) -> int | None:
+    """``X-PageSize``, the page size in effect; None when absent, unreadable or 0 (then the
+    page size in effect is unknown). The one paging header every reading agrees on."""
+    text = (reply.header("x-pagesize") or "").strip()
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
         return None
-    return f"X-MaxPageIndex {last}, more pages than the {count} ids asked for could fill"
-
-
-def _next_page(reply: Reply, page: int) -> int | None:
-    """``page + 1`` when ``X-MaxPageIndex`` is above ``page``."""
-    last = _max_page_index(reply)
-    return page + 1 if last is not None and last > page else None
+    return int(text)
 
 
 def _short(text: str) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 from .config import SandboxConfig
 from .customers import is_known_customer
 from .log import LoggedRequest, RequestLog
-from .routes import Answer, Api
+from .routes import Answer, Api, base_url_for
 from .server import Server, tls_context
 
 
@@ -42,6 +42,7 @@ class Sandbox:
         except BaseException:
             self._log.close()
             raise
+        self.api.base_url = self.base_url  # before the first request: customers' ``uri``
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             name="batch-latch-sandbox",
@@ -85,11 +86,7 @@ class Sandbox:
 
     @property
     def base_url(self) -> str:
-        host = self.config.host
-        if ":" in host:
-            host = f"[{host}]"
-        scheme = "https" if self.config.tls else "http"
-        return f"{scheme}://{host}:{self.port}/v1"
+        return base_url_for(self.config, self.port)
 
     # state
 

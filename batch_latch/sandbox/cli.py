@@ -6,6 +6,7 @@ import argparse
 import errno
 import math
 import signal
+import sys
 import threading
 import time
 import types
@@ -18,11 +19,12 @@ from .config import (
     PROFILES,
     RESET_FORMATS,
     SandboxConfig,
+    is_loopback,
     valid_key,
     valid_redirect,
 )
 from .customers import MAX_FUSEBILL_ID
-from .listing import CustomerList
+from .listing import CustomerList, ListHeaders
 
 _SHARE = "must be between 0 and 1"
 
@@ -97,8 +99,8 @@ def _listening_options(group: argparse._ArgumentGroup) -> None:
     group.add_argument(
         "--host",
         default="127.0.0.1",
-        help="address to listen on; keep it on loopback, the sandbox has no real security "
-        "(%(default)s)",
+        help="address to listen on: loopback only (127.0.0.1, ::1 or localhost), the sandbox "
+        "has no real security; any other address is refused (%(default)s)",
     )
     group.add_argument(
         "--port",
@@ -149,6 +151,15 @@ def _customer_options(group: argparse._ArgumentGroup) -> None:
         "ignores-filter pages through every customer whatever was asked; no-geotab leaves "
         "geotabId out of its objects; missing has no such route (ASP.NET's 404) "
         "(%(default)s)",
+    )
+    group.add_argument(
+        "--list-headers",
+        choices=tuple(style.value for style in ListHeaders),
+        default=ListHeaders.DOCS.value,
+        help="how the customer list writes its paging headers: docs as Fusebill's page says "
+        "(X-MaxPageIndex the total of pages, X-Count the total of results); index "
+        "(X-MaxPageIndex the last page's index, X-Count this page's objects); none (no paging "
+        "headers) (%(default)s)",
     )
 
 
@@ -317,6 +328,7 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         preset=get("preset", None),
         hide_geotab_id=bool(get("hide_geotab_id", False)),
         customer_list=CustomerList(get("customer_list", d.customer_list)),
+        list_headers=ListHeaders(get("list_headers", d.list_headers)),
         tls_cert=get("tls_cert", None),
         tls_key=get("tls_key", None),
         html_200_rate=get("html_200_rate", 0.0),
@@ -345,10 +357,7 @@ def serve(args: argparse.Namespace) -> int:
     try:
         if in_main:
             previous = [signal.signal(sig, _raise_stop) for sig in handled]
-        profile = sandbox.config.profile
-        print(
-            f"batch-latch sandbox listening on {sandbox.base_url} (profile {profile})", flush=True
-        )
+        print(_listening_line(sandbox), flush=True)
         while True:
             time.sleep(3600)
     except (_Stop, KeyboardInterrupt):
@@ -364,19 +373,45 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _listening_line(sandbox: Sandbox) -> str:
+    """The start line: where to connect, the profile, and how many customers start latched."""
+    c = sandbox.config
+    latched = len(c.preset_pairs)
+    customers = "customer starts" if latched == 1 else "customers start"
+    return (
+        f"batch-latch sandbox listening on {sandbox.base_url} (profile {c.profile}); "
+        f"{latched} preset {customers} latched"
+    )
+
+
+def _fail(message: str) -> NoReturn:
+    """One line on stderr, exit 2: a configuration the sandbox cannot serve, as the tool's."""
+    print(message, file=sys.stderr, flush=True)
+    raise SystemExit(2)
+
+
 def _started(args: argparse.Namespace) -> Sandbox:
-    """A running sandbox, or ``SystemExit`` with one line saying what is wrong."""
+    """A running sandbox, or exit 2 with one stderr line saying what is wrong."""
+    host = getattr(args, "host", None)
+    if host is not None and not is_loopback(host):
+        _fail(
+            f"batch-latch sandbox: --host {host} is not a loopback address: the sandbox has no "
+            "real security, so it listens on 127.0.0.1, ::1 or localhost only"
+        )
     try:
         config = config_from_args(args)
         return Sandbox(config).start()
     except ValueError as exc:  # a bad preset or TLS file included: one line, no traceback
-        raise SystemExit(f"batch-latch sandbox: {exc}") from None
+        _fail(f"batch-latch sandbox: {_one_line(str(exc))}")
     except OSError as exc:
         if exc.filename is not None:
             reason = exc.strerror or str(exc)
-            message = f"batch-latch sandbox: cannot open the log {exc.filename}: {reason}"
-            raise SystemExit(message) from None
-        raise SystemExit(_bind_error(args, exc)) from None
+            _fail(f"batch-latch sandbox: cannot open the log {exc.filename}: {reason}")
+        _fail(_bind_error(args, exc))
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 def _bind_error(args: argparse.Namespace, exc: OSError) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import types
@@ -11,7 +12,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from .customers import MAX_FUSEBILL_ID
-from .listing import CustomerList
+from .listing import CustomerList, ListHeaders
 from .preset import check_preset, load_preset
 
 DEFAULT_API_KEY = "sandbox-key"
@@ -72,6 +73,7 @@ class SandboxConfig:
     preset: PresetSource = field(default=None, hash=False)
     hide_geotab_id: bool = False
     customer_list: CustomerList = CustomerList.FULL
+    list_headers: ListHeaders = ListHeaders.DOCS
     tls_cert: str | os.PathLike[str] | None = None
     tls_key: str | os.PathLike[str] | None = None
     html_200_rate: float = 0.0
@@ -88,6 +90,7 @@ class SandboxConfig:
         object.__setattr__(self, "force_status", types.MappingProxyType(dict(self.force_status)))
         object.__setattr__(self, "preset", _preset_mapping(self.preset))
         object.__setattr__(self, "customer_list", _customer_list(self.customer_list))
+        object.__setattr__(self, "list_headers", _list_headers(self.list_headers))
         problems = _config_problems(self)
         if problems:
             raise ValueError("invalid SandboxConfig: " + "; ".join(problems))
@@ -128,6 +131,28 @@ def _customer_list(value: CustomerList | str) -> CustomerList:
         ) from None
 
 
+def _list_headers(value: ListHeaders | str) -> ListHeaders:
+    """The paging headers' reading, also from its name (``"index"``)."""
+    try:
+        return ListHeaders(value)
+    except ValueError:
+        names = ", ".join(style.value for style in ListHeaders)
+        raise ValueError(
+            f"invalid SandboxConfig: list_headers must be one of {names}, got {value!r}"
+        ) from None
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback address (or ``localhost``): the sandbox has no real
+    security, so it listens nowhere else."""
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _config_problems(c: SandboxConfig) -> list[str]:
     problems: list[str] = []
     if not 0 <= c.port <= 65535:
@@ -162,6 +187,11 @@ def _config_problems(c: SandboxConfig) -> list[str]:
 
 def _network_problems(c: SandboxConfig) -> list[str]:
     problems: list[str] = []
+    if not is_loopback(c.host):
+        problems.append(
+            f"host must be a loopback address (127.0.0.1, ::1 or localhost), got {c.host!r}: "
+            "the sandbox has no real security"
+        )
     if (c.tls_cert is None) != (c.tls_key is None):
         problems.append("tls_cert and tls_key go together")
     if not (math.isfinite(c.drip_seconds) and 0 <= c.drip_seconds <= 60):

@@ -26,7 +26,7 @@ _COMPANIES = (
     "Maple Leaf Logistics",
     "Granite Transport",
 )
-_CREATED = "2020-07-07T12:59:17.793"
+_CREATED = "2020-07-07T12:59:17.7930000Z"
 _INITIAL_MODIFIED = "2020-07-07T14:42:12.8536714Z"
 
 
@@ -84,8 +84,14 @@ class Customers:
             return record
 
 
-def customer_json(fusebill_id: int, record: Record, show_geotab_id: bool = True) -> dict[str, Any]:
-    """A customer shaped like the one in Fusebill's Latch Customer documentation.
+def customer_json(
+    fusebill_id: int, record: Record, show_geotab_id: bool = True, base: str = ""
+) -> dict[str, Any]:
+    """A customer shaped like a live one (Fusebill's Latch Customer answer, as the live API
+    writes it): a top-level ``geotabId`` (``null`` when none), ``hubSpotId``,
+    ``hubSpotCompanyId``, ``digitalRiverId``, ``isParent``, ``canChangeCurrency``, both
+    timestamps with seven fractional digits and ``Z``, and an absolute ``uri``
+    (``{base}/customers/{id}``, ``base`` the URL the sandbox serves under).
 
     ``show_geotab_id=False`` leaves the key out entirely, as an API that does not expose it
     would (Fusebill's documented customer fields do not list it; its latch answer does).
@@ -130,11 +136,14 @@ def customer_json(fusebill_id: int, record: Record, show_geotab_id: bool = True)
         "quickBooksSyncToken": None,
         "hubSpotId": None,
         "hubSpotCompanyId": None,
+        "digitalRiverId": None,
         "geotabId": record.geotab_id,
+        "isParent": False,
+        "canChangeCurrency": False,
         "modifiedTimestamp": record.modified,
         "createdTimestamp": _CREATED,
         "id": fusebill_id,
-        "uri": f"/customers/{fusebill_id}",
+        "uri": f"{base.rstrip('/')}/customers/{fusebill_id}",
     }
     if not show_geotab_id:
         del customer["geotabId"]

@@ -3,15 +3,23 @@
 Kept apart from ``routes`` (which only dispatches here), and free of HTTP objects: the answer
 is a ``Listing`` that ``routes`` wraps, so the paging arithmetic can be tested on its own.
 
-Paging, pages counted from 0 (Fusebill's "Pagination" names the headers, not every value):
+Paging, pages counted from 0, written as ``ListHeaders`` says (``--list-headers``), since
+nobody outside Fusebill knows which reading its live API uses:
 
-* ``X-Count``: objects on this page; ``X-MaxCount``: every customer that matches;
-* ``X-PageSize`` and ``X-CurrentPage``: the page size and page number used;
-* ``X-MaxPageIndex``: the last page's index, ``ceil(MaxCount / PageSize) - 1``, and 0 when
-  nothing matches (page 0 then exists, empty);
-* ``X-NextPage``: ``CurrentPage + 1`` while that is at most ``MaxPageIndex``, else empty;
-* ``X-PreviousPage``: the page before, capped at ``MaxPageIndex`` (so a page past the end
-  points back at the last one), and empty on page 0.
+* ``docs`` (the default: Fusebill's "Pagination" page taken literally): ``X-MaxPageIndex`` the
+  total number of pages, ``ceil(MaxCount / PageSize)`` (0 when nothing matches), and
+  ``X-Count`` the total number of results that match;
+* ``index`` (a public Fusebill tap's reading): ``X-MaxPageIndex`` the last page's index,
+  ``ceil(MaxCount / PageSize) - 1`` (0 when nothing matches), and ``X-Count`` the objects on
+  this page;
+* ``none``: no paging headers at all.
+
+Either way ``X-MaxCount`` is every customer that matches, ``X-PageSize`` and
+``X-CurrentPage`` the page size and number used, ``X-NextPage`` ``CurrentPage + 1`` while
+that page exists (else empty) and ``X-PreviousPage`` the page before, capped at the last page
+(so a page past the end points back at the last one), empty on page 0.
+
+A list without ``query`` pages through every known customer in id order.
 
 ``CustomerList`` rehearses the lists a client must not trust: one that ignores ``query`` and
 pages through every known customer, one whose objects carry no ``geotabId``, and none at all
@@ -67,6 +75,14 @@ class CustomerList(str, enum.Enum):
     MISSING = "missing"  # no such route: ASP.NET's 404
 
 
+class ListHeaders(str, enum.Enum):
+    """How the list writes its paging headers (``--list-headers``)."""
+
+    DOCS = "docs"  # X-MaxPageIndex: total pages; X-Count: total results (Fusebill's page)
+    INDEX = "index"  # X-MaxPageIndex: the last page's index; X-Count: this page's objects
+    NONE = "none"  # no paging headers
+
+
 class ListQueryError(ValueError):
     """A list request the sandbox cannot parse: a 400 in Fusebill's error format."""
 
@@ -90,14 +106,26 @@ class Page:
     page_number: int
 
     @property
-    def max_page_index(self) -> int:
-        return max(0, math.ceil(self.total / self.page_size) - 1)
+    def pages(self) -> int:
+        """How many pages the customers that match fill (0 when none match)."""
+        return math.ceil(self.total / self.page_size)
 
-    def headers(self) -> list[tuple[str, str]]:
+    @property
+    def max_page_index(self) -> int:
+        """The last page's index (0 when none match: page 0 then exists, empty)."""
+        return max(0, self.pages - 1)
+
+    def headers(self, style: ListHeaders = ListHeaders.DOCS) -> list[tuple[str, str]]:
+        if style is ListHeaders.NONE:
+            return []
         last, k = self.max_page_index, self.page_number
         following = str(k + 1) if k < last else ""
         previous = str(min(k - 1, last)) if k > 0 else ""
-        values = (last, k, self.page_size, len(self.ids), self.total, following, previous)
+        if style is ListHeaders.DOCS:
+            first, count = self.pages, self.total
+        else:
+            first, count = last, len(self.ids)
+        values = (first, k, self.page_size, count, self.total, following, previous)
         return list(zip(PAGING_HEADERS, (str(v) for v in values)))
 
 
@@ -144,7 +172,8 @@ def asked_ids(query_string: str) -> tuple[int, ...]:
 
 
 def parse_params(query_string: str, ignore_filter: bool) -> ListParams:
-    """``query``, ``pageSize`` and ``pageNumber`` (names match ignoring case, as in ASP.NET)."""
+    """``query``, ``pageSize`` and ``pageNumber`` (names match ignoring case, as in ASP.NET);
+    ``ids`` None (every customer) without ``query`` or when the filter is ignored."""
     found: dict[str, str] = {}
     for name, value in parse_qsl(query_string, keep_blank_values=True):
         key = name.lower()
@@ -153,10 +182,8 @@ def parse_params(query_string: str, ignore_filter: bool) -> ListParams:
         found[key] = value
     size = _number(found, "pagesize", "pageSize", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)
     number = _number(found, "pagenumber", "pageNumber", 0, 0, MAX_PAGE_NUMBER)
-    if ignore_filter:
+    if ignore_filter or "query" not in found:
         return ListParams(None, size, number)
-    if "query" not in found:
-        raise ListQueryError("The query parameter is required (query=id:<id>,<id>,...)")
     return ListParams(parse_id_query(found["query"]), size, number)
 
 
@@ -193,9 +220,16 @@ def known_id_at(index: int) -> int:
 
 
 def customer_list(
-    mode: CustomerList, customers: Customers, query_string: str, path: str, show_geotab_id: bool
+    mode: CustomerList,
+    customers: Customers,
+    query_string: str,
+    path: str,
+    show_geotab_id: bool,
+    style: ListHeaders = ListHeaders.DOCS,
+    base: str = "",
 ) -> Listing:
-    """The whole answer to one list request, as ``mode`` plays it.
+    """The whole answer to one list request, as ``mode`` plays it, with paging headers as
+    ``style`` writes them and objects whose ``uri`` starts with ``base``.
 
     Raises ``ListQueryError`` for a request it cannot parse (``routes`` answers 400 in
     Fusebill's error format).
@@ -205,12 +239,15 @@ def customer_list(
     params = parse_params(query_string, ignore_filter=mode is CustomerList.IGNORES_FILTER)
     page = page_of(params)
     show = show_geotab_id and mode is not CustomerList.NO_GEOTAB
-    objects = [customer_json(fid, customers.get(fid), show_geotab_id=show) for fid in page.ids]
-    if params.ids is None:
+    objects = [customer_json(fid, customers.get(fid), show, base) for fid in page.ids]
+    if mode is CustomerList.IGNORES_FILTER:
         what = f"list ignoring the filter: {len(objects)} of all {page.total}"
+    elif params.ids is None:
+        what = f"list of every customer: {len(objects)} of {page.total}"
     else:
         what = f"list: {len(objects)} of {len(params.ids)} asked ({page.total} known)"
-    return Listing(200, objects, f"{what}, page {page.page_number}", page.headers(), len(objects))
+    note = f"{what}, page {page.page_number}"
+    return Listing(200, objects, note, page.headers(style), len(objects))
 
 
 def missing_route(path: str, query_string: str) -> Listing:

@@ -149,6 +149,9 @@ class Api:
     def __init__(self, config: SandboxConfig) -> None:
         self.config = config
         self.customers = Customers(config.preset_pairs)
+        # The URL the sandbox serves under, for each customer's absolute ``uri``; ``Sandbox``
+        # sets it once the port is bound (before any request is served).
+        self.base_url = base_url_for(config, config.port)
         self.limiter = Limiter(config)
         self._rng = random.Random(config.seed)
         self._lock = threading.Lock()  # the random draws and the stalled set
@@ -257,7 +260,7 @@ class Api:
         if self._draw(self.config.applied_then_504_rate):
             note += "; load balancer answered 504"
             return _page(504, GATEWAY_TIMEOUT_PAGE, note, ids=(fid, gid))
-        answer = _json(200, customer_json(fid, record), note, fid, gid)
+        answer = _json(200, customer_json(fid, record, base=self.base_url), note, fid, gid)
         if self.config.stall_first_ms and self._first_stall(fid):
             answer.stall_s = self.config.stall_first_ms / 1000
             answer.note += f"; answer stalled {self.config.stall_first_ms} ms"
@@ -271,20 +274,23 @@ class Api:
         if not is_known_customer(fid):
             return _not_found(fid, None)
         record = self.customers.store(fid, None)
-        return _json(200, customer_json(fid, record), "unlatched", fid, None)
+        payload = customer_json(fid, record, base=self.base_url)
+        return _json(200, payload, "unlatched", fid, None)
 
     def _get(self, fid: int) -> Answer:
         if not is_known_customer(fid):
             return _not_found(fid, None)
         record = self.customers.get(fid)
-        payload = customer_json(fid, record, show_geotab_id=not self.config.hide_geotab_id)
+        payload = customer_json(fid, record, not self.config.hide_geotab_id, self.base_url)
         return _json(200, payload, "read", fid, record.geotab_id)
 
     def _list(self, request: Request) -> Answer:
         show = not self.config.hide_geotab_id
-        mode, query = self.config.customer_list, request.query
+        mode, query, style = self.config.customer_list, request.query, self.config.list_headers
         try:
-            listing = customer_list(mode, self.customers, query, request.path, show)
+            listing = customer_list(
+                mode, self.customers, query, request.path, show, style, self.base_url
+            )
         except ListQueryError as exc:
             return _error(400, str(exc), "list: query not understood")
         body = json.dumps(listing.payload).encode("utf-8")
@@ -321,6 +327,12 @@ class Api:
         chosen = self.config.drip_ids
         if self.config.drip_seconds and (not chosen or answer.fusebill_id in chosen):
             answer.drip_s = self.config.drip_seconds
+
+
+def base_url_for(config: SandboxConfig, port: int) -> str:
+    """``{scheme}://{host}:{port}/v1``, the base URL clients use for this sandbox."""
+    host = f"[{config.host}]" if ":" in config.host else config.host
+    return f"{'https' if config.tls else 'http'}://{host}:{port}/v1"
 
 
 def _route_of(path: str) -> str:

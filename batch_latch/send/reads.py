@@ -132,7 +132,7 @@ class Reader:
                 joined = None
                 break
             joined = got if joined is None else joined.then(got)
-            page = None if joined.one_by_one else got.next_page
+            page = joined.next_page
         if joined is not None and sent is not None and not joined.one_by_one:
             self._count(len(joined.holdings))
             sent = Sent(Verdict(Meaning.SUCCESS, "read through the customer list"), sent.reply, 0)

@@ -198,20 +198,66 @@ def test_another_refusal_or_an_interim_answer_is_not_trusted_either(status: int)
     assert_untrusted(classify_list(answer(status, {"Message": "no"}), ASKED, 0), f"HTTP {status}")
 
 
-def test_a_max_page_index_above_the_page_read_asks_for_the_next_page() -> None:
-    assert listed(obj(101, None), x_maxpageindex="2").next_page == 1
-    assert listed(obj(102, None), page=1, x_maxpageindex="2").next_page == 2
-    assert listed(obj(103, None), page=2, x_maxpageindex="2").next_page is None
-    assert listed(obj(101, None), x_maxpageindex="0").next_page is None
-    for odd in ("", "-1", "two", "1.5", "²"):
-        assert listed(obj(101, None), x_maxpageindex=odd).next_page is None
+def test_a_full_page_that_leaves_ids_unanswered_asks_for_the_next_page() -> None:
+    assert listed(obj(101, None), x_pagesize="1").next_page == 1
+    assert listed(obj(101, None), obj(102, None), x_pagesize="2").next_page == 1
+    assert listed(obj(102, None), page=1, x_pagesize="1").next_page == 2
 
 
-def test_more_pages_than_the_ids_asked_could_fill_is_untrusted() -> None:
-    # Three ids fill three pages at most; a fourth page is an unfiltered list (and an
-    # endless one, if followed).
-    assert_untrusted(listed(obj(101, None), x_maxpageindex="3"), "X-MaxPageIndex 3")
-    assert listed(obj(101, None), x_maxpageindex="2").untrusted is None
+def test_a_page_short_of_the_page_size_in_effect_is_the_last() -> None:
+    assert listed(obj(101, None), x_pagesize="3").next_page is None
+    assert listed(obj(101, None), obj(102, None), x_pagesize="3").next_page is None
+    assert listed(x_pagesize="3").next_page is None
+
+
+def test_every_id_answered_asks_for_no_more_pages() -> None:
+    every = (obj(101, None), obj(102, "G-2"), obj(103, None))
+    assert listed(*every, x_pagesize="3").next_page is None
+    assert listed(*every).next_page is None
+    assert listed(*every, x_pagesize="3", x_maxpageindex="2").next_page is None
+
+
+def test_the_max_page_index_alone_never_asks_for_a_page_nor_ends_the_read() -> None:
+    for value in ("0", "1", "2", "3", "99", "", "two"):
+        assert listed(obj(101, None), x_pagesize="3", x_maxpageindex=value).next_page is None
+        assert listed(obj(101, None), x_pagesize="1", x_maxpageindex=value).next_page == 1
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"x_maxpageindex": "3"},  # four pages for three ids (read as an index)
+        {"x_maxpageindex": "99", "x_count": "99", "x_maxcount": "1"},
+        {"x_maxpageindex": "0", "x_count": "7", "x_pagesize": "1"},  # docs: no pages at all
+        {"x_count": "3", "x_pagesize": "0"},
+        {"x_currentpage": "5", "x_nextpage": "x", "x_previouspage": "-4"},
+    ],
+)
+def test_a_paging_header_inconsistent_under_a_reading_never_makes_the_list_untrusted(
+    headers: dict[str, str],
+) -> None:
+    got = classify_list(answer(200, [obj(101, "G-1")], **headers), ASKED, 0)
+    assert got.untrusted is None and dict(got.holdings) == {101: Holding("G-1")}
+
+
+def test_without_paging_headers_the_next_page_is_read_while_the_last_brought_ids() -> None:
+    first = listed(obj(101, None))
+    assert first.next_page == 1  # the page size in effect is unknown: maybe capped at 1
+    assert first.then(listed(page=1)).next_page is None  # an empty page: the end
+    assert first.then(listed(obj(102, None), page=1)).next_page == 2
+    assert first.then(listed(obj(101, None), page=1)).next_page is None  # nothing new
+
+
+@pytest.mark.parametrize("odd", ["", "0", "-1", "two", "1.5", "²"])
+def test_an_unreadable_page_size_is_an_unknown_one(odd: str) -> None:
+    assert listed(obj(101, None), x_pagesize=odd).next_page == 1
+    assert listed(x_pagesize=odd).next_page is None
+
+
+def test_no_page_past_as_many_as_the_ids_asked_is_read() -> None:
+    # three ids fill three pages (0, 1, 2) at most, and the batch's URLs are cut for that
+    assert listed(obj(103, None), page=2, x_pagesize="1").next_page is None
+    assert listed(obj(103, None), page=2).next_page is None
 
 
 AS_FOR_ANY_REQUEST = [
@@ -290,9 +336,9 @@ def test_every_message_is_one_line() -> None:
 
 
 def test_pages_together_read_what_each_page_showed() -> None:
-    first = listed(obj(101, "G-1"), obj(102), x_maxpageindex="1")
+    first = listed(obj(101, "G-1"), obj(102), x_pagesize="2")
     assert first.next_page == 1
-    both = first.then(listed(obj(103, None), page=1, x_maxpageindex="1"))
+    both = first.then(listed(obj(103, None), page=1, x_pagesize="2"))
     assert dict(both.holdings) == {101: Holding("G-1"), 103: Holding(None)}
     assert both.read_alone == (102,)  # shown without the key on page 0
     assert both.next_page is None and not both.no_geotab_anywhere
@@ -474,3 +520,70 @@ def test_the_fakes_scripted_list_answers_come_first() -> None:
     service = fake().script_list(Reply(414, "URI Too Long"))
     assert service.customers([101]).status == 414
     assert service.customers([101]).status == 200
+
+
+# --- every reading of the paging headers, at the same cost -----------------------------------
+
+
+def read_every_page(service: FakeFusebill, ids: list[int]) -> ListAnswer:
+    """The pages of one batch as the reader follows them."""
+    got = classify_list(service.customers(ids, 0), ids, 0)
+    while got.next_page is not None:
+        page = got.next_page
+        got = got.then(classify_list(service.customers(ids, page), ids, page))
+    return got
+
+
+# (known of the 100 asked, the server's page cap, list requests per header style)
+COSTS = [
+    (100, None, {"index": 1, "docs": 1, "none": 1}),
+    (97, None, {"index": 1, "docs": 1, "none": 2}),
+    (0, None, {"index": 1, "docs": 1, "none": 1}),
+    (100, 40, {"index": 3, "docs": 3, "none": 3}),
+    (97, 40, {"index": 3, "docs": 3, "none": 4}),
+    (80, 40, {"index": 3, "docs": 3, "none": 3}),
+    (100, 100, {"index": 1, "docs": 1, "none": 1}),
+    (3, 1, {"index": 4, "docs": 4, "none": 4}),
+    (100, 1, {"index": 100, "docs": 100, "none": 100}),
+]
+
+
+@pytest.mark.parametrize("style", ["index", "docs", "none"])
+@pytest.mark.parametrize(("known", "cap", "costs"), COSTS)
+def test_every_header_style_reads_every_known_customer_at_the_same_cost(
+    style: str, known: int, cap: int | None, costs: dict[str, int]
+) -> None:
+    ids = list(range(1001, 1101))
+    service = FakeFusebill(
+        dict.fromkeys(ids[:known]), list_page_size=cap, list_headers=style, max_calls=200
+    )
+    got = read_every_page(service, ids)
+    assert got.untrusted is None and set(got.holdings) == set(ids[:known])
+    assert got.read_alone == tuple(ids[known:])
+    assert service.count("customers") == costs[style]
+
+
+def test_a_docs_style_answer_reads_a_batch_of_a_hundred_in_one_request() -> None:
+    # Fusebill's page taken literally: X-MaxPageIndex 1 ("one page in total") on page 0
+    # used to ask for an empty page 1 on every batch.
+    ids = list(range(1001, 1101))
+    service = FakeFusebill(dict.fromkeys(ids), list_headers="docs")
+    first = service.customers(ids, 0)
+    assert (first.header("x-maxpageindex"), first.header("x-count")) == ("1", "100")
+    assert read_every_page(service, ids).read_alone == ()
+    assert [call.page for call in service.calls] == [0, 0]  # the look above, then the read
+
+
+def test_a_server_capping_pages_without_headers_costs_at_most_one_request_more() -> None:
+    ids = list(range(1001, 1011))
+    for cap in (1, 2, 3, 4, 7, 9, 10):
+        for known in range(11):
+            counts = []
+            for style in ("index", "docs", "none"):
+                service = FakeFusebill(
+                    dict.fromkeys(ids[:known]), list_page_size=cap, list_headers=style
+                )
+                got = read_every_page(service, ids)
+                assert set(got.holdings) == set(ids[:known])
+                counts.append(service.count("customers"))
+            assert counts[0] == counts[1] <= counts[2] <= counts[0] + 1

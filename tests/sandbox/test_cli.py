@@ -17,6 +17,7 @@ import trustme
 from batch_latch.sandbox import (
     DEFAULT_API_KEY,
     CustomerList,
+    ListHeaders,
     Sandbox,
     SandboxConfig,
     config_from_args,
@@ -98,6 +99,7 @@ def test_parser_defaults_and_options() -> None:
         ["--reset-format=unix"],
         ["--api-key="],
         ["--customer-list=partial"],
+        ["--list-headers=total"],
     ],
 )
 def test_parser_rejects_out_of_range(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
@@ -145,7 +147,7 @@ def test_serve_prints_one_line_and_stops_cleanly(sig: signal.Signals) -> None:
         line = first_line(proc)
         prefix = "batch-latch sandbox listening on "
         assert line.startswith(prefix)
-        assert line.endswith(" (profile sandbox)\n")
+        assert line.endswith(" (profile sandbox); 0 preset customers start latched\n")
         base_url = line[len(prefix) :].split(" ")[0]
         assert base_url.startswith("http://127.0.0.1:")
         assert base_url.endswith("/v1")
@@ -171,7 +173,7 @@ def test_serve_on_a_taken_port_is_one_line_no_traceback(sandbox: Sandbox) -> Non
     port = sandbox.base_url.rsplit(":", 1)[1].split("/")[0]
     proc = start_serve("--port", port)
     out, err = proc.communicate(timeout=10)
-    assert proc.returncode == 1
+    assert proc.returncode == 2
     assert out == ""
     assert "Traceback" not in err
     assert err.strip().count("\n") == 0
@@ -182,7 +184,7 @@ def test_every_option_has_a_line_of_help() -> None:
     parser = argparse.ArgumentParser(prog="batch-latch sandbox")
     configure_parser(parser)
     options = [a for a in parser._actions if a.option_strings and a.dest != "help"]
-    assert len(options) == 29
+    assert len(options) == 30
     for action in options:
         assert action.help and action.help != argparse.SUPPRESS, action.option_strings
     text = parser.format_help()
@@ -190,6 +192,7 @@ def test_every_option_has_a_line_of_help() -> None:
         "--preset",
         "--hide-geotab-id",
         "--customer-list",
+        "--list-headers",
         "--tls-cert",
         "--tls-key",
         "--html-200-rate",
@@ -235,7 +238,46 @@ def test_parser_network_options(tmp_path: Path) -> None:
     plain = config_from_args(parse())
     assert (plain.retry_after, plain.retry_after_seconds, plain.preset) == (False, None, None)
     assert plain.customer_list is CustomerList.FULL
+    assert plain.list_headers is ListHeaders.DOCS
     assert not plain.tls
+    for style in ListHeaders:
+        assert config_from_args(parse(f"--list-headers={style.value}")).list_headers is style
+
+
+def test_serve_says_how_many_preset_customers_start_latched(tmp_path: Path) -> None:
+    preset = tmp_path / "preset.csv"
+    preset.write_text("fusebillId,geotabId\n1000001,G1\n1000002,G2\n", encoding="utf-8")
+    proc = start_serve("--port", "0", "--preset", str(preset))
+    try:
+        line = first_line(proc)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert line.endswith(" (profile live); 2 preset customers start latched\n")
+    assert (proc.returncode, out, err) == (0, "", "")
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.10", "example.com", ""])
+def test_serve_refuses_a_host_off_loopback_in_one_line(host: str) -> None:
+    proc = start_serve("--port", "0", "--host", host)
+    out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 2
+    assert out == ""
+    assert err.startswith("batch-latch sandbox: --host ") and "not a loopback address" in err
+    assert err.strip().count("\n") == 0
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "localhost"])
+def test_loopback_hosts_are_accepted(host: str) -> None:
+    assert SandboxConfig(host=host).host == host
+
+
+def test_a_config_off_loopback_is_refused_too() -> None:
+    with pytest.raises(ValueError, match="host must be a loopback address"):
+        SandboxConfig(host="0.0.0.0")
 
 
 @pytest.mark.parametrize(
@@ -277,7 +319,7 @@ def test_serve_refuses_a_bad_preset_or_tls_file_in_one_line(
     paths = {"unknown": str(unknown), "missing": str(tmp_path / "missing.csv")}
     proc = start_serve("--port", "0", *(arg.format(**paths) for arg in argv))
     out, err = proc.communicate(timeout=10)
-    assert proc.returncode == 1
+    assert proc.returncode == 2
     assert out == ""
     assert err.startswith("batch-latch sandbox: ")
     assert err.strip().count("\n") == 0

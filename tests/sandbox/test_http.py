@@ -49,7 +49,8 @@ def test_latch_answers_a_fusebill_shaped_customer_and_remembers(
         assert body[key]
     assert body["geotabId"] == "0909909"
     assert body["id"] == 1_000_001
-    assert body["uri"] == "/customers/1000001"
+    assert body["uri"] == f"{sandbox.base_url}/customers/1000001"
+    assert body["uri"].startswith("http://127.0.0.1:")
     assert body["customerReference"]["id"] == 1_000_001
     assert body["modifiedTimestamp"].endswith("Z")
     assert sandbox.geotab_id_of(1_000_001) == "0909909"

@@ -34,12 +34,26 @@ def test_full_over_http(make_sandbox: MakeSandbox, http: requests.Session) -> No
         (1_000_001, None),
         (1_000_002, None),
     ]
-    # Empty headers at the ends arrive as empty values, not as missing headers.
-    assert paging(response) == ["1", "0", "2", "2", "3", "1", ""]
+    # Empty headers at the ends arrive as empty values, not as missing headers. By default
+    # Fusebill's page taken literally: X-MaxPageIndex 2 pages in all, X-Count 3 results.
+    assert paging(response) == ["2", "0", "2", "3", "3", "1", ""]
     assert_rate_headers(response)
     last = get_list(http, sb.base_url, "1000003,42,1000001,1000002", pageSize=2, pageNumber=1)
     assert [(c["id"], c["geotabId"]) for c in last.json()] == [(1_000_003, "G3")]
-    assert paging(last) == ["1", "1", "2", "1", "3", "", "0"]
+    assert paging(last) == ["2", "1", "2", "3", "3", "", "0"]
+    assert [c["uri"] for c in last.json()] == [f"{sb.base_url}/customers/1000003"]
+
+
+def test_each_reading_of_the_paging_headers_over_http(
+    make_sandbox: MakeSandbox, http: requests.Session
+) -> None:
+    index = make_sandbox(list_headers="index")
+    response = get_list(http, index.base_url, "1000003,42,1000001,1000002", pageSize=2)
+    assert paging(response) == ["1", "0", "2", "2", "3", "1", ""]
+    none = make_sandbox(list_headers="none")
+    response = get_list(http, none.base_url, "1000003,42,1000001,1000002", pageSize=2)
+    assert paging(response) == [None] * 7
+    assert [c["id"] for c in response.json()] == [1_000_001, 1_000_002]
 
 
 def test_a_malformed_query_over_http(make_sandbox: MakeSandbox, http: requests.Session) -> None:
@@ -58,7 +72,7 @@ def test_ignores_filter_over_http(make_sandbox: MakeSandbox, http: requests.Sess
     response = get_list(http, sb.base_url, "1000500", pageSize=2, pageNumber=1)
     assert response.status_code == 200
     assert [c["id"] for c in response.json()] == [1_000_001, 1_000_002]
-    assert paging(response)[1:5] == ["1", "2", "2", "9000002"]
+    assert paging(response)[1:5] == ["1", "2", "9000002", "9000002"]
 
 
 def test_no_geotab_over_http(make_sandbox: MakeSandbox, http: requests.Session) -> None:

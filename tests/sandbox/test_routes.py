@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -44,7 +45,7 @@ def test_get_answers_a_fusebill_shaped_customer_with_its_geotab_id() -> None:
     assert held.header("Content-Type") == "application/json; charset=utf-8"
     body = held.json()
     assert (body["id"], body["geotabId"]) == (1_000_001, "0909909")
-    assert body["uri"] == "/customers/1000001"
+    assert body["uri"] == "http://127.0.0.1:0/v1/customers/1000001"  # no port bound here
     assert body["customerReference"]["id"] == 1_000_001
     assert body["customerAcquisition"]["uri"] == "/1000001"
     assert body["customerReference"]["salesTrackingCodes"] == []
@@ -59,7 +60,41 @@ def test_the_sample_customer_matches_fusebills_example() -> None:
         "Stolen Bikes",
     )
     assert body["geotabId"] == "0909909"
-    assert body["createdTimestamp"] == "2020-07-07T12:59:17.793"
+    assert body["createdTimestamp"] == "2020-07-07T12:59:17.7930000Z"
+
+
+LIVE_KEYS = (
+    "geotabId",
+    "hubSpotId",
+    "hubSpotCompanyId",
+    "digitalRiverId",
+    "isParent",
+    "canChangeCurrency",
+    "createdTimestamp",
+    "modifiedTimestamp",
+    "uri",
+)
+
+
+def test_a_customer_looks_like_a_live_answer() -> None:
+    a = api(preset={1_000_001: "G1"})
+    a.base_url = "http://127.0.0.1:8765/v1"
+    fresh, held = get(a, 1_000_002).json(), get(a, 1_000_001).json()
+    latched = latch(a, 1_000_003, "G3").json()
+    for body in (fresh, held, latched):
+        assert all(key in body for key in LIVE_KEYS)
+        assert (body["hubSpotId"], body["hubSpotCompanyId"], body["digitalRiverId"]) == (
+            None,
+            None,
+            None,
+        )
+        assert (body["isParent"], body["canChangeCurrency"]) == (False, False)
+        assert body["uri"] == f"http://127.0.0.1:8765/v1/customers/{body['id']}"
+        for stamp in (body["createdTimestamp"], body["modifiedTimestamp"]):
+            assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{7}Z", stamp), stamp
+    assert (fresh["geotabId"], held["geotabId"], latched["geotabId"]) == (None, "G1", "G3")
+    assert fresh["modifiedTimestamp"] == "2020-07-07T14:42:12.8536714Z"
+    assert latched["modifiedTimestamp"] != fresh["modifiedTimestamp"]
 
 
 def test_hide_geotab_id_leaves_the_key_out_of_reads_only() -> None:

@@ -110,13 +110,28 @@ def test_a_list_that_leaves_customers_out_costs_a_read_each_for_them_only(
     assert fake.count("customers") == 1 and fake.count("customer") == 5
 
 
-def test_the_next_pages_are_read_too(tmp_path: Path) -> None:
+@pytest.mark.parametrize("style", ["index", "docs", "none"])
+def test_the_next_pages_are_read_too(tmp_path: Path, style: str) -> None:
     pairs = rows(50)
-    fake = FakeFusebill({int(f): None for f, _ in pairs}, list_page_size=20)
+    fake = FakeFusebill({int(f): None for f, _ in pairs}, list_page_size=20, list_headers=style)
     outcome, got, _ = latch(tmp_path, pairs, fake, **batched())
     assert {r["status"] for r in got} == {"success"}
     assert fake.count("customers") == 3 and fake.count("customer") == 0
     assert outcome.customers_read == 50
+
+
+@pytest.mark.parametrize(("style", "lists"), [("index", 3), ("docs", 3), ("none", 4)])
+def test_customers_not_found_on_capped_pages_cost_their_own_read(
+    tmp_path: Path, style: str, lists: int
+) -> None:
+    # 250 rows in three batches; the last 5 customers do not exist; pages capped at 100
+    pairs = rows(250)
+    known = {int(f): None for f, _ in pairs[:245]}
+    fake = FakeFusebill(known, list_page_size=100, list_headers=style)
+    _, got, _ = latch(tmp_path, pairs, fake, **batched())
+    assert sorted({r["status"] for r in got}) == ["not_found", "success"]
+    assert fake.count("customers") == lists and fake.count("customer") == 5
+    assert fake.count("latch") == 245
 
 
 def reader(fake: FakeFusebill, order: list[int], clock: list[float]) -> Reader:
