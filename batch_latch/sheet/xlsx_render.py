@@ -234,7 +234,8 @@ def _render_numbers(
     for style in np.unique(codes).tolist():
         code = styles[style] if 0 <= style < len(styles) else "General"
         mine = np.flatnonzero(codes == style)
-        values = pc.take(v, pa.array(mine))
+        # No <v> (a damaged cell among saved ones, say ``<is>`` on a number): nothing shown.
+        values = pc.fill_null(pc.take(v, pa.array(mine)), "")
         if numfmt.shows_dates(code):
             out.add(at[mine], *_each_number(values, code, date1904))
         elif numfmt.is_general(code):
