@@ -6,9 +6,11 @@ format. Covered: General (as a standard-width cell shows it: at most 11 characte
 scientific notation for 12 or more digits), ``0``/``#``/``?`` placeholders with literals
 between them, decimals, thousands separators, ``%``, simple scientific ``0.00E+00``,
 up to four ``;`` sections, ``"text"`` and ``\\x`` literals, ``_x`` spacing, ``*x`` fill and
-``[Red]``/``[$-409]`` brackets. Dates and times are recognised (see :func:`is_date`) and
-shown as ISO 8601. Formats this module does not model (conditions such as ``[>100]``,
-fractions) fall back to General rather than guess.
+``[Red]``/``[$-409]`` brackets, conditions (``[<100000]00000;0``) and fractions. Each
+section has its own kind (:class:`SectionKind`): a date or time section is shown as ISO
+8601 whichever section it is, also when a condition or the sign picks it
+(``[=0]?;[<4.1667][hh]:mm:ss;[hh]:mm`` on 0.2917 shows ``07:00:00``), so a format's letters
+are never shown as a value.
 
 Sources (read, not copied): ECMA-376 Part 1 §18.8.30 (built-in format ids) and §18.8.31
 (format codes); Microsoft support "Number format codes" and "Available number formats in
@@ -17,6 +19,7 @@ Excel" (General uses scientific notation for numbers of 12 or more digits).
 
 from __future__ import annotations
 
+import enum
 import functools
 import math
 import re
@@ -75,14 +78,38 @@ def format_code(num_fmt_id: int, custom: dict[int, str]) -> str:
     return BUILTIN.get(num_fmt_id, "General")
 
 
-def is_date(code: str) -> bool:
-    """A date or time format: y, m, d, h or s outside quotes, escapes and brackets."""
-    first = split_sections(code)[0]
-    if _ELAPSED.search(first):
-        return True
-    bare = _BRACKET.sub("", _QUOTED.sub("", first))
+class SectionKind(enum.Enum):
+    """What one section of a format shows a number as."""
+
+    NUMBER = "number"  # placeholders, literals, General, fractions...
+    DATE = "date"  # a date or a time (``yyyy-mm-dd``, ``h:mm``, elapsed ``[hh]:mm:ss``)
+
+
+#: The problem that makes a number shown as a date or time unfit to be an id.
+DATE_PROBLEM = "date or time "
+
+
+@functools.lru_cache(maxsize=1024)
+def section_kind(section: str) -> SectionKind:
+    """A date or time section: an elapsed ``[h]``/``[mm]``/``[ss]``, or y, m, d, h or s
+    outside quotes, escapes and brackets (``General`` is not one)."""
+    if _ELAPSED.search(section):
+        return SectionKind.DATE
+    bare = _BRACKET.sub("", _QUOTED.sub("", section))
     bare = re.sub("general", "", bare, flags=re.IGNORECASE)
-    return bool(_DATE_LETTERS.search(bare))
+    return SectionKind.DATE if _DATE_LETTERS.search(bare) else SectionKind.NUMBER
+
+
+def is_date(code: str) -> bool:
+    """The format's first section is a date or time."""
+    return section_kind(split_sections(code)[0]) is SectionKind.DATE
+
+
+@functools.lru_cache(maxsize=1024)
+def shows_dates(code: str) -> bool:
+    """Some section numbers can take is a date or time: the first one, or a later one a
+    condition or the sign picks (``[<1]h:mm;0``, ``0;[h]:mm``)."""
+    return SectionKind.DATE in _parsed(code)[2]
 
 
 def is_general(code: str) -> bool:
@@ -171,44 +198,63 @@ def _trim(text: str) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
-def render(value: float, code: str) -> str:
-    """``value`` as Excel shows it with format ``code`` (number formats, not dates)."""
-    return show_number(value, code)[0]
+def render(value: float, code: str, date1904: bool = False) -> str:
+    """``value`` as Excel shows it with format ``code``."""
+    return show_number(value, code, date1904)[0]
 
 
-def show_number(value: float, code: str) -> tuple[str, str]:
-    """(what Excel shows, why that cannot be an id or ""): a format out of reach, digits
-    past Excel's 15, or General's scientific or rounded forms."""
+class _Form(enum.Enum):
+    """How a number came out: which rule decides whether it can be an id."""
+
+    GENERAL = "general"  # may be scientific or rounded: compared with what is stored
+    NUMBER = "number"  # a number section's placeholders
+    DATE = "date"  # a date or time: never an id
+
+
+def show_number(value: float, code: str, date1904: bool = False) -> tuple[str, str]:
+    """(what Excel shows, why that cannot be an id or ""): a format out of reach, a date
+    or time, digits past Excel's 15, or General's scientific or rounded forms."""
     value = float(value)
     reason = numfmt_parts.unsupported(code)
     if is_general(code):
-        text, general_form = general(value), True
+        text, form = general(value), _Form.GENERAL
     else:
-        text, general_form = _render_sections(value, code)
+        text, form = _render_sections(value, code, date1904)
     if reason is not None:
         return text, f"number format {code!r} is not supported ({reason}): store ids as text"
-    return text, numfmt_parts.id_problem(value, text, general_form)
+    if form is _Form.DATE:
+        return text, DATE_PROBLEM + text
+    return text, numfmt_parts.id_problem(value, text, form is _Form.GENERAL)
 
 
-def _render_sections(value: float, code: str) -> tuple[str, bool]:
-    """(the text, whether it is General's) for the section ``value`` takes."""
-    sections, conditions = _parsed(code)
+def _render_sections(value: float, code: str, date1904: bool) -> tuple[str, _Form]:
+    """(the text, how it came out) for the section ``value`` takes, rendered as that
+    section's own kind: a time picked by a condition is a time, not a number."""
+    sections, conditions, kinds = _parsed(code)
     pick = numfmt_parts.choose(conditions, value)
     if pick is None:
-        return general(value), True
+        return general(value), _Form.GENERAL
     index, unsigned = pick
+    if kinds[index] is SectionKind.DATE:
+        # A section that shows the sign itself takes the number without it (as numbers do).
+        serial = abs(value) if unsigned else value
+        return serial_to_iso(serial, date1904, sections[index]), _Form.DATE
     text = _render_section(sections[index], abs(value))
     if text is None:
-        return general(value), True
+        return general(value), _Form.GENERAL
     if value < 0 and not unsigned and _has_nonzero_digit(text):
         text = "-" + text
-    return text, False
+    return text, _Form.NUMBER
 
 
 @functools.lru_cache(maxsize=1024)
-def _parsed(code: str) -> tuple[list[str], list[numfmt_parts.Condition | None]]:
+def _parsed(
+    code: str,
+) -> tuple[list[str], list[numfmt_parts.Condition | None], tuple[SectionKind, ...]]:
+    """The sections numbers take, their conditions and their kinds (once per format)."""
     sections = numfmt_parts.numeric_sections(split_sections(code))
-    return sections, [numfmt_parts.condition(s) for s in sections]
+    kinds = tuple(section_kind(s) for s in sections)
+    return sections, [numfmt_parts.condition(s) for s in sections], kinds
 
 
 def _has_nonzero_digit(text: str) -> bool:
@@ -384,8 +430,9 @@ def _index_or(tokens: list[tuple[str, str]], kind: str) -> int:
 
 
 def serial_to_iso(serial: float, date1904: bool, code: str) -> str:
-    """An Excel date serial as ISO 8601 (``2023-03-15``, ``13:45:00``, both, ``00:08.6``),
-    only the parts the format names; General past the end of the calendar."""
+    """An Excel date serial as ISO 8601 (``2023-03-15``, ``13:45``, both, ``00:08.6``),
+    only the parts the format's first section names (pass the section a value takes);
+    General past the end of the calendar."""
     shown = numfmt_dates.serial_to_iso(serial, date1904, code)
     return general(serial) if shown is None else shown
 

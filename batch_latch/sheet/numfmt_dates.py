@@ -11,6 +11,7 @@ right before ``ss`` is minutes, otherwise a month.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import re
 from dataclasses import dataclass
 
@@ -27,36 +28,43 @@ class Parts:
     date: bool  # a year, month or day
     time: bool  # hours, minutes or seconds
     hours: bool
+    minutes: bool
     seconds: bool
     decimals: int  # digits of a second after ``ss.``
     elapsed: str  # "h", "m" or "s" for [h], [mm], [ss]; "" for the time of day
 
 
+@functools.lru_cache(maxsize=1024)
 def parts(code: str) -> Parts:
-    """The parts the first section of a date/time format names."""
+    """The parts the first section of a date/time format names (cached: a column's cells
+    share a handful of formats)."""
     bare = _HIDDEN.sub("", numfmt_parts.split(code)[0])
     runs: list[str] = []
     decimals, elapsed = 0, ""
     for match in _RUN.finditer(bare):
         if match.group(1):
-            elapsed = elapsed or match.group(1)[0].lower()
-            runs.append(match.group(1)[0].lower())
+            unit = match.group(1)[0].lower()
+            elapsed = elapsed or unit
+            runs.append(unit.upper())  # elapsed: [mm] is minutes wherever it stands
         elif match.group(2):
             runs.append(match.group(2).lower())
-        elif match.group(3) and runs and runs[-1] == "s":
+        elif match.group(3) and runs and runs[-1] in "sS":
             decimals = len(match.group(3)) - 1
     date = hours = seconds = minutes = False
     for i, run in enumerate(runs):
         if run == "m":
-            minute = (i and runs[i - 1] == "h") or (i + 1 < len(runs) and runs[i + 1] == "s")
-            minutes = minutes or bool(minute)
+            before = runs[i - 1] if i else ""
+            after = runs[i + 1] if i + 1 < len(runs) else ""
+            minute = before in ("h", "H") or after in ("s", "S")
+            minutes = minutes or minute
             date = date or not minute
         elif run in "yd":
             date = True
-        hours = hours or run == "h"
-        seconds = seconds or run == "s"
+        hours = hours or run in "hH"
+        minutes = minutes or run == "M"
+        seconds = seconds or run in "sS"
     time = hours or minutes or seconds
-    return Parts(date, time, hours, seconds, min(decimals, 3), elapsed)
+    return Parts(date, time, hours, minutes, seconds, min(decimals, 3), elapsed)
 
 
 def serial_to_iso(serial: float, date1904: bool, code: str) -> str | None:
@@ -73,7 +81,7 @@ def serial_to_iso(serial: float, date1904: bool, code: str) -> str | None:
     if ticks >= 86400 * scale:
         days, ticks = days + 1, 0
     day = _day(days, date1904)
-    if day is None or not shown.time or not ticks:
+    if day is None or not shown.time:
         return day
     return f"{day} {_clock(ticks, shown)}"
 
@@ -94,20 +102,21 @@ def _day(days: int, date1904: bool) -> str | None:
 
 
 def _clock(ticks: int, shown: Parts) -> str:
-    """``ticks`` (units of the smallest part shown) as ``HH:MM:SS``: the time of day, all the
-    hours under ``[h]``, ``MM:SS`` when the format names no hours (all the minutes under
-    ``[mm]``), with the tenths or hundredths of a second it names."""
+    """``ticks`` (units of the smallest part shown) as the hours, minutes and seconds the
+    format names and no others (``h:mm`` is ``18:00``, ``mm:ss`` is ``00:09``), each two
+    digits at least: the time of day, or all of the largest unit under ``[h]``, ``[mm]``,
+    ``[ss]``; with the tenths or hundredths of a second it names."""
     seconds, fraction = divmod(ticks, 10**shown.decimals)
-    tail = f".{fraction:0{shown.decimals}d}" if shown.decimals else ""
-    minute, second = seconds % 3600 // 60, seconds % 60
-    if shown.elapsed == "s":
-        return f"{seconds:02d}{tail}"
-    if shown.elapsed == "m":
-        return f"{seconds // 60:02d}:{second:02d}{tail}"
-    if not shown.hours and shown.elapsed != "h":
-        return f"{minute:02d}:{second:02d}{tail}"
-    hours = seconds // 3600 if shown.elapsed == "h" else seconds // 3600 % 24
-    return f"{hours:02d}:{minute:02d}:{second:02d}{tail}"
+    elapsed = shown.elapsed
+    values = (
+        ("h", shown.hours, seconds // 3600 if elapsed == "h" else seconds // 3600 % 24),
+        ("m", shown.minutes, seconds // 60 if elapsed == "m" else seconds % 3600 // 60),
+        ("s", shown.seconds, seconds if elapsed == "s" else seconds % 60),
+    )
+    text = ":".join(f"{value:02d}" for _, named, value in values if named)
+    if shown.seconds and shown.decimals:
+        text += f".{fraction:0{shown.decimals}d}"
+    return text
 
 
 def iso_text(text: str) -> str:

@@ -5,7 +5,6 @@ need it (entities, ``_xHHHH_`` escapes, formats other than General and plain zer
 
 from __future__ import annotations
 
-import functools
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
@@ -227,22 +226,19 @@ def _shared(v: pa.Array, strings: pa.Array) -> pa.Array:
 def _render_numbers(
     at: np.ndarray, v: pa.Array, s: pa.Array, styles: list[str], date1904: bool, out: _Builder
 ) -> None:
-    """Number cells, one style at a time: General and zero padding vectorised."""
+    """Number cells, one style at a time: General and zero padding vectorised. A format
+    with a date or time in any section goes through :func:`numfmt.show_number` cell by
+    cell, which renders each section as its own kind; the check is once per style, so
+    plain number formats pay nothing for it."""
     codes = pc.fill_null(s, -1).to_numpy(zero_copy_only=False)
     for style in np.unique(codes).tolist():
         code = styles[style] if 0 <= style < len(styles) else "General"
         mine = np.flatnonzero(codes == style)
-        values = pc.take(v, pa.array(mine))
-        if numfmt.is_date(code):
-            shown = _each(values, functools.partial(_date, date1904=date1904, code=code))
-            reason = numfmt_parts.unsupported(code)
-            if reason is None:
-                out.add(at[mine], shown, _problem(shown, "date or time "))
-            else:
-                what = f"number format {code!r} is not supported ({reason}): store ids as text"
-                out.add(at[mine], shown, pa.array([what] * len(mine), pa.string()))
-            continue
-        if numfmt.is_general(code):
+        # No <v> (a damaged cell among saved ones, say ``<is>`` on a number): nothing shown.
+        values = pc.fill_null(pc.take(v, pa.array(mine)), "")
+        if numfmt.shows_dates(code):
+            out.add(at[mine], *_each_number(values, code, date1904))
+        elif numfmt.is_general(code):
             out.add(at[mine], *_mixed(values, _PLAIN_INTEGER, values, code))
         elif re.fullmatch(r"0+", code):
             # Padding comes from the number, never the stored text: <v>0001234</v> is 1234.
@@ -250,10 +246,6 @@ def _render_numbers(
             out.add(at[mine], *_mixed(values, r"^(0|[1-9][0-9]{0,14})$", padded, code))
         else:
             out.add(at[mine], *_each_number(values, code))
-
-
-def _date(serial: float, *, date1904: bool, code: str) -> str:
-    return numfmt.serial_to_iso(serial, date1904, code)
 
 
 def _mixed(
@@ -276,7 +268,9 @@ def _mixed(
     return text, pc.take(pa.concat_arrays([blank, problems]), index)
 
 
-def _each_number(values: pa.Array, code: str) -> tuple[pa.Array, pa.Array | None]:
+def _each_number(
+    values: pa.Array, code: str, date1904: bool = False
+) -> tuple[pa.Array, pa.Array | None]:
     """Per-cell rendering for the cells no vectorised rule covers, and why each cannot be
     an id ("" when it can; None when none is)."""
     texts, problems = [], []
@@ -287,24 +281,11 @@ def _each_number(values: pa.Array, code: str) -> tuple[pa.Array, pa.Array | None
             texts.append(text or "")
             problems.append("")
             continue
-        shown, problem = numfmt.show_number(number, code)
+        shown, problem = numfmt.show_number(number, code, date1904)
         texts.append(shown)
         problems.append(problem)
     found = any(problems)
     return pa.array(texts, pa.string()), pa.array(problems, pa.string()) if found else None
-
-
-def _each(values: pa.Array, show: Callable[[float], str]) -> pa.Array:
-    """Per-cell rendering of dates."""
-    result = []
-    for text in values.to_pylist():
-        try:
-            number = float(text)
-        except (TypeError, ValueError):
-            result.append(text or "")
-            continue
-        result.append(show(number))
-    return pa.array(result, pa.string())
 
 
 def _each_text(values: pa.Array, show: Callable[[str], str]) -> pa.Array:

@@ -59,8 +59,8 @@ def test_is_date(code: str, date: bool) -> None:
     ("serial", "date1904", "code", "iso"),
     [
         (45000, False, "yyyy-mm-dd", "2023-03-15"),
-        (45000.5, False, "yyyy-mm-dd hh:mm", "2023-03-15 12:00:00"),
-        (0.75, False, "h:mm", "18:00:00"),
+        (45000.5, False, "yyyy-mm-dd hh:mm", "2023-03-15 12:00"),  # [I29] no seconds named
+        (0.75, False, "h:mm", "18:00"),  # [I29] h:mm hides the seconds
         (60, False, "yyyy-mm-dd", "1900-02-29"),  # Excel's phantom leap day
         (61, False, "yyyy-mm-dd", "1900-03-01"),
         (1, False, "yyyy-mm-dd", "1900-01-01"),

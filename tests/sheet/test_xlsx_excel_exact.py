@@ -114,7 +114,8 @@ def test_number_under_a_text_only_format_is_general() -> None:
         (0.0001, "mm:ss.0", "00:08.6"),  # [I20] 8.64 s: minutes, seconds, tenths
         (0.0001, "mm:ss", "00:09"),  # [MS] built-in 45
         (0.05, "[mm]:ss", "72:00"),  # [MS] elapsed minutes
-        (45000.5, "yyyy-mm-dd hh:mm", "2023-03-15 12:00:00"),  # ISO time of day (v2)
+        (45000.5, "yyyy-mm-dd hh:mm", "2023-03-15 12:00"),  # [I29] ISO, no seconds named
+        (45000, "yyyy-mm-dd hh:mm", "2023-03-15 00:00"),  # [I29] midnight is named too
     ],
 )
 def test_dates_show_only_the_parts_named(serial: float, code: str, shown: str) -> None:
