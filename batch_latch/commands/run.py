@@ -168,7 +168,9 @@ def _plan_for(settings: Settings, digest: _Digest) -> plans.Plan | None:
             f"--plan {folder.name}: the plan was made against {made.base_url}, not "
             f"{settings.base_url} (check FUSEBILL_BASE_URL)"
         )
-    return plans.load(folder)
+    plan = plans.load(folder)
+    plans.refuse_unfinished(plan, made.stop_reason, made.exit_code)
+    return plan
 
 
 def _send(

@@ -132,3 +132,28 @@ def test_a_plan_made_against_another_api_is_refused(
     assert run.returncode == 2, run.stderr
     assert first.base_url in run.stderr and second.base_url in run.stderr
     assert second.requests_log() == []
+
+
+def test_a_plan_stopped_before_it_read_every_row_is_refused_naming_how_many(
+    tmp_path: Path, sandbox_factory: SandboxFactory, plan_cli: RunCli, run_cli: RunCli
+) -> None:
+    # Issue 26: run --plan latest applied a plan interrupted after 8 of 200 rows; the
+    # unread rows became stale_plan and still cost requests.
+    sandbox = sandbox_factory()
+    source = write_csv(tmp_path / "in.csv", [(2_000_000 + i, f"GT-{i}") for i in range(5)])
+    plan = plan_cli(source, sandbox.base_url, "--read-batch", "1", "--max-requests", "2")
+    assert plan.returncode == 3, plan.stderr
+    assert plan.summary()["counts"]["pending"] == 3
+    seen = len(sandbox.requests_log())
+
+    run = run_cli(source, sandbox.base_url, "--plan", "latest", *FAST)
+
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.count("\n") == 1, run.stderr
+    folder = plan.run_folders()[-1].name
+    assert (
+        f"--plan {folder}: the plan did not finish (stopped: max_requests); it did not read "
+        "3 of its 5 rows (failed or pending); make a new plan of the sheet and review that"
+    ) in run.stderr
+    assert len(sandbox.requests_log()) == seen  # nothing sent
+    assert latch_requests(sandbox) == []
