@@ -99,17 +99,24 @@ def write_plan(
         raise JobFolderError(f"cannot write {folder / PLAN_FILE}: {exc.strerror or exc}") from None
 
 
+def newest(out: Path) -> Path | None:
+    """The job's newest plan folder (one that kept its ``plan.arrow``), None when none."""
+    runs = out / RUNS
+    found = sorted(runs.glob(f"*-{RunKind.PLAN.value}")) if runs.is_dir() else []
+    found = [f for f in found if (f / PLAN_FILE).is_file()]
+    return found[-1] if found else None
+
+
 def resolve(out: Path, given: str) -> Path:
     """``--plan`` as a run folder of this job: ``latest`` is its newest plan."""
     runs = out / RUNS
     if given == LATEST:
-        found = sorted(runs.glob(f"*-{RunKind.PLAN.value}")) if runs.is_dir() else []
-        found = [f for f in found if (f / PLAN_FILE).is_file()]
-        if not found:
+        latest = newest(out)
+        if latest is None:
             raise ConfigError(
                 f"--plan latest: {out} holds no plan yet; run `batch-latch plan` first"
             )
-        return found[-1]
+        return latest
     folder = Path(given)
     if not folder.is_absolute() and not folder.exists():
         folder = runs / given
