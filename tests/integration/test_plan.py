@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import openpyxl
 import pytest
 
 from tests.integration.conftest import (
@@ -69,6 +70,20 @@ def test_plan_reads_every_row_writes_nothing_and_counts_the_changes(
     (folder,) = plan.run_folders()
     assert folder.name.endswith("-plan")
     assert (folder / "results.csv").is_file()
+    # v4: the review sheet names what the plan ran against and says what run --plan does.
+    book = openpyxl.load_workbook(folder / "results.xlsx")
+    facts = {r[0]: r[1] for r in book["Summary"].iter_rows(min_row=3, max_row=7, values_only=True)}
+    assert facts == {
+        "base URL": sandbox.base_url,
+        "user": f"{summary['user']} on {summary['host']}",
+        "input": str(source),
+        "input SHA-256": summary["input_sha256"],
+        "run folder": f"{folder.name} (give it to run --plan, or latest)",
+    }
+    assert len(summary["input_sha256"]) == 64
+    results = book["Results"]
+    assert results["I3"].value == "relatch" and results["I3"].fill.fgColor.rgb == "FFF4511E"
+    assert results["G3"].value == by_row[3]["message"]
 
 
 @pytest.mark.slow
