@@ -65,7 +65,8 @@ PLAN_BARS: tuple[tuple[str, str], ...] = (
     ("relatch", "relatch"),
     ("not found", "not_found"),
 )
-_NOT_FOUND_COLOURS = ("#FCE4D6", "#843C0C")
+#: Bars of the plan's chart that are no change: in the colours of their status.
+_BAR_STATUS = {"not_found": "not_found", "not_read": "failed"}
 
 _BATCH_ROWS = 8_192  # rows turned into Python strings at a time: bounds memory
 _WIDTH_SAMPLE = 1_000  # values per column that decide its width
@@ -217,6 +218,8 @@ def _write_summary(
     """
     sheet = workbook.add_worksheet("Summary", worksheet_class=_TextWorksheet)
     sheet.ignore_errors({"number_stored_as_text": _EVERY_CELL})
+    sheet.set_landscape()
+    sheet.fit_to_pages(1, 1)  # printed or saved as PDF for a sign-off: one page, chart whole
     bold = workbook.add_format({"bold": True})
     head = workbook.add_format({"bold": True, "bottom": 1})
     status_fills = _formats(workbook, {}, STATUS_COLOURS)
@@ -259,9 +262,12 @@ def _write_summary(
         sheet.write_string(top, 0, "run --plan", head)
         sheet.write_string(top, 1, "rows", head)
         for offset, (label, key) in enumerate(bars, start=1):
-            sheet.write_string(top + offset, 0, label, change_fills.get(key))
+            look = change_fills.get(key) or status_fills.get(_BAR_STATUS.get(key, ""))
+            sheet.write_string(top + offset, 0, label, look)
             sheet.write_number(top + offset, 1, int(tally.get(key, 0)))
-        points = [_point(CHANGE_COLOURS.get(key, _NOT_FOUND_COLOURS)) for _, key in bars]
+        points = [
+            _point(CHANGE_COLOURS.get(key) or STATUS_COLOURS[_BAR_STATUS[key]]) for _, key in bars
+        ]
         span, name = (top + 1, top + len(bars)), "Rows by change: what run --plan will do"
     else:
         points = [_point(STATUS_COLOURS.get(s, ("#BFBFBF", "#404040"))) for s in statuses]
@@ -277,6 +283,7 @@ def _write_summary(
     )
     chart.set_title({"name": name})
     chart.set_legend({"none": True})
+    chart.set_y_axis({"num_format": "#,##0", "min": 0})
     sheet.insert_chart(first - 1, 3, chart)
 
 
