@@ -63,6 +63,8 @@ def run(
     sheet, verdicts = _load(settings, err)
     with _command(settings, started, out, err, {"rows": len(verdicts)}) as tell:
         plan = _plan_for(settings, digest)
+        if plan is None and settings.kind is RunKind.RUN:
+            _hint_reviewed_plan(settings, digest, err)
         done = _send(settings, sheet, verdicts, err, plan)
         return _report(settings, done, sheet.extras, started, out, err, digest, tell, plan)
 
@@ -168,7 +170,29 @@ def _plan_for(settings: Settings, digest: _Digest) -> plans.Plan | None:
             f"--plan {folder.name}: the plan was made against {made.base_url}, not "
             f"{settings.base_url} (check FUSEBILL_BASE_URL)"
         )
-    return plans.load(folder)
+    plan = plans.load(folder)
+    plans.refuse_unfinished(plan, made.stop_reason, made.exit_code)
+    return plan
+
+
+def _hint_reviewed_plan(settings: Settings, digest: _Digest, err: TextIO) -> None:
+    """A run without ``--plan`` on a job whose newest plan is of this very sheet (its
+    SHA-256): one stderr line naming ``--plan latest``; the run goes on by its own rules."""
+    folder = plans.newest(settings.out)
+    if folder is None:
+        return
+    try:
+        made = Summary.load(folder / "summary.json")
+    except (OSError, ValueError):
+        return  # run --plan would say what is wrong with it; no hint to give
+    if made.kind != RunKind.PLAN.value or made.input_sha256 != digest.result():
+        return
+    print(
+        f"Note: a reviewed plan of this sheet exists ({folder.name}); `--plan latest` writes "
+        "exactly what it showed, this run applies its own rules (a relatch is refused "
+        "unless --allow-relatch).",
+        file=err,
+    )
 
 
 def _send(

@@ -26,6 +26,10 @@ from batch_latch.vocab import RunKind
 
 PLAN_FILE = "plan.arrow"
 LATEST = "latest"
+#: A plan's rows it did not read: ``failed`` (unreadable answers), ``pending`` (a stop).
+UNREAD_STATUSES = ("failed", "pending")
+#: Exit codes of a command that stopped before every row was settled (3, and the signals').
+_STOPPED_CODES = frozenset({3, 129, 130, 143})
 
 
 class PlanEntry(NamedTuple):
@@ -95,17 +99,24 @@ def write_plan(
         raise JobFolderError(f"cannot write {folder / PLAN_FILE}: {exc.strerror or exc}") from None
 
 
+def newest(out: Path) -> Path | None:
+    """The job's newest plan folder (one that kept its ``plan.arrow``), None when none."""
+    runs = out / RUNS
+    found = sorted(runs.glob(f"*-{RunKind.PLAN.value}")) if runs.is_dir() else []
+    found = [f for f in found if (f / PLAN_FILE).is_file()]
+    return found[-1] if found else None
+
+
 def resolve(out: Path, given: str) -> Path:
     """``--plan`` as a run folder of this job: ``latest`` is its newest plan."""
     runs = out / RUNS
     if given == LATEST:
-        found = sorted(runs.glob(f"*-{RunKind.PLAN.value}")) if runs.is_dir() else []
-        found = [f for f in found if (f / PLAN_FILE).is_file()]
-        if not found:
+        latest = newest(out)
+        if latest is None:
             raise ConfigError(
                 f"--plan latest: {out} holds no plan yet; run `batch-latch plan` first"
             )
-        return found[-1]
+        return latest
     folder = Path(given)
     if not folder.is_absolute() and not folder.exists():
         folder = runs / given
@@ -116,6 +127,26 @@ def resolve(out: Path, given: str) -> Path:
             "folders, or latest)"
         )
     return folder
+
+
+def refuse_unfinished(plan: Plan, stop_reason: str | None, exit_code: int) -> None:
+    """``run --plan`` of a plan that did not finish is refused before anything is sent: it
+    was interrupted or stopped (its summary's ``stop_reason``, or a stop's exit code), or it
+    holds rows it could not read (status ``failed``: unreadable, or ``pending``). What the
+    plan did not read it cannot have approved; the line names how many rows, and says to
+    make a new plan. The one place this is decided (from ``summary.json`` and
+    ``plan.arrow`` today; from the job's ledger when it holds plans)."""
+    status = plan.table["status"]
+    unread = int(pc.sum(pc.is_in(status, value_set=pa.array(UNREAD_STATUSES))).as_py() or 0)
+    stopped = stop_reason is not None or exit_code in _STOPPED_CODES
+    if not unread and not stopped:
+        return
+    how = f" (stopped: {stop_reason or f'exit {exit_code}'})" if stopped else ""
+    raise ConfigError(
+        f"--plan {plan.folder.name}: the plan did not finish{how}; it did not read "
+        f"{unread:,} of its {len(plan.table):,} rows (failed or pending); make a new plan "
+        "of the sheet and review that"
+    )
 
 
 def load(folder: Path) -> Plan:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from batch_latch.jobfolder.history import ReportPaths
+from batch_latch.reports.plan_words import plan_lines
 from batch_latch.reports.writer import Summary
 from batch_latch.vocab import CHANGES, STATUSES, RunKind, Status, plural
 
@@ -83,11 +84,8 @@ def _failed_line(counts: dict[str, int]) -> str:
 
 
 def _plan_line(summary: Summary, out: TextIO) -> None:
-    c = summary.changes
-    out.write(
-        f"A run would make: {c.get('new', 0):,} new, {c.get('unchanged', 0):,} unchanged, "
-        f"{c.get('relatch', 0):,} would replace another geotabId (refused without "
-        f"--allow-relatch), {summary.counts.get('not_found', 0):,} not found"
-        + (f", {c['unknown']:,} unknown" if c.get("unknown") else "")
-        + "\n"
-    )
+    """What ``run --plan`` of this plan will do (the words of :mod:`plan_words`)."""
+    first, *rest = plan_lines(summary.changes, summary.counts)
+    out.write(f"{first}\n")
+    for line in rest:
+        out.write(f"  {line}\n")

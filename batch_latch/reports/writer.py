@@ -188,6 +188,8 @@ def write_reports(
                 summary.counts,
                 summary.changes,
                 title=f"{summary.kind} of {Path(summary.input).name}, {summary.started_at}",
+                facts=summary_facts(summary, out_dir),
+                plan=summary.kind == "plan",
             )
         text = json.dumps(asdict(summary), indent=2, ensure_ascii=False) + "\n"
         atomic_write(paths.summary, lambda sink: sink.write(text.encode("utf-8")))
@@ -195,6 +197,21 @@ def write_reports(
         where = exc.filename or out_dir
         raise ReportError(f"cannot write reports to {where}: {why(exc)}") from None
     return paths
+
+
+def summary_facts(summary: Summary, out_dir: Path) -> list[tuple[str, str]]:
+    """What the command ran against, for the Summary sheet: enough to tell a reviewed plan
+    from another one (the run folder is the name ``run --plan`` takes)."""
+    folder = out_dir.name + (
+        " (give it to run --plan, or latest)" if summary.kind == "plan" else ""
+    )
+    return [
+        ("base URL", summary.base_url or "(none: nothing sent)"),
+        ("user", f"{summary.user} on {summary.host}" if summary.host else summary.user),
+        ("input", summary.input),
+        ("input SHA-256", summary.input_sha256),
+        ("run folder", folder),
+    ]
 
 
 def _write_csv(path: Path, table: pa.Table) -> None:

@@ -1,26 +1,25 @@
-"""``results.xlsx``: the report rows for Excel, every cell text, plus a ``Summary`` sheet.
+"""``results.xlsx``: the report rows for Excel, built for review, plus a ``Summary`` sheet.
 
 Ops open reports by double-clicking; a CSV lets Excel turn ``0909909`` into ``909909`` and run
-``=HYPERLINK(...)``. Here every results cell is an inline string with the text format
-``@``, so ids and formula-like text stay text without the CSV's leading ``'``: the caller
-passes raw values. Control characters and literal ``_xHHHH_`` text get Excel's own escapes
-(``_x0002_``, ``_x005F_x0041_``), so Excel reads back exactly the value written.
+``=HYPERLINK(...)``. Here every results cell is a string written with ``write_string`` in
+the text format ``@``, so ids and formula-like text stay text without the CSV's leading
+``'`` (the caller passes raw values), and Excel's "number stored as text" warning is turned
+off for the whole sheet (``ignore_errors``). ``status`` cells are coloured by status and
+``change`` cells by change: a ``relatch`` (a geotabId replaced) stands out. The ``Summary``
+sheet names the API, the user, the input's SHA-256 and the run folder; a plan's says what
+``run --plan`` will do and charts its rows by change.
 
-XlsxWriter does the workbook (styles, filter, frozen pane, chart, zip) in ``constant_memory``
-mode. The data rows are the hot path: 100,000 rows of 13 columns through ``write_string``
-take about 7 s, so their XML is built a batch at a time with Arrow compute functions and
-appended to the sheet's row file, as ``constant_memory`` itself does one row at a time.
-Memory follows one batch, not the sheet. Everything is written in a private folder beside
-``path`` and renamed over it: a failed write leaves the old report and no temporary file.
+XlsxWriter's documented API only, in ``constant_memory`` mode (memory follows a row, not
+the sheet), with two corrections of its inline-string writer (see :class:`_TextWorksheet`).
+Everything is written in a private folder beside ``path`` and renamed over it: a failed
+write leaves the old report and no temporary file.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import shutil
 import tempfile
-import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,16 +27,16 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import xlsxwriter
-import xlsxwriter.workbook
 from xlsxwriter.exceptions import XlsxFileError
-from xlsxwriter.utility import xl_range, xl_range_abs
+from xlsxwriter.utility import xl_range_abs
 from xlsxwriter.worksheet import Worksheet
 
 from batch_latch.jobfolder.files import sync_dir
+from batch_latch.reports.plan_words import plan_lines, unread
 from batch_latch.reports.xlsx_rows import CUT_MARKER as CUT_MARKER
 from batch_latch.reports.xlsx_rows import MAX_CELL_CHARS as MAX_CELL_CHARS
 from batch_latch.reports.xlsx_rows import MAX_XLSX_ROWS as MAX_XLSX_ROWS  # no xlsx above it
-from batch_latch.reports.xlsx_rows import as_text, chunkwise, cut, excel_escape, rows_xml
+from batch_latch.reports.xlsx_rows import as_text, cell_texts, chunkwise, cut, excel_escape
 from batch_latch.vocab import CHANGES, STATUSES
 
 #: (fill, font) per status: Excel's Good / Bad / Neutral styles and pale kin, dark text.
@@ -51,10 +50,31 @@ STATUS_COLOURS: dict[str, tuple[str, str]] = {
     "pending": ("#E7E6E6", "#3A3838"),  # grey: not sent yet
 }
 
-_BATCH_ROWS = 8_192  # rows encoded at a time: bounds memory
+#: (fill, font, bold) per change: a relatch (a geotabId replaced) in strong orange-red.
+CHANGE_COLOURS: dict[str, tuple[str, str, bool]] = {
+    "new": ("#C6EFCE", "#006100", False),  # green: a geotabId latched where none was
+    "unchanged": ("#D9D9D9", "#3A3838", False),  # grey: nothing written
+    "relatch": ("#F4511E", "#FFFFFF", True),  # strong orange-red: replaces another geotabId
+    "unknown": ("#FFEB9C", "#7F4F00", False),  # amber: written without knowing what it held
+    "undo": ("#EDE7F6", "#4B2C77", False),  # lavender: put back
+}
+#: The plan's chart: rows by what run --plan does with them, in this order.
+PLAN_BARS: tuple[tuple[str, str], ...] = (
+    ("new", "new"),
+    ("unchanged", "unchanged"),
+    ("relatch", "relatch"),
+    ("not found", "not_found"),
+)
+#: Bars of the plan's chart that are no change: in the colours of their status.
+_BAR_STATUS = {"not_found": "not_found", "not_read": "failed"}
+
+_BATCH_ROWS = 8_192  # rows turned into Python strings at a time: bounds memory
 _WIDTH_SAMPLE = 1_000  # values per column that decide its width
 _MIN_WIDTH, _MAX_WIDTH = 6, 60
 _STATUS_COLUMN = "status"
+_CHANGE_COLUMN = "change"
+#: Every cell of a sheet: Excel's "number stored as text" warning is off for all of them.
+_EVERY_CELL = "A1:XFD1048576"
 
 
 def write_results_xlsx(
@@ -64,9 +84,13 @@ def write_results_xlsx(
     changes: Mapping[str, int],
     *,
     title: str,
+    facts: Sequence[tuple[str, str]] = (),
+    plan: bool = False,
 ) -> None:
     """Write ``table`` (report columns in order) and its counts to ``path``, atomically.
 
+    ``facts`` (label, value) head the Summary sheet (the API, the user, the input's SHA-256,
+    the run folder); ``plan`` adds what ``run --plan`` will do and charts rows by change.
     Raises ``OSError`` when the file cannot be written; ``path`` is then untouched.
     """
     with tempfile.TemporaryDirectory(
@@ -86,11 +110,13 @@ def write_results_xlsx(
             )
             try:
                 _write_results(workbook, table)
-                _write_summary(workbook, title, len(table), counts, changes)
+                _write_summary(workbook, title, len(table), counts, changes, facts, plan)
                 _close(workbook)
             except BaseException:
                 for sheet in workbook.worksheets():
-                    sheet._opt_close()  # Windows cannot delete an open file
+                    # XlsxWriter's own clean-up of a workbook never closed (not an override):
+                    # Windows cannot delete the open scratch file of a constant_memory sheet
+                    sheet._opt_close()
                 raise
             handle.flush()
             os.fsync(handle.fileno())
@@ -99,12 +125,16 @@ def write_results_xlsx(
 
 
 class _TextWorksheet(Worksheet):  # type: ignore[misc]
-    """A worksheet whose strings are always plain text, escaped the way Excel reads them.
+    """XlsxWriter's worksheet with two corrections of its ``constant_memory`` string writer,
+    both about reading back exactly the text written, neither about speed:
 
-    In ``constant_memory`` mode XlsxWriter writes a string that starts with ``<r>`` and ends
-    with ``</r>`` as raw rich-text XML: such a cell from the input could corrupt the file
-    or inject a formula. These sheets have no rich strings, so that path escapes too. Its
-    ``_xHHHH_`` escape misses overlapping literals; ours is used instead.
+    - ``_escape_control_characters``: XlsxWriter escapes a literal ``_xHHHH_`` by its
+      leading ``_`` with one non-overlapping pass, so ``_x005F_x0041_`` comes back from
+      Excel as ``_x005FA``; :func:`excel_escape` escapes every ``_`` that starts one.
+    - ``_xml_rich_inline_string``: a string that starts with ``<r>`` and ends with
+      ``</r>`` is written as raw rich-text XML, unescaped; from a cell of the input that
+      corrupts the file or injects a formula. These sheets have no rich strings: such a
+      text is written as any other (escaped).
     """
 
     @staticmethod
@@ -114,40 +144,16 @@ class _TextWorksheet(Worksheet):  # type: ignore[misc]
     def _xml_rich_inline_string(self, string: str, attributes: Any = ()) -> None:
         self._xml_inline_string(string, bool(re.search(r"^\s|\s$", string)), attributes)
 
-    def append_rows(self, xml: pa.Buffer, last_row: int, last_col: int) -> None:
-        """Append ready ``<row>`` XML (UTF-8) below the rows written so far
-        (``constant_memory``), past the text layer: no Python string of it is made."""
-        self._write_single_row(last_row)  # flush the pending row, refuse earlier ones
-        self.fh.flush()
-        self.fh.buffer.write(xml)
-        self._check_dimensions(last_row, last_col)
-
-    def _write_optimized_sheet_data(self) -> None:
-        """XlsxWriter's, with the row file copied into the sheet as bytes: it reads it as
-        text and writes it back (43 MB for 100,000 rows: ~0.06 s of decoding and encoding)."""
-        if self.dim_rowmin is None or not hasattr(self.fh, "buffer"):
-            super()._write_optimized_sheet_data()
-            return
-        self._xml_start_tag("sheetData")
-        self.row_data_fh.close()
-        self.fh.flush()
-        with open(self.row_data_filename, "rb") as rows:
-            shutil.copyfileobj(rows, self.fh.buffer, 1 << 20)
-        os.unlink(self.row_data_filename)
-        self._xml_end_tag("sheetData")
-
 
 def _write_results(workbook: Any, table: pa.Table) -> None:
-    """Sheet ``Results``: a bold frozen header with a filter, then one text row per row."""
+    """Sheet ``Results``: a bold frozen header with a filter, then one text row per row,
+    ``status`` and ``change`` cells coloured."""
     sheet = workbook.add_worksheet("Results", worksheet_class=_TextWorksheet)
     names = [cut(str(n)) for n in table.column_names]
     text = {"num_format": "@"}  # a value typed in later stays text too (ids keep zeros)
     header = workbook.add_format({**text, "bold": True, "bottom": 1})
     plain = workbook.add_format(text)
-    fills = {
-        status: workbook.add_format({**text, "bg_color": fill, "font_color": font})
-        for status, (fill, font) in STATUS_COLOURS.items()
-    }
+    sheet.ignore_errors({"number_stored_as_text": _EVERY_CELL})
     for col, name in enumerate(names):
         sheet.write_string(0, col, name, header)
     sheet.freeze_panes(1, 0)
@@ -157,8 +163,6 @@ def _write_results(workbook: Any, table: pa.Table) -> None:
         return
     last_row, last_col = len(table), len(names) - 1
     sheet.autofilter(0, 0, last_row, last_col)
-    # no green "number stored as text" triangle on every id
-    sheet.ignore_errors({"number_stored_as_text": xl_range(0, 0, last_row, last_col)})
     sample = table.slice(0, _WIDTH_SAMPLE)
     for col, name in enumerate(names):
         lengths = pc.utf8_length(chunkwise(as_text, sample.column(col)))
@@ -166,56 +170,120 @@ def _write_results(workbook: Any, table: pa.Table) -> None:
         sheet.set_column(
             col, col, min(max(len(name) + 3, widest + 1, _MIN_WIDTH), _MAX_WIDTH), plain
         )
-    styles = [f' s="{plain._get_xf_index()}"'] * len(names)
-    status_styles = {s: f' s="{f._get_xf_index()}"' for s, f in fills.items()}
-    status_col = names.index(_STATUS_COLUMN) if _STATUS_COLUMN in names else -1
+    # A cell without a format of its own takes its column's ("@"); coloured cells name one.
+    looks: list[dict[str, Any] | None] = [None] * len(names)
+    if _STATUS_COLUMN in names:
+        looks[names.index(_STATUS_COLUMN)] = _formats(workbook, text, STATUS_COLOURS)
+    if _CHANGE_COLUMN in names:
+        looks[names.index(_CHANGE_COLUMN)] = _formats(workbook, text, CHANGE_COLOURS)
+    write = sheet.write_string
     for start in range(0, len(table), _BATCH_ROWS):
         batch = table.slice(start, _BATCH_ROWS)
-        xml = rows_xml(batch, start + 2, styles, status_col, status_styles)
-        sheet.append_rows(xml, start + len(batch), last_col)
+        columns = [cell_texts(batch.column(col)) for col in range(len(names))]
+        for row, values in enumerate(zip(*columns), start=start + 1):
+            for col, value in enumerate(values):
+                if value:  # an empty cell is left out
+                    look = looks[col]
+                    write(row, col, value, look.get(value) if look is not None else None)
+
+
+def _formats(
+    workbook: Any, base: Mapping[str, Any], colours: Mapping[str, tuple[str, ...] | Any]
+) -> dict[str, Any]:
+    """One cell format per value: its fill and font colour (bold where the colours say)."""
+    made = {}
+    for value, (fill, font, *bold) in colours.items():
+        made[value] = workbook.add_format(
+            {**base, "bg_color": fill, "font_color": font, "bold": bool(bold and bold[0])}
+        )
+    return made
 
 
 def _write_summary(
-    workbook: Any, title: str, rows: int, counts: Mapping[str, int], changes: Mapping[str, int]
+    workbook: Any,
+    title: str,
+    rows: int,
+    counts: Mapping[str, int],
+    changes: Mapping[str, int],
+    facts: Sequence[tuple[str, str]],
+    plan: bool,
 ) -> None:
-    """Sheet ``Summary``: the title, rows per status and per change, a chart of the statuses.
+    """Sheet ``Summary``: the title; what the command ran against (API, user, input's
+    SHA-256, run folder); a plan's words on what ``run --plan`` will do; rows per status and
+    per change; a chart (a plan's: rows by change; any other's: rows by status).
 
     Counts are numbers (the chart needs them); every status and change is listed, zero or
-    not, then any other key the caller passed, so nothing counted goes missing.
+    not, then any other key the caller passed, so nothing counted goes missing. Rows are
+    written top to bottom (``constant_memory``).
     """
     sheet = workbook.add_worksheet("Summary", worksheet_class=_TextWorksheet)
+    sheet.ignore_errors({"number_stored_as_text": _EVERY_CELL})
+    sheet.set_landscape()
+    sheet.fit_to_pages(1, 1)  # printed or saved as PDF for a sign-off: one page, chart whole
     bold = workbook.add_format({"bold": True})
     head = workbook.add_format({"bold": True, "bottom": 1})
-    fills = {
-        status: workbook.add_format({"bg_color": fill, "font_color": font})
-        for status, (fill, font) in STATUS_COLOURS.items()
-    }
+    status_fills = _formats(workbook, {}, STATUS_COLOURS)
+    change_fills = _formats(workbook, {}, CHANGE_COLOURS)
     sheet.write_string(0, 0, cut(title), workbook.add_format({"bold": True, "font_size": 14}))
+    row = 2
+    for label, value in facts:
+        sheet.write_string(row, 0, cut(label), bold)
+        sheet.write_string(row, 1, cut(value))
+        row += 1
+    if plan:
+        row += 1
+        sheet.write_string(row, 0, "What run --plan of this plan will do", head)
+        for line in plan_lines(changes, counts):
+            row += 1
+            strong = "replace" in line or "refuses" in line
+            sheet.write_string(row, 0, cut(line), bold if strong else None)
+        row += 1
     statuses = _listing(STATUSES, counts)
-    first = 3  # zero-based row of the first status
-    _write_counts(sheet, first - 1, "status", statuses, counts, head, fills)
+    first = row + 2  # zero-based row of the first status
+    _write_counts(sheet, first - 1, "status", statuses, counts, head, status_fills)
     total_row = first + len(statuses)
     sheet.write_string(total_row, 0, "all rows", bold)
     sheet.write_number(total_row, 1, rows, bold)
     kinds = _listing(CHANGES, changes)
-    _write_counts(sheet, total_row + 2, "change", kinds, changes, head, {})
-    labels = [*statuses, *kinds, "all rows", "status", "change"]
+    _write_counts(sheet, total_row + 2, "change", kinds, changes, head, change_fills)
+    labels = [*statuses, *kinds, "all rows", "status", "change", *(f for f, _ in facts)]
     sheet.set_column(0, 0, min(max(len(s) for s in labels) + 2, _MAX_WIDTH))
     sheet.set_column(1, 1, 10)
 
     chart = workbook.add_chart({"type": "column"})
-    last = first + len(statuses) - 1
+    if plan:
+        bars = [(label, key) for label, key in PLAN_BARS]
+        if changes.get("unknown"):
+            bars.append(("unknown", "unknown"))
+        if unread(counts):
+            bars.append(("not read", "not_read"))
+        tally = {**changes, "not_found": counts.get("not_found", 0), "not_read": unread(counts)}
+        top = total_row + 2 + len(kinds) + 2
+        sheet.write_string(top, 0, "run --plan", head)
+        sheet.write_string(top, 1, "rows", head)
+        for offset, (label, key) in enumerate(bars, start=1):
+            look = change_fills.get(key) or status_fills.get(_BAR_STATUS.get(key, ""))
+            sheet.write_string(top + offset, 0, label, look)
+            sheet.write_number(top + offset, 1, int(tally.get(key, 0)))
+        points = [
+            _point(CHANGE_COLOURS.get(key) or STATUS_COLOURS[_BAR_STATUS[key]]) for _, key in bars
+        ]
+        span, name = (top + 1, top + len(bars)), "Rows by change: what run --plan will do"
+    else:
+        points = [_point(STATUS_COLOURS.get(s, ("#BFBFBF", "#404040"))) for s in statuses]
+        span, name = (first, first + len(statuses) - 1), "Rows by status"
     chart.add_series(
         {
             "name": "rows",
-            "categories": "=Summary!" + xl_range_abs(first, 0, last, 0),
-            "values": "=Summary!" + xl_range_abs(first, 1, last, 1),
-            "points": [_point(s) for s in statuses],
+            "categories": "=Summary!" + xl_range_abs(span[0], 0, span[1], 0),
+            "values": "=Summary!" + xl_range_abs(span[0], 1, span[1], 1),
+            "points": points,
             "data_labels": {"value": True},
         }
     )
-    chart.set_title({"name": "Rows by status"})
+    chart.set_title({"name": name})
     chart.set_legend({"none": True})
+    chart.set_y_axis({"num_format": "#,##0", "min": 0})
     sheet.insert_chart(first - 1, 3, chart)
 
 
@@ -241,31 +309,16 @@ def _write_counts(
         sheet.write_number(row + offset, 1, int(counts.get(key, 0)))
 
 
-def _point(status: str) -> dict[str, Any]:
-    """A chart column in the colours of its status's cells."""
-    fill, font = STATUS_COLOURS.get(status, ("#BFBFBF", "#404040"))
+def _point(colours: Sequence[Any]) -> dict[str, Any]:
+    """A chart column in the colours of its cells."""
+    fill, font = colours[0], colours[1]
     return {"fill": {"color": fill}, "border": {"color": font}}
 
 
-class _FastZip(zipfile.ZipFile):
-    """Deflate at level 1, not zlib's default 6: the 43 MB sheet of 100,000 rows compresses
-    in 0.11 s instead of 0.56 s (measured), for a file 24 % larger (4.7 MB, not 3.8 MB)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("compresslevel", 1)
-        super().__init__(*args, **kwargs)
-
-
 def _close(workbook: Any) -> None:
-    """Close the workbook (zipped by :class:`_FastZip`); XlsxWriter wraps I/O errors in its
-    own class, unwrap them."""
-    module = xlsxwriter.workbook
-    saved = module.ZipFile
-    module.ZipFile = _FastZip  # XlsxWriter zips with this name
+    """Close the workbook; XlsxWriter wraps I/O errors in its own class, unwrap them."""
     try:
         workbook.close()
     except XlsxFileError as exc:
         cause = exc.args[0] if exc.args else None
         raise (cause if isinstance(cause, OSError) else OSError(str(exc))) from exc
-    finally:
-        module.ZipFile = saved

@@ -32,6 +32,7 @@ from batch_latch.fusebill.service import FusebillService
 from batch_latch.jobfolder.earlier import Origin, Unanswered
 from batch_latch.jobfolder.plans import PlanEntry
 from batch_latch.reports.columns import RowOutcome
+from batch_latch.reports.plan_words import relatch_message, row_message
 from batch_latch.send.attempt_loop import AttemptLoop, Sent
 from batch_latch.send.plan_rule import STALE_KEY, Call, against_plan
 from batch_latch.send.reads import STALE_AFTER, Read, Reader
@@ -200,19 +201,17 @@ class RowLogic:
                     Status.VALID if not self.write else Status.FAILED,
                     http,
                     0,
-                    f"the customer holds geotabId {held!r}; "
-                    + (
-                        "a run would refuse to replace it without --allow-relatch"
-                        if not self.write
-                        else "not replaced (use --allow-relatch to replace it)"
-                    ),
+                    relatch_message(held)
+                    if not self.write
+                    else f"the customer holds geotabId {held!r}; "
+                    "not replaced (use --allow-relatch to replace it)",
                     "" if not self.write else "relatch_refused",
                     Change.NONE if self.write else Change.RELATCH,  # a run: nothing was done
                     previous,
                 )
         if not self.write:
             return self.outcome(
-                Status.VALID, http, 0, f"would latch ({change.value})", "", change, previous
+                Status.VALID, http, 0, row_message(change, held), "", change, previous
             )
         if read_at is not None and time.monotonic() - read_at > STALE_AFTER:
             # Read too long ago (a pause since): read it again, alone, before writing.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import openpyxl
 import pytest
 
 from tests.integration.conftest import (
@@ -49,11 +50,19 @@ def test_plan_reads_every_row_writes_nothing_and_counts_the_changes(
         6: ("not_found", ""),
         7: ("invalid", ""),
     }
-    assert "GT-OLD" in by_row[3]["message"]
-    assert (
-        "2 new, 1 unchanged, 1 would replace another geotabId (refused without "
-        "--allow-relatch), 1 not found" in plan.stdout
+    # v4: the plan is the approval; its words say what run --plan does (issue 26).
+    assert by_row[3]["message"] == (
+        "the customer holds geotabId 'GT-OLD'; run --plan will replace it "
+        "(a run without --plan refuses it unless --allow-relatch)"
     )
+    assert by_row[4]["message"] == "the customer holds no geotabId; run --plan will latch it"
+    assert by_row[2]["message"] == "already holds this geotabId; nothing to write"
+    assert (
+        "run --plan will latch 2 new, will replace 1 geotabId (relatch), writes nothing to "
+        "1 unchanged; 1 not found (nothing written)\n"
+        "  a run without --plan refuses the 1 relatch unless --allow-relatch\n" in plan.stdout
+    )
+    assert "would refuse" not in plan.stdout + plan.by_row()[3]["message"]
     summary = plan.summary()
     assert summary["kind"] == "plan"
     assert (summary["reads"], summary["writes"], summary["requests"]) == (2, 0, 2)
@@ -61,6 +70,20 @@ def test_plan_reads_every_row_writes_nothing_and_counts_the_changes(
     (folder,) = plan.run_folders()
     assert folder.name.endswith("-plan")
     assert (folder / "results.csv").is_file()
+    # v4: the review sheet names what the plan ran against and says what run --plan does.
+    book = openpyxl.load_workbook(folder / "results.xlsx")
+    facts = {r[0]: r[1] for r in book["Summary"].iter_rows(min_row=3, max_row=7, values_only=True)}
+    assert facts == {
+        "base URL": sandbox.base_url,
+        "user": f"{summary['user']} on {summary['host']}",
+        "input": str(source),
+        "input SHA-256": summary["input_sha256"],
+        "run folder": f"{folder.name} (give it to run --plan, or latest)",
+    }
+    assert len(summary["input_sha256"]) == 64
+    results = book["Results"]
+    assert results["I3"].value == "relatch" and results["I3"].fill.fgColor.rgb == "FFF4511E"
+    assert results["G3"].value == by_row[3]["message"]
 
 
 @pytest.mark.slow
@@ -73,7 +96,11 @@ def test_a_clean_plan_exits_0_and_a_run_after_it_still_sends(
     plan = plan_cli(source, sandbox.base_url, *FAST)
 
     assert plan.returncode == 0, plan.stderr
-    assert "1 new, 1 unchanged, 0 would replace another geotabId" in plan.stdout
+    assert (
+        "run --plan will latch 1 new, will replace 0 geotabIds (relatch), writes nothing to "
+        "1 unchanged; 0 not found (nothing written)\n" in plan.stdout
+    )
+    assert "refuses" not in plan.stdout  # no relatch: no word about --allow-relatch
     assert [(r.method, r.is_list) for r in sandbox.requests_log()] == [("GET", True)]
 
     # A plan records nothing: the run after it reads and writes as if no plan had been.

@@ -132,3 +132,56 @@ def test_a_plan_made_against_another_api_is_refused(
     assert run.returncode == 2, run.stderr
     assert first.base_url in run.stderr and second.base_url in run.stderr
     assert second.requests_log() == []
+
+
+def test_a_plan_stopped_before_it_read_every_row_is_refused_naming_how_many(
+    tmp_path: Path, sandbox_factory: SandboxFactory, plan_cli: RunCli, run_cli: RunCli
+) -> None:
+    # Issue 26: run --plan latest applied a plan interrupted after 8 of 200 rows; the
+    # unread rows became stale_plan and still cost requests.
+    sandbox = sandbox_factory()
+    source = write_csv(tmp_path / "in.csv", [(2_000_000 + i, f"GT-{i}") for i in range(5)])
+    plan = plan_cli(source, sandbox.base_url, "--read-batch", "1", "--max-requests", "2")
+    assert plan.returncode == 3, plan.stderr
+    assert plan.summary()["counts"]["pending"] == 3
+    seen = len(sandbox.requests_log())
+
+    run = run_cli(source, sandbox.base_url, "--plan", "latest", *FAST)
+
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.count("\n") == 1, run.stderr
+    folder = plan.run_folders()[-1].name
+    assert (
+        f"--plan {folder}: the plan did not finish (stopped: max_requests); it did not read "
+        "3 of its 5 rows (failed or pending); make a new plan of the sheet and review that"
+    ) in run.stderr
+    assert len(sandbox.requests_log()) == seen  # nothing sent
+    assert latch_requests(sandbox) == []
+
+
+def test_a_run_without_plan_names_plan_latest_when_the_newest_plan_is_of_this_sheet(
+    tmp_path: Path, sandbox_factory: SandboxFactory, plan_cli: RunCli, run_cli: RunCli
+) -> None:
+    sandbox = sandbox_factory()
+    other = write_csv(tmp_path / "other.csv", [(NEW, "GT-OTHER")])
+    source = write_csv(tmp_path / "in.csv", [(NEW, "GT-NEW")])
+    out = tmp_path / "job"
+    assert plan_cli(other, sandbox.base_url, *FAST, out=out).returncode == 0
+    no_hint = run_cli(source, sandbox.base_url, *FAST, "--dry-run", out=out)
+    assert "--plan latest" not in no_hint.stderr  # a dry run; and that plan is of another sheet
+    plan = plan_cli(source, sandbox.base_url, *FAST, out=out)
+    folder = plan.run_folders()[-1].name
+
+    run = run_cli(source, sandbox.base_url, *FAST, out=out)
+
+    assert run.returncode == 0, run.stderr  # the run goes on, by its own rules
+    hints = [line for line in run.stderr.splitlines() if "--plan latest" in line]
+    assert hints == [
+        f"Note: a reviewed plan of this sheet exists ({folder}); `--plan latest` writes "
+        "exactly what it showed, this run applies its own rules (a relatch is refused "
+        "unless --allow-relatch)."
+    ]
+    assert sandbox.geotab_id_of(NEW) == "GT-NEW"
+    write_csv(source, [(NEW, "GT-NEW"), (OLD, "GT-X")])  # the sheet changed: no hint
+    again = run_cli(source, sandbox.base_url, *FAST, out=out)
+    assert "--plan latest" not in again.stderr

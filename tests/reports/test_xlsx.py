@@ -223,7 +223,7 @@ def test_summary_counts_and_chart(tmp_path: Path) -> None:
     book = openpyxl.load_workbook(path)
     sheet = book["Summary"]
     assert sheet["A1"].value == "Run of sheet.xlsx, 2026-11-27 10:00 UTC"
-    cells = [[c.value for c in row] for row in sheet.iter_rows(min_row=3, max_col=2)]
+    cells = [[c.value for c in row] for row in sheet.iter_rows(min_row=4, max_col=2)]
     assert cells[:9] == [
         ["status", "rows"],
         ["valid", 0],
@@ -247,7 +247,120 @@ def test_summary_counts_and_chart(tmp_path: Path) -> None:
         chart = z.read("xl/charts/chart1.xml").decode()
         assert "xl/drawings/drawing1.xml" in z.namelist()
     assert "<c:barChart>" in chart and '<c:barDir val="col"/>' in chart
-    assert "Summary!$B$4:$B$10" in chart and "Summary!$A$4:$A$10" in chart
+    assert "Summary!$B$5:$B$11" in chart and "Summary!$A$5:$A$11" in chart  # a run: by status
+
+
+FACTS = [
+    ("base URL", "https://secure.fusebill.com/v1"),
+    ("user", "ops on billing-1"),
+    ("input", "/data/mapping.xlsx"),
+    ("input SHA-256", "ab" * 32),
+    ("run folder", "20261127T100000.000Z-plan (give it to run --plan, or latest)"),
+]
+
+
+def write_plan(tmp_path: Path, records: Sequence[dict[str, Any]], **counts: int) -> Path:
+    path = tmp_path / "results.xlsx"
+    changes = {"new": 2, "unchanged": 1, "relatch": 40, "unknown": 0, "undo": 0}
+    write_results_xlsx(
+        path,
+        make_table(records),
+        {"valid": 43, "not_found": 3, **counts},
+        changes,
+        title="plan of mapping.xlsx, 2026-11-27T10:00:00Z",
+        facts=FACTS,
+        plan=True,
+    )
+    return path
+
+
+def test_a_plan_summary_names_the_api_user_sheet_and_run_folder_and_says_what_run_plan_does(
+    tmp_path: Path,
+) -> None:
+    sheet = openpyxl.load_workbook(write_plan(tmp_path, [record(2)]))["Summary"]
+    lines = [[c.value for c in row] for row in sheet.iter_rows(min_row=1, max_row=11, max_col=2)]
+    assert lines == [
+        ["plan of mapping.xlsx, 2026-11-27T10:00:00Z", None],
+        [None, None],
+        ["base URL", "https://secure.fusebill.com/v1"],
+        ["user", "ops on billing-1"],
+        ["input", "/data/mapping.xlsx"],
+        ["input SHA-256", "ab" * 32],
+        ["run folder", "20261127T100000.000Z-plan (give it to run --plan, or latest)"],
+        [None, None],
+        ["What run --plan of this plan will do", None],
+        [
+            "run --plan will latch 2 new, will replace 40 geotabIds (relatch), writes nothing "
+            "to 1 unchanged; 3 not found (nothing written)",
+            None,
+        ],
+        ["a run without --plan refuses the 40 relatches unless --allow-relatch", None],
+    ]
+    assert sheet["A10"].font.b  # the replace line stands out
+    assert "would refuse" not in " ".join(str(c.value) for row in sheet.iter_rows() for c in row)
+
+
+def test_a_plan_charts_its_rows_by_change(tmp_path: Path) -> None:
+    book = openpyxl.load_workbook(write_plan(tmp_path, [record(2)]))
+    sheet = book["Summary"]
+    (chart,) = sheet._charts
+    (series,) = chart.series
+    categories, values = (series.cat.strRef or series.cat.numRef).f, series.val.numRef.f
+    assert chart.title.tx.rich.p[0].r[0].t == "Rows by change: what run --plan will do"
+
+    def cells(ref: str) -> list[Any]:
+        return [c.value for (c,) in sheet[ref.split("!")[1].replace("$", "")]]
+
+    assert cells(categories) == ["new", "unchanged", "relatch", "not found"]
+    assert cells(values) == [2, 1, 40, 3]
+    colours = [p.spPr.solidFill.srgbClr for p in series.dPt]
+    assert colours == ["C6EFCE", "D9D9D9", "F4511E", "FCE4D6"]
+
+
+def test_a_plan_with_unread_rows_charts_them_and_says_run_plan_refuses_it(tmp_path: Path) -> None:
+    sheet = openpyxl.load_workbook(write_plan(tmp_path, [record(2)], failed=5, pending=2))[
+        "Summary"
+    ]
+    assert sheet["A12"].value == (
+        "7 rows not read (failed or pending): run --plan refuses this plan; make a new plan"
+    )
+    (chart,) = sheet._charts
+    cat = chart.series[0].cat
+    ref = (cat.strRef or cat.numRef).f.split("!")[1].replace("$", "")
+    assert [c.value for (c,) in sheet[ref]][-1] == "not read"
+
+
+def test_change_cells_are_coloured_by_change_relatch_stands_out(tmp_path: Path) -> None:
+    changes = ["new", "unchanged", "relatch", "unknown", "undo", ""]
+    recs = [record(2 + i, status="valid", change=c) for i, c in enumerate(changes)]
+    sheet = openpyxl.load_workbook(write(tmp_path, make_table(recs)))["Results"]
+    assert sheet.cell(1, 9).value == "change"
+    cells = [sheet.cell(2 + i, 9) for i in range(len(changes))]
+    fills = [c.fill.fgColor.rgb if c.fill.fill_type == "solid" else None for c in cells]
+    assert fills == ["FFC6EFCE", "FFD9D9D9", "FFF4511E", "FFFFEB9C", "FFEDE7F6", None]
+    relatch = cells[2]
+    assert relatch.font.b and relatch.font.color.rgb == "FFFFFFFF"
+    assert all(c.number_format == "@" for c in cells[:5])
+
+
+def test_number_stored_as_text_is_off_for_every_cell_of_both_sheets(tmp_path: Path) -> None:
+    path = write(tmp_path, make_table([record(2, fusebillId="0909909")]))
+    with zipfile.ZipFile(path) as z:
+        sheets = [z.read(f"xl/worksheets/sheet{n}.xml").decode() for n in (1, 2)]
+    for xml in sheets:
+        assert (
+            '<ignoredErrors><ignoredError sqref="A1:XFD1048576" numberStoredAsText="1"/>'
+            "</ignoredErrors>"
+        ) in xml
+    # openpyxl, an independent reader, sees the same cells as text
+    assert openpyxl.load_workbook(path)["Results"]["B2"].data_type == "s"
+
+
+def test_documented_api_only_no_private_speed_overrides() -> None:
+    """Only the two corrections of the string writer are overridden (issue 26)."""
+    own = {k for k in vars(report_xlsx._TextWorksheet) if not k.startswith("__")}
+    assert own == {"_escape_control_characters", "_xml_rich_inline_string"}
+    assert not hasattr(report_xlsx, "_FastZip")
 
 
 def test_unknown_count_keys_are_listed(tmp_path: Path) -> None:
