@@ -173,17 +173,9 @@ def _key_and_url(settings: Settings, report: Report) -> tuple[str, str]:
 def _load(settings: Settings) -> Any:
     if settings.input is None:
         return None
-    from batch_latch.sheet import loader, validate
+    from batch_latch.commands.run import load_sheet
 
-    sheet = loader.load(
-        settings.input,
-        sheet=settings.sheet,
-        fusebill_column=settings.fusebill_column,
-        geotab_column=settings.geotab_column,
-        encoding=settings.encoding,
-        delimiter=settings.delimiter,
-    )
-    return validate.validate(sheet, allow_shared_geotab_id=settings.allow_shared_geotab_id)
+    return load_sheet(settings, sys.stderr)[1]
 
 
 def _first_valid(verdicts: Any, count: int) -> list[int]:

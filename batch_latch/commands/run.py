@@ -60,7 +60,7 @@ def run(
             return _report(settings, done, {}, started, out, err, tell=tell)
     assert settings.input is not None
     digest = _Digest(settings.input)  # hashed on another thread while the sheet is read
-    sheet, verdicts = _load(settings, err)
+    sheet, verdicts = load_sheet(settings, err)
     with _command(settings, started, out, err, {"rows": len(verdicts)}) as tell:
         plan = _plan_for(settings, digest)
         if plan is None and settings.kind is RunKind.RUN:
@@ -133,7 +133,8 @@ class _Digest:
         return self._value or ""
 
 
-def _load(settings: Settings, err: TextIO) -> tuple[loader.Sheet, validate.Verdicts]:
+def load_sheet(settings: Settings, err: TextIO) -> tuple[loader.Sheet, validate.Verdicts]:
+    """The input loaded and validated (``run``, ``plan`` and ``check`` alike)."""
     assert settings.input is not None
     sheet = loader.load(
         settings.input,
