@@ -225,19 +225,9 @@ def _write_summary(
     status_fills = _formats(workbook, {}, STATUS_COLOURS)
     change_fills = _formats(workbook, {}, CHANGE_COLOURS)
     sheet.write_string(0, 0, cut(title), workbook.add_format({"bold": True, "font_size": 14}))
-    row = 2
-    for label, value in facts:
-        sheet.write_string(row, 0, cut(label), bold)
-        sheet.write_string(row, 1, cut(value))
-        row += 1
+    row = _write_facts(sheet, facts, bold)
     if plan:
-        row += 1
-        sheet.write_string(row, 0, "What run --plan of this plan will do", head)
-        for line in plan_lines(changes, counts):
-            row += 1
-            strong = "replace" in line or "refuses" in line
-            sheet.write_string(row, 0, cut(line), bold if strong else None)
-        row += 1
+        row = _write_plan_words(sheet, row, changes, counts, bold, head)
     statuses = _listing(STATUSES, counts)
     first = row + 2  # zero-based row of the first status
     _write_counts(sheet, first - 1, "status", statuses, counts, head, status_fills)
@@ -252,23 +242,10 @@ def _write_summary(
 
     chart = workbook.add_chart({"type": "column"})
     if plan:
-        bars = [(label, key) for label, key in PLAN_BARS]
-        if changes.get("unknown"):
-            bars.append(("unknown", "unknown"))
-        if unread(counts):
-            bars.append(("not read", "not_read"))
-        tally = {**changes, "not_found": counts.get("not_found", 0), "not_read": unread(counts)}
         top = total_row + 2 + len(kinds) + 2
-        sheet.write_string(top, 0, "run --plan", head)
-        sheet.write_string(top, 1, "rows", head)
-        for offset, (label, key) in enumerate(bars, start=1):
-            look = change_fills.get(key) or status_fills.get(_BAR_STATUS.get(key, ""))
-            sheet.write_string(top + offset, 0, label, look)
-            sheet.write_number(top + offset, 1, int(tally.get(key, 0)))
-        points = [
-            _point(CHANGE_COLOURS.get(key) or STATUS_COLOURS[_BAR_STATUS[key]]) for _, key in bars
-        ]
-        span, name = (top + 1, top + len(bars)), "Rows by change: what run --plan will do"
+        fills = (change_fills, status_fills)
+        span, points = _write_plan_bars(sheet, top, changes, counts, head, fills)
+        name = "Rows by change: what run --plan will do"
     else:
         points = [_point(STATUS_COLOURS.get(s, ("#BFBFBF", "#404040"))) for s in statuses]
         span, name = (first, first + len(statuses) - 1), "Rows by status"
@@ -285,6 +262,62 @@ def _write_summary(
     chart.set_legend({"none": True})
     chart.set_y_axis({"num_format": "#,##0", "min": 0})
     sheet.insert_chart(first - 1, 3, chart)
+
+
+def _write_facts(sheet: Any, facts: Sequence[tuple[str, str]], bold: Any) -> int:
+    """What the command ran against, one fact a row from row 2; the next free row."""
+    row = 2
+    for label, value in facts:
+        sheet.write_string(row, 0, cut(label), bold)
+        sheet.write_string(row, 1, cut(value))
+        row += 1
+    return row
+
+
+def _write_plan_words(
+    sheet: Any,
+    row: int,
+    changes: Mapping[str, int],
+    counts: Mapping[str, int],
+    bold: Any,
+    head: Any,
+) -> int:
+    """A plan's words on what ``run --plan`` will do (replacements and refusals bold)."""
+    row += 1
+    sheet.write_string(row, 0, "What run --plan of this plan will do", head)
+    for line in plan_lines(changes, counts):
+        row += 1
+        strong = "replace" in line or "refuses" in line
+        sheet.write_string(row, 0, cut(line), bold if strong else None)
+    return row + 1
+
+
+def _write_plan_bars(
+    sheet: Any,
+    top: int,
+    changes: Mapping[str, int],
+    counts: Mapping[str, int],
+    head: Any,
+    fills: tuple[dict[str, Any], dict[str, Any]],
+) -> tuple[tuple[int, int], list[dict[str, Any]]]:
+    """A plan's chart data, rows by change from row ``top``: (its row span, bar colours)."""
+    change_fills, status_fills = fills
+    bars = list(PLAN_BARS)
+    if changes.get("unknown"):
+        bars.append(("unknown", "unknown"))
+    if unread(counts):
+        bars.append(("not read", "not_read"))
+    tally = {**changes, "not_found": counts.get("not_found", 0), "not_read": unread(counts)}
+    sheet.write_string(top, 0, "run --plan", head)
+    sheet.write_string(top, 1, "rows", head)
+    for offset, (label, key) in enumerate(bars, start=1):
+        look = change_fills.get(key) or status_fills.get(_BAR_STATUS.get(key, ""))
+        sheet.write_string(top + offset, 0, label, look)
+        sheet.write_number(top + offset, 1, int(tally.get(key, 0)))
+    points = [
+        _point(CHANGE_COLOURS.get(key) or STATUS_COLOURS[_BAR_STATUS[key]]) for _, key in bars
+    ]
+    return (top + 1, top + len(bars)), points
 
 
 def _listing(known: Sequence[str], counts: Mapping[str, int]) -> list[str]:
