@@ -149,9 +149,8 @@ class AttemptLoop:
             if not self.throttle.acquire():
                 return Sent(None, reply, attempts, ambiguous)
             attempts += 1
-            reply = send()
+            reply, verdict = _answer(send, judge)
             self._answered = self._answered or reply.status is not None
-            verdict = judge(reply)
             self._observe(reply)
             if verdict.kind is not Meaning.RATE_LIMITED:
                 self._clear_429s()
@@ -275,6 +274,21 @@ class AttemptLoop:
         with self._lock:
             self._streak_429 = 0
             self._first_429 = None
+
+
+def _answer(send: Callable[[], Reply], judge: Callable[[Reply], Verdict]) -> tuple[Reply, Verdict]:
+    """Send and judge. Anything that goes wrong while the answer is read or judged (a
+    malformed body, a protocol error, a bug) is an answer of unknown outcome: retried, and
+    a write is read back before its row is given up, never taken as a final failure."""
+    reply: Reply | None = None
+    try:
+        reply = send()
+        return reply, judge(reply)
+    except Exception as exc:
+        text = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+        got = reply or Reply(None, error="internal", detail=text)
+        message = f"the answer could not be read ({text})"
+        return got, Verdict(Meaning.RETRYABLE, message, "unreadable_answer", ambiguous=True)
 
 
 def _host_port(url: str) -> str:
