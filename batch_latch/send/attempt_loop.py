@@ -121,7 +121,9 @@ class AttemptLoop:
         planned: int = 0,
         reserve: QuotaReserve = NO_RESERVE,
         on_quota_wait: QuotaHook | None = None,
+        redact: Callable[[str], str] = str,
     ) -> None:
+        self.redact = redact  # the key out of any text an exception carries
         self.reserve = reserve
         self.throttle = throttle
         self.policy = policy
@@ -149,7 +151,7 @@ class AttemptLoop:
             if not self.throttle.acquire():
                 return Sent(None, reply, attempts, ambiguous)
             attempts += 1
-            reply, verdict = _answer(send, judge)
+            reply, verdict = _answer(send, judge, self.redact)
             self._answered = self._answered or reply.status is not None
             self._observe(reply)
             if verdict.kind is not Meaning.RATE_LIMITED:
@@ -285,7 +287,7 @@ def _answer(send: Callable[[], Reply], judge: Callable[[Reply], Verdict]) -> tup
         reply = send()
         return reply, judge(reply)
     except Exception as exc:
-        text = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+        text = " ".join(redact(f"{type(exc).__name__}: {exc}").split())[:200]
         got = reply or Reply(None, error="internal", detail=text)
         message = f"the answer could not be read ({text})"
         return got, Verdict(Meaning.RETRYABLE, message, "unreadable_answer", ambiguous=True)
