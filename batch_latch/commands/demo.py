@@ -18,7 +18,7 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from batch_latch.commands import run as job
-from batch_latch.jobfolder import checkpoint, history
+from batch_latch.jobfolder import history, ledger
 from batch_latch.sandbox import DEFAULT_API_KEY, Sandbox, SandboxConfig
 from batch_latch.settings import Settings
 from batch_latch.vocab import ExitCode, RunKind
@@ -43,8 +43,9 @@ def sample_path(name: str = SAMPLE) -> Path:
 def run(out: Path) -> int:
     source = sample_path()
     print(f"Demo: {source.name} against a local sandbox (no key, no network needed)")
-    # Each demo starts a fresh sandbox, so an earlier demo's checkpoint means nothing.
-    (out / checkpoint.FILENAME).unlink(missing_ok=True)
+    # Each demo starts a fresh sandbox, so an earlier demo's job.db means nothing.
+    for name in (ledger.FILENAME, f"{ledger.FILENAME}-wal", f"{ledger.FILENAME}-shm"):
+        (out / name).unlink(missing_ok=True)
     config = SandboxConfig(api_key=DEFAULT_API_KEY, preset=str(sample_path(PRESET)))
     results: list[job.JobResult] = []
     with Sandbox(config) as sandbox:

@@ -13,13 +13,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from batch_latch import __version__
 from batch_latch.clock import iso, now_iso, utc_now
 from batch_latch.errors import BatchLatchError, ConfigError, OutputError
 from batch_latch.fusebill.redact import Redactor
-from batch_latch.jobfolder import history, outcomes, plans
+from batch_latch.jobfolder import history, plans
 from batch_latch.jobfolder.history import ReportPaths
+from batch_latch.jobfolder.job import open_job
+from batch_latch.jobfolder.ledger import Ledger
+from batch_latch.jobfolder.ledger import check as ledger_check
 from batch_latch.reports import writer as report
 from batch_latch.reports.columns import LiveOutcome, dry_run_columns
 from batch_latch.reports.summary_text import print_json, print_summary
@@ -41,41 +45,91 @@ class JobResult:
     paths: ReportPaths
 
 
+@dataclass
+class _Span:
+    """One command on its job: the ledger, its line in ``commands``, its run folder."""
+
+    ledger: Ledger | None = None
+    command: int = 0
+    folder: Path | None = None
+    tell: Announcer | None = None
+
+
 def run(
     settings: Settings, *, stdout: TextIO | None = None, stderr: TextIO | None = None
 ) -> JobResult:
     """Run one command under the job's lock; reports go to its run folder and to OUT/.
 
-    The input is read and checked before the job folder is touched, so a bad file or a
-    wrong folder leaves nothing behind."""
+    The job's ledger and the input are read and checked before the job folder is written,
+    so a bad file or a wrong folder leaves nothing behind."""
     err = stderr or sys.stderr
     out = stdout or sys.stdout
     started = utc_now()
+    ledger_check(settings.out)
     if settings.kind is RunKind.UNDO:
         from batch_latch.commands import undo
 
         undo.check_job(settings.out)
-        with _command(settings, started, out, err, {}) as tell:
-            done = undo.undo(settings, stderr=err)
-            return _report(settings, done, {}, started, out, err, tell=tell)
+        with _command(settings, started, out, err, {}) as span:
+            _begin(settings, span, started, "")
+            done = undo.undo(settings, span.ledger, stderr=err)
+            return _report(settings, done, {}, started, out, err, span=span)
     assert settings.input is not None
     digest = _Digest(settings.input)  # hashed on another thread while the sheet is read
     sheet, verdicts = load_sheet(settings, err)
-    with _command(settings, started, out, err, {"rows": len(verdicts)}) as tell:
+    with _command(settings, started, out, err, {"rows": len(verdicts)}) as span:
         plan = _plan_for(settings, digest)
         if plan is None and settings.kind is RunKind.RUN:
             _hint_reviewed_plan(settings, digest, err)
-        done = _send(settings, sheet, verdicts, err, plan)
-        return _report(settings, done, sheet.extras, started, out, err, digest, tell, plan)
+        _begin(settings, span, started, digest.result(), plan, verdicts)
+        done = _send(settings, sheet, verdicts, err, plan, span.ledger)
+        return _report(settings, done, sheet.extras, started, out, err, digest, span, plan)
+
+
+def _ledger_kind(settings: Settings) -> str:
+    if settings.kind is RunKind.UNDO:
+        return "undo_dry_run" if settings.dry_run else "undo"
+    return "dry_run" if settings.kind is RunKind.DRY_RUN else settings.kind.value
+
+
+def _begin(
+    settings: Settings,
+    span: _Span,
+    started: datetime,
+    sha: str,
+    plan: plans.Plan | None = None,
+    verdicts: validate.Verdicts | None = None,
+) -> None:
+    """The command's line in the ledger and its run folder, before anything is sent."""
+    assert span.ledger is not None
+    span.folder = history.new_run_folder(settings.out, settings.kind, started)
+    span.command = span.ledger.begin(
+        span.folder.name,
+        _ledger_kind(settings),
+        started_at=iso(started),
+        user=history.user(),
+        host=history.host(),
+        input=str(settings.input or settings.out),
+        input_sha256=sha,
+        base_url=settings.base_url,
+        plan_run_id=plan.folder.name if plan else None,
+        fresh=settings.fresh and settings.sends,
+    )
+    if verdicts is not None and settings.kind in (RunKind.RUN, RunKind.PLAN):
+        valid = pc.equal(verdicts.status, "valid")
+        rows = pc.filter(verdicts.rows, valid).to_numpy()
+        fids = pc.filter(verdicts.fusebill_id, valid).to_numpy()
+        span.ledger.remember_input(sha, rows, fids, pc.filter(verdicts.geotab, valid))
 
 
 @contextlib.contextmanager
 def _command(
     settings: Settings, started: datetime, out: TextIO, err: TextIO, known: dict[str, Any]
-) -> Iterator[Announcer | None]:
-    """One command's span on its job: the lock, the stop signals, the quota-wait message.
-    An error that stops it once requests went out (exit 3: a full disk) still gets its
-    notification and, with ``--json``, its JSON object; then it goes on to the CLI."""
+) -> Iterator[_Span]:
+    """One command's span on its job: the lock, the ledger, the stop signals, the
+    quota-wait message. An error that stops it once requests went out (exit 3: a full
+    disk) still gets its notification and, with ``--json``, its JSON object; then it goes
+    on to the CLI. The ledger records how it ended, whatever the way."""
     facts = {
         "input": str(settings.input) if settings.input else str(settings.out),
         "dry_run": not settings.sends,
@@ -87,23 +141,46 @@ def _command(
         **known,
     }
     with history.lock(settings.out), StopSignals.installed():
-        tell = None
+        span = _Span()
+        bound = settings.base_url if settings.sends else None
+        span.ledger = open_job(settings.out, bound, err)
         if settings.notify is not None:
             from batch_latch.commands.notifying import Announcer
 
-            tell = Announcer.open(settings, err, facts)
+            span.tell = Announcer.open(settings, err, facts)
         try:
-            with quota_hook(tell.waiting if tell else None):
-                yield tell
+            with quota_hook(span.tell.waiting if span.tell else None):
+                yield span
         except BatchLatchError as exc:
+            _ended_badly(span, exc.exit_code)
             if exc.exit_code == ExitCode.STOPPED:
                 line = Redactor(_key(settings))(str(exc))
                 if settings.json:
                     data = {**facts, "exit_code": int(ExitCode.STOPPED), "error": line}
                     print_json(data, {}, out)
-                if tell is not None:
-                    tell.stopped(line)
+                if span.tell is not None:
+                    span.tell.stopped(line)
             raise
+        except Exception:
+            _ended_badly(span, ExitCode.INTERNAL)
+            raise
+        finally:
+            span.ledger.close()
+
+
+def _ended_badly(span: _Span, code: int) -> None:
+    """A command that ended on an error: a refusal before anything was done leaves no
+    trace (its run folder and line go); else its end is recorded with the exit code."""
+    if span.ledger is None or not span.command:
+        return
+    with contextlib.suppress(BatchLatchError):
+        if code == ExitCode.USAGE:
+            span.ledger.forget(span.command)
+            if span.folder is not None:
+                with contextlib.suppress(OSError):
+                    span.folder.rmdir()
+            return
+        span.ledger.end(span.command, ended_at=now_iso(), exit_code=int(code))
 
 
 def _key(settings: Settings) -> str:
@@ -201,13 +278,15 @@ def _send(
     sheet: loader.Sheet,
     verdicts: validate.Verdicts,
     err: TextIO,
-    plan: plans.Plan | None = None,
+    plan: plans.Plan | None,
+    ledger: Ledger | None,
 ) -> LiveOutcome:
     if settings.kind is RunKind.DRY_RUN:
         return LiveOutcome(dry_run_columns(verdicts))
     from batch_latch.send import runner  # the live side pulls in requests and tqdm
 
-    return runner.latch(settings, verdicts, stderr=err, plan=plan)
+    assert ledger is not None
+    return runner.latch(settings, verdicts, ledger=ledger, stderr=err, plan=plan)
 
 
 def _report(
@@ -218,7 +297,7 @@ def _report(
     out: TextIO,
     err: TextIO,
     digest: _Digest | None = None,
-    tell: Announcer | None = None,
+    span: _Span | None = None,
     plan: plans.Plan | None = None,
 ) -> JobResult:
     counts = report.count_statuses(done.columns.status)
@@ -255,7 +334,19 @@ def _report(
         base_url=settings.base_url,
         plan=plan.folder.name if plan else None,
     )
-    folder, paths, kept, reports = _write(settings, done, extras, summary, started, err)
+    assert span is not None and span.ledger is not None and span.folder is not None
+    span.ledger.end(
+        span.command,
+        ended_at=summary.finished_at,
+        exit_code=summary.exit_code,
+        requests=summary.requests,
+        rows=summary.rows,
+        invalid=counts.get("invalid", 0),
+        stop_reason=summary.stop_reason,
+        by_day=summary.requests_by_day,
+    )
+    tell = span.tell
+    folder, paths, kept, reports = _write(settings, done, extras, summary, span.folder, err)
     for line in kept:
         print(f"Note: {line}; this command's copy is in {folder}/.", file=err)
     if settings.json:
@@ -272,7 +363,7 @@ def _write(
     done: LiveOutcome,
     extras: Mapping[str, pa.Array],
     summary: Summary,
-    started: datetime,
+    folder: Path,
     err: TextIO,
 ) -> tuple[Path, ReportPaths, list[str], dict[str, str | None]]:
     """The run folder (reports, outcomes, the input's copy), then ``OUT/``: (the folder,
@@ -281,14 +372,12 @@ def _write(
     checkpoint has every outcome), else 2."""
     source = settings.input
     try:
-        folder = history.new_run_folder(settings.out, settings.kind, started)
         if source is not None:
             note = history.copy_input(source, folder, summary.input_sha256)
             if note:
                 print(f"Note: {note}; the reports are of the file as it was loaded.", file=err)
         paths = report.write_reports(folder, done.columns, extras, summary)
         c = done.columns
-        outcomes.write_outcomes(folder, c.row, c.status, c.fusebillId, c.geotabId)
         if done.held is not None:  # a plan: what run --plan will hold each customer to
             plans.write_plan(folder, c.fusebillId, c.geotabId, c.status, c.change, done.held)
         before = history.signatures(settings.out, paths)

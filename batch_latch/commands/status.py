@@ -1,12 +1,10 @@
-"""``batch-latch status OUT``: the job at a glance, from its files alone (no requests).
+"""``batch-latch status OUT``: the job at a glance, from its ledger alone (no requests).
 
-The job's pairs (fusebillId, geotabId) are counted by their latest outcome over all runs,
-whatever input each run read: every run folder's ``outcomes.arrow`` holds each row's pair
-and status (a few bytes a row, written beside the reports), so a fix fed back through
-``failed.csv`` counts for its pair. An invalid row a later fix made valid (a fed-back
-report keeps the sheet's row numbers) no longer counts as invalid. What the job holds in
-Fusebill now comes from the checkpoint (set-aside ones of the same API included): a pair
-whose latch undo put back is ``undone``, not ``success``.
+Everything here is read from ``OUT/job.db``'s views: the counts are ``pairs`` grouped by
+status (invalid rows counted apart, as rows of the newest input), what the job holds in
+Fusebill is ``customers`` by state, the runs are ``runs``. What is left is the newest
+input's rows a re-run would still read or send: rows a command has not reached yet (it is
+running, or was killed) are left too.
 """
 
 from __future__ import annotations
@@ -17,27 +15,31 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-
-from batch_latch.errors import CheckpointError, NotAJob
-from batch_latch.jobfolder.earlier import Earlier, InFusebill
+from batch_latch.errors import NotAJob
+from batch_latch.jobfolder import job as jobs
+from batch_latch.jobfolder.earlier import REFUSAL_PATTERN
 from batch_latch.jobfolder.history import holder
-from batch_latch.jobfolder.memory import job_records
-from batch_latch.jobfolder.outcomes import read_outcomes, unsuperseded
+from batch_latch.jobfolder.ledger import Ledger
 from batch_latch.optiontypes import DEFAULT_RESERVE, quota_reserve
 from batch_latch.reports.writer import Summary, job_summaries
 from batch_latch.send.estimate import DEFAULT_READ_BATCH, Pace, estimate
 from batch_latch.settings import Settings
-from batch_latch.vocab import STATUSES, ExitCode, RunKind, Status, plural
+from batch_latch.vocab import ExitCode, RunKind, plural
 
-#: Pairs a later run would still send.
-_LEFT = (Status.PENDING.value, Status.VALID.value)
-#: A pair whose latch undo put back (counted beside the statuses).
+#: Pair statuses in the order status shows them (``pairs.status``, see ledger_views).
+PAIR_STATUSES = (
+    "success",
+    "valid",
+    "pending",
+    "writing",
+    "not_found",
+    "failed",
+    "fixed",
+    "replaced",
+    "undone",
+)
 UNDONE = "undone"
-_INVALID = STATUSES.index(Status.INVALID.value)
-_SUCCESS = STATUSES.index(Status.SUCCESS.value)
+_STATES = ("latched", "restored", "unknown")
 
 
 @dataclass(frozen=True)
@@ -50,9 +52,8 @@ class RunLine:
     input: str
     rows: int
     requests: int
-    exit_code: int
+    exit_code: int | None  # None: it is running, or was killed
     stop_reason: str | None
-    dry_run: bool = False
     plan: str | None = None  # the plan folder a ``run --plan`` applied
 
     @property
@@ -60,7 +61,7 @@ class RunLine:
         """``run``, ``run --plan``, ``plan``, ``dry-run``, ``undo`` or ``undo --dry-run``."""
         if self.plan:
             return f"{self.kind} --plan"
-        return f"{self.kind} --dry-run" if self.dry_run and self.kind == "undo" else self.kind
+        return {"dry_run": "dry-run", "undo_dry_run": "undo --dry-run"}.get(self.kind, self.kind)
 
 
 @dataclass
@@ -74,132 +75,105 @@ class JobStatus:
     left_requests: int = 0
     estimate: str = ""
     in_fusebill: dict[str, int] = field(default_factory=dict)
-    running: str | None = None  # "pid N on HOST since TIME" while a command holds the job
+    #: While a command holds the job: its kind, pid, host, user and start.
+    running: dict[str, object] | None = None
+    killed: list[str] = field(default_factory=list)  # commands with no end recorded
 
 
-@dataclass(frozen=True)
-class Pairs:
-    """Each pair's latest outcome: its status code, sheet row and fusebillId text."""
-
-    codes: np.ndarray  # int8, positions in STATUSES
-    rows: np.ndarray  # int64
-    fusebill_id: np.ndarray  # int64; -1 where the outcome names no customer
-
-
-def _keyed(table: pa.Table) -> pa.Table:
-    if "fusebillId" in table.column_names:
-        fid, gid = table["fusebillId"], table["geotabId"]
-    else:  # written before pairs were kept: the row is all it says
-        fid = pa.array([""] * table.num_rows, pa.string())
-        gid = pc.cast(table["row"], pa.string())
-    return pa.table({"fid": fid, "gid": gid, "row": table["row"], "status": table["status"]})
-
-
-def _codes(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    """Each value's code among the column's distinct values (a null is a value too)."""
-    coded = pc.dictionary_encode(column, null_encoding="encode")
-    coded = coded.combine_chunks() if isinstance(coded, pa.ChunkedArray) else coded
-    return np.asarray(coded.indices, np.int64)
-
-
-def _fid_keys(column: pa.ChunkedArray) -> np.ndarray:
-    """fusebillId texts as int64 keys: the number where it is one, else ``-1 - code`` of
-    the text (an invalid row keeps its own pair; a negative key names no customer)."""
-    digits = pc.fill_null(pc.match_substring_regex(column, r"^[0-9]{1,18}$"), False)
-    numbers = pc.cast(pc.if_else(digits, column, "0"), pa.int64()).to_numpy()
-    keys = np.array(numbers, np.int64)  # a copy: Arrow's buffer is read-only
-    other = ~np.asarray(digits.to_numpy(zero_copy_only=False), bool)
-    if other.any():
-        keys[other] = -1 - _codes(column)[other]
-    return keys
-
-
-def _latest_pairs(folders: list[Path]) -> Pairs:
-    read = [t for t in map(read_outcomes, folders) if t is not None]
-    tables = [_keyed(t) for t in unsuperseded(read)]
-    if not tables:
-        return Pairs(np.zeros(0, np.int8), np.zeros(0, np.int64), np.zeros(0, np.int64))
-    table = pa.concat_tables(tables).combine_chunks()
-    fids = _fid_keys(table["fid"])
-    last = _last_of_each_pair(fids, table["gid"])
-    codes = np.asarray(table["status"].to_numpy(), np.int8)[last]
-    rows = np.asarray(table["row"].to_numpy(), np.int64)[last]
-    ids = np.maximum(fids[last], -1)  # -1: the outcome names no customer
-    # An invalid row whose sheet row a later fix made a valid pair is that pair now.
-    fixed = np.isin(rows, rows[codes != _INVALID]) & (codes == _INVALID)
-    keep = np.flatnonzero(~fixed)
-    return Pairs(codes[keep], rows[keep], ids[keep])
-
-
-def _last_of_each_pair(fids: np.ndarray, gids: pa.ChunkedArray) -> np.ndarray:
-    """The position of each pair's last outcome. Sorted by fusebillId (a number), only the
-    rows that share one with another row have their geotabIds compared: hashing every
-    geotabId of 1,000,000 rows took 0.36 s, more than all the rest."""
-    order = np.argsort(fids, kind="stable")  # stable: a customer's outcomes in run order
-    f = fids[order]
-    if not len(f):
-        return order
-    shared = np.zeros(len(f), dtype=bool)
-    same = f[1:] == f[:-1]
-    shared[1:] |= same
-    shared[:-1] |= same
-    alone = order[~shared]
-    if not shared.any():
-        return np.sort(alone)
-    many = order[shared]  # still by fusebillId, then run order
-    codes = _codes(pc.take(gids, pa.array(many)))
-    inner = np.lexsort((codes, fids[many]))  # stable on a stable order
-    m, c = fids[many][inner], codes[inner]
-    ends = np.r_[(m[1:] != m[:-1]) | (c[1:] != c[:-1]), True]
-    return np.sort(np.concatenate([alone, many[inner][ends]]))
-
-
-def _add_run(job: JobStatus, folder: Path, s: Summary) -> None:
-    job.runs.append(
-        RunLine(
-            folder.name,
-            s.started_at,
-            s.kind,
-            s.user,
-            s.host,
-            Path(s.input).name,
-            s.rows,
-            s.requests,
-            s.exit_code,
-            s.stop_reason,
-            s.dry_run,
-            s.plan,
+def _ledger(out_dir: object) -> Ledger:
+    out = Path(str(out_dir))
+    if not jobs.exists(out):
+        raise NotAJob(
+            f"{out} is not a batch-latch job folder (no job.db); give the --out folder of a run"
         )
-    )
-    for day, n in s.requests_by_day.items():
-        job.requests_by_day[day] = job.requests_by_day.get(day, 0) + n
+    return jobs.open_job(out)
 
 
-def _held(out: Path) -> InFusebill:
+def collect(settings_out: object) -> JobStatus:
+    ledger = _ledger(settings_out)
     try:
-        return Earlier(job_records(out)).in_fusebill()
-    except (CheckpointError, OSError) as exc:
-        raise NotAJob(f"cannot read the checkpoint in {out}: {str(exc)[:160]}") from None
+        return _collect(ledger, str(settings_out))
+    finally:
+        ledger.close()
 
 
-def collect(out: Path) -> JobStatus:
-    summaries = job_summaries(out)
-    job = JobStatus(out=str(out), running=holder(out))
-    for folder, s in summaries:
-        _add_run(job, folder, s)
-    runs = [f for f, s in summaries if s.kind == RunKind.RUN.value]
-    previews = [f for f, s in summaries if s.kind in (RunKind.DRY_RUN.value, RunKind.PLAN.value)]
-    pairs = _latest_pairs(runs or previews[-1:])
-    held = _held(out)
-    job.in_fusebill = held.counts()
-    undone = (pairs.codes == _SUCCESS) & np.isin(pairs.fusebill_id, held.restored)
-    counts = np.bincount(pairs.codes[(pairs.codes >= 0) & ~undone], minlength=len(STATUSES))
-    job.counts = {name: int(counts[i]) for i, name in enumerate(STATUSES)}
-    job.counts[UNDONE] = int(undone.sum())
-    job.rows = len(pairs.codes)
-    job.left_rows = sum(job.counts[s] for s in _LEFT) if runs else job.counts[Status.VALID.value]
-    _estimate(job, [s for _, s in summaries])
+def _collect(ledger: Ledger, out: str) -> JobStatus:
+    job = JobStatus(out=out)
+    _running(ledger, out, job)
+    for r in ledger.query(
+        "SELECT run_id, started_at, kind, user, host, input, rows, requests, exit_code, "
+        "stop_reason, plan_run_id, ended_at FROM commands ORDER BY id"
+    ):
+        job.runs.append(
+            RunLine(
+                folder=r[0],
+                started_at=r[1],
+                kind=r[2],
+                user=r[3],
+                host=r[4],
+                input=Path(r[5]).name,
+                rows=r[6] or 0,
+                requests=r[7] or 0,
+                exit_code=r[8],
+                stop_reason=r[9],
+                plan=r[10],
+            )
+        )
+    for day, n in ledger.query(
+        "SELECT day, SUM(requests) FROM requests_by_day GROUP BY day ORDER BY day"
+    ):
+        job.requests_by_day[str(day)] = int(n)
+    counts = dict(ledger.query("SELECT status, count(*) FROM pairs GROUP BY status"))
+    job.counts = {name: int(counts.get(name, 0)) for name in PAIR_STATUSES}
+    newest = ledger.query(
+        "SELECT input_sha256, invalid FROM commands WHERE kind IN ('run', 'plan', 'dry_run') "
+        "ORDER BY id DESC LIMIT 1"
+    )
+    job.counts["invalid"] = int(newest[0][1] or 0) if newest else 0
+    job.rows = sum(v for k, v in job.counts.items() if k != "invalid")
+    states = dict(ledger.query("SELECT state, count(*) FROM customers GROUP BY state"))
+    job.in_fusebill = {s: int(states.get(s, 0)) for s in _STATES}
+    job.left_rows = _left(ledger, newest[0][0] if newest else "")
+    _estimate(job, [s for _, s in _summaries(out)])
     return job
+
+
+def _summaries(out: str) -> list[tuple[Path, Summary]]:
+    try:
+        return list(job_summaries(Path(out)))
+    except NotAJob:
+        return []
+
+
+def _left(ledger: Ledger, sha: str) -> int:
+    """Rows of the newest input a re-run would still read or send: every valid row but
+    those whose pair is settled (success, not found, or refused by Fusebill)."""
+    if not sha:
+        return 0
+    got = ledger.query(
+        "SELECT count(*) FROM inputs i LEFT JOIN pairs p ON p.fusebillId = i.fusebill_id "
+        "AND p.geotabId = i.geotab_id WHERE i.input_sha256 = ? AND NOT ("
+        "COALESCE(p.status, '') IN ('success', 'not_found', 'fixed') OR "
+        "(p.status = 'failed' AND p.error_key REGEXP ?))",
+        (sha, REFUSAL_PATTERN),
+    )
+    return int(got[0][0])
+
+
+def _running(ledger: Ledger, out: str, job: JobStatus) -> None:
+    """Who holds the job now (``running``), and the commands that never recorded an end
+    and are not running: killed (or the machine stopped under them)."""
+    held = holder(Path(out)) is not None
+    open_ = ledger.query(
+        "SELECT run_id, kind, pid, host, user, started_at FROM commands WHERE ended_at IS NULL "
+        "ORDER BY id"
+    )
+    if held and open_:
+        _run_id, kind, pid, host, user, since = open_.pop()
+        job.running = {"kind": kind, "pid": pid, "host": host, "user": user, "since": since}
+    elif held:
+        job.running = {"kind": "", "pid": None, "host": "", "user": "", "since": ""}
+    job.killed = [r[0] for r in open_]
 
 
 def _estimate(job: JobStatus, summaries: list[Summary]) -> None:
@@ -231,27 +205,38 @@ def show(settings: Settings, out: TextIO) -> int:
         out.write(json.dumps(asdict(job), indent=2) + "\n")
         return ExitCode.OK
     if job.running:
-        out.write(f"A command is running on this job now: {job.running}.\n")
+        now = job.running
+        out.write(
+            f"A command is running on this job now: {now['kind']} (pid {now['pid']} on "
+            f"{now['host']}, {now['user']}, since {now['since']}).\n"
+        )
+    for run_id in job.killed:
+        out.write(
+            f"Command {run_id} never recorded its end: it was killed (or the machine "
+            "stopped under it); its rows not reached are counted as left.\n"
+        )
     out.write(
         f"Job in {job.out}: {plural(job.rows, 'pair')} (fusebillId, geotabId), each by its "
-        "latest outcome over the runs\n"
+        "status in job.db's pairs view\n"
     )
-    for name in (*STATUSES, UNDONE):
+    for name in (*PAIR_STATUSES, "invalid"):
         if job.counts.get(name):
-            out.write(f"  {name:<10} {job.counts[name]:>9,}\n")
+            label = "invalid rows" if name == "invalid" else name
+            out.write(f"  {label:<12} {job.counts[name]:>9,}\n")
     held = job.in_fusebill
     out.write(
-        f"In Fusebill now (from the checkpoint): {plural(held['latched'], 'customer')} latched "
+        f"In Fusebill now: {plural(held['latched'], 'customer')} latched "
         f"by this job and not put back, {held['restored']:,} restored by undo, "
         f"{plural(held['unknown'], 'write')} with an unknown outcome\n"
     )
     out.write(f"Runs ({len(job.runs):,}):\n")
     for r in job.runs:
+        ended = "running or killed" if r.exit_code is None else f"exit {r.exit_code}"
         stop = f" ({r.stop_reason})" if r.stop_reason else ""
         stop += f", applied plan {r.plan}" if r.plan else ""
         out.write(
             f"  {r.started_at:<21} {r.what:<15} {r.user}@{r.host}  {r.input}  "
-            f"{plural(r.rows, 'row')}, {plural(r.requests, 'request')}, exit {r.exit_code}"
+            f"{plural(r.rows, 'row')}, {plural(r.requests, 'request')}, {ended}"
             f"{stop}\n"
         )
     if job.requests_by_day:

@@ -23,10 +23,9 @@ from batch_latch.clock import now_iso
 from batch_latch.errors import NotAJob
 from batch_latch.fusebill.answers import Meaning, classify_unlatch
 from batch_latch.fusebill.service import FusebillService
-from batch_latch.jobfolder.checkpoint import FILENAME, Checkpoint, Record, made_for
+from batch_latch.jobfolder import job
 from batch_latch.jobfolder.earlier import Earlier, Target, Targets
-from batch_latch.jobfolder.memory import remembered
-from batch_latch.jobfolder.outcomes import latched_rows
+from batch_latch.jobfolder.ledger import Entry, Ledger
 from batch_latch.reports.columns import (
     IntColumn,
     LiveOutcome,
@@ -36,7 +35,7 @@ from batch_latch.reports.columns import (
 )
 from batch_latch.send.decisions import RowLogic, Task
 from batch_latch.send.estimate import duration, requests_needed
-from batch_latch.send.journal import CheckpointJournal
+from batch_latch.send.journal import LedgerJournal
 from batch_latch.send.progress import Progress
 from batch_latch.send.session import Session
 from batch_latch.settings import URL_VARIABLE, Settings
@@ -50,27 +49,25 @@ class UndoTask:
 
 
 def check_job(out: Path) -> None:
-    if not (out / FILENAME).is_file():
+    if not job.exists(out):
         raise NotAJob(
-            f"{out} is not a batch-latch job folder (no {FILENAME}); give the --out "
-            "folder of the run to undo"
+            f"{out} is not a batch-latch job folder (no job.db); give the --out folder of "
+            "the run to undo"
         )
 
 
-def targets(settings: Settings) -> tuple[Targets, Checkpoint]:
-    check_job(settings.out)
+def targets(settings: Settings, ledger: Ledger) -> tuple[Targets, str]:
+    """Every customer this job wrote to and has not put back, from the whole ledger (what
+    ``--fresh`` starts set aside included), and the API they were written to."""
     url = settings.base_url
     if settings.dry_run and not settings.env.get(URL_VARIABLE):
         # Sends nothing and needs no key: nor FUSEBILL_BASE_URL; the job's own API it is.
-        url = made_for(settings.out) or url
-    store = Checkpoint.open(settings.out, url)
-    # Also what checkpoints set aside by --fresh latched against this API: the job remembers.
-    return Earlier(remembered(settings.out, url, store.records)).undo_targets(), store
+        url = ledger.bound_to() or url
+    records, _ = ledger.records(url)
+    return Earlier(records).undo_targets(), url
 
 
-def planned_columns(
-    found: Targets, unlatch_unknown: bool, out: Path | None = None
-) -> ResultColumns:
+def planned_columns(found: Targets, unlatch_unknown: bool, rows: pa.Array) -> ResultColumns:
     """What undo would do for each customer, without asking Fusebill (``undo --dry-run``)."""
     n = len(found)
     set_to, previous = found.set_to, found.previous
@@ -98,7 +95,7 @@ def planned_columns(
         TextColumn("", n),
         IntColumn(n, nullable=True),
         IntColumn(n, nullable=False),
-        out,
+        rows,
     )
 
 
@@ -146,6 +143,7 @@ class UndoLogic:
                 f"left alone: it holds {holding.geotab_id!r} now, not {t.set_to!r} that this "
                 "job set",
                 "changed_since",
+                settles=True,
             )
         if back:
             outcome = self.rows.latch(
@@ -160,11 +158,12 @@ class UndoLogic:
 
     def _unlatch(self, row: Task, read_http: int | None) -> RowOutcome:
         fid = row.fusebill_id
-        self.rows.intend(row, "", Change.UNDO, row.geotab_id)
+        token = self.rows.intend(row, "", Change.UNDO, row.geotab_id)
         sent = self.rows.loop.call(
             lambda: self.rows.service.unlatch(fid), lambda r: classify_unlatch(r, fid), row.index
         )
         verdict, n = sent.verdict, sent.attempts
+        self.rows.sent_or_withdrawn(token, sent)
         if verdict is None:
             return self.rows.stopped(n, sent.status if n else read_http)
         if verdict.kind is Meaning.SUCCESS:
@@ -181,14 +180,30 @@ class UndoLogic:
         return self._failed(sent.status, verdict.message, verdict.error_key, n)
 
     def _restored(self, http: int | None, attempts: int, message: str) -> RowOutcome:
-        return RowOutcome(Status.SUCCESS, http, attempts, message, "", Change.UNDO, "", now_iso())
+        return RowOutcome(
+            Status.SUCCESS, http, attempts, message, "", Change.UNDO, "", now_iso(), settles=True
+        )
 
-    def _failed(self, http: int | None, message: str, key: str, attempts: int = 0) -> RowOutcome:
-        return RowOutcome(Status.FAILED, http, attempts, message, key, Change.NONE, "", now_iso())
+    def _failed(
+        self, http: int | None, message: str, key: str, attempts: int = 0, settles: bool = False
+    ) -> RowOutcome:
+        """A customer left alone; ``settles`` when a read showed what it holds."""
+        return RowOutcome(
+            Status.FAILED,
+            http,
+            attempts,
+            message,
+            key,
+            Change.NONE,
+            "",
+            now_iso(),
+            settles=settles,
+        )
 
 
 def undo(
     settings: Settings,
+    ledger: Ledger | None,
     *,
     service: FusebillService | None = None,
     progress: Progress | None = None,
@@ -196,63 +211,76 @@ def undo(
 ) -> LiveOutcome:
     """Undo the job in ``settings.out``; a dry run returns only the columns it would report."""
     err = stderr or sys.stderr
-    found, store = targets(settings)
-    try:
-        if settings.dry_run:
-            return LiveOutcome(planned_columns(found, settings.unlatch_unknown, settings.out))
-        tasks = [UndoTask(i, found[i]) for i in range(len(found))]
-        requests = requests_needed(
-            len(tasks), reads=True, writes=True, read_batch=settings.read_batch
-        )
-        session: Session[UndoTask] = Session.open(
-            settings, service, progress, err, planned=requests
-        )
-        if not found:
-            session.notices.say("Nothing to undo: this job has latched no customer.")
-            session.service.close()
-            return session.outcome(columns(found, []), "")
-        reader = session.open_reader([t.target.fusebill_id for t in tasks])
-        rows = RowLogic(
-            session.service, session.loop, journal=CheckpointJournal(store), reader=reader
-        )
-        logic = UndoLogic(rows, settings.unlatch_unknown)
-        session.notices.say(
-            f"Undoing {plural(len(tasks), 'customer')} latched by this job: up to "
-            f"{plural(requests, 'request')} ({_reads_words(settings.read_batch)}, then a "
-            f"write where it still holds what the job set) at up to {settings.rate:g} "
-            "requests/s: "
-            f"{duration(requests / settings.rate)}."
-        )
+    assert ledger is not None
+    found, _ = targets(settings, ledger)
+    rows = _latched_rows(ledger, found)
+    if settings.dry_run:
+        return LiveOutcome(planned_columns(found, settings.unlatch_unknown, rows))
+    tasks = [UndoTask(i, found[i]) for i in range(len(found))]
+    requests = requests_needed(len(tasks), reads=True, writes=True, read_batch=settings.read_batch)
+    session: Session[UndoTask] = Session.open(settings, service, progress, err, planned=requests)
+    if not found:
+        session.notices.say("Nothing to undo: this job has latched no customer.")
+        session.service.close()
+        return session.outcome(columns(found, [], rows), "")
+    reader = session.open_reader([t.target.fusebill_id for t in tasks])
+    journal = LedgerJournal(ledger, lambda i: rows[i].as_py())
+    logic = UndoLogic(
+        RowLogic(session.service, session.loop, journal=journal, reader=reader),
+        settings.unlatch_unknown,
+    )
+    session.notices.say(
+        f"Undoing {plural(len(tasks), 'customer')} latched by this job: up to "
+        f"{plural(requests, 'request')} ({_reads_words(settings.read_batch)}, then a "
+        "write where it still holds what the job set) at up to "
+        f"{settings.rate:g} requests/s: {duration(requests / settings.rate)}."
+    )
 
-        def done(task: UndoTask, outcome: RowOutcome) -> None:
-            if outcome.status.value in RECORDED:
-                store.record(_record(task.target, outcome))
-            session.progress.row_done(outcome.status.value)
+    def done(task: UndoTask, outcome: RowOutcome) -> None:
+        if outcome.status.value in RECORDED:
+            ledger.record(_entry(task.target, outcome, rows[task.index].as_py()))
+        session.progress.row_done(outcome.status.value)
 
-        results = session.send_all(tasks, logic.process, done)
-    finally:
-        store.close()
+    results = session.send_all(tasks, logic.process, done)
+    ledger.flush()
     outcomes, message = session.finish(tasks, results, {})
-    return session.outcome(columns(found, outcomes, settings.out), message)
+    return session.outcome(columns(found, outcomes, rows), message)
 
 
-def _record(target: Target, outcome: RowOutcome) -> Record:
+def _latched_rows(ledger: Ledger, found: Targets) -> pa.Array:
+    """Each target's sheet row: the row of the latch undo puts back (null when unknown)."""
+    if not len(found):
+        return pa.array([], pa.int64())
+    got = dict(
+        ((int(f), str(g)), r)
+        for f, g, r in ledger.query(
+            "SELECT fusebill_id, geotab_id, row FROM log WHERE row IS NOT NULL "
+            "AND change IN ('new', 'relatch', 'unknown') ORDER BY seq"
+        )
+    )
+    keys = zip(found.fusebill_ids.tolist(), found.set_to.to_pylist())
+    return pa.array([got.get((f, g)) for f, g in keys], pa.int64())
+
+
+def _entry(target: Target, outcome: RowOutcome, row: int | None) -> Entry:
     restored = target.origin.previous if target.origin.known else ""
     ok = outcome.status is Status.SUCCESS
-    return Record(
+    return Entry(
         target.fusebill_id,
         restored if ok else target.set_to,
         outcome.status.value,
-        outcome.http_status,
-        outcome.message,
-        outcome.error_key,
-        outcome.finished_at,
         Change.UNDO.value,  # also when nothing was restored: see Earlier.latest
         target.origin.previous,
+        outcome.error_key,
+        outcome.http_status,
+        outcome.message,
+        outcome.finished_at,
+        row,
+        outcome.settles,
     )
 
 
-def columns(found: Targets, outcomes: list[RowOutcome], out: Path | None = None) -> ResultColumns:
+def columns(found: Targets, outcomes: list[RowOutcome], rows: pa.Array) -> ResultColumns:
     """One row per customer: the geotabId the job had set, and what undo put back."""
     n = len(found)
     status, message, key = TextColumn("", n), TextColumn("", n), TextColumn("", n)
@@ -267,7 +295,7 @@ def columns(found: Targets, outcomes: list[RowOutcome], out: Path | None = None)
         finished.put(at, pa.array([o.finished_at for o in outcomes]))
         http.put(at, pa.array([o.http_status for o in outcomes], pa.int64()))
         attempts.put(at, pa.array([o.attempts for o in outcomes], pa.int64()))
-    return _columns(found, status, message, key, change, finished, http, attempts, out)
+    return _columns(found, status, message, key, change, finished, http, attempts, rows)
 
 
 def _columns(
@@ -279,16 +307,10 @@ def _columns(
     finished: TextColumn,
     http: IntColumn,
     attempts: IntColumn,
-    out: Path | None = None,
+    rows: pa.Array,
 ) -> ResultColumns:
-    """``row``: the sheet row of the latch each customer's undo puts back (from the run
-    that made it), empty when no report of it was kept."""
-    n = len(found)
-    rows = (
-        latched_rows(out, pa.array(found.fusebill_ids), found.set_to)
-        if out is not None
-        else pa.array(np.arange(2, n + 2, dtype=np.int64))
-    )
+    """``row``: the sheet row of the latch each customer's undo puts back (from the
+    ledger), empty when it is not known."""
     return ResultColumns(
         row=rows,
         fusebillId=pc.cast(pa.array(found.fusebill_ids), pa.string()),

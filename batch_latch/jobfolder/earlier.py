@@ -16,8 +16,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from batch_latch.jobfolder.checkpoint import WRITING, Records
-from batch_latch.jobfolder.checkpoint_file import said
+from batch_latch.jobfolder.ledger import WRITING, said
+from batch_latch.jobfolder.records import Records
 from batch_latch.vocab import Change, Status
 
 #: Changes that wrote to the customer (``unchanged`` wrote nothing).
@@ -201,26 +201,35 @@ class Earlier:
         return out
 
     def _unanswered_mask(self) -> np.ndarray:
-        """The write-ahead records of latches that are still their customer's latest record
-        (nothing was recorded after them: the answer was lost)."""
+        """The write-ahead records of latches still open: no later line of their customer
+        settles them (an answer that proved the write, or a read that showed what the
+        customer holds). A row that ended ``failed`` or ``pending`` after its answer was
+        lost leaves its write open: it may have landed."""
         writing = _is(self._r.status, WRITING)
         if not writing.any():
             return writing
         latch = _mask(_each(_flat(self._r.change), lambda v: pc.is_in(v, value_set=_WRITES)))
-        latest = np.zeros(len(self), dtype=bool)
-        at = self.latest(_distinct(self._fids[writing & latch]))
-        latest[at[at >= 0]] = True
-        return np.asarray(writing & latch & latest, dtype=bool)
+        at = np.flatnonzero(writing & latch)
+        settling = np.flatnonzero(self._r.settles)
+        order = np.argsort(self._fids[settling], kind="stable")
+        fids, positions = self._fids[settling][order], settling[order]
+        wanted = self._fids[at]
+        last = np.searchsorted(fids, wanted, side="right") - 1
+        hit = (last >= 0) & (fids[np.maximum(last, 0)] == wanted)
+        settled_at = np.where(hit, positions[np.maximum(last, 0)], -1)
+        mask = np.zeros(len(self), dtype=bool)
+        mask[at[at > settled_at]] = True
+        return mask
 
     def unanswered(self, fids: Iterable[int]) -> dict[int, Unanswered]:
-        """For the customers asked about: a latch of this job whose answer was never
-        recorded, if that is the customer's latest record."""
+        """For the customers asked about: the latest latch of this job that is still open
+        (its answer was lost and no read has settled it since)."""
         rows = np.flatnonzero(self._unanswered_mask()) if len(self) else np.zeros(0, np.int64)
         if not len(rows):
             return {}
         wanted = np.fromiter(fids, dtype=np.int64)
         rows = rows[np.isin(self._fids[rows], wanted)]
-        return {
+        return {  # in order written: a customer's latest open write wins
             fid: Unanswered(g, Change(c), p)
             for fid, g, c, p in zip(
                 self._fids[rows].tolist(),
@@ -231,16 +240,12 @@ class Earlier:
         }
 
     def in_fusebill(self) -> InFusebill:
-        """What the job holds in Fusebill now, customer by customer: a write with no recorded
-        answer is ``unknown``; else the customer's latest successful write says it: a latch
+        """What the job holds in Fusebill now, customer by customer: a customer with an
+        open write is ``unknown``; else its latest successful write says it: a latch
         (``latched``, not put back) or an undo (``restored``)."""
         if not len(self):
             return InFusebill(*(np.zeros(0, np.int64),) * 3)
-        fids = _distinct(self._fids)
-        latest = self.latest(fids)
-        open_ = np.zeros(len(fids), dtype=bool)
-        hit = latest >= 0
-        open_[hit] = _is(self._column(self._r.status, latest[hit]), WRITING)
+        unknown = _distinct(self._fids[self._unanswered_mask()])
         success = _is(_flat(self._r.status), Status.SUCCESS.value)
         undo = _is(_flat(self._r.change), Change.UNDO.value)
         latch = _mask(_each(_flat(self._r.change), lambda v: pc.is_in(v, value_set=_WRITES)))
@@ -249,11 +254,11 @@ class Earlier:
         ordered = self._fids[order]
         last = np.r_[ordered[1:] != ordered[:-1], True] if len(order) else np.zeros(0, bool)
         wrote_fids, wrote_last = ordered[last], order[last]
-        settled = ~np.isin(wrote_fids, fids[open_])
+        settled = ~np.isin(wrote_fids, unknown)
         wrote_fids, wrote_last = wrote_fids[settled], wrote_last[settled]
         restored = undo[wrote_last]
         return InFusebill(
-            latched=wrote_fids[~restored], restored=wrote_fids[restored], unknown=fids[open_]
+            latched=wrote_fids[~restored], restored=wrote_fids[restored], unknown=unknown
         )
 
     def undo_targets(self) -> Targets:

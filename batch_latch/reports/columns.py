@@ -34,6 +34,10 @@ class RowOutcome:
     previous: str = ""
     finished_at: str = ""
     held: str | None = None  # what the read found: "" none; None not read, or not shown
+    #: Fusebill's answer settled what the customer holds: a read showed it, or the answer
+    #: to the write proved it landed or was refused. An earlier write left open (its answer
+    #: lost) stays possibly landed until such an outcome.
+    settles: bool = False
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,9 @@ import pyarrow.csv as pacsv
 from pydantic import TypeAdapter, ValidationError
 
 from batch_latch.errors import NotAJob, ReportError, why
-from batch_latch.jobfolder.checkpoint_file import FILENAME as CHECKPOINT
 from batch_latch.jobfolder.files import atomic_write
 from batch_latch.jobfolder.history import RUNS, ReportPaths
+from batch_latch.jobfolder.ledger import FILENAME as LEDGER
 from batch_latch.reports.columns import ResultColumns
 from batch_latch.reports.xlsx_rows import MAX_XLSX_ROWS
 from batch_latch.sheet import formula
@@ -85,9 +85,9 @@ def job_summaries(out: Path) -> list[tuple[Path, Summary]]:
     """Every finished command of the job in ``out`` (its run folder and summary), oldest
     first; ``NotAJob`` when ``out`` is no job folder or a summary is damaged."""
     runs = out / RUNS
-    if not (out / CHECKPOINT).is_file() and not runs.is_dir():
+    if not (out / LEDGER).is_file() and not runs.is_dir():
         raise NotAJob(
-            f"{out} is not a batch-latch job folder (no {CHECKPOINT} and no {RUNS}/); give "
+            f"{out} is not a batch-latch job folder (no {LEDGER} and no {RUNS}/); give "
             "the --out folder of a run"
         )
     found = []

@@ -121,7 +121,9 @@ class AttemptLoop:
         planned: int = 0,
         reserve: QuotaReserve = NO_RESERVE,
         on_quota_wait: QuotaHook | None = None,
+        redact: Callable[[str], str] = str,
     ) -> None:
+        self.redact = redact  # the key out of any text an exception carries
         self.reserve = reserve
         self.throttle = throttle
         self.policy = policy
@@ -149,9 +151,8 @@ class AttemptLoop:
             if not self.throttle.acquire():
                 return Sent(None, reply, attempts, ambiguous)
             attempts += 1
-            reply = send()
+            reply, verdict = _answer(send, judge, self.redact)
             self._answered = self._answered or reply.status is not None
-            verdict = judge(reply)
             self._observe(reply)
             if verdict.kind is not Meaning.RATE_LIMITED:
                 self._clear_429s()
@@ -288,6 +289,23 @@ class AttemptLoop:
         with self._lock:
             self._streak_429 = 0
             self._first_429 = None
+
+
+def _answer(
+    send: Callable[[], Reply], judge: Callable[[Reply], Verdict], redact: Callable[[str], str]
+) -> tuple[Reply, Verdict]:
+    """Send and judge. Anything that goes wrong while the answer is read or judged (a
+    malformed body, a protocol error, a bug) is an answer of unknown outcome: retried, and
+    a write is read back before its row is given up, never taken as a final failure."""
+    reply: Reply | None = None
+    try:
+        reply = send()
+        return reply, judge(reply)
+    except Exception as exc:
+        text = " ".join(redact(f"{type(exc).__name__}: {exc}").split())[:200]
+        got = reply or Reply(None, error="internal", detail=text)
+        message = f"the answer could not be read ({text})"
+        return got, Verdict(Meaning.RETRYABLE, message, "unreadable_answer", ambiguous=True)
 
 
 def _host_port(url: str) -> str:

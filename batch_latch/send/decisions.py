@@ -58,9 +58,13 @@ class Task:
 class Journal(Protocol):
     """Where a command records its writes before they are sent (the checkpoint)."""
 
-    def intend(self, task: Task, geotab_id: str, change: Change, previous: str) -> None:
+    def intend(self, task: Task, geotab_id: str, change: Change, previous: str) -> int:
         """Durable before the request leaves: the customer, what is being written
-        (``""``: an unlatch), what the read showed it held."""
+        (``""``: an unlatch), what the read showed it held. Returns a token for
+        :meth:`withdraw`."""
+
+    def withdraw(self, token: int) -> None:
+        """The write never left (or was refused before it could land): take it back."""
 
     def landed(self, task: Task, unanswered: Unanswered) -> None:
         """An earlier run's latch whose answer was lost is seen to have landed."""
@@ -96,7 +100,7 @@ class RowLogic:
         self.write = write
 
     def stopped(self, latches: int = 0, http: int | None = None) -> RowOutcome:
-        return pending(self.loop.throttle.stop_reason, latches, http)
+        return pending(self.loop.throttle.stop_reason, latches, http)  # settles nothing
 
     def outcome(
         self,
@@ -107,8 +111,13 @@ class RowLogic:
         key: str = "",
         change: Change = Change.NONE,
         previous: str = "",
+        *,
+        settles: bool = True,
     ) -> RowOutcome:
-        return RowOutcome(status, http, attempts, message, key, change, previous, now_iso())
+        """An outcome Fusebill's answer decided (``settles``), unless said otherwise."""
+        return RowOutcome(
+            status, http, attempts, message, key, change, previous, now_iso(), settles=settles
+        )
 
     def read(self, task: Task) -> tuple[Sent, Holding | None]:
         """The read before a write: through the customer list when it can be trusted."""
@@ -140,6 +149,7 @@ class RowLogic:
                 0,
                 f"could not read the customer, so nothing was written: {verdict.message}",
                 "unreadable" if verdict.kind is Meaning.RETRYABLE else verdict.error_key,
+                settles=False,
             )
         if self.apply_plan:
             return self._by_plan(task, holding, sent.status, got.at)
@@ -245,9 +255,19 @@ class RowLogic:
         settled = dataclasses.replace(task, origin=origin, unanswered=None)
         return self._decide(settled, holding, http, read_at)
 
-    def intend(self, task: Task, geotab_id: str, change: Change, previous: str) -> None:
-        if self.journal is not None:
-            self.journal.intend(task, geotab_id, change, previous)
+    def intend(self, task: Task, geotab_id: str, change: Change, previous: str) -> int | None:
+        if self.journal is None:
+            return None
+        return self.journal.intend(task, geotab_id, change, previous)
+
+    def sent_or_withdrawn(self, token: int | None, sent: Sent) -> bool:
+        """Whether the write may have landed; if it cannot have (it never left, or every
+        attempt was answered without a doubt and the command stopped), its intent is taken
+        back, so a write that never left is never shown as sent."""
+        may_have = sent.attempts > 0 and (sent.verdict is not None or sent.ambiguous)
+        if not may_have and token is not None and self.journal is not None:
+            self.journal.withdraw(token)
+        return may_have
 
     def latch(
         self,
@@ -261,19 +281,22 @@ class RowLogic:
         """Latch and prove it; ``read_http`` is the status of the row's read, if any: a row
         stopped before its first latch request reports that (its last answer)."""
         gid = task.geotab_id
-        self.intend(task, gid, change, previous)
+        token = self.intend(task, gid, change, previous)
         sent = self.loop.call(
             lambda: self.service.latch(task.fusebill_id, gid),
             lambda reply: classify_latch(reply, gid, task.fusebill_id),
             task.index,
         )
         verdict, n = sent.verdict, sent.attempts
+        self.sent_or_withdrawn(token, sent)
         if verdict is None:
             return self.stopped(n, sent.status if n else read_http)
 
-        def done(status: Status, message: str, key: str = "") -> RowOutcome:
+        def done(status: Status, message: str, key: str = "", settles: bool = True) -> RowOutcome:
             kept = change if status is Status.SUCCESS else Change.NONE
-            return self.outcome(status, sent.status, n, message, key, kept, previous)
+            return self.outcome(
+                status, sent.status, n, message, key, kept, previous, settles=settles
+            )
 
         replaced = f"; replaced {held!r}" if change is Change.RELATCH and held else ""
         if verdict.kind is Meaning.SUCCESS:
@@ -295,8 +318,9 @@ class RowLogic:
                 Status.FAILED,
                 f"gave up after {plural(n, 'attempt')}: {verdict.message}",
                 verdict.error_key,
+                not sent.ambiguous,
             )
-        return done(Status.FAILED, verdict.message, verdict.error_key)
+        return done(Status.FAILED, verdict.message, verdict.error_key, not sent.ambiguous)
 
     def confirm(
         self,
@@ -304,7 +328,7 @@ class RowLogic:
         latch: Sent,
         why: str,
         key: str,
-        done: Callable[[Status, str, str], RowOutcome],
+        done: Callable[[Status, str, str, bool], RowOutcome],
     ) -> RowOutcome:
         """Read the customer back: the latch counts only if the customer now holds it."""
         sent, holding = self.read_back(task)
@@ -312,15 +336,17 @@ class RowLogic:
             return self.stopped(latch.attempts, latch.status)
         if sent.verdict.kind is Meaning.SUCCESS and holding is not None and holding.known:
             if holding.geotab_id == task.geotab_id:
-                return done(Status.SUCCESS, f"confirmed by read-back ({why})", "")
+                return done(Status.SUCCESS, f"confirmed by read-back ({why})", "", True)
             if holding.geotab_id is not None:
                 return done(
                     Status.FAILED,
                     f"{why}; read-back: the customer holds {holding.geotab_id!r}, "
                     f"not {task.geotab_id!r}",
                     "geotab_id_mismatch",
+                    True,
                 )
-        found = (
-            "holds no geotabId" if sent.verdict.kind is Meaning.SUCCESS else sent.verdict.message
-        )
-        return done(Status.FAILED, f"{why}; read-back could not confirm: {found}", key)
+        shown = sent.verdict.kind is Meaning.SUCCESS and holding is not None and holding.known
+        found = "holds no geotabId" if shown else sent.verdict.message
+        # A read-back that showed the customer settles the write; one that failed leaves it
+        # possibly landed (open), for the next command's read and for undo.
+        return done(Status.FAILED, f"{why}; read-back could not confirm: {found}", key, shown)

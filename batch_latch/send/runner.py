@@ -17,13 +17,13 @@ import pyarrow.compute as pc
 
 from batch_latch.bulk import many_objects
 from batch_latch.fusebill.service import FusebillService
-from batch_latch.jobfolder.checkpoint import Checkpoint, Record
 from batch_latch.jobfolder.earlier import Earlier, Settled
+from batch_latch.jobfolder.ledger import Entry, Ledger
 from batch_latch.jobfolder.plans import Plan
 from batch_latch.reports.columns import Builder, LiveOutcome, RowOutcome
 from batch_latch.send.decisions import RowLogic, Task
 from batch_latch.send.estimate import duration, requests_needed
-from batch_latch.send.journal import CheckpointJournal
+from batch_latch.send.journal import LedgerJournal
 from batch_latch.send.progress import Progress
 from batch_latch.send.refusals import Refusals
 from batch_latch.send.session import Session
@@ -65,6 +65,7 @@ def latch(
     settings: Settings,
     verdicts: Verdicts,
     *,
+    ledger: Ledger,
     service: FusebillService | None = None,
     progress: Progress | None = None,
     stderr: TextIO | None = None,
@@ -74,36 +75,37 @@ def latch(
     only what that plan showed."""
     err = stderr or sys.stderr
     planning = settings.kind is RunKind.PLAN
-    store = Checkpoint.open(settings.out, settings.base_url, fresh=settings.fresh)
-    try:
-        positions, settled, tasks = _tasks(settings, verdicts, Earlier(store.records), plan)
-        reads = planning or not settings.no_read
-        requests = requests_needed(
-            len(tasks), reads=reads, writes=not planning, read_batch=settings.read_batch
-        )
-        session: Session[Task] = Session.open(settings, service, progress, err, planned=requests)
-        _announce(session, len(tasks), requests, len(settled.where), planning)
-        logic = RowLogic(
-            session.service,
-            session.loop,
-            read_first=not settings.no_read,
-            allow_relatch=settings.allow_relatch,
-            write=not planning,
-            journal=None if planning else CheckpointJournal(store),
-            reader=session.open_reader([t.fusebill_id for t in tasks], reads=reads),
-            apply_plan=plan is not None,
-        )
-        refusals = Refusals(session.loop, off=settings.keep_going)
+    records, fresh_start = ledger.records(settings.base_url)
+    since = records.since(fresh_start)  # --fresh: the re-run rules forget what came before
+    positions, settled, tasks = _tasks(settings, verdicts, Earlier(since), Earlier(records), plan)
+    rows = np.asarray(verdicts.rows.to_numpy(), dtype=np.int64)
+    reads = planning or not settings.no_read
+    requests = requests_needed(
+        len(tasks), reads=reads, writes=not planning, read_batch=settings.read_batch
+    )
+    session: Session[Task] = Session.open(settings, service, progress, err, planned=requests)
+    _announce(session, len(tasks), requests, len(settled.where), planning)
+    logic = RowLogic(
+        session.service,
+        session.loop,
+        read_first=not settings.no_read,
+        allow_relatch=settings.allow_relatch,
+        write=not planning,
+        journal=None if planning else LedgerJournal(ledger, lambda i: int(rows[i])),
+        reader=session.open_reader([t.fusebill_id for t in tasks], reads=reads),
+        apply_plan=plan is not None,
+    )
+    refusals = Refusals(session.loop, off=settings.keep_going)
+    kept = (*RECORDED, Status.VALID.value) if planning else RECORDED
 
-        def done(task: Task, outcome: RowOutcome) -> None:
-            if not planning and outcome.status.value in RECORDED:
-                store.record(_record(task, outcome))
-            refusals.ended(outcome)
-            session.progress.row_done(outcome.status.value)
+    def done(task: Task, outcome: RowOutcome) -> None:
+        if outcome.status.value in kept:
+            ledger.record(_entry(task, outcome, int(rows[task.index]), planning))
+        refusals.ended(outcome)
+        session.progress.row_done(outcome.status.value)
 
-        results = session.send_all(tasks, logic.process, done) if tasks else []
-    finally:
-        store.close()
+    results = session.send_all(tasks, logic.process, done) if tasks else []
+    ledger.flush()
     notes = {int(positions[j]): text for j, text in settled.notes.items()}
     outcomes, message = session.finish(tasks, results, notes)
     builder = Builder(verdicts)
@@ -125,9 +127,15 @@ def _held(n: int, tasks: list[Task], outcomes: list[RowOutcome]) -> pa.Array:
 
 
 def _tasks(
-    settings: Settings, verdicts: Verdicts, earlier: Earlier, plan: Plan | None = None
+    settings: Settings,
+    verdicts: Verdicts,
+    earlier: Earlier,
+    memory: Earlier,
+    plan: Plan | None = None,
 ) -> tuple[np.ndarray, Settled, list[Task]]:
-    """The valid rows' positions, what earlier runs settled of them, and the rest as tasks."""
+    """The valid rows' positions, what earlier runs settled of them (``earlier``: since
+    the newest ``--fresh``), and the rest as tasks; what each customer held before the job
+    and its open writes come from the job's whole memory."""
     positions, fids, gids = _valid_rows(verdicts)
     settled = earlier.settled(
         fids, gids, retry_not_found=settings.retry_not_found, retry_failed=settings.retry_failed
@@ -137,7 +145,7 @@ def _tasks(
     todo_at = np.flatnonzero(todo)
     texts = pc.take(gids, pa.array(todo_at)).to_pylist() if len(todo_at) else []
     asked = fids[todo_at].tolist() if len(todo_at) else []
-    origins, lost = earlier.origins(asked), earlier.unanswered(asked)
+    origins, lost = memory.origins(asked), memory.unanswered(asked)
     planned = plan.entries(fids[todo_at]) if plan is not None else [None] * len(asked)
     with many_objects():  # a task a row: 1,000,000 of them
         tasks = [
@@ -147,17 +155,21 @@ def _tasks(
     return positions, settled, tasks
 
 
-def _record(task: Task, outcome: RowOutcome) -> Record:
-    return Record(
+def _entry(task: Task, outcome: RowOutcome, row: int, planning: bool) -> Entry:
+    """A row's outcome as the ledger keeps it; a plan's reads settle no write (only a
+    command that can record what it finds as this job's change does)."""
+    return Entry(
         task.fusebill_id,
         task.geotab_id,
         outcome.status.value,
-        outcome.http_status,
-        outcome.message,
-        outcome.error_key,
-        outcome.finished_at,
         outcome.change.value,
         outcome.previous,
+        outcome.error_key,
+        outcome.http_status,
+        outcome.message,
+        outcome.finished_at,
+        row,
+        outcome.settles and not planning,
     )
 
 

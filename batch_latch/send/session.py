@@ -128,6 +128,7 @@ class Session(Generic[T]):
             reserve=settings.quota_reserve,
         )
         counted = CountingService(service or make_service(settings))
+        attempts.redact = counted.redact
         return cls(settings, counted, throttle, attempts, bar, notices)
 
     def open_reader(self, order: list[int], *, reads: bool = True) -> Reader:

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from batch_latch.commands import run as job
-from batch_latch.jobfolder.checkpoint import Checkpoint, Record
+from tests.ledgers import Record, records, write_job
 from batch_latch.jobfolder.history import RUNS
 from batch_latch.settings import Settings
 from batch_latch.vocab import ExitCode, RunKind

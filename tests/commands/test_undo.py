@@ -13,7 +13,7 @@ from pydantic import SecretStr
 from batch_latch.commands import undo
 from batch_latch.errors import BatchLatchError, NotAJob
 from batch_latch.fusebill.answers import Reply
-from batch_latch.jobfolder.checkpoint import Checkpoint, Record
+from tests.ledgers import Record, records, write_job
 from batch_latch.reports.columns import LiveOutcome, ResultColumns
 from batch_latch.send.progress import Silent
 from batch_latch.settings import Settings

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from batch_latch.jobfolder.checkpoint import Checkpoint, Record
+from tests.ledgers import Record, records, write_job
 from batch_latch.jobfolder.earlier import (
     EARLIER_SUCCESS,
     Earlier,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import signal
+import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,8 @@ import pyarrow as pa
 import pytest
 from pydantic import SecretStr
 
-from batch_latch.jobfolder.checkpoint import FILENAME, Checkpoint, JournalWriteError
+from batch_latch.jobfolder.ledger import Ledger
+from batch_latch.jobfolder.ledger import LedgerWriteError as JournalWriteError
 from batch_latch.reports import writer as report
 from batch_latch.reports.columns import LiveOutcome, TextColumn
 from batch_latch.send import runner
@@ -26,6 +28,7 @@ from batch_latch.send.throttle import Throttle
 from batch_latch.settings import Settings
 from batch_latch.sheet import loader, validate
 from batch_latch.vocab import RunKind, StopReason
+from tests import ledgers
 from tests.doubles import Call, FakeFusebill, FullDisk, error, wait_for
 
 BASE = "https://fusebill.test/v1"
@@ -68,10 +71,17 @@ def latch(
     chosen = settings(tmp_path, source, **overrides)
     verdicts = validate.validate(loader.load(source))
     err = err or io.StringIO()
-    outcome = runner.latch(chosen, verdicts, service=fake, progress=Silent(err), stderr=err)
+    outcome = ledgers.latch(chosen, verdicts, service=fake, progress=Silent(err), stderr=err)
     table = {name: values.to_pylist() for name, values in outcome.columns.items()}
     rows = [{name: table[name][i] for name in table} for i in range(len(table["row"]))]
     return outcome, rows, err.getvalue()
+
+
+class Stored:
+    """The job's lines as the engine reads them back."""
+
+    def __init__(self, records: Any) -> None:
+        self.records = records
 
 
 def statuses(rows: list[dict[str, Any]]) -> list[str]:
@@ -111,8 +121,7 @@ def test_allow_relatch_replaces_and_records_what_it_replaced(tmp_path: Path) -> 
         "relatch",
         "OLD",
     )
-    store = Checkpoint.open(tmp_path / "out", BASE)
-    store.close()
+    store = Stored(ledgers.records(tmp_path / "out", BASE))
     # The write-ahead record, then the outcome: both name what it replaced.
     assert store.records.status.to_pylist() == ["writing", "success"]
     assert store.records.previous.to_pylist() == ["OLD", "OLD"]
@@ -149,8 +158,7 @@ def test_a_plan_reads_writes_nothing_and_records_nothing(tmp_path: Path) -> None
     assert set(fake.methods()) == {"customer"}
     assert outcome.writes == 0 and outcome.reads == 4
     assert "Planning 4 rows" in err
-    store = Checkpoint.open(tmp_path / "out", BASE)
-    store.close()
+    store = Stored(ledgers.records(tmp_path / "out", BASE))
     assert store.records.table.num_rows == 0
 
 
@@ -302,15 +310,14 @@ def test_ctrl_c_lets_the_request_in_flight_finish_and_leaves_the_rest_pending(
 def test_a_checkpoint_failure_in_a_worker_is_raised_in_the_main_thread(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # runner.latch opens its own checkpoint (no seam): hand it one on a full disk.
-    real_open = Checkpoint.open
+    # The ledger's commits fail as SQLite's do on a full disk.
+    real_append = Ledger._append
 
-    def full_disk(out: Path, base_url: str, *, fresh: bool = False) -> Checkpoint:
-        store = real_open(out, base_url)
-        store.close()
-        return Checkpoint(out / FILENAME, FullDisk(), store.records.table)
+    def full_disk(self: Ledger, entries: Any, *, command: int) -> list[int]:
+        self._failure = sqlite3.OperationalError("database or disk is full")
+        return real_append(self, entries, command=command)
 
-    monkeypatch.setattr(Checkpoint, "open", staticmethod(full_disk))
+    monkeypatch.setattr(Ledger, "_append", full_disk)
     hooked: list[object] = []
     previous = threading.excepthook
     threading.excepthook = hooked.append  # a worker dying with a traceback would land here
@@ -334,7 +341,8 @@ def test_a_bug_on_one_row_fails_that_row_and_the_run_goes_on(tmp_path: Path) -> 
     fake = FakeFusebill({1: None, 2: None, 3: None}, key=KEY, on_call=explode)
     outcome, rows, _ = latch(tmp_path, [("1", "A"), ("2", "B"), ("3", "C")], fake)
     assert statuses(rows) == ["success", "failed", "success"]
-    assert rows[1]["error_key"] == "internal_error"
+    # An exception while an answer is read is an answer of unknown outcome, never a write.
+    assert rows[1]["error_key"] == "unreadable"
     assert "ValueError: unexpected shape" in rows[1]["message"]
     assert KEY not in rows[1]["message"]
     assert outcome.stop_reason is None

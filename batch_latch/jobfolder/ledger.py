@@ -1,0 +1,479 @@
+"""The job's ledger, ``OUT/job.db``: the one owner of what the job did.
+
+One SQLite database (stdlib ``sqlite3``, WAL, ``synchronous=FULL``): every command
+(``commands``), every row's outcome and every write recorded before it is sent (``log``),
+and the valid rows of each input a command read (``inputs``). The reports of a command are
+its own; ``status``, ``status --customer``, ``undo``, ``run --plan`` and the next run's
+re-run rules are all derived from this file, through the views of ``ledger_views``.
+
+Durability: a write's intent (status ``writing``) is committed before the request leaves;
+an outcome before its row counts as done. Workers that finish together share one commit
+(group commit), as the v3 checkpoint shared one fsync. A write that never left is taken
+back (its intent deleted), so nothing that was not sent is ever shown as sent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import sqlite3
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from batch_latch.errors import CheckpointError, why
+from batch_latch.jobfolder import ledger_views
+from batch_latch.jobfolder.records import Records, from_rows
+from batch_latch.vocab import RunKind
+
+FILENAME = "job.db"
+#: ``PRAGMA user_version`` of the database this code writes; a newer one is refused.
+FORMAT = 1
+#: The status of a write-ahead record: sent (or about to be), its answer not recorded yet.
+WRITING = "writing"
+#: What a write-ahead record says, shown when it is read back.
+WRITING_NOTE = "sent; its answer was not recorded (the command stopped before it came)"
+
+
+def said(status: str | None, message: str | None) -> str:
+    """A line's message as shown: a write-ahead record's is :data:`WRITING_NOTE`."""
+    return message or (WRITING_NOTE if status == WRITING else "")
+
+
+#: Kinds whose outcomes count for the re-run rules and undo (a plan only reads).
+SENDING_KINDS = (RunKind.RUN.value, RunKind.UNDO.value)
+
+_SCHEMA = """
+CREATE TABLE commands (
+    id INTEGER PRIMARY KEY,
+    run_id TEXT NOT NULL,          -- the command's run folder name
+    kind TEXT NOT NULL,            -- run, plan, dry_run, undo, undo_dry_run
+    started_at TEXT NOT NULL,
+    ended_at TEXT,                 -- null while it runs, or after a kill
+    user TEXT NOT NULL DEFAULT '',
+    host TEXT NOT NULL DEFAULT '',
+    pid INTEGER,
+    input TEXT NOT NULL DEFAULT '',
+    input_sha256 TEXT NOT NULL DEFAULT '',
+    base_url TEXT NOT NULL DEFAULT '',
+    plan_run_id TEXT,
+    exit_code INTEGER,
+    requests INTEGER NOT NULL DEFAULT 0,
+    fresh INTEGER NOT NULL DEFAULT 0,  -- --fresh: earlier outcomes no longer settle rows
+    rows INTEGER,                  -- the input's non-blank rows (undo: customers)
+    invalid INTEGER,               -- of which invalid
+    stop_reason TEXT
+);
+CREATE TABLE requests_by_day (
+    command INTEGER NOT NULL REFERENCES commands(id),
+    day TEXT NOT NULL,
+    requests INTEGER NOT NULL
+);
+CREATE TABLE log (
+    seq INTEGER PRIMARY KEY,       -- the order things happened in
+    command INTEGER NOT NULL REFERENCES commands(id),
+    at TEXT NOT NULL,
+    row INTEGER,                   -- the sheet row (null: not known, e.g. imported)
+    fusebill_id INTEGER NOT NULL,
+    geotab_id TEXT NOT NULL,       -- what was (or would be) written; an undo: what it restored
+    previous TEXT NOT NULL DEFAULT '',  -- what the customer held before the job's first change
+    status TEXT NOT NULL,          -- a row's status, or 'writing'
+    change TEXT NOT NULL DEFAULT '',
+    error_key TEXT NOT NULL DEFAULT '',
+    http_status INTEGER,
+    message TEXT NOT NULL DEFAULT '',
+    settles INTEGER NOT NULL DEFAULT 0  -- Fusebill's answer showed what the customer holds
+);
+CREATE INDEX log_customer ON log(fusebill_id, seq);
+CREATE INDEX log_row ON log(row, seq);
+CREATE TABLE inputs (
+    input_sha256 TEXT NOT NULL,
+    row INTEGER NOT NULL,
+    fusebill_id INTEGER NOT NULL,
+    geotab_id TEXT NOT NULL
+);
+CREATE INDEX inputs_sheet ON inputs(input_sha256);
+"""
+
+
+class LedgerError(CheckpointError):
+    """``job.db`` cannot be used (not a database, damaged, newer, empty): exit 2."""
+
+
+class LedgerWriteError(LedgerError):
+    """Recording failed mid-command (disk full...): some requests were already sent."""
+
+    exit_code = 3
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One line of the log: an outcome, or a write's intent (status ``writing``)."""
+
+    fusebill_id: int
+    geotab_id: str
+    status: str
+    change: str = ""
+    previous: str = ""
+    error_key: str = ""
+    http_status: int | None = None
+    message: str = ""
+    at: str = ""
+    row: int | None = None
+    settles: bool = False
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.create_function("REGEXP", 2, _regexp, deterministic=True)
+    return db
+
+
+def _regexp(pattern: str, value: str | None) -> bool:
+    """SQLite's ``x REGEXP y`` (it has the operator, not the function)."""
+    return value is not None and re.search(pattern, value) is not None
+
+
+def _damaged(path: Path, what: str) -> LedgerError:
+    return LedgerError(
+        f"{path} {what}: it is this job's memory (what undo puts back); restore it from a "
+        "backup, or move the job folder's job.db away to start a new job there"
+    )
+
+
+def check(out_dir: Path) -> None:
+    """Refuse, before the input is read, a ``job.db`` that cannot be this job's ledger."""
+    path = out_dir / FILENAME
+    if not path.exists():
+        return
+    Ledger.open(out_dir, create=False).close()
+
+
+class Ledger:
+    """The job's ledger; writes come from many workers, commits are shared."""
+
+    def __init__(self, path: Path, db: sqlite3.Connection) -> None:
+        self.path = path
+        self._db = db
+        self._cond = threading.Condition()
+        self._queue: list[tuple[str, tuple[object, ...]]] = []
+        self._queued = self._durable = 0
+        self._writing = False
+        self._failure: Exception | None = None
+        self._seq = int(db.execute("SELECT COALESCE(MAX(seq), 0) FROM log").fetchone()[0])
+
+    # --- opening --------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, out_dir: Path, *, create: bool = True, name: str = FILENAME) -> Ledger:
+        path = out_dir / name
+        exists = path.exists()
+        if not exists and not create:
+            raise LedgerError(f"{out_dir} holds no {FILENAME}")
+        try:
+            if exists and path.stat().st_size == 0:
+                raise _damaged(path, "is empty (0 bytes)")
+            if exists:
+                with path.open("rb") as handle:
+                    if handle.read(16) != b"SQLite format 3\x00":
+                        raise _damaged(path, "is not a database")
+            else:
+                out_dir.mkdir(parents=True, exist_ok=True)
+            db = _connect(path)
+        except OSError as exc:
+            raise LedgerError(f"cannot use {path}: {why(exc)}") from None
+        except sqlite3.DatabaseError as exc:
+            raise _damaged(path, f"cannot be opened ({exc})") from None
+        try:
+            cls._prepare(db, path, new=not exists)
+        except sqlite3.DatabaseError as exc:
+            db.close()
+            if "full" in str(exc):
+                raise LedgerError(f"cannot write {path}: {why(OSError(28, str(exc)))}") from None
+            raise _damaged(path, f"is damaged ({exc})") from None
+        except LedgerError:
+            db.close()
+            raise
+        return cls(path, db)
+
+    @staticmethod
+    def _prepare(db: sqlite3.Connection, path: Path, *, new: bool) -> None:
+        version = int(db.execute("PRAGMA user_version").fetchone()[0])
+        if version > FORMAT:
+            raise _damaged(path, f"was written by a newer batch-latch (format {version})")
+        if version == 0:
+            tables = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+            if tables and not new:
+                raise _damaged(path, "is not a batch-latch job database")
+            script = _SCHEMA + ledger_views.VIEWS + f"PRAGMA user_version={FORMAT};"
+            db.executescript(f"BEGIN IMMEDIATE;{script}COMMIT;")
+        else:
+            db.execute("SELECT count(*) FROM commands").fetchone()
+
+    # --- commands -------------------------------------------------------------------------
+
+    def begin(
+        self,
+        run_id: str,
+        kind: RunKind | str,
+        *,
+        started_at: str,
+        user: str = "",
+        host: str = "",
+        input: str = "",
+        input_sha256: str = "",
+        base_url: str = "",
+        plan_run_id: str | None = None,
+        fresh: bool = False,
+        pid: int | None = None,
+    ) -> int:
+        """A command starts: its row in ``commands``, durable at once."""
+        values = (
+            run_id,
+            str(kind),
+            started_at,
+            user,
+            host,
+            os.getpid() if pid is None else pid,
+            input,
+            input_sha256,
+            base_url,
+            plan_run_id,
+            int(fresh),
+        )
+        with self._cond:
+            cur = self._exec(
+                "INSERT INTO commands (run_id, kind, started_at, user, host, pid, input, "
+                "input_sha256, base_url, plan_run_id, fresh) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                values,
+            )
+            self.command = int(cur.lastrowid or 0)
+            return self.command
+
+    def end(
+        self,
+        command: int,
+        *,
+        ended_at: str,
+        exit_code: int,
+        requests: int = 0,
+        rows: int | None = None,
+        invalid: int | None = None,
+        stop_reason: str | None = None,
+        by_day: dict[str, int] | None = None,
+    ) -> None:
+        """The command ended (any way but a kill): its end, exit code and costs."""
+        self.flush()
+        with self._cond:
+            self._exec(
+                "UPDATE commands SET ended_at=?, exit_code=?, requests=?, rows=?, invalid=?, "
+                "stop_reason=? WHERE id=?",
+                (ended_at, exit_code, requests, rows, invalid, stop_reason, command),
+            )
+            for day, n in (by_day or {}).items():
+                self._exec("INSERT INTO requests_by_day VALUES (?,?,?)", (command, day, n))
+
+    def forget(self, command: int) -> None:
+        """A command refused before it did anything (exit 2) leaves no trace."""
+        with self._cond:
+            self._exec(
+                "DELETE FROM commands WHERE id=? AND NOT EXISTS "
+                "(SELECT 1 FROM log WHERE command=?)",
+                (command, command),
+            )
+
+    def rename(self, command: int, run_id: str) -> None:
+        with self._cond:
+            self._exec("UPDATE commands SET run_id=? WHERE id=?", (run_id, command))
+
+    def remember_input(self, sha: str, rows: np.ndarray, fids: np.ndarray, gids: pa.Array) -> None:
+        """The valid rows of an input, once per distinct file: what is left of it is then
+        known during a command and after a kill."""
+        if not sha:
+            return
+        with self._cond:
+            have = self._db.execute(
+                "SELECT 1 FROM inputs WHERE input_sha256=? LIMIT 1", (sha,)
+            ).fetchone()
+            if have:
+                return
+            try:
+                self._db.execute("BEGIN")
+                self._db.executemany(
+                    "INSERT INTO inputs VALUES (?,?,?,?)",
+                    zip(
+                        (sha for _ in range(len(rows))),
+                        rows.tolist(),
+                        fids.tolist(),
+                        gids.to_pylist(),
+                    ),
+                )
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback()
+                raise self._write_error(exc) from None
+
+    # --- the log --------------------------------------------------------------------------
+
+    def intend(self, entry: Entry) -> int:
+        """A write's intent, durable before the request leaves; returns its ``seq``."""
+        return self._append([entry], command=self._command_of(entry))[0]
+
+    def withdraw(self, seq: int) -> None:
+        """The write never left (a stop before it was sent): its intent is taken back."""
+        self._enqueue("DELETE FROM log WHERE seq=?", (seq,))
+
+    def record(self, entry: Entry) -> None:
+        self._append([entry], command=self._command_of(entry))
+
+    def record_many(self, entries: Sequence[Entry], command: int) -> None:
+        self._append(entries, command=command)
+
+    #: The command a worker's entries belong to (one command at a time holds the job).
+    command: int = 0
+
+    def _command_of(self, entry: Entry) -> int:
+        return self.command
+
+    def _append(self, entries: Sequence[Entry], *, command: int) -> list[int]:
+        seqs = []
+        with self._cond:
+            for e in entries:
+                self._seq += 1
+                seqs.append(self._seq)
+                self._queue.append(
+                    (
+                        "INSERT INTO log VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                        (
+                            self._seq,
+                            command,
+                            e.at,
+                            e.row,
+                            e.fusebill_id,
+                            e.geotab_id,
+                            e.previous,
+                            e.status,
+                            e.change,
+                            e.error_key,
+                            e.http_status,
+                            " ".join(e.message.split()),
+                            int(e.settles),
+                        ),
+                    )
+                )
+            self._queued += 1
+            self._wait_durable(self._queued)
+        return seqs
+
+    def _enqueue(self, sql: str, args: tuple[object, ...]) -> None:
+        with self._cond:
+            self._queue.append((sql, args))
+            self._queued += 1
+            self._wait_durable(self._queued)
+
+    def flush(self) -> None:
+        with self._cond:
+            self._wait_durable(self._queued)
+
+    def _wait_durable(self, mine: int) -> None:
+        """Commit what is queued; callers that arrive while a commit runs share the next."""
+        while self._durable < mine:
+            if self._failure is not None:
+                raise self._write_error(self._failure)
+            if self._writing:
+                self._cond.wait()
+                continue
+            batch, upto = self._queue, self._queued
+            self._queue, self._writing = [], True
+            self._cond.release()
+            try:
+                self._db.execute("BEGIN")
+                for sql, args in batch:
+                    self._db.execute(sql, args)
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback()
+                self._failure = exc
+            finally:
+                self._cond.acquire()
+                self._writing = False
+                if self._failure is None:
+                    self._durable = upto
+                self._cond.notify_all()
+
+    def _exec(self, sql: str, args: tuple[object, ...]) -> sqlite3.Cursor:
+        """One statement, committed at once (called with the condition held)."""
+        while self._writing:
+            self._cond.wait()
+        try:
+            return self._db.execute(sql, args)
+        except sqlite3.Error as exc:
+            raise self._write_error(exc) from None
+
+    def _rollback(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self._db.execute("ROLLBACK")
+
+    def _write_error(self, exc: Exception) -> LedgerWriteError:
+        text = str(exc)
+        cause = why(OSError(28, text)) if "full" in text else text
+        return LedgerWriteError(
+            f"cannot write {self.path} ({cause}): the command stopped; every outcome "
+            "recorded so far is kept (the same command goes on where it stopped)"
+        )
+
+    # --- reading --------------------------------------------------------------------------
+
+    def query(self, sql: str, args: Iterable[object] = ()) -> list[tuple[Any, ...]]:
+        with self._cond:
+            while self._writing:
+                self._cond.wait()
+            try:
+                return list(self._db.execute(sql, tuple(args)))
+            except sqlite3.DatabaseError as exc:
+                raise _damaged(self.path, f"cannot be read ({exc})") from None
+
+    def bound_to(self) -> str | None:
+        """The API the job is bound to: the one an answer in Fusebill's format came from
+        (a line other than a write's intent). None: no answer came yet."""
+        got = self.query(
+            "SELECT c.base_url FROM log l JOIN commands c ON c.id = l.command "
+            "WHERE l.status != 'writing' AND c.base_url != '' ORDER BY l.seq DESC LIMIT 1"
+        )
+        return str(got[0][0]) if got else None
+
+    def records(self, base_url: str) -> tuple[Records, int]:
+        """Every line of the commands that sent (run, undo) against ``base_url``, in order,
+        and where the newest ``--fresh`` start begins among them (0: no such start)."""
+        rows = self.query(
+            "SELECT l.fusebill_id, l.geotab_id, l.status, l.http_status, l.message, "
+            "l.error_key, l.change, l.previous, l.at, l.settles, c.fresh, c.id "
+            "FROM log l JOIN commands c ON c.id = l.command "
+            f"WHERE c.kind IN {SENDING_KINDS} AND c.base_url = ? ORDER BY l.seq",
+            (base_url,),
+        )
+        fresh = self.query(
+            f"SELECT MAX(id) FROM commands WHERE fresh = 1 AND base_url = ? AND kind IN "
+            f"{SENDING_KINDS}",
+            (base_url,),
+        )[0][0]
+        start = 0
+        if fresh is not None:
+            start = next((i for i, r in enumerate(rows) if int(r[11]) >= int(fresh)), len(rows))
+        return from_rows([(*r[:9], bool(r[9])) for r in rows]), start
+
+    def close(self) -> None:
+        with self._cond:
+            failure = self._failure
+            with contextlib.suppress(sqlite3.Error):
+                self._db.close()
+        if failure is not None:
+            raise self._write_error(failure)
