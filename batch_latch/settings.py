@@ -44,6 +44,7 @@ from batch_latch.environment import (
 )
 from batch_latch.errors import ConfigError
 from batch_latch.fusebill.proxies import check_proxies
+from batch_latch.jobfolder.job import job_of_report
 from batch_latch.optiontypes import (
     DEFAULT_RESERVE,
     _delimiter,
@@ -111,8 +112,8 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "--out",
-        "job folder: checkpoint, reports and run history "
-        "(default: <INPUT folder>/<INPUT name>-latch/)",
+        "job folder: its job.db, reports and run history (default: <INPUT folder>/"
+        "<INPUT name>-latch/; for a report fed back from a job folder, that job folder)",
         INPUT,
         type=Path,
         metavar="DIR",
@@ -367,7 +368,7 @@ def settings_from(args: argparse.Namespace, command: str) -> Settings:
         out = Path(".")  # check writes nothing: no job folder
     elif out is None:
         assert source is not None  # undo and status take OUT as their argument
-        out = source.parent / f"{source.stem}-latch"
+        out = job_of_report(source) or source.parent / f"{source.stem}-latch"
     dry_run = bool(values.pop("dry_run", False))
     if values.get("plan") is not None and (dry_run or values.get("no_read")):
         given = "--dry-run" if dry_run else "--no-read"

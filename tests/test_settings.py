@@ -408,6 +408,32 @@ def test_settings_from_defaults_out_next_to_the_input(
     assert (chosen.rate, chosen.workers, chosen.max_attempts, chosen.timeout) == (10.0, 8, 5, 30.0)
 
 
+@pytest.mark.parametrize("where", ["", "runs/20261207T101500Z-run"])
+def test_a_report_fed_back_from_a_job_folder_defaults_out_to_that_job(
+    tmp_path: Path, where: str
+) -> None:
+    from batch_latch.cli import build_parser
+
+    job = tmp_path / "mapping-latch"
+    folder = job / where
+    folder.mkdir(parents=True)
+    (job / "job.db").write_bytes(b"")  # a job folder: its ledger is there
+    args = build_parser(sandbox_options=False).parse_args(
+        ["run", str(folder / "failed.csv"), "--dry-run"]
+    )
+    assert settings_from(args, "run").out == job
+
+
+def test_a_sheet_beside_no_job_still_gets_its_own_job_folder(tmp_path: Path) -> None:
+    from batch_latch.cli import build_parser
+
+    (tmp_path / "runs" / "x").mkdir(parents=True)  # a "runs" folder that is not in a job
+    args = build_parser(sandbox_options=False).parse_args(
+        ["run", str(tmp_path / "runs" / "x" / "failed.csv"), "--dry-run"]
+    )
+    assert settings_from(args, "run").out == tmp_path / "runs" / "x" / "failed-latch"
+
+
 def test_a_live_command_without_a_key_is_a_config_error(tmp_path: Path) -> None:
     from batch_latch.cli import build_parser
 

@@ -24,6 +24,17 @@ def exists(out: Path) -> bool:
     return (out / FILENAME).exists() or v3_import.is_v3(out) or (out / RUNS).is_dir()
 
 
+def job_of_report(source: Path) -> Path | None:
+    """The job folder a fed-back report belongs to: the folder it sits in (``OUT/``) or
+    the job whose run folder holds it (``OUT/runs/<run>/``); None for any other file."""
+    folder = source.parent
+    candidates = [folder, folder.parent.parent] if folder.parent.name == RUNS else [folder]
+    for job in candidates:
+        if (job / FILENAME).exists() or v3_import.is_v3(job):
+            return job
+    return None
+
+
 def open_job(out: Path, base_url: str | None = None, err: TextIO | None = None) -> Ledger:
     """The job's ledger (made when new, a v3 job taken in first); with ``base_url``, a
     job bound to another API is refused."""
