@@ -31,8 +31,8 @@ import time
 from pathlib import Path
 
 from _common import machine, profile, run_child
-
 from batch_latch.jobfolder.checkpoint import FILENAME, Checkpoint, Record
+
 from batch_latch.sandbox import Sandbox, SandboxConfig
 
 ROOT = Path(__file__).resolve().parent.parent

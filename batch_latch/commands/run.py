@@ -24,8 +24,8 @@ from batch_latch.jobfolder.history import ReportPaths
 from batch_latch.jobfolder.job import open_job
 from batch_latch.jobfolder.ledger import Ledger
 from batch_latch.jobfolder.ledger import check as ledger_check
+from batch_latch.outcome import LiveOutcome, dry_run_columns
 from batch_latch.reports import writer as report
-from batch_latch.reports.columns import LiveOutcome, dry_run_columns
 from batch_latch.reports.summary_text import print_json, print_summary
 from batch_latch.reports.writer import Summary
 from batch_latch.send.attempt_loop import quota_hook

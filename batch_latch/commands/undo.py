@@ -26,7 +26,7 @@ from batch_latch.fusebill.service import FusebillService
 from batch_latch.jobfolder import job
 from batch_latch.jobfolder.earlier import Earlier, Target, Targets
 from batch_latch.jobfolder.ledger import Entry, Ledger
-from batch_latch.reports.columns import (
+from batch_latch.outcome import (
     IntColumn,
     LiveOutcome,
     ResultColumns,

@@ -21,7 +21,7 @@ from batch_latch.errors import NotAJob, ReportError, why
 from batch_latch.jobfolder.files import atomic_write
 from batch_latch.jobfolder.history import RUNS, ReportPaths
 from batch_latch.jobfolder.ledger import FILENAME as LEDGER
-from batch_latch.reports.columns import ResultColumns
+from batch_latch.outcome import ResultColumns
 from batch_latch.reports.xlsx_rows import MAX_XLSX_ROWS
 from batch_latch.sheet import formula
 from batch_latch.vocab import CHANGES, FAILED_STATUSES, STATUSES, TOOL_COLUMNS

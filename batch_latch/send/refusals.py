@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 
 from batch_latch.jobfolder.earlier import is_refusal
-from batch_latch.reports.columns import RowOutcome
+from batch_latch.outcome import RowOutcome
 from batch_latch.send.attempt_loop import AttemptLoop
 from batch_latch.vocab import Status, StopReason
 

@@ -20,7 +20,7 @@ from batch_latch.fusebill.service import FusebillService
 from batch_latch.jobfolder.earlier import Earlier, Settled
 from batch_latch.jobfolder.ledger import Entry, Ledger
 from batch_latch.jobfolder.plans import Plan
-from batch_latch.reports.columns import Builder, LiveOutcome, RowOutcome
+from batch_latch.outcome import Builder, LiveOutcome, RowOutcome
 from batch_latch.send.decisions import RowLogic, Task
 from batch_latch.send.estimate import duration, requests_needed
 from batch_latch.send.journal import LedgerJournal

@@ -13,7 +13,7 @@ from typing import Generic, Protocol, TextIO, TypeVar
 from batch_latch.clock import now_iso
 from batch_latch.fusebill.answers import Reply
 from batch_latch.fusebill.service import FusebillService
-from batch_latch.reports.columns import LiveOutcome, ResultColumns, RowOutcome
+from batch_latch.outcome import LiveOutcome, ResultColumns, RowOutcome
 from batch_latch.send.attempt_loop import AttemptLoop
 from batch_latch.send.decisions import pending
 from batch_latch.send.notices import Notices

@@ -14,7 +14,7 @@ from batch_latch.commands import undo
 from batch_latch.errors import BatchLatchError, NotAJob
 from batch_latch.fusebill.answers import Reply
 from tests.ledgers import Record, records, write_job
-from batch_latch.reports.columns import LiveOutcome, ResultColumns
+from batch_latch.outcome import LiveOutcome, ResultColumns
 from batch_latch.send.progress import Silent
 from batch_latch.settings import Settings
 from batch_latch.vocab import RunKind

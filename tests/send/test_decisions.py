@@ -10,7 +10,7 @@ import pytest
 
 from batch_latch.fusebill.answers import Reply
 from batch_latch.jobfolder.earlier import Origin
-from batch_latch.reports.columns import RowOutcome
+from batch_latch.outcome import RowOutcome
 from batch_latch.send.attempt_loop import AttemptLoop
 from batch_latch.send.decisions import NO_GEOTAB_FIELD, RowLogic, Task
 from batch_latch.send.notices import Notices

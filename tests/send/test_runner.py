@@ -20,7 +20,7 @@ from pydantic import SecretStr
 from batch_latch.jobfolder.ledger import Ledger
 from batch_latch.jobfolder.ledger import LedgerWriteError as JournalWriteError
 from batch_latch.reports import writer as report
-from batch_latch.reports.columns import LiveOutcome, TextColumn
+from batch_latch.outcome import LiveOutcome, TextColumn
 from batch_latch.send import runner
 from batch_latch.send.pool import Pool
 from batch_latch.send.progress import Silent

@@ -1,4 +1,6 @@
-"""Outcomes → the report's columns, one entry per non-blank input row, in input order.
+"""A row's outcome and the report's columns built from them, one entry per non-blank
+input row, in input order. The engine (``send/``) makes them and ``reports/`` writes them,
+so they live on the floor below both.
 
 Text columns are kept as dictionary codes, so a value repeated a million times (the same
 status or message) costs a million small integers, not a million strings.
