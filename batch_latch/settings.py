@@ -17,7 +17,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
 
@@ -58,6 +58,10 @@ from batch_latch.optiontypes import (
     QuotaReserve as QuotaReserve,
 )
 from batch_latch.vocab import RunKind
+
+if TYPE_CHECKING:
+    from batch_latch.send.attempt_loop import QuotaHook
+    from batch_latch.send.options import EngineOptions, RowRules
 
 # Which commands take which option group.
 INPUT = ("run", "plan")
@@ -345,6 +349,39 @@ class Settings:
     def sends(self) -> bool:
         """Whether this command talks to Fusebill (and so needs the key)."""
         return not self.dry_run and self.kind is not RunKind.DRY_RUN
+
+    def engine(self, on_quota_wait: QuotaHook | None = None) -> EngineOptions:
+        """The plain values the engine runs with (twine's ``create_repository``)."""
+        from batch_latch.send.options import EngineOptions
+
+        return EngineOptions(
+            base_url=self.base_url,
+            api_key=self.api_key,
+            rate=self.rate,
+            workers=self.workers,
+            max_attempts=self.max_attempts,
+            timeout=self.timeout,
+            read_batch=self.read_batch,
+            reserve=self.quota_reserve,
+            max_requests=self.max_requests,
+            wait_for_quota=self.wait_for_quota,
+            progress=self.progress,
+            env=self.env,
+            on_quota_wait=on_quota_wait,
+        )
+
+    def rules(self) -> RowRules:
+        """What a run or plan does with each row."""
+        from batch_latch.send.options import RowRules
+
+        return RowRules(
+            planning=self.kind is RunKind.PLAN,
+            read_first=not self.no_read,
+            allow_relatch=self.allow_relatch,
+            keep_going=self.keep_going,
+            retry_not_found=self.retry_not_found,
+            retry_failed=self.retry_failed,
+        )
 
 
 def _kind(command: str, dry_run: bool) -> RunKind:

@@ -38,7 +38,10 @@ def command(out: Path, base_url: str, kind: str = "run", fresh: bool = False) ->
     try:
         n = ledger.query("SELECT count(*) FROM commands")[0][0]
         command_id = ledger.begin(
-            f"test-{n + 1}-{kind}", kind, started_at="2026-01-01T00:00:00Z", base_url=base_url,
+            f"test-{n + 1}-{kind}",
+            kind,
+            started_at="2026-01-01T00:00:00Z",
+            base_url=base_url,
             fresh=fresh,
         )
         yield ledger
@@ -66,4 +69,4 @@ def latch(settings: Settings, verdicts: Verdicts, **kwargs: Any) -> Any:
     """``runner.latch`` as the command runs it, on the job in ``settings.out``."""
     kind = settings.kind.value if settings.kind.value != "dry-run" else "dry_run"
     with command(settings.out, settings.base_url, kind, settings.fresh) as ledger:
-        return runner.latch(settings, verdicts, ledger=ledger, **kwargs)
+        return runner.latch(settings.engine(), settings.rules(), verdicts, ledger=ledger, **kwargs)

@@ -28,7 +28,6 @@ from batch_latch.outcome import LiveOutcome, dry_run_columns
 from batch_latch.reports import writer as report
 from batch_latch.reports.summary_text import print_json, print_summary
 from batch_latch.reports.writer import Summary
-from batch_latch.send.attempt_loop import quota_hook
 from batch_latch.send.pool import StopSignals
 from batch_latch.settings import Settings
 from batch_latch.sheet import loader, validate
@@ -36,6 +35,7 @@ from batch_latch.vocab import ExitCode, RunKind, exit_code_for
 
 if TYPE_CHECKING:
     from batch_latch.commands.notifying import Announcer
+    from batch_latch.send.attempt_loop import QuotaHook
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ def run(
         undo.check_job(settings.out)
         with _command(settings, started, out, err, {}) as span:
             _begin(settings, span, started, "")
-            done = undo.undo(settings, span.ledger, stderr=err)
+            done = undo.undo(settings, span.ledger, stderr=err, on_quota_wait=_hook(span))
             return _report(settings, done, {}, started, out, err, span=span)
     assert settings.input is not None
     digest = _Digest(settings.input)  # hashed on another thread while the sheet is read
@@ -82,7 +82,7 @@ def run(
         if plan is None and settings.kind is RunKind.RUN:
             _hint_reviewed_plan(settings, digest, err)
         _begin(settings, span, started, digest.result(), plan, verdicts)
-        done = _send(settings, sheet, verdicts, err, plan, span.ledger)
+        done = _send(settings, sheet, verdicts, err, plan, span)
         return _report(settings, done, sheet.extras, started, out, err, digest, span, plan)
 
 
@@ -149,8 +149,7 @@ def _command(
 
             span.tell = Announcer.open(settings, err, facts)
         try:
-            with quota_hook(span.tell.waiting if span.tell else None):
-                yield span
+            yield span
         except BatchLatchError as exc:
             _ended_badly(span, exc.exit_code)
             if exc.exit_code == ExitCode.STOPPED:
@@ -279,14 +278,22 @@ def _send(
     verdicts: validate.Verdicts,
     err: TextIO,
     plan: plans.Plan | None,
-    ledger: Ledger | None,
+    span: _Span,
 ) -> LiveOutcome:
     if settings.kind is RunKind.DRY_RUN:
         return LiveOutcome(dry_run_columns(verdicts))
     from batch_latch.send import runner  # the live side pulls in requests and tqdm
 
-    assert ledger is not None
-    return runner.latch(settings, verdicts, ledger=ledger, stderr=err, plan=plan)
+    assert span.ledger is not None
+    options = settings.engine(on_quota_wait=_hook(span))
+    return runner.latch(
+        options, settings.rules(), verdicts, ledger=span.ledger, stderr=err, plan=plan
+    )
+
+
+def _hook(span: _Span) -> QuotaHook | None:
+    """What a quota wait tells: the --notify message, when there is one."""
+    return span.tell.waiting if span.tell is not None else None
 
 
 def _report(

@@ -1,17 +1,14 @@
 """``batch-latch undo OUT``: put back what this job's latches replaced.
 
-For every customer the job latched (its checkpoint says which, and what each held before
-the job's first change), read the customer; if it still holds what the job set, restore
-it: ``UnlatchCustomer`` when it held none, ``LatchCustomer`` with the previous geotabId
-otherwise. A customer changed since is left alone. Outcomes go into the checkpoint like a
-run's, so an interrupted undo is finished by the next one and never unlatches twice: a
-customer that already holds what it held before counts as restored without a write.
+The command supplies undo's targets (every customer the job's ledger says it latched and
+has not put back, with what each held before the job's first change) and its columns;
+the row logic (``send.undo_logic``) and the loop (``Session.drive``) are the engine's,
+shared with run and plan, so an interrupted undo is finished by the next one.
 """
 
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
@@ -19,9 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from batch_latch.clock import now_iso
 from batch_latch.errors import NotAJob
-from batch_latch.fusebill.answers import Meaning, classify_unlatch
 from batch_latch.fusebill.service import FusebillService
 from batch_latch.jobfolder import job
 from batch_latch.jobfolder.earlier import Earlier, Target, Targets
@@ -33,19 +28,15 @@ from batch_latch.outcome import (
     RowOutcome,
     TextColumn,
 )
-from batch_latch.send.decisions import RowLogic, Task
+from batch_latch.send.attempt_loop import QuotaHook
+from batch_latch.send.decisions import RowLogic
 from batch_latch.send.estimate import duration, requests_needed
 from batch_latch.send.journal import LedgerJournal
 from batch_latch.send.progress import Progress
 from batch_latch.send.session import Session
+from batch_latch.send.undo_logic import UndoLogic, UndoTask
 from batch_latch.settings import URL_VARIABLE, Settings
 from batch_latch.vocab import RECORDED, Change, Status, plural
-
-
-@dataclass(frozen=True)
-class UndoTask:
-    index: int
-    target: Target
 
 
 def check_job(out: Path) -> None:
@@ -99,108 +90,6 @@ def planned_columns(found: Targets, unlatch_unknown: bool, rows: pa.Array) -> Re
     )
 
 
-class UndoLogic:
-    def __init__(self, rows: RowLogic, unlatch_unknown: bool) -> None:
-        self.rows = rows
-        self.unlatch_unknown = unlatch_unknown
-
-    def process(self, task: UndoTask) -> RowOutcome:
-        t = task.target
-        origin = t.origin
-        row = Task(task.index, t.fusebill_id, t.set_to)
-        if not origin.known and not self.unlatch_unknown:
-            return self._failed(
-                None,
-                "left alone: it was latched with --no-read, so what it held before is unknown "
-                "(use --unlatch-unknown to unlatch it)",
-                "unknown_previous",
-            )
-        sent, holding = self.rows.read(row)
-        verdict = sent.verdict
-        if verdict is None:
-            return self.rows.stopped(0, sent.status)
-        if verdict.kind is Meaning.NOT_FOUND:
-            return self.rows.outcome(Status.NOT_FOUND, sent.status, 0, verdict.message, "not_found")
-        if verdict.kind is not Meaning.SUCCESS or holding is None:
-            return self._failed(
-                sent.status, f"could not read the customer: {verdict.message}", "unreadable"
-            )
-        if not holding.known:
-            return self._failed(
-                sent.status,
-                "left alone: this API does not show the customer's geotabId, so undo cannot "
-                "check that it still holds what this job set",
-                "cannot_check",
-            )
-        back = origin.previous if origin.known else ""
-        if holding.geotab_id == (back or None):
-            return self._restored(
-                sent.status, 0, "already holds what it held before; nothing written"
-            )
-        if holding.geotab_id != t.set_to:
-            return self._failed(
-                sent.status,
-                f"left alone: it holds {holding.geotab_id!r} now, not {t.set_to!r} that this "
-                "job set",
-                "changed_since",
-                settles=True,
-            )
-        if back:
-            outcome = self.rows.latch(
-                Task(task.index, t.fusebill_id, back), Change.UNDO, back, read_http=sent.status
-            )
-            if outcome.status is Status.SUCCESS:
-                return self._restored(
-                    outcome.http_status, outcome.attempts, f"latched back to {back!r}"
-                )
-            return outcome
-        return self._unlatch(row, sent.status)
-
-    def _unlatch(self, row: Task, read_http: int | None) -> RowOutcome:
-        fid = row.fusebill_id
-        token = self.rows.intend(row, "", Change.UNDO, row.geotab_id)
-        sent = self.rows.loop.call(
-            lambda: self.rows.service.unlatch(fid), lambda r: classify_unlatch(r, fid), row.index
-        )
-        verdict, n = sent.verdict, sent.attempts
-        self.rows.sent_or_withdrawn(token, sent)
-        if verdict is None:
-            return self.rows.stopped(n, sent.status if n else read_http)
-        if verdict.kind is Meaning.SUCCESS:
-            return self._restored(sent.status, n, "unlatched (it held no geotabId before)")
-        if verdict.kind is Meaning.UNPROVEN or sent.ambiguous:
-            back, holding = self.rows.read_back(row)
-            if back.verdict is None:  # stopped during the read-back: the outcome is unknown
-                return self.rows.stopped(n, sent.status)
-            if holding is not None and holding.known and holding.geotab_id is None:
-                return self._restored(sent.status, n, "unlatched (confirmed by read-back)")
-            return self._failed(
-                sent.status, f"unlatch not confirmed: {verdict.message}", "unconfirmed", n
-            )
-        return self._failed(sent.status, verdict.message, verdict.error_key, n)
-
-    def _restored(self, http: int | None, attempts: int, message: str) -> RowOutcome:
-        return RowOutcome(
-            Status.SUCCESS, http, attempts, message, "", Change.UNDO, "", now_iso(), settles=True
-        )
-
-    def _failed(
-        self, http: int | None, message: str, key: str, attempts: int = 0, settles: bool = False
-    ) -> RowOutcome:
-        """A customer left alone; ``settles`` when a read showed what it holds."""
-        return RowOutcome(
-            Status.FAILED,
-            http,
-            attempts,
-            message,
-            key,
-            Change.NONE,
-            "",
-            now_iso(),
-            settles=settles,
-        )
-
-
 def undo(
     settings: Settings,
     ledger: Ledger | None,
@@ -208,6 +97,7 @@ def undo(
     service: FusebillService | None = None,
     progress: Progress | None = None,
     stderr: TextIO | None = None,
+    on_quota_wait: QuotaHook | None = None,
 ) -> LiveOutcome:
     """Undo the job in ``settings.out``; a dry run returns only the columns it would report."""
     err = stderr or sys.stderr
@@ -218,7 +108,8 @@ def undo(
         return LiveOutcome(planned_columns(found, settings.unlatch_unknown, rows))
     tasks = [UndoTask(i, found[i]) for i in range(len(found))]
     requests = requests_needed(len(tasks), reads=True, writes=True, read_batch=settings.read_batch)
-    session: Session[UndoTask] = Session.open(settings, service, progress, err, planned=requests)
+    options = settings.engine(on_quota_wait)
+    session: Session[UndoTask] = Session.open(options, service, progress, err, planned=requests)
     if not found:
         session.notices.say("Nothing to undo: this job has latched no customer.")
         session.service.close()
@@ -236,14 +127,12 @@ def undo(
         f"{settings.rate:g} requests/s: {duration(requests / settings.rate)}."
     )
 
-    def done(task: UndoTask, outcome: RowOutcome) -> None:
-        if outcome.status.value in RECORDED:
-            ledger.record(_entry(task.target, outcome, rows[task.index].as_py()))
-        session.progress.row_done(outcome.status.value)
+    def entry(task: UndoTask, outcome: RowOutcome) -> Entry | None:
+        if outcome.status.value not in RECORDED:
+            return None
+        return _entry(task.target, outcome, rows[task.index].as_py())
 
-    results = session.send_all(tasks, logic.process, done)
-    ledger.flush()
-    outcomes, message = session.finish(tasks, results, {})
+    outcomes, message = session.drive(tasks, logic.process, ledger, entry)
     return session.outcome(columns(found, outcomes, rows), message)
 
 

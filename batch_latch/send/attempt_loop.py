@@ -12,19 +12,17 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from batch_latch.fusebill.answers import Meaning, Reply, Verdict
 from batch_latch.fusebill.ratelimits import limits, retry_after
+from batch_latch.optiontypes import QuotaReserve
 from batch_latch.send.estimate import Pace
 from batch_latch.send.notices import Notices, both_times
 from batch_latch.send.retry import RetryPolicy
 from batch_latch.send.throttle import Throttle
-from batch_latch.settings import QuotaReserve
 from batch_latch.vocab import StopReason, plural
 
 NO_RESERVE = QuotaReserve("0", count=0)
@@ -73,19 +71,6 @@ class QuotaWait:
 #: Told once per reset time, from the worker that met the spent quota; it must not raise
 #: (the command's caller passes one in: ``send`` knows nothing of what it does with it).
 QuotaHook = Callable[[QuotaWait], None]
-_QUOTA_HOOK: ContextVar[QuotaHook | None] = ContextVar("quota_hook", default=None)
-
-
-@contextmanager
-def quota_hook(hook: QuotaHook | None) -> Iterator[None]:
-    """Every :class:`AttemptLoop` made in this span (in this thread) calls ``hook`` when a
-    quota wait starts, unless it was given its own: how a command passes its hook through
-    the session that builds the loop."""
-    token = _QUOTA_HOOK.set(hook)
-    try:
-        yield
-    finally:
-        _QUOTA_HOOK.reset(token)
 
 
 class Health:
@@ -134,7 +119,7 @@ class AttemptLoop:
         self.planned = planned  # requests the command expects to send, for the estimate
         self.rate = throttle.rate
         self._wait_for_quota = wait_for_quota
-        self._on_quota_wait = on_quota_wait or _QUOTA_HOOK.get()
+        self._on_quota_wait = on_quota_wait
         self._rng = rng or random.Random()
         self._lock = threading.Lock()
         self._streak_429 = 0

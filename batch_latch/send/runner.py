@@ -24,12 +24,12 @@ from batch_latch.outcome import Builder, LiveOutcome, RowOutcome
 from batch_latch.send.decisions import RowLogic, Task
 from batch_latch.send.estimate import duration, requests_needed
 from batch_latch.send.journal import LedgerJournal
+from batch_latch.send.options import EngineOptions, RowRules
 from batch_latch.send.progress import Progress
 from batch_latch.send.refusals import Refusals
 from batch_latch.send.session import Session
-from batch_latch.settings import Settings
 from batch_latch.sheet.validate import Verdicts
-from batch_latch.vocab import RECORDED, Change, RunKind, Status, plural
+from batch_latch.vocab import RECORDED, Change, Status, plural
 
 
 def _valid_rows(verdicts: Verdicts) -> tuple[np.ndarray, np.ndarray, pa.Array]:
@@ -62,7 +62,8 @@ def _plan_settled(settled: Settled) -> Settled:
 
 
 def latch(
-    settings: Settings,
+    options: EngineOptions,
+    rules: RowRules,
     verdicts: Verdicts,
     *,
     ledger: Ledger,
@@ -74,40 +75,39 @@ def latch(
     """Run (or plan) every valid row that earlier runs did not settle; with ``plan``, write
     only what that plan showed."""
     err = stderr or sys.stderr
-    planning = settings.kind is RunKind.PLAN
-    records, fresh_start = ledger.records(settings.base_url)
+    planning = rules.planning
+    records, fresh_start = ledger.records(options.base_url)
     since = records.since(fresh_start)  # --fresh: the re-run rules forget what came before
-    positions, settled, tasks = _tasks(settings, verdicts, Earlier(since), Earlier(records), plan)
+    positions, settled, tasks = _tasks(rules, verdicts, Earlier(since), Earlier(records), plan)
     rows = np.asarray(verdicts.rows.to_numpy(), dtype=np.int64)
-    reads = planning or not settings.no_read
+    reads = planning or rules.read_first
     requests = requests_needed(
-        len(tasks), reads=reads, writes=not planning, read_batch=settings.read_batch
+        len(tasks), reads=reads, writes=not planning, read_batch=options.read_batch
     )
-    session: Session[Task] = Session.open(settings, service, progress, err, planned=requests)
-    _announce(session, len(tasks), requests, len(settled.where), planning)
+    session: Session[Task] = Session.open(options, service, progress, err, planned=requests)
+    _announce(session, len(tasks), requests, len(settled.where), rules)
     logic = RowLogic(
         session.service,
         session.loop,
-        read_first=not settings.no_read,
-        allow_relatch=settings.allow_relatch,
+        read_first=rules.read_first,
+        allow_relatch=rules.allow_relatch,
         write=not planning,
         journal=None if planning else LedgerJournal(ledger, lambda i: int(rows[i])),
         reader=session.open_reader([t.fusebill_id for t in tasks], reads=reads),
         apply_plan=plan is not None,
     )
-    refusals = Refusals(session.loop, off=settings.keep_going)
+    refusals = Refusals(session.loop, off=rules.keep_going)
     kept = (*RECORDED, Status.VALID.value) if planning else RECORDED
 
-    def done(task: Task, outcome: RowOutcome) -> None:
-        if outcome.status.value in kept:
-            ledger.record(_entry(task, outcome, int(rows[task.index]), planning))
-        refusals.ended(outcome)
-        session.progress.row_done(outcome.status.value)
+    def entry(task: Task, outcome: RowOutcome) -> Entry | None:
+        if outcome.status.value not in kept:
+            return None
+        return _entry(task, outcome, int(rows[task.index]), planning)
 
-    results = session.send_all(tasks, logic.process, done) if tasks else []
-    ledger.flush()
     notes = {int(positions[j]): text for j, text in settled.notes.items()}
-    outcomes, message = session.finish(tasks, results, notes)
+    outcomes, message = session.drive(
+        tasks, logic.process, ledger, entry, after=refusals.ended, notes=notes
+    )
     builder = Builder(verdicts)
     settled_rows = _plan_settled(settled) if planning else settled
     builder.settled(dataclasses.replace(settled_rows, where=positions[settled_rows.where]))
@@ -127,7 +127,7 @@ def _held(n: int, tasks: list[Task], outcomes: list[RowOutcome]) -> pa.Array:
 
 
 def _tasks(
-    settings: Settings,
+    rules: RowRules,
     verdicts: Verdicts,
     earlier: Earlier,
     memory: Earlier,
@@ -138,7 +138,7 @@ def _tasks(
     and its open writes come from the job's whole memory."""
     positions, fids, gids = _valid_rows(verdicts)
     settled = earlier.settled(
-        fids, gids, retry_not_found=settings.retry_not_found, retry_failed=settings.retry_failed
+        fids, gids, retry_not_found=rules.retry_not_found, retry_failed=rules.retry_failed
     )
     todo = np.ones(len(positions), dtype=bool)
     todo[settled.where] = False
@@ -174,17 +174,17 @@ def _entry(task: Task, outcome: RowOutcome, row: int, planning: bool) -> Entry:
 
 
 def _announce(
-    session: Session[Task], rows: int, requests: int, settled: int, planning: bool
+    session: Session[Task], rows: int, requests: int, settled: int, rules: RowRules
 ) -> None:
-    settings = session.settings
+    options, planning = session.options, rules.planning
     note = f" ({plural(settled, 'row')} settled by earlier runs are not sent again)"
     note = note if settled else ""
     if rows == 0:
         session.notices.say(f"Nothing to send{note}.")
         return
     writes = not planning
-    reads = planning or not settings.no_read
-    batch = settings.read_batch
+    reads = planning or rules.read_first
+    batch = options.read_batch
     noun = "request" if requests == 1 else "requests"
     if not reads:
         what = noun
@@ -197,9 +197,9 @@ def _announce(
         )
     most = "up to " if reads and writes else ""
     session.notices.say(
-        f"{'Planning' if planning else 'Sending'} {plural(rows, 'row')} to {settings.base_url}: "
-        f"{most}{requests:,} {what} at up to {settings.rate:g} requests/s with "
-        f"{plural(settings.workers, 'worker')}: {duration(requests / settings.rate)}{note}. The "
+        f"{'Planning' if planning else 'Sending'} {plural(rows, 'row')} to {options.base_url}: "
+        f"{most}{requests:,} {what} at up to {options.rate:g} requests/s with "
+        f"{plural(options.workers, 'worker')}: {duration(requests / options.rate)}{note}. The "
         "account's own limits may add pauses; they are estimated once its first answer "
         "shows them."
     )

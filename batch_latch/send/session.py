@@ -13,17 +13,18 @@ from typing import Generic, Protocol, TextIO, TypeVar
 from batch_latch.clock import now_iso
 from batch_latch.fusebill.answers import Reply
 from batch_latch.fusebill.service import FusebillService
+from batch_latch.jobfolder.ledger import Entry, Ledger
 from batch_latch.outcome import LiveOutcome, ResultColumns, RowOutcome
 from batch_latch.send.attempt_loop import AttemptLoop
 from batch_latch.send.decisions import pending
 from batch_latch.send.notices import Notices
+from batch_latch.send.options import EngineOptions
 from batch_latch.send.pool import Pool, StopSignals
 from batch_latch.send.progress import Bar, Progress, Silent
 from batch_latch.send.reads import Reader
 from batch_latch.send.retry import RetryPolicy
 from batch_latch.send.stops import stop_message
 from batch_latch.send.throttle import Throttle
-from batch_latch.settings import Settings
 from batch_latch.vocab import Status, StopReason
 
 
@@ -76,16 +77,16 @@ class CountingService:
         self.service.close()
 
 
-def make_service(settings: Settings) -> FusebillService:
+def make_service(options: EngineOptions) -> FusebillService:
     from batch_latch.fusebill.client import FusebillClient  # the live side pulls in requests
 
-    if settings.api_key is None:
+    if options.api_key is None:
         raise ValueError("a live command needs an API key")
     return FusebillClient(
-        settings.base_url,
-        settings.api_key.get_secret_value(),
-        timeout=settings.timeout,
-        env=settings.env,
+        options.base_url,
+        options.api_key.get_secret_value(),
+        timeout=options.timeout,
+        env=options.env,
     )
 
 
@@ -96,7 +97,7 @@ class Session(Generic[T]):
     Generic over the command's task (a run's :class:`Task`, an undo's own), which only needs
     its ``index``: the position of its row in the report."""
 
-    settings: Settings
+    options: EngineOptions
     service: CountingService
     throttle: Throttle
     loop: AttemptLoop
@@ -107,7 +108,7 @@ class Session(Generic[T]):
     @classmethod
     def open(
         cls,
-        settings: Settings,
+        options: EngineOptions,
         service: FusebillService | None,
         progress: Progress | None,
         err: TextIO,
@@ -116,20 +117,21 @@ class Session(Generic[T]):
     ) -> Session[T]:
         """``planned``: the requests the command expects to send, for the estimate at the
         account's limits once its first answer shows them."""
-        bar = progress or (Bar(err) if settings.progress else Silent(err))
-        throttle = Throttle(settings.rate, max_requests=settings.max_requests)
+        bar = progress or (Bar(err) if options.progress else Silent(err))
+        throttle = Throttle(options.rate, max_requests=options.max_requests)
         notices = Notices(bar)
+        counted = CountingService(service or make_service(options))
         attempts = AttemptLoop(
             throttle,
-            RetryPolicy(max_attempts=settings.max_attempts),
+            RetryPolicy(max_attempts=options.max_attempts),
             notices,
-            wait_for_quota=settings.wait_for_quota,
+            wait_for_quota=options.wait_for_quota,
             planned=planned,
-            reserve=settings.quota_reserve,
+            reserve=options.reserve,
+            on_quota_wait=options.on_quota_wait,
+            redact=counted.redact,
         )
-        counted = CountingService(service or make_service(settings))
-        attempts.redact = counted.redact
-        return cls(settings, counted, throttle, attempts, bar, notices)
+        return cls(options, counted, throttle, attempts, bar, notices)
 
     def open_reader(self, order: list[int], *, reads: bool = True) -> Reader:
         """The reads of this command, ``--read-batch`` customers a request, in task order."""
@@ -138,10 +140,36 @@ class Session(Generic[T]):
             self.loop,
             self.notices,
             order=order,
-            base_url=self.settings.base_url,
-            read_batch=self.settings.read_batch if reads else 1,
+            base_url=self.options.base_url,
+            read_batch=self.options.read_batch if reads else 1,
         )
         return self.reader
+
+    def drive(
+        self,
+        tasks: list[T],
+        work: Callable[[T], RowOutcome],
+        ledger: Ledger,
+        entry: Callable[[T, RowOutcome], Entry | None],
+        *,
+        after: Callable[[RowOutcome], None] | None = None,
+        notes: dict[int, str] | None = None,
+    ) -> tuple[list[RowOutcome], str]:
+        """The one loop of run, plan and undo: every task through the pool, each outcome
+        in the ledger (``entry``: how, or None to keep none) before it counts as done, the
+        ledger flushed, then the rows not reached made pending. Also the stop line."""
+
+        def done(task: T, outcome: RowOutcome) -> None:
+            kept = entry(task, outcome)
+            if kept is not None:
+                ledger.record(kept)
+            if after is not None:
+                after(outcome)
+            self.progress.row_done(outcome.status.value)
+
+        results = self.send_all(tasks, work, done) if tasks else []
+        ledger.flush()
+        return self.finish(tasks, results, notes or {})
 
     def send_all(
         self,
@@ -163,7 +191,7 @@ class Session(Generic[T]):
 
         try:
             with StopSignals.during(self.throttle, self.notices.say, self.service.abort):
-                return Pool[T, RowOutcome](self.throttle, self.settings.workers).run(
+                return Pool[T, RowOutcome](self.throttle, self.options.workers).run(
                     tasks, safely, done
                 )
         finally:
@@ -193,7 +221,7 @@ class Session(Generic[T]):
                 )
             out.append(outcome)
         waiting = sum(o.status is Status.PENDING for o in out)
-        message = stop_message(reason, self.loop.stop, waiting, self.settings.max_requests)
+        message = stop_message(reason, self.loop.stop, waiting, self.options.max_requests)
         if message:
             self.notices.say(message)
         return out, message

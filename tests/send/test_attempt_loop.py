@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from batch_latch.fusebill.answers import Meaning, Reply, classify_latch
-from batch_latch.send.attempt_loop import AttemptLoop, Health, QuotaWait, Sent, StopNote, quota_hook
+from batch_latch.send.attempt_loop import AttemptLoop, Health, QuotaWait, Sent, StopNote
 from batch_latch.send.notices import Notices
 from batch_latch.send.progress import Silent
 from batch_latch.send.retry import RetryPolicy
@@ -198,23 +198,21 @@ def test_wait_for_quota_waits_for_the_reset_and_goes_on() -> None:
     assert "--wait-for-quota" in stderr.getvalue()
 
 
-def test_a_quota_wait_calls_the_hook_with_its_reset_time() -> None:
+def test_a_quota_wait_calls_the_hook_it_was_given_with_its_reset_time() -> None:
     reset = datetime.now(timezone.utc) + timedelta(seconds=0.3)
     fake = FakeFusebill().script("latch", FID, daily(reset), ok())
     told: list[QuotaWait] = []
-    with quota_hook(told.append):  # how a command passes its hook through the session
-        attempts = AttemptLoop(RecordingThrottle(), FAST, Notices(Silent(io.StringIO())),
-                               wait_for_quota=True)  # fmt: skip
+    attempts = AttemptLoop(RecordingThrottle(), FAST, Notices(Silent(io.StringIO())),
+                           wait_for_quota=True, on_quota_wait=told.append)  # fmt: skip
     sent = latch(attempts, fake)
     assert sent.verdict is not None and sent.verdict.kind is Meaning.SUCCESS
     assert len(told) == 1 and abs((told[0].until - reset).total_seconds()) < 1.0
     assert told[0].requests >= 1
-    own: list[QuotaWait] = []
-    given = AttemptLoop(RecordingThrottle(), FAST, Notices(Silent(io.StringIO())),
-                        wait_for_quota=True, on_quota_wait=own.append)  # fmt: skip
+    other = AttemptLoop(RecordingThrottle(), FAST, Notices(Silent(io.StringIO())),
+                        wait_for_quota=True)  # fmt: skip
     again = datetime.now(timezone.utc) + timedelta(seconds=0.3)
-    latch(given, FakeFusebill().script("latch", FID, daily(again), ok()))
-    assert len(own) == 1 and len(told) == 1  # a hook given wins; none leaks past its span
+    latch(other, FakeFusebill().script("latch", FID, daily(again), ok()))
+    assert len(told) == 1  # a loop without the hook tells nobody: no hook travels implicitly
 
 
 # --- outages and stops -----------------------------------------------------------------------
