@@ -16,7 +16,7 @@ from batch_latch.settings import Settings
 from batch_latch.sheet.validate import Verdicts
 
 
-def Record(  # noqa: N802 - the v3 record's shape, for tests that build jobs line by line
+def Record(
     fid: int,
     gid: str,
     status: str,

@@ -19,9 +19,8 @@ from pydantic import SecretStr
 
 from batch_latch.jobfolder.ledger import Ledger
 from batch_latch.jobfolder.ledger import LedgerWriteError as JournalWriteError
-from batch_latch.reports import writer as report
 from batch_latch.outcome import LiveOutcome, TextColumn
-from batch_latch.send import runner
+from batch_latch.reports import writer as report
 from batch_latch.send.pool import Pool
 from batch_latch.send.progress import Silent
 from batch_latch.send.throttle import Throttle
@@ -29,7 +28,7 @@ from batch_latch.settings import Settings
 from batch_latch.sheet import loader, validate
 from batch_latch.vocab import RunKind, StopReason
 from tests import ledgers
-from tests.doubles import Call, FakeFusebill, FullDisk, error, wait_for
+from tests.doubles import Call, FakeFusebill, error, wait_for
 
 BASE = "https://fusebill.test/v1"
 KEY = "sk_live_RUNNER_SECRET"
