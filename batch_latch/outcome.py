@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -19,13 +19,25 @@ import pyarrow.compute as pc
 from batch_latch.sheet.validate import Verdicts
 from batch_latch.vocab import Change, Status, StopReason
 
-if TYPE_CHECKING:  # the live side's modules: a dry run does not need their ~45 ms of imports
-    from batch_latch.jobfolder.earlier import Settled
+
+@dataclass(frozen=True)
+class Settled:
+    """For the rows asked about: which ones earlier runs settled, and what they recorded."""
+
+    where: np.ndarray  # positions in the asked arrays
+    status: pa.Array  # string, like the columns below
+    http_status: pa.Array  # int64, nullable
+    message: pa.Array
+    error_key: pa.Array
+    change: pa.Array
+    previous: pa.Array
+    finished_at: pa.Array
+    notes: dict[int, str]  # position -> what an earlier run said of a pair it did not settle
 
 
 @dataclass(frozen=True)
 class RowOutcome:
-    """How one row ended in a live command: what the reports and the checkpoint take."""
+    """How one row ended in a live command: what the reports and the ledger take."""
 
     status: Status
     http_status: int | None

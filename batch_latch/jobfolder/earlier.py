@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 
 from batch_latch.jobfolder.ledger import WRITING, said
 from batch_latch.jobfolder.records import Records
+from batch_latch.outcome import Settled
 from batch_latch.vocab import Change, Status
 
 #: Changes that wrote to the customer (``unchanged`` wrote nothing).
@@ -58,21 +59,6 @@ class Target:
     fusebill_id: int
     set_to: str
     origin: Origin
-
-
-@dataclass(frozen=True)
-class Settled:
-    """For the rows asked about: which ones earlier runs settled, and what they recorded."""
-
-    where: np.ndarray  # positions in the asked arrays
-    status: pa.Array  # string, like the columns below
-    http_status: pa.Array  # int64, nullable
-    message: pa.Array
-    error_key: pa.Array
-    change: pa.Array
-    previous: pa.Array
-    finished_at: pa.Array
-    notes: dict[int, str]  # position -> what an earlier run said of a pair it did not settle
 
 
 def _is(values: pa.Array | pa.ChunkedArray, value: str) -> np.ndarray:

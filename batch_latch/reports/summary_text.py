@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from batch_latch.jobfolder.history import ReportPaths
-from batch_latch.reports.plan_words import plan_lines
+from batch_latch.plan_words import plan_lines
 from batch_latch.reports.writer import Summary
 from batch_latch.vocab import CHANGES, STATUSES, RunKind, Status, plural
 

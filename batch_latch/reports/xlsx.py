@@ -32,7 +32,7 @@ from xlsxwriter.utility import xl_range_abs
 from xlsxwriter.worksheet import Worksheet
 
 from batch_latch.jobfolder.files import sync_dir
-from batch_latch.reports.plan_words import plan_lines, unread
+from batch_latch.plan_words import plan_lines, unread
 from batch_latch.reports.xlsx_rows import CUT_MARKER as CUT_MARKER
 from batch_latch.reports.xlsx_rows import MAX_CELL_CHARS as MAX_CELL_CHARS
 from batch_latch.reports.xlsx_rows import MAX_XLSX_ROWS as MAX_XLSX_ROWS  # no xlsx above it

@@ -32,7 +32,7 @@ from batch_latch.fusebill.service import FusebillService
 from batch_latch.jobfolder.earlier import Origin, Unanswered
 from batch_latch.jobfolder.plans import PlanEntry
 from batch_latch.outcome import RowOutcome
-from batch_latch.reports.plan_words import relatch_message, row_message
+from batch_latch.plan_words import relatch_message, row_message
 from batch_latch.send.attempt_loop import AttemptLoop, Sent
 from batch_latch.send.plan_rule import STALE_KEY, Call, against_plan
 from batch_latch.send.reads import STALE_AFTER, Read, Reader

@@ -17,10 +17,10 @@ import pyarrow.compute as pc
 
 from batch_latch.bulk import many_objects
 from batch_latch.fusebill.service import FusebillService
-from batch_latch.jobfolder.earlier import Earlier, Settled
+from batch_latch.jobfolder.earlier import Earlier
 from batch_latch.jobfolder.ledger import Entry, Ledger
 from batch_latch.jobfolder.plans import Plan
-from batch_latch.outcome import Builder, LiveOutcome, RowOutcome
+from batch_latch.outcome import Builder, LiveOutcome, RowOutcome, Settled
 from batch_latch.send.decisions import RowLogic, Task
 from batch_latch.send.estimate import duration, requests_needed
 from batch_latch.send.journal import LedgerJournal
