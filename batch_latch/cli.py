@@ -10,8 +10,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from batch_latch import __version__, settings, terminal
-from batch_latch.errors import BatchLatchError
+from batch_latch import __version__, settings, terminal, tracebacks
+from batch_latch.errors import BatchLatchError, InternalError
 from batch_latch.vocab import ExitCode
 
 DESCRIPTION = (
@@ -92,6 +92,13 @@ def build_parser(*, sandbox_options: bool = True) -> argparse.ArgumentParser:
         elif argument == "OUT":
             sub.add_argument("out", type=Path, metavar="OUT", help=_ARGUMENT_HELP[argument])
         settings.register(sub, name)
+        if name != "sandbox":
+            sub.add_argument(
+                "--traceback",
+                action="store_true",
+                help="on an internal error, show its traceback instead of keeping it in a "
+                f"file (also {tracebacks.DEBUG_VARIABLE}=1)",
+            )
         if name == "demo":
             sub.add_argument(
                 "--out", type=Path, default=Path("batch-latch-demo"),
@@ -106,14 +113,14 @@ def build_parser(*, sandbox_options: bool = True) -> argparse.ArgumentParser:
 
 def _redacted(text: str) -> str:
     """The one error line without the key or a proxy's credentials (the client's rule)."""
-    from batch_latch.fusebill.redact import Redactor, proxy_secrets
+    from batch_latch.environment import redactor
 
     env: Mapping[str, str]
     try:
         env = settings.environment()
     except BatchLatchError:
         env = os.environ
-    return Redactor(env.get(settings.KEY_VARIABLE, "").strip(), also=proxy_secrets(env))(text)
+    return redactor(env)(text)
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -159,16 +166,20 @@ def _main(argv: Sequence[str] | None) -> int:
     args = build_parser(sandbox_options=words[:1] == ["sandbox"]).parse_args(words)
     try:
         return int(_dispatch(args))
+    except InternalError as exc:
+        if tracebacks.wanted(getattr(args, "traceback", False)) and exc.__cause__ is not None:
+            raise exc.__cause__ from None
+        print(f"batch-latch: {_redacted(str(exc))}", file=sys.stderr)
+        return int(exc.exit_code)
     except BatchLatchError as exc:
         print(f"batch-latch: error: {_redacted(str(exc))}", file=sys.stderr)
         return int(exc.exit_code)
     except KeyboardInterrupt:
         print("batch-latch: interrupted", file=sys.stderr)
         return ExitCode.INTERRUPTED
-    except Exception as exc:  # never a traceback: one line, and the key is never in it
-        text = (f"{type(exc).__name__}: {exc}".splitlines() or [""])[0][:300]
-        print(
-            f"batch-latch: internal error (please report it): {_redacted(text)}",
-            file=sys.stderr,
-        )
+    except Exception as exc:  # never a traceback on the terminal: it goes to a file
+        if tracebacks.wanted(getattr(args, "traceback", False)):
+            raise
+        kept = tracebacks.keep(exc, _redacted, None)
+        print(f"batch-latch: {tracebacks.line(exc, _redacted, kept)}", file=sys.stderr)
         return ExitCode.INTERNAL

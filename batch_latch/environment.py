@@ -13,7 +13,7 @@ from dotenv import dotenv_values
 from pydantic import SecretStr
 
 from batch_latch.errors import ConfigError
-from batch_latch.fusebill.redact import shown_url
+from batch_latch.fusebill.redact import Redactor, proxy_secrets, shown_url
 
 DEFAULT_BASE_URL = "https://secure.fusebill.com/v1"
 KEY_VARIABLE = "FUSEBILL_API_KEY"
@@ -27,6 +27,13 @@ _URL_EXTRAS = (
     ("a query (?…)", "?"),
     ("a fragment (#…)", "#"),
 )
+
+
+def redactor(env: Mapping[str, str], key: str = "") -> Redactor:
+    """Every secret this environment holds out of a text: the API key (given, or the
+    environment's), proxy and URL credentials. Errors and kept tracebacks go through it."""
+    own = env.get(KEY_VARIABLE, "").strip()
+    return Redactor(key, also=(own, *proxy_secrets(env)))
 
 
 def environment(cwd: Path | None = None) -> dict[str, str]:

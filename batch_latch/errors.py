@@ -49,3 +49,14 @@ def why(exc: OSError) -> str:
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return NO_SPACE
     return exc.strerror or str(exc)
+
+
+class InternalError(BatchLatchError):
+    """A bug: the command stopped on an exception it did not expect. The full traceback
+    (secrets redacted) is kept in ``kept``; ``str(err)`` names that file."""
+
+    exit_code = 70
+
+    def __init__(self, message: str, kept: str | None) -> None:
+        super().__init__(message)
+        self.kept = kept

@@ -89,6 +89,8 @@ class LiveOutcome:
     limits: tuple[int | None, int | None] = (None, None)
     customers_read: int = 0  # customers a trusted list answer showed, and one-by-one reads
     held: pa.Array | None = None  # a plan: per row, what its read found (for run --plan)
+    #: The first few tracebacks of rows a bug failed (redacted), kept beside the reports.
+    row_errors: tuple[str, ...] = ()
 
 
 class TextColumn:

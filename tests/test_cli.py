@@ -4,6 +4,7 @@ and an internal error that never shows a traceback or the key."""
 from __future__ import annotations
 
 import argparse
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -119,10 +120,11 @@ def test_a_missing_key_is_one_line_exit_2_and_nothing_sent(
     assert not (tmp_path / "in-latch").exists()
 
 
-def test_an_internal_error_is_exit_70_one_line_and_the_key_redacted(
+def test_an_internal_error_is_exit_70_one_line_and_its_traceback_kept_redacted(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv(KEY_VARIABLE, KEY)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # no run folder: the temp folder
 
     def broken(*args: Any, **kwargs: Any) -> int:
         raise RuntimeError(f"header Authorization: Basic {KEY} went wrong\nsecond line")
@@ -133,11 +135,61 @@ def test_an_internal_error_is_exit_70_one_line_and_the_key_redacted(
     captured = capsys.readouterr()
     lines = captured.err.splitlines()
     assert len(lines) == 1, captured.err
-    assert lines[0].startswith("batch-latch: internal error (please report it): RuntimeError:")
-    assert "went wrong" in lines[0]
+    assert lines[0].startswith("batch-latch: internal error (please report it, with that file): ")
+    assert "RuntimeError:" in lines[0] and "went wrong" in lines[0]
     assert KEY not in captured.err + captured.out
-    assert "Traceback" not in captured.err
-    assert "second line" not in captured.err
+    assert "Traceback" not in captured.err and "second line" not in captured.err
+    kept = list(tmp_path.glob("batch-latch-error-*.txt"))
+    assert len(kept) == 1 and str(kept[0]) in lines[0]
+    text = kept[0].read_text(encoding="utf-8")
+    assert "Traceback (most recent call last)" in text and "in broken" in text
+    assert "second line" in text and KEY not in text
+
+
+def test_traceback_flag_lets_an_internal_error_raise(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> int:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(status, "show", broken)
+    with pytest.raises(RuntimeError, match="a bug"):
+        cli.main(["status", str(tmp_path), "--traceback"])
+
+
+def test_batch_latch_debug_lets_an_internal_error_raise(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> int:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(status, "show", broken)
+    monkeypatch.setenv("BATCH_LATCH_DEBUG", "1")
+    with pytest.raises(RuntimeError, match="a bug"):
+        cli.main(["status", str(tmp_path)])
+
+
+def test_a_bug_inside_a_command_keeps_its_traceback_in_the_run_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from batch_latch.reports import writer
+
+    (tmp_path / "in.csv").write_text("fusebillId,geotabId\n1,A\n", encoding="utf-8")
+    monkeypatch.setenv(KEY_VARIABLE, KEY)
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise ZeroDivisionError(f"reports broke near {KEY}")
+
+    monkeypatch.setattr(writer, "write_reports", broken)
+    code = cli.main(["run", str(tmp_path / "in.csv"), "--dry-run", "--no-progress"])
+    assert code == 70
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and KEY not in err
+    kept = list((tmp_path / "in-latch" / "runs").glob("*/error.txt"))
+    assert len(kept) == 1 and str(kept[0]) in err
+    text = kept[0].read_text(encoding="utf-8")
+    assert "ZeroDivisionError" in text and "Traceback (most recent call last)" in text
+    assert KEY not in text
 
 
 def test_the_key_in_a_dotenv_is_redacted_too(

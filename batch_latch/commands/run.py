@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any, TextIO
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from batch_latch import __version__
+from batch_latch import __version__, tracebacks
 from batch_latch.clock import iso, now_iso, utc_now
-from batch_latch.errors import BatchLatchError, ConfigError, OutputError
-from batch_latch.fusebill.redact import Redactor
+from batch_latch.environment import redactor
+from batch_latch.errors import BatchLatchError, ConfigError, InternalError, OutputError
 from batch_latch.jobfolder import history, plans
 from batch_latch.jobfolder.history import ReportPaths
 from batch_latch.jobfolder.job import open_job
@@ -31,6 +31,7 @@ from batch_latch.reports.writer import Summary
 from batch_latch.send.pool import StopSignals
 from batch_latch.settings import Settings
 from batch_latch.sheet import loader, validate
+from batch_latch.tracebacks import ROW_ERRORS_FILE
 from batch_latch.vocab import ExitCode, RunKind, exit_code_for
 
 if TYPE_CHECKING:
@@ -153,16 +154,18 @@ def _command(
         except BatchLatchError as exc:
             _ended_badly(span, exc.exit_code)
             if exc.exit_code == ExitCode.STOPPED:
-                line = Redactor(_key(settings))(str(exc))
+                line = redactor(settings.env, _key(settings))(str(exc))
                 if settings.json:
                     data = {**facts, "exit_code": int(ExitCode.STOPPED), "error": line}
                     print_json(data, {}, out)
                 if span.tell is not None:
                     span.tell.stopped(line)
             raise
-        except Exception:
+        except Exception as exc:
             _ended_badly(span, ExitCode.INTERNAL)
-            raise
+            redact = redactor(settings.env, _key(settings))
+            kept = tracebacks.keep(exc, redact, span.folder)
+            raise InternalError(tracebacks.line(exc, redact, kept), kept) from exc
         finally:
             span.ledger.close()
 
@@ -365,6 +368,13 @@ def _report(
     return JobResult(exit_code=code, summary=summary, paths=paths)
 
 
+def _keep_row_errors(folder: Path, found: tuple[str, ...], err: TextIO) -> None:
+    """The tracebacks of the first rows a bug failed, beside the reports, named on stderr."""
+    place = folder / ROW_ERRORS_FILE
+    place.write_text("\n\n".join(found), encoding="utf-8")
+    print(f"Note: a bug failed some rows; the first tracebacks are in {place}.", file=err)
+
+
 def _write(
     settings: Settings,
     done: LiveOutcome,
@@ -384,6 +394,8 @@ def _write(
             if note:
                 print(f"Note: {note}; the reports are of the file as it was loaded.", file=err)
         paths = report.write_reports(folder, done.columns, extras, summary)
+        if done.row_errors:
+            _keep_row_errors(folder, done.row_errors, err)
         c = done.columns
         if done.held is not None:  # a plan: what run --plan will hold each customer to
             plans.write_plan(folder, c.fusebillId, c.geotabId, c.status, c.change, done.held)

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, Protocol, TextIO, TypeVar
 
+from batch_latch import tracebacks
 from batch_latch.clock import now_iso
 from batch_latch.fusebill.answers import Reply
 from batch_latch.fusebill.service import FusebillService
@@ -26,6 +27,9 @@ from batch_latch.send.retry import RetryPolicy
 from batch_latch.send.stops import stop_message
 from batch_latch.send.throttle import Throttle
 from batch_latch.vocab import Status, StopReason
+
+#: Rows a bug failed whose tracebacks are kept (the rest only count).
+ROW_TRACEBACKS = 5
 
 
 class Indexed(Protocol):
@@ -104,6 +108,7 @@ class Session(Generic[T]):
     progress: Progress
     notices: Notices
     reader: Reader | None = None
+    row_errors: list[str] = dataclasses.field(default_factory=list)
 
     @classmethod
     def open(
@@ -184,6 +189,8 @@ class Session(Generic[T]):
                 return work(task)
             except Exception as exc:  # a bug must cost one row, not the run and its reports
                 text = " ".join(self.service.redact(f"{type(exc).__name__}: {exc}").split())
+                if len(self.row_errors) < ROW_TRACEBACKS:  # a few are enough to find the bug
+                    self.row_errors.append(tracebacks.text_of(exc, self.service.redact))
                 message = f"internal error (please report it): {text[:200]}"
                 return RowOutcome(
                     Status.FAILED, None, 0, message, "internal_error", finished_at=now_iso()
@@ -237,4 +244,5 @@ class Session(Generic[T]):
             stop_message=message,
             limits=self.loop.limits_seen,
             customers_read=self.reader.customers_read if self.reader else 0,
+            row_errors=tuple(self.row_errors),
         )

@@ -347,6 +347,29 @@ def test_a_bug_on_one_row_fails_that_row_and_the_run_goes_on(tmp_path: Path) -> 
     assert outcome.stop_reason is None
 
 
+def test_a_bug_in_the_row_logic_fails_the_row_and_keeps_its_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from batch_latch.send import decisions
+
+    real = decisions.RowLogic.process
+
+    def buggy(self: decisions.RowLogic, task: decisions.Task) -> Any:
+        if task.fusebill_id in (2, 3, 4, 5, 6, 7, 8):
+            raise KeyError(f"bug near {KEY}")
+        return real(self, task)
+
+    monkeypatch.setattr(decisions.RowLogic, "process", buggy)
+    fake = FakeFusebill({i: None for i in range(1, 10)}, key=KEY)
+    outcome, rows, _ = latch(tmp_path, [(str(i), f"G{i}") for i in range(1, 10)], fake)
+    assert [r["error_key"] for r in rows].count("internal_error") == 7
+    assert rows[0]["status"] == "success" and rows[8]["status"] == "success"
+    assert len(outcome.row_errors) == 5  # the first five are kept, the rest only counted
+    assert all("Traceback (most recent call last)" in t for t in outcome.row_errors)
+    assert all("in buggy" in t and "KeyError" in t for t in outcome.row_errors)
+    assert not any(KEY in t for t in outcome.row_errors)
+
+
 def test_pool_stops_the_feed_when_done_raises() -> None:
     throttle = Throttle(10_000.0)
     seen: list[int] = []
