@@ -6,8 +6,17 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
+# The options' defaults and bounds (the contract's), owned here and imported by every user:
+# the parser, Settings, the summary, the estimator, status and the generated reference.
+DEFAULT_RATE = 10.0
+DEFAULT_WORKERS = 8
+DEFAULT_MAX_ATTEMPTS = 5
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_READ_BATCH = 100
+MAX_READ_BATCH = 500
 
-def _positive_float(text: str) -> float:
+
+def positive_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
@@ -17,7 +26,7 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -27,10 +36,10 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _read_batch(text: str) -> int:
-    value = _positive_int(text)
-    if value > 500:
-        raise argparse.ArgumentTypeError(f"must be 1 to 500, got {text!r}")
+def read_batch_type(text: str) -> int:
+    value = positive_int(text)
+    if value > MAX_READ_BATCH:
+        raise argparse.ArgumentTypeError(f"must be 1 to {MAX_READ_BATCH}, got {text!r}")
     return value
 
 
@@ -39,7 +48,7 @@ DELIMITERS = {",": ",", ";": ";", "|": "|", "tab": "tab", "\\t": "tab", "\t": "t
 DELIMITERS.update({"comma": ",", "semicolon": ";", "pipe": "|"})
 
 
-def _delimiter(text: str) -> str:
+def delimiter_type(text: str) -> str:
     value = DELIMITERS.get(text.strip().lower() if text.strip() else text)
     if value is None:
         raise argparse.ArgumentTypeError(f"expected , ; tab or |, got {text!r}")
@@ -89,7 +98,7 @@ def quota_reserve(text: str) -> QuotaReserve:
 DEFAULT_RESERVE = quota_reserve("10%")
 
 
-def _fusebill_id(text: str) -> int:
+def fusebill_id_type(text: str) -> int:
     value = text.strip()
     if not (value.isascii() and value.isdigit()) or not 1 <= int(value) < 2**63:
         raise argparse.ArgumentTypeError(f"expected a fusebillId (digits, 1 or more), got {text!r}")

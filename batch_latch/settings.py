@@ -46,13 +46,18 @@ from batch_latch.errors import ConfigError
 from batch_latch.fusebill.proxies import check_proxies
 from batch_latch.jobfolder.job import job_of_report
 from batch_latch.optiontypes import (
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_RATE,
+    DEFAULT_READ_BATCH,
     DEFAULT_RESERVE,
-    _delimiter,
-    _fusebill_id,
-    _positive_float,
-    _positive_int,
-    _read_batch,
+    DEFAULT_TIMEOUT,
+    DEFAULT_WORKERS,
+    delimiter_type,
+    fusebill_id_type,
+    positive_float,
+    positive_int,
     quota_reserve,
+    read_batch_type,
 )
 from batch_latch.optiontypes import (
     QuotaReserve as QuotaReserve,
@@ -150,46 +155,46 @@ OPTIONS: tuple[Option, ...] = (
         "--delimiter",
         "CSV only: , ; tab or | (default: detected)",
         SHEET,
-        type=_delimiter,
+        type=delimiter_type,
         metavar="D",
     ),
     Option(
         "--rate",
         "most requests started per second, all workers together",
         CHECK_PACE,
-        default=10.0,
-        type=_positive_float,
+        default=DEFAULT_RATE,
+        type=positive_float,
         metavar="R",
     ),
     Option(
         "--workers",
         "requests in flight at once",
         CHECK_PACE,
-        default=8,
-        type=_positive_int,
+        default=DEFAULT_WORKERS,
+        type=positive_int,
         metavar="N",
     ),
     Option(
         "--max-attempts",
         "attempts per row for retryable errors (429s do not count)",
         CHECK_PACE,
-        default=5,
-        type=_positive_int,
+        default=DEFAULT_MAX_ATTEMPTS,
+        type=positive_int,
         metavar="K",
     ),
     Option(
         "--timeout",
         "seconds for a whole request, connect to last byte",
         CHECK_PACE,
-        default=30.0,
-        type=_positive_float,
+        default=DEFAULT_TIMEOUT,
+        type=positive_float,
         metavar="S",
     ),
     Option(
         "--max-requests",
         "send at most N requests this run (reads included), then stop",
         CHECK_PACE,
-        type=_positive_int,
+        type=positive_int,
         metavar="N",
     ),
     Option(
@@ -197,8 +202,8 @@ OPTIONS: tuple[Option, ...] = (
         "customers read per request through Fusebill's customer list (1: one "
         "GET /customers/{id} each)",
         CHECK_PACE,
-        default=100,
-        type=_read_batch,
+        default=DEFAULT_READ_BATCH,
+        type=read_batch_type,
         metavar="N",
     ),
     Option(
@@ -294,7 +299,7 @@ OPTIONS: tuple[Option, ...] = (
         "--customer",
         "status: that customer's whole story in this job, oldest first",
         ("status",),
-        type=_fusebill_id,
+        type=fusebill_id_type,
         metavar="ID",
     ),
 )
@@ -319,12 +324,12 @@ class Settings:
     geotab_column: str | None = None
     encoding: str | None = None
     delimiter: str | None = None
-    rate: float = 10.0
-    workers: int = 8
-    max_attempts: int = 5
-    timeout: float = 30.0
+    rate: float = DEFAULT_RATE
+    workers: int = DEFAULT_WORKERS
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    timeout: float = DEFAULT_TIMEOUT
     max_requests: int | None = None
-    read_batch: int = 100
+    read_batch: int = DEFAULT_READ_BATCH
     plan: str | None = None  # run --plan: a plan's run folder, or "latest"
     quota_reserve: QuotaReserve = DEFAULT_RESERVE
     keep_going: bool = False

@@ -285,11 +285,17 @@ def test_every_option_has_a_settings_field_and_a_help_line() -> None:
         assert option.dest in names or option.dest == "no_progress", option.flag
 
 
-def test_defaults_live_in_one_place() -> None:
-    defaults = {f.name: f.default for f in dataclasses.fields(Settings)}
-    for option in OPTIONS:
-        if option.dest in defaults and option.default not in (None, False):
-            assert defaults[option.dest] == option.default, option.flag
+def test_the_defaults_are_the_contracts_and_every_owner_agrees() -> None:
+    from batch_latch.reports.writer import Summary
+
+    contract = {"rate": 10.0, "workers": 8, "max_attempts": 5, "timeout": 30.0, "read_batch": 100}
+    fields = {f.name: f.default for f in dataclasses.fields(Settings)}
+    flags = {o.dest: o.default for o in OPTIONS}
+    for name, value in contract.items():
+        assert fields[name] == value and flags[name] == value, name
+    assert fields["quota_reserve"].text == "10%" and flags["quota_reserve"].text == "10%"
+    summary = {f.name: f.default for f in dataclasses.fields(Summary)}
+    assert summary["read_batch"] == 100 and summary["quota_reserve"] == "10%"
 
 
 @pytest.mark.parametrize("command", ["run", "plan", "undo"])

@@ -20,9 +20,9 @@ from batch_latch.jobfolder import job as jobs
 from batch_latch.jobfolder.earlier import REFUSAL_PATTERN
 from batch_latch.jobfolder.history import holder
 from batch_latch.jobfolder.ledger import Ledger
-from batch_latch.optiontypes import DEFAULT_RESERVE, quota_reserve
+from batch_latch.optiontypes import DEFAULT_RATE, DEFAULT_READ_BATCH, DEFAULT_RESERVE, quota_reserve
 from batch_latch.reports.writer import Summary, job_summaries
-from batch_latch.send.estimate import DEFAULT_READ_BATCH, Pace, estimate
+from batch_latch.send.estimate import Pace, estimate
 from batch_latch.settings import Settings
 from batch_latch.vocab import ExitCode, RunKind, plural
 
@@ -181,7 +181,7 @@ def _estimate(job: JobStatus, summaries: list[Summary]) -> None:
     runs = [s for s in summaries if s.kind == RunKind.RUN.value]
     last = runs[-1] if runs else None
     limits = next((s.account_limits for s in reversed(summaries) if s.account_limits), None)
-    rate = (last.rate if last else 0.0) or 10.0
+    rate = (last.rate if last else 0.0) or DEFAULT_RATE
     minute, day = (limits.get("minute"), limits.get("day")) if limits else (None, None)
     try:  # the run's own reserve, as its estimate counts it
         reserve = quota_reserve(last.quota_reserve if last else DEFAULT_RESERVE.text).of(day)

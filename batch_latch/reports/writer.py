@@ -21,6 +21,7 @@ from batch_latch.errors import NotAJob, ReportError, why
 from batch_latch.jobfolder.files import atomic_write
 from batch_latch.jobfolder.history import RUNS, ReportPaths
 from batch_latch.jobfolder.ledger import FILENAME as LEDGER
+from batch_latch.optiontypes import DEFAULT_READ_BATCH, DEFAULT_RESERVE
 from batch_latch.outcome import ResultColumns
 from batch_latch.reports.xlsx_rows import MAX_XLSX_ROWS
 from batch_latch.sheet import formula
@@ -57,8 +58,8 @@ class Summary:
     read_first: bool = True
     account_limits: dict[str, int | None] | None = None
     customers_read: int = 0
-    read_batch: int = 100
-    quota_reserve: str = "10%"
+    read_batch: int = DEFAULT_READ_BATCH
+    quota_reserve: str = DEFAULT_RESERVE.text
     plan: str | None = None
     base_url: str = ""
 

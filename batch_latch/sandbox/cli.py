@@ -42,7 +42,7 @@ def _bounded(kind: type[int] | type[float], low: float, high: float, what: str) 
     return convert
 
 
-def _positive_float(text: str) -> float:
+def positive_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
@@ -173,7 +173,7 @@ def _limit_options(group: argparse._ArgumentGroup) -> None:
     )
     group.add_argument(
         "--rate-limit",
-        type=_positive_float,
+        type=positive_float,
         metavar="R",
         help="replace the minute limit by a token bucket of R requests per second "
         "(bursts up to max(1, R))",
@@ -195,7 +195,7 @@ def _limit_options(group: argparse._ArgumentGroup) -> None:
     )
     group.add_argument(
         "--minute-seconds",
-        type=_positive_float,
+        type=positive_float,
         default=60.0,
         metavar="S",
         help="length of the minute window in seconds, for quick rehearsals (%(default)g)",

@@ -51,7 +51,7 @@ class Pace:
         return self.limit_minute is not None or self.limit_day is not None
 
 
-def requests_needed(rows: int, *, reads: bool, writes: bool, read_batch: int = 1) -> int:
+def requests_needed(rows: int, *, reads: bool, writes: bool, read_batch: int) -> int:
     """Requests for ``rows`` customers: the reads as they are sent (a request per batch of
     ``read_batch``), then a write each where the command writes."""
     read_requests = math.ceil(rows / max(1, read_batch)) if reads else 0
@@ -135,20 +135,13 @@ def how_long(requests: int, pace: Pace) -> str:
     return f"{duration_for(requests, pace)} at this account's limits ({limits_text(pace)})"
 
 
-#: Customers read per request through the customer list unless ``--read-batch`` says
-#: otherwise (the contract's default).
-DEFAULT_READ_BATCH = 100
-
-
 @dataclass(frozen=True)
 class Estimate:
     requests: int
     text: str  # how long, in words ("nothing left to send" when no request is needed)
 
 
-def estimate(
-    rows: int, pace: Pace, *, reads: bool, writes: bool, read_batch: int = DEFAULT_READ_BATCH
-) -> Estimate:
+def estimate(rows: int, pace: Pace, *, reads: bool, writes: bool, read_batch: int) -> Estimate:
     """The requests ``rows`` customers need (read ``read_batch`` a request, then a write
     each where the command writes) and how long they take at ``pace``: what a command
     announces and what ``status`` says is left."""

@@ -11,8 +11,8 @@ def test_requests_count_a_batch_read_then_the_writes() -> None:
     assert requests_needed(10_000, reads=True, writes=True, read_batch=100) == 10_100
     assert requests_needed(10_000, reads=True, writes=False, read_batch=100) == 100
     assert requests_needed(10_001, reads=True, writes=False, read_batch=100) == 101
-    assert requests_needed(300, reads=True, writes=True) == 600  # --read-batch 1: v2
-    assert requests_needed(300, reads=False, writes=True) == 300  # --no-read
+    assert requests_needed(300, reads=True, writes=True, read_batch=1) == 600  # v2
+    assert requests_needed(300, reads=False, writes=True, read_batch=100) == 300  # --no-read
 
 
 def test_days_are_counted_as_the_quota_refills() -> None:
