@@ -1,8 +1,9 @@
 """The words the tool speaks, each defined once: statuses, changes, stop reasons, exit codes.
 
-``str`` enums, so a value goes into a CSV cell or JSON as itself (``Status.SUCCESS.value`` is
-``"success"``); always write ``.value`` when formatting, since ``format()`` of a mixed-in enum
-differs between Python versions.
+``str`` enums with ``__str__`` (pip-audit's ``OutputFormatChoice``), so a member goes into
+a CSV cell, JSON or an f-string as its value (``f"{Status.SUCCESS}"`` is ``"success"``) on
+every Python version. The tables of words below are keyed by member; a test fails when a
+member has no entry.
 """
 
 from __future__ import annotations
@@ -10,7 +11,17 @@ from __future__ import annotations
 import enum
 
 
-class Status(str, enum.Enum):
+class Word(str, enum.Enum):
+    """A member of one of the tool's vocabularies: it reads as its value."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
+
+
+class Status(Word):
     """Column ``status`` of every report."""
 
     VALID = "valid"
@@ -21,6 +32,17 @@ class Status(str, enum.Enum):
     DUPLICATE = "duplicate"
     PENDING = "pending"
 
+
+#: Each status in a summary's table of counts (stdout, the Summary sheet).
+STATUS_LABELS: dict[Status, str] = {
+    Status.VALID: "valid (would be sent)",
+    Status.SUCCESS: "success",
+    Status.NOT_FOUND: "not found (404)",
+    Status.FAILED: "failed",
+    Status.INVALID: "invalid (not sent)",
+    Status.DUPLICATE: "duplicate (not sent)",
+    Status.PENDING: "pending (not finished)",
+}
 
 #: Statuses in the order reports and summaries list them.
 STATUSES: tuple[str, ...] = tuple(s.value for s in Status)
@@ -35,7 +57,7 @@ FAILED_STATUSES: tuple[str, ...] = (
 RECORDED: tuple[str, ...] = (Status.SUCCESS.value, Status.NOT_FOUND.value, Status.FAILED.value)
 
 
-class Change(str, enum.Enum):
+class Change(Word):
     """Column ``change``: what the row did (or would do) to the customer."""
 
     NONE = ""  # the customer was not reached
@@ -49,7 +71,7 @@ class Change(str, enum.Enum):
 CHANGES: tuple[str, ...] = tuple(c.value for c in Change if c is not Change.NONE)
 
 
-class RunKind(str, enum.Enum):
+class RunKind(Word):
     """What a command did; names its run folder ``OUT/runs/<UTC time>-<kind>/``."""
 
     RUN = "run"
@@ -58,7 +80,7 @@ class RunKind(str, enum.Enum):
     UNDO = "undo"  # also undo --dry-run (summary.json says dry_run)
 
 
-class StopReason(str, enum.Enum):
+class StopReason(Word):
     """Why a run stopped before every row was settled (``summary.json`` ``stop_reason``)."""
 
     KEY_REJECTED = "key_rejected"
@@ -109,11 +131,41 @@ class ExitCode(enum.IntEnum):
     TERMINATED = 143  # SIGTERM: 128 + 15
 
 
+#: What a person does next after each stop, in a few words (a notification, a status line).
+STOP_ADVICE: dict[StopReason, str] = {
+    StopReason.KEY_REJECTED: "check FUSEBILL_API_KEY, then run the same command again",
+    StopReason.DAILY_QUOTA: "run the same command again after the quota resets (or "
+    "--wait-for-quota)",
+    StopReason.API_DOWN: "run the same command again later",
+    StopReason.MAX_REQUESTS: "run the same command again to continue",
+    StopReason.INTERRUPTED: "resume with the same command",
+    StopReason.TERMINATED: "resume with the same command",
+    StopReason.HANGUP: "resume with the same command",
+    StopReason.CHECKPOINT_ERROR: "check the job folder (free space?), then run the same "
+    "command again",
+    StopReason.WRONG_URL: "check FUSEBILL_BASE_URL, then run the same command again",
+    StopReason.REDIRECT: "set FUSEBILL_BASE_URL to the URL it redirects to, then run again",
+    StopReason.TLS: "check REQUESTS_CA_BUNDLE (see the command's stderr), then run again",
+    StopReason.PROXY: "check HTTPS_PROXY and NO_PROXY (see the command's stderr), then run again",
+    StopReason.LONG_PAUSE: "run the same command again later (the command's stderr says when)",
+    StopReason.RATE_LIMITED: "run the same command again later, perhaps with a lower --rate",
+    StopReason.SYSTEMATIC_REFUSAL: "check the sheet, FUSEBILL_API_KEY, FUSEBILL_BASE_URL (or "
+    "--keep-going)",
+}
+
 #: The stops a signal asked for, and the exit code each ends with.
 SIGNAL_STOPS: dict[StopReason, ExitCode] = {
     StopReason.INTERRUPTED: ExitCode.INTERRUPTED,
     StopReason.TERMINATED: ExitCode.TERMINATED,
     StopReason.HANGUP: ExitCode.HANGUP,
+}
+
+
+#: The signal behind each signal stop, as a person names it.
+SIGNAL_NAMES: dict[StopReason, str] = {
+    StopReason.INTERRUPTED: "Ctrl-C",
+    StopReason.TERMINATED: "SIGTERM",
+    StopReason.HANGUP: "SIGHUP",
 }
 
 

@@ -11,17 +11,8 @@ from typing import Any, TextIO
 from batch_latch.jobfolder.history import ReportPaths
 from batch_latch.plan_words import plan_lines
 from batch_latch.reports.writer import Summary
-from batch_latch.vocab import CHANGES, STATUSES, RunKind, Status, plural
+from batch_latch.vocab import CHANGES, STATUS_LABELS, STATUSES, RunKind, Status, plural
 
-_LABELS = {
-    "valid": "valid (would be sent)",
-    "success": "success",
-    "not_found": "not found (404)",
-    "failed": "failed",
-    "invalid": "invalid (not sent)",
-    "duplicate": "duplicate (not sent)",
-    "pending": "pending (not finished)",
-}
 _TITLES = {
     RunKind.RUN: "Run",
     RunKind.DRY_RUN: "Dry run",
@@ -44,7 +35,7 @@ def print_summary(
     out.write("\n")
     for status in STATUSES:
         if summary.counts.get(status, 0):
-            out.write(f"  {_LABELS[status]:<24} {summary.counts[status]:>9,}\n")
+            out.write(f"  {STATUS_LABELS[Status(status)]:<24} {summary.counts[status]:>9,}\n")
     changes = [f"{summary.changes[c]:,} {c}" for c in CHANGES if summary.changes.get(c)]
     if changes:
         out.write(f"  changes: {', '.join(changes)}\n")

@@ -53,6 +53,9 @@ class StopNote:
     #: ``host:port`` when the stop is an outage in which no answer ever came (every
     #: connection failed): likely a wrong FUSEBILL_BASE_URL rather than an API that is down.
     unreachable: str = ""
+    #: The daily stop came at this tool's reserve (``--quota-reserve``), not at the
+    #: account's own end of the day; ``detail`` then says how much was left.
+    at_reserve: bool = False
 
     def note(self, detail: str, resume_at: datetime | None = None) -> None:
         with self.lock:
@@ -216,6 +219,7 @@ class AttemptLoop:
         reset = limits(reply, now).reset_day_at
         left = self._reserve_words(kept)
         if not self._wait_for_quota:
+            self.stop.at_reserve = bool(left)
             self._halt(StopReason.DAILY_QUOTA, left or "daily quota", reset)
             return False
         if reset is None or reset <= now:  # unknown: the next UTC midnight

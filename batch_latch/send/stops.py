@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from batch_latch.send.attempt_loop import StopNote
 from batch_latch.send.notices import both_times
-from batch_latch.vocab import StopReason, plural
+from batch_latch.vocab import SIGNAL_NAMES, StopReason, plural
 
 AGAIN = "Run the same command again to continue."
 _again = "run the same command again to continue"
@@ -24,7 +24,7 @@ def stop_message(
         )
     if reason is StopReason.DAILY_QUOTA:
         when = both_times(note.resume_at) if note.resume_at else "an unknown time"
-        spent = "spent" if not detail.startswith("reserve") else f"spent for this tool ({detail})"
+        spent = f"spent for this tool ({detail})" if note.at_reserve else "spent"
         return (
             f"Stopped: the daily API quota is {spent}; it resets at {when}. {left}. "
             f"After that, {_again} (or use --wait-for-quota to wait for it)."
@@ -52,8 +52,7 @@ def stop_message(
     if reason is StopReason.INTERRUPTED:
         return f"Interrupted: {left}; reports are written. {AGAIN}"
     if reason in (StopReason.TERMINATED, StopReason.HANGUP):
-        name = "SIGTERM" if reason is StopReason.TERMINATED else "SIGHUP"
-        return f"Stopped by {name}: {left}; reports are written. {AGAIN}"
+        return f"Stopped by {SIGNAL_NAMES[reason]}: {left}; reports are written. {AGAIN}"
     if reason is StopReason.CHECKPOINT_ERROR:
         return f"Stopped: the checkpoint could not be written; {left}."
     # Configuration problems: the answer's own words say what to fix.
