@@ -76,23 +76,28 @@ class QuotaReserve:
         return self.text
 
 
-def quota_reserve(text: str) -> QuotaReserve:
+def parse_reserve(text: str) -> QuotaReserve | None:
+    """A reserve as ``--quota-reserve`` or a ``summary.json`` gives it; None if malformed."""
     given = text.strip()
     try:
         if given.endswith("%"):
             percent = float(given[:-1])
-            if not 0 <= percent < 100:
-                raise ValueError
-            return QuotaReserve(given, percent=percent)
+            return QuotaReserve(given, percent=percent) if 0 <= percent < 100 else None
         count = int(given)
-        if count < 0:
-            raise ValueError
-        return QuotaReserve(given, count=count)
     except ValueError:
+        return None
+    return QuotaReserve(given, count=count) if count >= 0 else None
+
+
+def quota_reserve(text: str) -> QuotaReserve:
+    """``--quota-reserve``'s type."""
+    found = parse_reserve(text)
+    if found is None:
         raise argparse.ArgumentTypeError(
             f"expected a count of requests (500) or a percent of the daily limit (10%), "
             f"got {text!r}"
-        ) from None
+        )
+    return found
 
 
 DEFAULT_RESERVE = quota_reserve("10%")

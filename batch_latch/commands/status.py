@@ -9,7 +9,6 @@ running, or was killed) are left too.
 
 from __future__ import annotations
 
-import argparse
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,7 +19,7 @@ from batch_latch.jobfolder import job as jobs
 from batch_latch.jobfolder.earlier import REFUSAL_PATTERN
 from batch_latch.jobfolder.history import holder
 from batch_latch.jobfolder.ledger import Ledger
-from batch_latch.optiontypes import DEFAULT_RATE, DEFAULT_READ_BATCH, DEFAULT_RESERVE, quota_reserve
+from batch_latch.optiontypes import DEFAULT_RATE, DEFAULT_READ_BATCH, DEFAULT_RESERVE, parse_reserve
 from batch_latch.reports.writer import Summary, job_summaries
 from batch_latch.send.estimate import Pace, estimate
 from batch_latch.settings import Settings
@@ -183,10 +182,8 @@ def _estimate(job: JobStatus, summaries: list[Summary]) -> None:
     limits = next((s.account_limits for s in reversed(summaries) if s.account_limits), None)
     rate = (last.rate if last else 0.0) or DEFAULT_RATE
     minute, day = (limits.get("minute"), limits.get("day")) if limits else (None, None)
-    try:  # the run's own reserve, as its estimate counts it
-        reserve = quota_reserve(last.quota_reserve if last else DEFAULT_RESERVE.text).of(day)
-    except argparse.ArgumentTypeError:
-        reserve = 0
+    given = parse_reserve(last.quota_reserve) if last else DEFAULT_RESERVE
+    reserve = given.of(day) if given else 0  # the run's own reserve, as its estimate counted
     pace = Pace(rate, minute, day, reserve)
     batch = last.read_batch if last else DEFAULT_READ_BATCH
     left = estimate(
