@@ -204,10 +204,6 @@ def numeric_sections(sections: list[str]) -> list[str]:
     return sections
 
 
-def apply_text(text: str, pieces: tuple[str, ...]) -> str:
-    return text.join(pieces)
-
-
 def excel_decimal(value: float) -> Decimal:
     """The stored double as Excel holds it: rounded to 15 significant digits, half up
     (``1.234567890123457E+16`` is ``12345678901234600``)."""
