@@ -17,7 +17,6 @@ anything else          retried, then failed ``unreadable``; never written blind
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -99,6 +98,10 @@ class RowLogic:
         self.allow_relatch = allow_relatch
         self.write = write
 
+    def _stale(self, read_at: float) -> bool:
+        """A read too old to write on (a pause since): on the reader's own clock."""
+        return self.reader.clock() - read_at > STALE_AFTER
+
     def stopped(self, latches: int = 0, http: int | None = None) -> RowOutcome:
         return pending(self.loop.throttle.stop_reason, latches, http)  # settles nothing
 
@@ -175,7 +178,7 @@ class RowLogic:
         now = (holding.geotab_id or "") if holding.known else ""
         if ruling.call is Call.STALE:
             return self.outcome(Status.FAILED, http, 0, ruling.message, STALE_KEY, Change.NONE, now)
-        if time.monotonic() - read_at > STALE_AFTER:
+        if self._stale(read_at):
             return self._after_read(task, self.reader.alone(task.fusebill_id, task.index))
         previous = origin.previous if origin else now
         return self.latch(task, ruling.change, previous, holding.geotab_id, read_http=http)
@@ -223,7 +226,7 @@ class RowLogic:
             return self.outcome(
                 Status.VALID, http, 0, row_message(change, held), "", change, previous
             )
-        if read_at is not None and time.monotonic() - read_at > STALE_AFTER:
+        if read_at is not None and self._stale(read_at):
             # Read too long ago (a pause since): read it again, alone, before writing.
             return self._after_read(task, self.reader.alone(task.fusebill_id, task.index))
         return self.latch(task, change, previous, held, read_http=http)

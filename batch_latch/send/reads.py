@@ -36,7 +36,7 @@ class Read:
 
     sent: Sent
     holding: Holding | None
-    at: float  # time.monotonic() when the answer came
+    at: float  # the reader's clock when the answer came
 
 
 @dataclass
@@ -66,7 +66,7 @@ class Reader:
         self._service = service
         self._loop = loop
         self._notices = notices
-        self._clock = clock
+        self.clock = clock  # the row logic ages its reads on this same clock
         self._lock = threading.Lock()
         self.customers_read = 0
         self._one_by_one = read_batch <= 1
@@ -97,7 +97,7 @@ class Reader:
         sent = self._loop.call(lambda: self._service.customer(fusebill_id), judge, index)
         if sent.reply is not None and sent.reply.status is not None:
             self._count(1)
-        return Read(sent, holding[0], self._clock())
+        return Read(sent, holding[0], self.clock())
 
     def read(self, fusebill_id: int, index: int) -> Read:
         """The customer's read for its write: from its batch when the list can be trusted
@@ -107,7 +107,7 @@ class Reader:
             return self.alone(fusebill_id, index)
         batch = self._batches[number]
         with batch.lock:  # the first worker to need it reads it; the others wait
-            if batch.sent is None or self._clock() - batch.at > STALE_AFTER:
+            if batch.sent is None or self.clock() - batch.at > STALE_AFTER:
                 self._fetch(batch, index)
             answer, sent, at = batch.answer, batch.sent, batch.at
         assert sent is not None
@@ -136,7 +136,7 @@ class Reader:
         if joined is not None and sent is not None and not joined.one_by_one:
             self._count(len(joined.holdings))
             sent = Sent(Verdict(Meaning.SUCCESS, "read through the customer list"), sent.reply, 0)
-        batch.answer, batch.sent, batch.at = joined, sent, self._clock()
+        batch.answer, batch.sent, batch.at = joined, sent, self.clock()
 
     def _page(self, ids: list[int], page: int, index: int) -> tuple[Sent, ListAnswer | None]:
         """One list request through the attempt loop; the answer None when it did not come."""

@@ -419,3 +419,43 @@ def test_a_row_stopped_between_its_read_and_its_latch_reports_the_reads_status()
     logic = RowLogic(FakeFusebill({FID: None}), attempts)
     outcome = logic.process(task())
     assert (outcome.status, outcome.http_status, outcome.attempts) == (Status.PENDING, 200, 0)
+
+
+# --- fresh reads: the contract's 60 s --------------------------------------------------------
+
+
+class Clock:
+    """A clock the test moves: the reader stamps its read at 1,000 s; every later look at
+    it (the row logic ageing that read before the write) is ``later`` seconds on."""
+
+    def __init__(self, later: float) -> None:
+        self.later, self.looks = later, 0
+
+    def __call__(self) -> float:
+        self.looks += 1
+        return 1_000.0 if self.looks == 1 else 1_000.0 + self.later
+
+
+def _aged_by(seconds: float) -> FakeFusebill:
+    """One row read through the customer list, then written ``seconds`` after that read
+    (a pause between): the calls it made."""
+    from batch_latch.send.reads import Reader
+
+    fake = FakeFusebill({FID: None})
+    attempts = AttemptLoop(Throttle(10_000.0), POLICY, Notices(Silent(io.StringIO())))
+    clock = Clock(seconds)
+    reader = Reader(fake, attempts, attempts.notices, order=[FID], read_batch=100, clock=clock)
+    outcome = RowLogic(fake, attempts, reader=reader).process(task())
+    assert outcome.status is Status.SUCCESS, outcome.message
+    assert clock.looks >= 2  # the read was stamped and then aged on this clock
+    return fake
+
+
+def test_a_write_on_a_read_older_than_60_seconds_reads_the_customer_again_first() -> None:
+    fake = _aged_by(61.0)
+    assert [c.method for c in fake.calls] == ["customers", "customer", "latch"]
+
+
+def test_a_read_a_few_seconds_old_is_written_on_without_another_read() -> None:
+    fake = _aged_by(5.0)
+    assert [c.method for c in fake.calls] == ["customers", "latch"]
