@@ -446,3 +446,19 @@ def test_a_live_command_without_a_key_is_a_config_error(tmp_path: Path) -> None:
     args = build_parser(sandbox_options=False).parse_args(["plan", str(tmp_path / "in.csv")])
     with pytest.raises(ConfigError, match=KEY_VARIABLE):
         settings_from(args, "plan")
+
+
+@pytest.mark.parametrize(
+    ("given", "accepted"), [("1", True), ("500", True), ("501", False), ("0", False)]
+)
+def test_read_batch_takes_the_contracts_1_to_500(given: str, accepted: bool) -> None:
+    from batch_latch.cli import build_parser
+
+    parser = build_parser(sandbox_options=False)
+    if accepted:
+        args = parser.parse_args(["plan", "in.csv", "--read-batch", given])
+        assert args.read_batch == int(given)
+    else:
+        with pytest.raises(SystemExit) as refused:
+            parser.parse_args(["plan", "in.csv", "--read-batch", given])
+        assert refused.value.code == 2
