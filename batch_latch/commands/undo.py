@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from batch_latch.clock import now_iso
-from batch_latch.errors import NotAJob
+from batch_latch.errors import CheckpointError, NotAJob
 from batch_latch.fusebill.answers import Meaning, classify_unlatch
 from batch_latch.fusebill.service import FusebillService
 from batch_latch.jobfolder import job
@@ -60,9 +60,17 @@ def targets(settings: Settings, ledger: Ledger) -> tuple[Targets, str]:
     """Every customer this job wrote to and has not put back, from the whole ledger (what
     ``--fresh`` starts set aside included), and the API they were written to."""
     url = settings.base_url
-    if settings.dry_run and not settings.env.get(URL_VARIABLE):
-        # Sends nothing and needs no key: nor FUSEBILL_BASE_URL; the job's own API it is.
-        url = ledger.bound_to() or url
+    if settings.dry_run:
+        bound = ledger.bound_to()
+        if not settings.env.get(URL_VARIABLE):
+            # Sends nothing and needs no key: nor FUSEBILL_BASE_URL; the job's own API it is.
+            url = bound or url
+        elif bound is not None and bound != url:  # a URL that is set and differs: refused
+            raise CheckpointError(
+                f"the job in {settings.out} is bound to {bound} (its job.db holds answers "
+                f"from that API), not {url}: check FUSEBILL_BASE_URL, or use another --out "
+                f"for {url}"
+            )
     records, _ = ledger.records(url)
     return Earlier(records).undo_targets(), url
 
