@@ -147,17 +147,21 @@ def _summaries(out: str) -> list[tuple[Path, Summary]]:
 
 def _left(ledger: Ledger, sha: str) -> int:
     """Rows of the newest input a re-run would still read or send: every valid row but
-    those whose pair is settled (success, not found, or refused by Fusebill)."""
+    those whose pair is settled (success, not found, or refused by Fusebill) by a command
+    since the newest ``--fresh`` start (the re-run rules forget what came before it)."""
     if not sha:
         return 0
     # The pairs view is computed once (MATERIALIZED), then looked up through an automatic
     # index: joined as a view, it was computed again for every input row (quadratic).
     got = ledger.query(
-        "WITH p AS MATERIALIZED (SELECT fusebillId, geotabId, status, error_key FROM pairs) "
+        "WITH p AS MATERIALIZED (SELECT fusebillId, geotabId, status, error_key, "
+        "(SELECT MAX(c.id) FROM commands c WHERE c.run_id = pairs.run_id) AS command "
+        "FROM pairs) "
         "SELECT count(*) FROM inputs i LEFT JOIN p ON p.fusebillId = i.fusebill_id "
-        "AND p.geotabId = i.geotab_id WHERE i.input_sha256 = ? AND NOT ("
+        "AND p.geotabId = i.geotab_id WHERE i.input_sha256 = ? AND NOT (("
         "COALESCE(p.status, '') IN ('success', 'not_found', 'fixed') OR "
-        "(p.status = 'failed' AND p.error_key REGEXP ?))",
+        "(p.status = 'failed' AND p.error_key REGEXP ?)) AND COALESCE(p.command, 0) >= ("
+        "SELECT COALESCE(MAX(id), 0) FROM commands WHERE fresh = 1 AND kind IN ('run', 'undo')))",
         (sha, REFUSAL_PATTERN),
     )
     return int(got[0][0])
