@@ -412,3 +412,18 @@ def test_a_damaged_job_db_is_one_line_exit_2(
     assert words in captured.err and "Traceback" not in captured.err
     assert captured.out == ""
     assert ledger.read_bytes() == before  # left as it is
+
+
+def test_after_a_stopped_fresh_run_the_rows_it_did_not_reach_are_left(
+    tmp_path: Path, fusebill: FakeFusebill
+) -> None:
+    """``--fresh`` makes the re-run rules forget what came before it: rows the fresh run did
+    not reach are read again by a re-run, so they are left, whatever earlier runs did."""
+    out = tmp_path / "job"
+    source = write(tmp_path / "in.csv", "fusebillId,geotabId\n1,A\n5,F\n6,G\n")
+    assert command(out, RunKind.RUN, source).exit_code == 0
+    assert status.collect(out).left_rows == 0
+    fresh = command(out, RunKind.RUN, source, fresh=True, read_batch=1, max_requests=1)
+    assert fresh.exit_code == 3
+    assert nonzero(fresh.summary.counts) == {"success": 1, "pending": 2}
+    assert status.collect(out).left_rows == 2
