@@ -188,8 +188,8 @@ def test_while_a_run_writes_status_says_who_and_what_is_left(
             seen.append(status.collect(out))
 
     fusebill.on_call = look
-    source = write(tmp_path / "in.csv", "fusebillId,geotabId\n1,A\n5,F\n6,G\n")
-    assert command(out, RunKind.RUN, source, read_batch=1).exit_code == 0
+    source = write(tmp_path / "in.csv", "fusebillId,geotabId\n1,A\n5,F\n6,G\nx,H\n")
+    assert command(out, RunKind.RUN, source, read_batch=1).exit_code == 1  # x is invalid
     assert len(seen) == 1
     during = seen[0]
     assert during.running is not None
@@ -198,10 +198,10 @@ def test_while_a_run_writes_status_says_who_and_what_is_left(
     assert (during.running["host"], during.running["user"]) == (history.host(), history.user())
     assert during.running["since"] == during.runs[0].started_at
     assert during.killed == []
-    assert nonzero(during.counts) == {"success": 1, "writing": 1, "pending": 1}
+    assert nonzero(during.counts) == {"success": 1, "writing": 1, "pending": 1, "invalid": 1}
     assert during.in_fusebill == {"latched": 1, "restored": 0, "unknown": 1}
     assert during.left_rows == 2  # 5 (its answer has not come) and 6 (not reached)
-    assert during.runs[0].exit_code is None
+    assert (during.runs[0].exit_code, during.runs[0].rows) == (None, 4)
     after = status.collect(out)
     assert after.running is None and after.left_rows == 0
     assert after.in_fusebill == {"latched": 3, "restored": 0, "unknown": 0}
