@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -169,17 +170,29 @@ def _left(ledger: Ledger, sha: str) -> int:
 
 def _running(ledger: Ledger, out: str, job: JobStatus) -> None:
     """Who holds the job now (``running``), and the commands that never recorded an end
-    and are not running: killed (or the machine stopped under them)."""
-    held = holder(Path(out)) is not None
+    and are not running: killed (or the machine stopped under them). The holder is the
+    newest open command when the lock's pid and host are its own; else (it has not begun
+    its line yet, e.g. while it takes a v3 job in) what the lock says of it."""
+    text = holder(Path(out))
+    lock = re.fullmatch(r"pid (\d+) on (.*) since (\S+)", text or "")
     open_ = ledger.query(
         "SELECT run_id, kind, pid, host, user, started_at FROM commands WHERE ended_at IS NULL "
         "ORDER BY id"
     )
-    if held and open_:
-        _run_id, kind, pid, host, user, since = open_.pop()
-        job.running = {"kind": kind, "pid": pid, "host": host, "user": user, "since": since}
-    elif held:
-        job.running = {"kind": "", "pid": None, "host": "", "user": "", "since": ""}
+    if text is not None:
+        newest = open_[-1] if open_ else None
+        if newest is not None and (lock is None or (str(newest[2]), newest[3]) == lock.group(1, 2)):
+            _run_id, kind, pid, host, user, since = open_.pop()
+            job.running = {"kind": kind, "pid": pid, "host": host, "user": user, "since": since}
+        else:
+            pid_, host_, since_ = lock.group(1, 2, 3) if lock else (None, "", "")
+            job.running = {
+                "kind": "",
+                "pid": int(pid_) if pid_ else None,
+                "host": host_,
+                "user": "",
+                "since": since_,
+            }
     job.killed = [r[0] for r in open_]
 
 
