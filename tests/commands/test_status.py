@@ -207,7 +207,14 @@ def test_while_a_run_writes_status_says_who_and_what_is_left(
     assert after.in_fusebill == {"latched": 3, "restored": 0, "unknown": 0}
 
 
-def killed_job(out: Path, rows: int, lines: list[Entry], sha: str = "9" * 64) -> str:
+def killed_job(
+    out: Path,
+    rows: int,
+    lines: list[Entry],
+    sha: str = "9" * 64,
+    pid: int = 4242,
+    host: str = "desk",
+) -> str:
     """A run of ``rows`` valid rows (fusebillId n, geotabId Gn, on sheet row n) that
     recorded ``lines``, then was killed: its line in ``commands`` never got an end."""
     ledger = Ledger.open(out)
@@ -217,11 +224,11 @@ def killed_job(out: Path, rows: int, lines: list[Entry], sha: str = "9" * 64) ->
             "run",
             started_at="2026-03-01T11:00:00Z",
             user="ops",
-            host="desk",
+            host=host,
             input="/data/in.csv",
             input_sha256=sha,
             base_url=URL,
-            pid=4242,
+            pid=pid,
         )
         n = np.arange(2, rows + 2, dtype=np.int64)
         ledger.remember_input(sha, n, n, pa.array([f"G{i}" for i in n.tolist()]))
@@ -263,18 +270,38 @@ def test_a_write_whose_answer_a_kill_lost_is_unknown_in_fusebill(tmp_path: Path)
 
 def test_a_command_holding_the_job_is_running_not_killed(tmp_path: Path) -> None:
     out = tmp_path / "job"
-    run_id = killed_job(out, 2, [])
-    with history.lock(out):  # as the command would hold it
+    run_id = killed_job(out, 2, [], pid=os.getpid(), host=history.host())
+    with history.lock(out):  # as that command holds it
         got = status.collect(out)
+        shown = as_text(out)
     assert got.killed == [] and run_id == got.runs[0].folder
     assert got.running == {
         "kind": "run",
-        "pid": 4242,
-        "host": "desk",
+        "pid": os.getpid(),
+        "host": history.host(),
         "user": "ops",
         "since": "2026-03-01T11:00:00Z",
     }
     assert got.left_rows == 2
+    assert (
+        f"A command is running on this job now: run (pid {os.getpid()} on {history.host()}, "
+        "ops, since 2026-03-01T11:00:00Z)" in shown
+    )
+    assert "never recorded its end" not in shown
+
+
+def test_a_killed_command_is_not_the_one_holding_the_job_now(tmp_path: Path) -> None:
+    """A command killed earlier (pid 4242), and another that holds the job but has not
+    begun its line yet: the killed one is said, the holder is what its lock says."""
+    out = tmp_path / "job"
+    run_id = killed_job(out, 2, [])
+    with history.lock(out):
+        got = status.collect(out)
+    assert got.killed == [run_id]
+    assert got.running is not None
+    assert set(got.running) == {"kind", "pid", "host", "user", "since"}
+    assert (got.running["pid"], got.running["host"]) == (os.getpid(), history.host())
+    assert str(got.running["since"]).startswith("20")
 
 
 def test_a_dry_run_after_a_run_leaves_the_runs_sheet_as_the_newest_input(
