@@ -87,7 +87,7 @@ def _ledger(out_dir: object) -> Ledger:
         raise NotAJob(
             f"{out} is not a batch-latch job folder (no job.db); give the --out folder of a run"
         )
-    return jobs.open_job(out)
+    return jobs.open_to_read(out)
 
 
 def collect(settings_out: object) -> JobStatus:
