@@ -26,7 +26,7 @@ from batch_latch.commands import run as command_run
 from batch_latch.commands import status
 from batch_latch.errors import NotAJob
 from batch_latch.jobfolder import history
-from batch_latch.jobfolder.history import RUNS
+from batch_latch.jobfolder.history import RUNS, JobBusy
 from batch_latch.jobfolder.ledger import Entry, Ledger
 from batch_latch.reports.writer import Summary
 from batch_latch.send import session
@@ -454,3 +454,29 @@ def test_after_a_stopped_fresh_run_the_rows_it_did_not_reach_are_left(
     assert fresh.exit_code == 3
     assert nonzero(fresh.summary.counts) == {"success": 1, "pending": 2}
     assert status.collect(out).left_rows == 2
+
+
+def test_a_v3_job_is_not_taken_in_by_status_while_a_command_takes_it_in(
+    tmp_path: Path,
+) -> None:
+    """The first v4 command on a v3 job takes it into job.db, under the job's lock, through
+    a file beside it; a status meanwhile says the job is busy and leaves that file alone
+    (it would have deleted it and made a job.db of its own). Once free, status takes it in."""
+    out = tmp_path / "job"
+    out.mkdir()
+    (out / "checkpoint.csv").write_text(
+        f"#batch-latch-checkpoint,3,{URL}\n1,A,success,200,latched,,new,,2026-01-01T00:00:00Z\n",
+        encoding="utf-8",
+    )
+    importing = out / ".job.db.import"
+    with history.lock(out):  # the command taking it in
+        importing.write_bytes(b"half made")
+        with pytest.raises(JobBusy) as caught:
+            status.collect(out)
+        assert f"pid {os.getpid()}" in str(caught.value)
+        assert importing.read_bytes() == b"half made" and not (out / "job.db").exists()
+    importing.unlink()
+    got = status.collect(out)
+    assert (out / "job.db").is_file()
+    assert got.in_fusebill == {"latched": 1, "restored": 0, "unknown": 0}
+    assert nonzero(got.counts) == {"success": 1}
