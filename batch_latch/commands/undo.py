@@ -41,6 +41,8 @@ from batch_latch.send.session import Session
 from batch_latch.settings import URL_VARIABLE, Settings
 from batch_latch.vocab import RECORDED, Change, Status, plural
 
+NOTHING = "Nothing to undo: this job has latched no customer."
+
 
 @dataclass(frozen=True)
 class UndoTask:
@@ -223,12 +225,14 @@ def undo(
     found, _ = targets(settings, ledger)
     rows = _latched_rows(ledger, found)
     if settings.dry_run:
+        if not found:
+            print(NOTHING, file=err)
         return LiveOutcome(planned_columns(found, settings.unlatch_unknown, rows))
     tasks = [UndoTask(i, found[i]) for i in range(len(found))]
     requests = requests_needed(len(tasks), reads=True, writes=True, read_batch=settings.read_batch)
     session: Session[UndoTask] = Session.open(settings, service, progress, err, planned=requests)
     if not found:
-        session.notices.say("Nothing to undo: this job has latched no customer.")
+        session.notices.say(NOTHING)
         session.service.close()
         return session.outcome(columns(found, [], rows), "")
     reader = session.open_reader([t.target.fusebill_id for t in tasks])
