@@ -264,6 +264,10 @@ def test_undo_of_a_job_of_dry_runs_and_plans_has_nothing_to_undo(tmp_path: Path)
     assert "Nothing to undo" in err.getvalue()
     assert "not a batch-latch job folder" not in err.getvalue()
     assert (done.summary.rows, done.summary.requests) == (0, 0)
+    err = io.StringIO()
+    dry = settings(out, dry_run=True)
+    assert command_run.run(dry, stdout=io.StringIO(), stderr=err).exit_code == 0
+    assert "Nothing to undo" in err.getvalue()
 
 
 def test_undo_of_an_empty_job(tmp_path: Path) -> None:
