@@ -335,6 +335,12 @@ def test_runs_and_requests_per_day_come_from_the_ledger(
     source = write(tmp_path / "in.csv", "fusebillId,geotabId\n1,A\n5,F\n6,G\n")
     stopped = command(out, RunKind.RUN, source, read_batch=1, max_requests=3)
     assert stopped.exit_code == 3
+    # Read 1, latched 1, read 5: the write to 5 never left, so it is neither writing nor
+    # unknown; 5 and 6 are left.
+    between = status.collect(out)
+    assert nonzero(between.counts) == {"success": 1, "pending": 2}
+    assert between.in_fusebill == {"latched": 1, "restored": 0, "unknown": 0}
+    assert between.left_rows == 2 and fusebill.count("latch") == 1
     done = command(out, RunKind.RUN, source, read_batch=1)
     got = status.collect(out)
     assert [(r.kind, r.exit_code, r.stop_reason) for r in got.runs] == [
