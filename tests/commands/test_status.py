@@ -32,7 +32,7 @@ from batch_latch.reports.writer import Summary
 from batch_latch.send import session
 from batch_latch.settings import Settings
 from batch_latch.vocab import RunKind
-from tests.doubles import Call, FakeFusebill
+from tests.doubles import Call, FakeFusebill, Landed, customer_object, timeout
 from tests.ledgers import Record
 
 URL = "http://127.0.0.1:9/v1"
@@ -486,3 +486,28 @@ def test_a_v3_job_is_not_taken_in_by_status_while_a_command_takes_it_in(
     assert (out / "job.db").is_file()
     assert got.in_fusebill == {"latched": 1, "restored": 0, "unknown": 0}
     assert nonzero(got.counts) == {"success": 1}
+
+
+def test_a_write_whose_answer_was_lost_stays_unknown_until_a_read_settles_it(
+    tmp_path: Path, fusebill: FakeFusebill
+) -> None:
+    """The latch of customer 1 landed but its answer timed out, and so did the read-back:
+    the row ends failed, yet the write may have landed, so status says so (writing, an
+    unknown outcome) until the next run reads it and counts the latch as this job's."""
+    fusebill.script("customer", 1, customer_object(1, None), timeout())
+    fusebill.script("latch", 1, Landed(timeout()))
+    out = tmp_path / "job"
+    source = write(tmp_path / "in.csv", "fusebillId,geotabId\n1,A\n")
+    first = command(out, RunKind.RUN, source, read_batch=1)
+    assert nonzero(first.summary.counts) == {"failed": 1}
+    assert fusebill.held(1) == "A"
+    got = status.collect(out)
+    assert nonzero(got.counts) == {"writing": 1}
+    assert got.in_fusebill == {"latched": 0, "restored": 0, "unknown": 1}
+    assert got.left_rows == 1
+    assert command(out, RunKind.RUN, source, read_batch=1).exit_code == 0
+    assert fusebill.count("latch") == 1  # the read found it latched: not written again
+    got = status.collect(out)
+    assert nonzero(got.counts) == {"success": 1}
+    assert got.in_fusebill == {"latched": 1, "restored": 0, "unknown": 0}
+    assert got.left_rows == 0
