@@ -511,3 +511,20 @@ def test_a_write_whose_answer_was_lost_stays_unknown_until_a_read_settles_it(
     assert nonzero(got.counts) == {"success": 1}
     assert got.in_fusebill == {"latched": 1, "restored": 0, "unknown": 0}
     assert got.left_rows == 0
+
+
+def test_undo_puts_back_a_write_whose_answer_was_lost_and_status_counts_it_undone(
+    tmp_path: Path, fusebill: FakeFusebill
+) -> None:
+    fusebill.script("customer", 1, customer_object(1, None), timeout())
+    fusebill.script("latch", 1, Landed(timeout()))
+    out = tmp_path / "job"
+    source = write(tmp_path / "in.csv", "fusebillId,geotabId\n1,A\n")
+    assert command(out, RunKind.RUN, source, read_batch=1).exit_code == 1
+    assert fusebill.held(1) == "A"
+    undone = command(out, RunKind.UNDO, read_batch=1)
+    assert undone.exit_code == 0 and fusebill.held(1) is None
+    got = status.collect(out)
+    assert got.in_fusebill == {"latched": 0, "restored": 1, "unknown": 0}
+    assert nonzero(got.counts) == {"undone": 1}
+    assert got.left_rows == 1
