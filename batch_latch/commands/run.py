@@ -104,6 +104,7 @@ def _begin(
     """The command's line in the ledger and its run folder, before anything is sent."""
     assert span.ledger is not None
     span.folder = history.new_run_folder(settings.out, settings.kind, started)
+    invalid = None if verdicts is None else verdicts.counts().get("invalid", 0)
     span.command = span.ledger.begin(
         span.folder.name,
         _ledger_kind(settings),
@@ -115,6 +116,8 @@ def _begin(
         base_url=settings.base_url,
         plan_run_id=plan.folder.name if plan else None,
         fresh=settings.fresh and settings.sends,
+        rows=None if verdicts is None else len(verdicts),
+        invalid=invalid,
     )
     if verdicts is not None and settings.kind in (RunKind.RUN, RunKind.PLAN):
         valid = pc.equal(verdicts.status, "valid")

@@ -10,6 +10,7 @@ running, or was killed) are left too.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -85,7 +86,7 @@ def _ledger(out_dir: object) -> Ledger:
         raise NotAJob(
             f"{out} is not a batch-latch job folder (no job.db); give the --out folder of a run"
         )
-    return jobs.open_job(out)
+    return jobs.open_to_read(out)
 
 
 def collect(settings_out: object) -> JobStatus:
@@ -125,7 +126,7 @@ def _collect(ledger: Ledger, out: str) -> JobStatus:
     counts = dict(ledger.query("SELECT status, count(*) FROM pairs GROUP BY status"))
     job.counts = {name: int(counts.get(name, 0)) for name in PAIR_STATUSES}
     newest = ledger.query(
-        "SELECT input_sha256, invalid FROM commands WHERE kind IN ('run', 'plan', 'dry_run') "
+        "SELECT input_sha256, invalid FROM commands WHERE kind IN ('run', 'plan') "
         "ORDER BY id DESC LIMIT 1"
     )
     job.counts["invalid"] = int(newest[0][1] or 0) if newest else 0
@@ -146,14 +147,21 @@ def _summaries(out: str) -> list[tuple[Path, Summary]]:
 
 def _left(ledger: Ledger, sha: str) -> int:
     """Rows of the newest input a re-run would still read or send: every valid row but
-    those whose pair is settled (success, not found, or refused by Fusebill)."""
+    those whose pair is settled (success, not found, or refused by Fusebill) by a command
+    since the newest ``--fresh`` start (the re-run rules forget what came before it)."""
     if not sha:
         return 0
+    # The pairs view is computed once (MATERIALIZED), then looked up through an automatic
+    # index: joined as a view, it was computed again for every input row (quadratic).
     got = ledger.query(
-        "SELECT count(*) FROM inputs i LEFT JOIN pairs p ON p.fusebillId = i.fusebill_id "
-        "AND p.geotabId = i.geotab_id WHERE i.input_sha256 = ? AND NOT ("
+        "WITH p AS MATERIALIZED (SELECT fusebillId, geotabId, status, error_key, "
+        "(SELECT MAX(c.id) FROM commands c WHERE c.run_id = pairs.run_id) AS command "
+        "FROM pairs) "
+        "SELECT count(*) FROM inputs i LEFT JOIN p ON p.fusebillId = i.fusebill_id "
+        "AND p.geotabId = i.geotab_id WHERE i.input_sha256 = ? AND NOT (("
         "COALESCE(p.status, '') IN ('success', 'not_found', 'fixed') OR "
-        "(p.status = 'failed' AND p.error_key REGEXP ?))",
+        "(p.status = 'failed' AND p.error_key REGEXP ?)) AND COALESCE(p.command, 0) >= ("
+        "SELECT COALESCE(MAX(id), 0) FROM commands WHERE fresh = 1 AND kind IN ('run', 'undo')))",
         (sha, REFUSAL_PATTERN),
     )
     return int(got[0][0])
@@ -161,17 +169,29 @@ def _left(ledger: Ledger, sha: str) -> int:
 
 def _running(ledger: Ledger, out: str, job: JobStatus) -> None:
     """Who holds the job now (``running``), and the commands that never recorded an end
-    and are not running: killed (or the machine stopped under them)."""
-    held = holder(Path(out)) is not None
+    and are not running: killed (or the machine stopped under them). The holder is the
+    newest open command when the lock's pid and host are its own; else (it has not begun
+    its line yet, e.g. while it takes a v3 job in) what the lock says of it."""
+    text = holder(Path(out))
+    lock = re.fullmatch(r"pid (\d+) on (.*) since (\S+)", text or "")
     open_ = ledger.query(
         "SELECT run_id, kind, pid, host, user, started_at FROM commands WHERE ended_at IS NULL "
         "ORDER BY id"
     )
-    if held and open_:
-        _run_id, kind, pid, host, user, since = open_.pop()
-        job.running = {"kind": kind, "pid": pid, "host": host, "user": user, "since": since}
-    elif held:
-        job.running = {"kind": "", "pid": None, "host": "", "user": "", "since": ""}
+    if text is not None:
+        newest = open_[-1] if open_ else None
+        if newest is not None and (lock is None or (str(newest[2]), newest[3]) == lock.group(1, 2)):
+            _run_id, kind, pid, host, user, since = open_.pop()
+            job.running = {"kind": kind, "pid": pid, "host": host, "user": user, "since": since}
+        else:
+            pid_, host_, since_ = lock.group(1, 2, 3) if lock else (None, "", "")
+            job.running = {
+                "kind": "",
+                "pid": int(pid_) if pid_ else None,
+                "host": host_,
+                "user": "",
+                "since": since_,
+            }
     job.killed = [r[0] for r in open_]
 
 

@@ -63,7 +63,7 @@ def story(out: Path, fusebill_id: int) -> list[StoryEvent]:
     """Every event of the customer in the job in ``out``, oldest first."""
     if not jobs.exists(out):
         raise UnknownCustomer(f"{out} is not a batch-latch job folder (no job.db)")
-    ledger = jobs.open_job(out)
+    ledger = jobs.open_to_read(out)
     try:
         rows = ledger.query(
             "SELECT e.at, c.kind, e.run_id, c.user, e.status, e.change, e.geotabId, "

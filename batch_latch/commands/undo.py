@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from batch_latch.errors import NotAJob
+from batch_latch.errors import CheckpointError, NotAJob
 from batch_latch.fusebill.service import FusebillService
 from batch_latch.jobfolder import job
 from batch_latch.jobfolder.earlier import Earlier, Target, Targets
@@ -38,6 +38,8 @@ from batch_latch.send.undo_logic import UndoLogic, UndoTask
 from batch_latch.settings import URL_VARIABLE, Settings
 from batch_latch.vocab import RECORDED, Change, Status, plural
 
+NOTHING = "Nothing to undo: this job has latched no customer."
+
 
 def check_job(out: Path) -> None:
     if not job.exists(out):
@@ -51,9 +53,17 @@ def targets(settings: Settings, ledger: Ledger) -> tuple[Targets, str]:
     """Every customer this job wrote to and has not put back, from the whole ledger (what
     ``--fresh`` starts set aside included), and the API they were written to."""
     url = settings.base_url
-    if settings.dry_run and not settings.env.get(URL_VARIABLE):
-        # Sends nothing and needs no key: nor FUSEBILL_BASE_URL; the job's own API it is.
-        url = ledger.bound_to() or url
+    if settings.dry_run:
+        bound = ledger.bound_to()
+        if not settings.env.get(URL_VARIABLE):
+            # Sends nothing and needs no key: nor FUSEBILL_BASE_URL; the job's own API it is.
+            url = bound or url
+        elif bound is not None and bound != url:  # a URL that is set and differs: refused
+            raise CheckpointError(
+                f"the job in {settings.out} is bound to {bound} (its job.db holds answers "
+                f"from that API), not {url}: check FUSEBILL_BASE_URL, or use another --out "
+                f"for {url}"
+            )
     records, _ = ledger.records(url)
     return Earlier(records).undo_targets(), url
 
@@ -105,13 +115,15 @@ def undo(
     found, _ = targets(settings, ledger)
     rows = _latched_rows(ledger, found)
     if settings.dry_run:
+        if not found:
+            print(NOTHING, file=err)
         return LiveOutcome(planned_columns(found, settings.unlatch_unknown, rows))
     tasks = [UndoTask(i, found[i]) for i in range(len(found))]
     requests = requests_needed(len(tasks), reads=True, writes=True, read_batch=settings.read_batch)
     options = settings.engine(on_quota_wait)
     session: Session[UndoTask] = Session.open(options, service, progress, err, planned=requests)
     if not found:
-        session.notices.say("Nothing to undo: this job has latched no customer.")
+        session.notices.say(NOTHING)
         session.service.close()
         return session.outcome(columns(found, [], rows), "")
     reader = session.open_reader([t.target.fusebill_id for t in tasks])

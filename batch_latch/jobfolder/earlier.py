@@ -200,9 +200,11 @@ class Earlier:
         order = np.argsort(self._fids[settling], kind="stable")
         fids, positions = self._fids[settling][order], settling[order]
         wanted = self._fids[at]
-        last = np.searchsorted(fids, wanted, side="right") - 1
-        hit = (last >= 0) & (fids[np.maximum(last, 0)] == wanted)
-        settled_at = np.where(hit, positions[np.maximum(last, 0)], -1)
+        settled_at = np.full(len(at), -1, np.int64)
+        if len(fids):  # no line settles anything yet (a first run's lost answers): all open
+            last = np.searchsorted(fids, wanted, side="right") - 1
+            hit = (last >= 0) & (fids[np.maximum(last, 0)] == wanted)
+            settled_at = np.where(hit, positions[np.maximum(last, 0)], -1)
         mask = np.zeros(len(self), dtype=bool)
         mask[at[at > settled_at]] = True
         return mask

@@ -13,7 +13,7 @@ from typing import TextIO
 
 from batch_latch.errors import CheckpointError
 from batch_latch.jobfolder import v3_import
-from batch_latch.jobfolder.history import RUNS
+from batch_latch.jobfolder.history import RUNS, lock
 from batch_latch.jobfolder.ledger import FILENAME, Ledger, LedgerError
 
 _IMPORTING = ".job.db.import"
@@ -51,6 +51,16 @@ def open_job(out: Path, base_url: str | None = None, err: TextIO | None = None) 
                 f"{base_url}"
             )
     return ledger
+
+
+def open_to_read(out: Path) -> Ledger:
+    """The job's ledger for a command that reads it without holding the job (``status``):
+    a v3 job is taken in under the job's lock, so that it never races a command taking it
+    in (``JobBusy`` while one does: it names the holder)."""
+    if not (out / FILENAME).exists() and v3_import.is_v3(out):
+        with lock(out):
+            return open_job(out)
+    return open_job(out)
 
 
 def _take_in(out: Path, err: TextIO) -> None:

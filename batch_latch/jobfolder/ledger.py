@@ -234,8 +234,11 @@ class Ledger:
         plan_run_id: str | None = None,
         fresh: bool = False,
         pid: int | None = None,
+        rows: int | None = None,
+        invalid: int | None = None,
     ) -> int:
-        """A command starts: its row in ``commands``, durable at once."""
+        """A command starts: its row in ``commands``, durable at once (with its input's
+        rows and invalid rows when known, so a running or killed command has them)."""
         values = (
             run_id,
             str(kind),
@@ -248,11 +251,14 @@ class Ledger:
             base_url,
             plan_run_id,
             int(fresh),
+            rows,
+            invalid,
         )
         with self._cond:
             cur = self._exec(
                 "INSERT INTO commands (run_id, kind, started_at, user, host, pid, input, "
-                "input_sha256, base_url, plan_run_id, fresh) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                "input_sha256, base_url, plan_run_id, fresh, rows, invalid) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 values,
             )
             self.command = int(cur.lastrowid or 0)

@@ -68,10 +68,17 @@ pair AS (
 )
 SELECT p.fusebill_id AS fusebillId, p.geotab_id AS geotabId,
   CASE
-    WHEN p.latch_seq IS NOT NULL AND EXISTS (
+    WHEN EXISTS (
       SELECT 1 FROM log u JOIN commands c ON c.id = u.command
       WHERE u.fusebill_id = p.fusebill_id AND u.change = 'undo' AND u.status = 'success'
-        AND u.seq > p.latch_seq) THEN 'undone'
+        AND (u.seq > p.latch_seq OR EXISTS (
+          -- a write of the pair whose answer was lost, still open when undo put it back
+          SELECT 1 FROM log w WHERE w.fusebill_id = p.fusebill_id
+            AND w.geotab_id = p.geotab_id AND w.status = 'writing'
+            AND w.change IN {_WRITES} AND w.seq < u.seq
+            AND NOT EXISTS (SELECT 1 FROM log s WHERE s.fusebill_id = w.fusebill_id
+                            AND s.seq > w.seq AND s.seq < u.seq AND s.settles = 1))))
+      THEN 'undone'
     WHEN p.latch_seq IS NOT NULL AND EXISTS (
       SELECT 1 FROM log r WHERE r.fusebill_id = p.fusebill_id AND r.status = 'success'
         AND r.change IN {_WRITES} AND r.geotab_id != p.geotab_id

@@ -8,10 +8,11 @@ import json
 from pathlib import Path
 
 from batch_latch.commands import run as job
-from tests.ledgers import Record, records, write_job
 from batch_latch.jobfolder.history import RUNS
+from batch_latch.jobfolder.ledger import Ledger
 from batch_latch.settings import Settings
 from batch_latch.vocab import ExitCode, RunKind
+from tests.ledgers import Record, write_job
 
 URL = "http://127.0.0.1:9/v1"
 
@@ -35,8 +36,16 @@ def test_a_dry_run_writes_its_run_folder_and_publishes(tmp_path: Path) -> None:
     assert result.exit_code is ExitCode.OK
     folders = list((out / RUNS).iterdir())
     assert len(folders) == 1 and folders[0].name.endswith("-dry-run")
-    for name in ("results.csv", "failed.csv", "summary.json", "results.xlsx", "outcomes.arrow"):
+    for name in ("results.csv", "failed.csv", "summary.json", "results.xlsx"):
         assert (folders[0] / name).is_file(), name
+    # The ledger has the command, ended, and no event: a dry run adds none.
+    ledger = Ledger.open(out, create=False)
+    try:
+        runs = ledger.query("SELECT run_id, kind, exit_code, ended_at IS NOT NULL FROM runs")
+        assert runs == [(folders[0].name, "dry_run", 0, 1)]
+        assert ledger.query("SELECT count(*) FROM events") == [(0,)]
+    finally:
+        ledger.close()
     assert (folders[0] / "input-in.csv").read_bytes() == source.read_bytes()
     assert (out / "results.csv").read_bytes() == (folders[0] / "results.csv").read_bytes()
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
@@ -82,10 +91,14 @@ def test_a_header_below_title_lines_is_named_on_stderr(tmp_path: Path) -> None:
 
 def test_an_undo_dry_run_reports_one_row_per_customer(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    store = Checkpoint.open(out, URL)
-    store.record(Record(1, "A", "success", 200, "latched", "", "t", "new", ""))
-    store.record(Record(2, "B", "success", 200, "latched", "", "t", "relatch", "OLD"))
-    store.close()
+    write_job(
+        out,
+        URL,
+        [
+            Record(1, "A", "success", 200, "latched", "", "t", "new", ""),
+            Record(2, "B", "success", 200, "latched", "", "t", "relatch", "OLD"),
+        ],
+    )
     stdout = io.StringIO()
     settings = Settings(out=out, kind=RunKind.UNDO, dry_run=True, base_url=URL)
     result = job.run(settings, stdout=stdout, stderr=io.StringIO())

@@ -10,37 +10,37 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from batch_latch.commands import run as command_run
 from batch_latch.commands import undo
 from batch_latch.errors import BatchLatchError, NotAJob
 from batch_latch.fusebill.answers import Reply
-from tests.ledgers import Record, records, write_job
+from batch_latch.fusebill.service import FusebillService
+from batch_latch.jobfolder.ledger import Entry, Ledger
 from batch_latch.outcome import LiveOutcome, ResultColumns
 from batch_latch.send.progress import Silent
 from batch_latch.settings import Settings
 from batch_latch.vocab import RunKind
 from tests.doubles import FakeFusebill, Landed, error, timeout
+from tests.ledgers import Record, command, records, write_job
 
 URL = "http://127.0.0.1:9/v1"
 
 
 def rec(
     fid: int, gid: str, change: str = "new", previous: str = "", status: str = "success"
-) -> Record:
+) -> Entry:
     return Record(fid, gid, status, 200, "latched", "", "2026-01-01T00:00:00Z", change, previous)
 
 
-def job(out: Path, records: list[Record]) -> Path:
-    store = Checkpoint.open(out, URL)
-    for r in records:
-        store.record(r)
-    store.close()
-    return out
+def job(out: Path, lines: list[Entry]) -> Path:
+    """A job whose one run recorded ``lines`` in its ledger."""
+    return write_job(out, URL, lines)
 
 
 def journal(out: Path) -> list[tuple[int, str, str, str, str]]:
-    store = Checkpoint.open(out, URL)
-    store.close()
-    t = store.records.table
+    """The job's lines as the re-run rules and undo read them: (fusebillId, geotabId,
+    status, change, error_key), in order."""
+    t = records(out, URL).table
     return list(
         zip(
             t["f"].to_pylist(),
@@ -50,6 +50,15 @@ def journal(out: Path) -> list[tuple[int, str, str, str, str]]:
             t["k"].to_pylist(),
         )
     )
+
+
+def log(out: Path) -> list[tuple[object, ...]]:
+    """Every line of the job's ledger, as stored."""
+    ledger = Ledger.open(out, create=False)
+    try:
+        return ledger.query("SELECT * FROM log ORDER BY seq")
+    finally:
+        ledger.close()
 
 
 def settings(out: Path, *, dry_run: bool = False, unlatch_unknown: bool = False) -> Settings:
@@ -67,16 +76,24 @@ def settings(out: Path, *, dry_run: bool = False, unlatch_unknown: bool = False)
     )
 
 
+def undoing(
+    chosen: Settings,
+    service: FusebillService | None = None,
+    err: io.StringIO | None = None,
+) -> LiveOutcome:
+    """``undo.undo`` as the command runs it: its own line in the job's ledger."""
+    kind = "undo_dry_run" if chosen.dry_run else "undo"
+    with command(chosen.out, URL, kind) as ledger:
+        return undo.undo(
+            chosen, ledger, service=service, progress=Silent(err or io.StringIO()), stderr=err
+        )
+
+
 def live(
     out: Path, fake: FakeFusebill, *, unlatch_unknown: bool = False
 ) -> tuple[LiveOutcome, str]:
     err = io.StringIO()
-    result = undo.undo(
-        settings(out, unlatch_unknown=unlatch_unknown),
-        service=fake,
-        progress=Silent(err),
-        stderr=err,
-    )
+    result = undoing(settings(out, unlatch_unknown=unlatch_unknown), fake, err)
     assert isinstance(result, LiveOutcome)
     return result, err.getvalue()
 
@@ -111,7 +128,7 @@ def test_restores_by_unlatch_and_by_latching_back(tmp_path: Path) -> None:
     assert [c.geotab_id for c in fake.calls if c.method == "latch"] == ["OLD"]
     assert got["1"]["attempts"] == 1 and got["2"]["attempts"] == 1
     assert (result.reads, result.writes, result.requests) == (2, 2, 4)
-    # Its outcomes are in the checkpoint: the job now holds nothing to undo.
+    # Its outcomes are in the ledger: the job now holds nothing to undo.
     assert (1, "", "success", "undo", "") in journal(out)
     assert (2, "OLD", "success", "undo", "") in journal(out)
 
@@ -201,8 +218,7 @@ def test_an_undo_stopped_during_the_read_back_leaves_the_customer_pending(
     out = job(tmp_path, [rec(1, "A", "new")])
     fake = FakeFusebill({1: "A"}).script("unlatch", 1, Landed(timeout()))
     chosen = dataclasses.replace(settings(out), max_requests=2, max_attempts=1)
-    err = io.StringIO()
-    result = undo.undo(chosen, service=fake, progress=Silent(err), stderr=err)
+    result = undoing(chosen, fake)
     got = rows(result.columns)["1"]
     assert got["status"] == "pending", got
     assert fake.methods(1) == ["customer", "unlatch"]  # the read-back was never sent
@@ -223,11 +239,35 @@ def test_undo_of_a_job_that_latched_nothing(tmp_path: Path) -> None:
 
 
 def test_undo_of_a_folder_that_is_not_a_job(tmp_path: Path) -> None:
+    nothing = tmp_path / "nothing-here"
     with pytest.raises(NotAJob) as caught:
-        undo.undo(settings(tmp_path / "nothing-here"), service=FakeFusebill())
+        command_run.run(settings(nothing), stdout=io.StringIO(), stderr=io.StringIO())
     assert caught.value.exit_code == 2
     assert "not a batch-latch job folder" in str(caught.value)
     assert "\n" not in str(caught.value)
+    assert not nothing.exists()  # refused before anything was made
+
+
+def test_undo_of_a_job_of_dry_runs_and_plans_has_nothing_to_undo(tmp_path: Path) -> None:
+    """A job folder whose commands latched nothing (a dry run, a plan) is a job: undo says
+    there is nothing to undo and exits 0, sending nothing."""
+    out = tmp_path / "job"
+    sheet = tmp_path / "in.csv"
+    sheet.write_text("fusebillId,geotabId\n1,A\n", encoding="utf-8")
+    dry = Settings(out=out, input=sheet, kind=RunKind.DRY_RUN, dry_run=True, progress=False)
+    assert command_run.run(dry, stdout=io.StringIO(), stderr=io.StringIO()).exit_code == 0
+    write_job(out, URL, [rec(1, "A", "new", status="valid")], kind="plan")
+    err = io.StringIO()
+    # Port 9 (discard) on loopback: a request sent would fail the command, not pass it.
+    done = command_run.run(settings(out), stdout=io.StringIO(), stderr=err)
+    assert done.exit_code == 0, err.getvalue()
+    assert "Nothing to undo" in err.getvalue()
+    assert "not a batch-latch job folder" not in err.getvalue()
+    assert (done.summary.rows, done.summary.requests) == (0, 0)
+    err = io.StringIO()
+    dry = settings(out, dry_run=True)
+    assert command_run.run(dry, stdout=io.StringIO(), stderr=err).exit_code == 0
+    assert "Nothing to undo" in err.getvalue()
 
 
 def test_undo_of_an_empty_job(tmp_path: Path) -> None:
@@ -242,8 +282,8 @@ def test_dry_run_lists_what_it_would_do_and_sends_nothing(tmp_path: Path) -> Non
         tmp_path,
         [rec(1, "A", "new"), rec(2, "X", "relatch", "OLD"), rec(3, "W", "unknown")],
     )
-    before = (out / "checkpoint.csv").read_bytes()
-    result = undo.undo(settings(out, dry_run=True))  # no service: it must not need one
+    before = log(out)
+    result = undoing(settings(out, dry_run=True))  # no service: it must not need one
     assert (result.requests, result.reads, result.writes) == (0, 0, 0)
     got = rows(result.columns)
     assert {fid: r["status"] for fid, r in got.items()} == {
@@ -255,9 +295,9 @@ def test_dry_run_lists_what_it_would_do_and_sends_nothing(tmp_path: Path) -> Non
     assert "would unlatch if it still holds 'A'" in str(got["1"]["message"])
     assert "would latch back to 'OLD' if it still holds 'X'" in str(got["2"]["message"])
     assert "would leave alone" in str(got["3"]["message"])
-    assert (out / "checkpoint.csv").read_bytes() == before
+    assert log(out) == before  # the ledger has the command, but not a line more
 
-    with_unknown = undo.undo(settings(out, dry_run=True, unlatch_unknown=True))
+    with_unknown = undoing(settings(out, dry_run=True, unlatch_unknown=True))
     assert with_unknown.requests == 0
     assert "would unlatch" in str(rows(with_unknown.columns)["3"]["message"])
 
@@ -279,10 +319,8 @@ def test_an_undo_stopped_after_its_read_reports_the_reads_status(
     tmp_path: Path, previous: str
 ) -> None:
     out = job(tmp_path, [rec(1, "A", "relatch" if previous else "new", previous)])
-    err = io.StringIO()
     chosen = dataclasses.replace(settings(out), max_requests=1)
-    result = undo.undo(chosen, service=FakeFusebill({1: "A"}), progress=Silent(err), stderr=err)
-    assert isinstance(result, LiveOutcome)
+    result = undoing(chosen, FakeFusebill({1: "A"}))
     got = rows(result.columns)["1"]
     assert (got["status"], got["http_status"], got["attempts"]) == ("pending", 200, 0)
 
@@ -294,11 +332,13 @@ def test_a_dry_run_needs_no_base_url_either(tmp_path: Path) -> None:
     chosen = dataclasses.replace(
         settings(out, dry_run=True), base_url="https://secure.fusebill.com/v1", api_key=None
     )
-    found = undo.undo(chosen)
-    assert found.requests == 0
-    assert rows(found.columns)["1"]["status"] == "valid"
-    with pytest.raises(BatchLatchError):  # a URL that is set and differs still refuses
-        undo.undo(dataclasses.replace(chosen, env={"FUSEBILL_BASE_URL": chosen.base_url}))
+    found = command_run.run(chosen, stdout=io.StringIO(), stderr=io.StringIO())
+    assert (found.exit_code, found.summary.requests) == (0, 0)
+    assert found.summary.counts["valid"] == 1 and found.summary.changes["undo"] == 1
+    other = dataclasses.replace(chosen, env={"FUSEBILL_BASE_URL": chosen.base_url})
+    with pytest.raises(BatchLatchError) as caught:  # a URL that is set and differs refuses
+        command_run.run(other, stdout=io.StringIO(), stderr=io.StringIO())
+    assert URL in str(caught.value) and chosen.base_url in str(caught.value)
 
 
 def test_undo_says_how_many_requests_and_how_long_before_sending(tmp_path: Path) -> None:
