@@ -217,6 +217,7 @@ class Ledger:
             db.executescript(f"BEGIN IMMEDIATE;{script}COMMIT;")
         else:
             db.execute("SELECT count(*) FROM commands").fetchone()
+            _refresh_views(db)
 
     # --- commands -------------------------------------------------------------------------
 
@@ -483,3 +484,18 @@ class Ledger:
                 self._db.close()
         if failure is not None:
             raise self._write_error(failure)
+
+
+def _refresh_views(db: sqlite3.Connection) -> None:
+    """Views are rules, not data: a job.db written by an earlier build of this format gets
+    today's views (dropped and made again in one transaction); a read-only file keeps its own."""
+    wanted = {" ".join(v.split()) for v in ledger_views.VIEWS.split(";") if v.strip()}
+    rows = db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'view'").fetchall()
+    if {" ".join(str(sql).split()) for _, sql in rows} == wanted:
+        return
+    drops = "".join(f'DROP VIEW IF EXISTS "{name}";' for name, _ in rows)
+    try:
+        db.executescript(f"BEGIN IMMEDIATE;{drops}{ledger_views.VIEWS}COMMIT;")
+    except sqlite3.OperationalError:  # read-only: its own views serve this command
+        if db.in_transaction:
+            db.rollback()
