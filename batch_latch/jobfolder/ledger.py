@@ -208,7 +208,11 @@ class Ledger:
     def _prepare(db: sqlite3.Connection, path: Path, *, new: bool) -> None:
         version = int(db.execute("PRAGMA user_version").fetchone()[0])
         if version > FORMAT:
-            raise _damaged(path, f"was written by a newer batch-latch (format {version})")
+            raise LedgerError(
+                f"{path} was written by a newer batch-latch (job format {version}; this one "
+                f"reads {FORMAT}): run this job with the newer batch-latch that wrote it; the file "
+                "is left as it is"
+            )
         if version == 0:
             tables = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
             if tables and not new:
