@@ -89,6 +89,9 @@ class LiveOutcome:
     limits: tuple[int | None, int | None] = (None, None)
     customers_read: int = 0  # customers a trusted list answer showed, and one-by-one reads
     held: pa.Array | None = None  # a plan: per row, what its read found (for run --plan)
+    #: The sheet's own columns for these rows, when the command's rows are not its input's
+    #: (undo: the columns of the latch each customer's undo puts back).
+    extras: dict[str, pa.Array] = field(default_factory=dict)
     #: The first few tracebacks of rows a bug failed (redacted), kept beside the reports.
     row_errors: tuple[str, ...] = ()
 

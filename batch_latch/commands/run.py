@@ -74,7 +74,7 @@ def run(
         with _command(settings, started, out, err, {}) as span:
             _begin(settings, span, started, "")
             done = undo.undo(settings, span.ledger, stderr=err, on_quota_wait=_hook(span))
-            return _report(settings, done, {}, started, out, err, span=span)
+            return _report(settings, done, done.extras, started, out, err, span=span)
     assert settings.input is not None
     digest = _Digest(settings.input)  # hashed on another thread while the sheet is read
     sheet, verdicts = load_sheet(settings, err)

@@ -8,6 +8,7 @@ shared with run and plan, so an interrupted undo is finished by the next one.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 from typing import TextIO
@@ -16,9 +17,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from batch_latch.errors import CheckpointError, NotAJob
+from batch_latch.errors import BatchLatchError, CheckpointError, NotAJob
 from batch_latch.fusebill.service import FusebillService
-from batch_latch.jobfolder import job
+from batch_latch.jobfolder import history, job
 from batch_latch.jobfolder.earlier import Earlier, Target, Targets
 from batch_latch.jobfolder.ledger import Entry, Ledger
 from batch_latch.outcome import (
@@ -30,12 +31,13 @@ from batch_latch.outcome import (
 )
 from batch_latch.send.attempt_loop import QuotaHook
 from batch_latch.send.decisions import RowLogic
-from batch_latch.send.estimate import duration, requests_needed
+from batch_latch.send.estimate import Pace, duration, estimate, requests_needed
 from batch_latch.send.journal import LedgerJournal
 from batch_latch.send.progress import Progress
 from batch_latch.send.session import Session
 from batch_latch.send.undo_logic import UndoLogic, UndoTask
 from batch_latch.settings import URL_VARIABLE, Settings
+from batch_latch.sheet import loader
 from batch_latch.vocab import RECORDED, Change, Status, plural
 
 NOTHING = "Nothing to undo: this job has latched no customer."
@@ -113,13 +115,17 @@ def undo(
     err = stderr or sys.stderr
     assert ledger is not None
     found, _ = targets(settings, ledger)
-    rows = _latched_rows(ledger, found)
+    found, rows, runs = _in_sheet_order(ledger, found)
+    extras = sheet_columns(settings.out, rows, runs)
+    requests = requests_needed(len(found), reads=True, writes=True, read_batch=settings.read_batch)
     if settings.dry_run:
         if not found:
             print(NOTHING, file=err)
-        return LiveOutcome(planned_columns(found, settings.unlatch_unknown, rows))
+        else:
+            print(_dry_run_words(settings, len(found)), file=err)
+        planned = planned_columns(found, settings.unlatch_unknown, rows)
+        return LiveOutcome(planned, extras=extras)
     tasks = [UndoTask(i, found[i]) for i in range(len(found))]
-    requests = requests_needed(len(tasks), reads=True, writes=True, read_batch=settings.read_batch)
     options = settings.engine(on_quota_wait)
     session: Session[UndoTask] = Session.open(options, service, progress, err, planned=requests)
     if not found:
@@ -145,22 +151,90 @@ def undo(
         return _entry(task.target, outcome, rows[task.index].as_py())
 
     outcomes, message = session.drive(tasks, logic.process, ledger, entry)
-    return session.outcome(columns(found, outcomes, rows), message)
-
-
-def _latched_rows(ledger: Ledger, found: Targets) -> pa.Array:
-    """Each target's sheet row: the row of the latch undo puts back (null when unknown)."""
-    if not len(found):
-        return pa.array([], pa.int64())
-    got = dict(
-        ((int(f), str(g)), r)
-        for f, g, r in ledger.query(
-            "SELECT fusebill_id, geotab_id, row FROM log WHERE row IS NOT NULL "
-            "AND change IN ('new', 'relatch', 'unknown') ORDER BY seq"
-        )
+    return dataclasses.replace(
+        session.outcome(columns(found, outcomes, rows), message), extras=extras
     )
+
+
+def _in_sheet_order(ledger: Ledger, found: Targets) -> tuple[Targets, pa.Array, list[str]]:
+    """The targets in the sheet-row order of the latches undo puts back (those of unknown
+    row last), each one's sheet row (null when unknown) and the run folder of that latch."""
+    if not len(found):
+        return found, pa.array([], pa.int64()), []
+    got = {
+        (int(f), str(g)): (r, run)
+        for f, g, r, run in ledger.query(
+            "SELECT l.fusebill_id, l.geotab_id, l.row, c.run_id FROM log l "
+            "JOIN commands c ON c.id = l.command WHERE l.row IS NOT NULL "
+            "AND l.change IN ('new', 'relatch', 'unknown') ORDER BY l.seq"
+        )
+    }
     keys = zip(found.fusebill_ids.tolist(), found.set_to.to_pylist())
-    return pa.array([got.get((f, g)) for f, g in keys], pa.int64())
+    each = [got.get(k, (None, "")) for k in keys]
+    order = np.array(
+        sorted(range(len(each)), key=lambda i: (each[i][0] is None, each[i][0] or 0, i)),
+        dtype=np.int64,
+    )
+    rows = pa.array([each[i][0] for i in order], pa.int64())
+    return found.take(order), rows, [str(each[i][1]) for i in order]
+
+
+def sheet_columns(out: Path, rows: pa.Array, runs: list[str]) -> dict[str, pa.Array]:
+    """The sheet's own columns (Account Name...) of the latch each undo target puts back,
+    from the copy of its input in that latch's run folder; a copy that is gone or cannot be
+    read leaves its rows' cells empty. Each distinct input file is read once."""
+    sheets: dict[str, tuple[loader.Sheet, dict[int, int]] | None] = {}  # by SHA-256
+    where: list[tuple[loader.Sheet, int] | None] = []
+    for row, run in zip(rows.to_pylist(), runs):
+        copy = _input_copy(out, run) if row is not None else None
+        digest = history.sha256(copy) if copy is not None else ""
+        if copy is not None and digest not in sheets:
+            sheets[digest] = _indexed(copy)
+        loaded = sheets.get(digest)
+        at = loaded[1].get(row) if loaded is not None else None
+        where.append(None if loaded is None or at is None else (loaded[0], at))
+    headers: list[str] = []
+    for loaded in sheets.values():
+        headers += [h for h in (loaded[0].extras if loaded else ()) if h not in headers]
+    return {
+        header: pa.array(
+            [
+                None
+                if spot is None or header not in spot[0].extras
+                else spot[0].extras[header][spot[1]].as_py()
+                for spot in where
+            ],
+            pa.string(),
+        )
+        for header in headers
+    }
+
+
+def _indexed(copy: Path) -> tuple[loader.Sheet, dict[int, int]] | None:
+    """An input copy loaded, with its sheet rows' positions; None when it cannot be read."""
+    try:
+        sheet = loader.load(copy)
+    except (BatchLatchError, OSError):
+        return None
+    return sheet, dict(zip(sheet.rows.to_pylist(), range(len(sheet))))
+
+
+def _input_copy(out: Path, run: str) -> Path | None:
+    """The copy of its input a run folder keeps (``input-<name>``), if any."""
+    folder = out / history.RUNS / run
+    found = sorted(folder.glob("input-*")) if run and folder.is_dir() else []
+    return found[0] if found else None
+
+
+def _dry_run_words(settings: Settings, customers: int) -> str:
+    """What ``undo`` of these customers will cost, from the one estimator."""
+    pace = Pace(settings.rate, None, None, 0)
+    cost = estimate(customers, pace, reads=True, writes=True, read_batch=settings.read_batch)
+    return (
+        f"Undo would look at {plural(customers, 'customer')}: up to "
+        f"{plural(cost.requests, 'request')} ({_reads_words(settings.read_batch)}, then a "
+        f"write where it still holds what the job set), {cost.text}."
+    )
 
 
 def _entry(target: Target, outcome: RowOutcome, row: int | None) -> Entry:

@@ -317,6 +317,16 @@ class Targets:
     def __len__(self) -> int:
         return len(self.fusebill_ids)
 
+    def take(self, order: np.ndarray) -> Targets:
+        """The same targets in ``order`` (positions)."""
+        at = pa.array(order, pa.int64())
+        return Targets(
+            self.fusebill_ids[order],
+            pc.take(self.set_to, at),
+            pc.take(self.previous, at),
+            self.known[order],
+        )
+
     def __getitem__(self, i: int) -> Target:
         origin = Origin(str(self.previous[i].as_py()), bool(self.known[i]))
         return Target(int(self.fusebill_ids[i]), str(self.set_to[i].as_py()), origin)
