@@ -1,5 +1,5 @@
 """What earlier runs settled, what customers held before the job, and what undo must restore:
-lookups over checkpoint records written through the real Checkpoint."""
+lookups over the lines of a job written to, and read back from, its real ledger (job.db)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from tests.ledgers import Record, records, write_job
 from batch_latch.jobfolder.earlier import (
     EARLIER_SUCCESS,
     Earlier,
@@ -19,6 +18,8 @@ from batch_latch.jobfolder.earlier import (
     Targets,
     is_refusal,
 )
+from batch_latch.jobfolder.ledger import Entry
+from tests.ledgers import Record, records, write_job
 
 URL = "http://127.0.0.1:9/v1"
 
@@ -32,18 +33,14 @@ def rec(
     key: str = "",
     message: str = "latched",
     http: int | None = 200,
-) -> Record:
+) -> Entry:
     return Record(fid, gid, status, http, message, key, "2026-01-01T00:00:00Z", change, previous)
 
 
-def earlier(tmp_path: Path, records: list[Record]) -> Earlier:
-    store = Checkpoint.open(tmp_path / "job", URL)
-    for r in records:
-        store.record(r)
-    store.close()
-    store = Checkpoint.open(tmp_path / "job", URL)
-    store.close()
-    return Earlier(store.records)
+def earlier(tmp_path: Path, lines: list[Entry]) -> Earlier:
+    """The lines recorded by one command, read back from a reopened job.db."""
+    write_job(tmp_path / "job", URL, lines)
+    return Earlier(records(tmp_path / "job", URL))
 
 
 def settled(
@@ -195,8 +192,8 @@ def test_only_undo_records_that_restored_nothing_settle_nothing(tmp_path: Path) 
 
 
 def test_settled_keeps_asked_order_positions_for_many_rows(tmp_path: Path) -> None:
-    records = [rec(i, f"G{i}") for i in range(0, 200, 2)]
-    e = earlier(tmp_path, records)
+    lines = [rec(i, f"G{i}") for i in range(0, 200, 2)]
+    e = earlier(tmp_path, lines)
     asked = [(i, f"G{i}") for i in range(200)]
     assert sorted(settled(e, asked).where.tolist()) == list(range(0, 200, 2))
 
