@@ -131,7 +131,6 @@ class Entry:
 
 def _connect(path: Path) -> sqlite3.Connection:
     db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
-    db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=FULL")
     db.create_function("REGEXP", 2, _regexp, deterministic=True)
     return db
@@ -154,7 +153,13 @@ def check(out_dir: Path) -> None:
     path = out_dir / FILENAME
     if not path.exists():
         return
-    Ledger.open(out_dir, create=False).close()
+    ledger = Ledger.open(out_dir, create=False)
+    try:  # damage in pages opening does not read (the log's) shows only in a full read
+        found = ledger.query("PRAGMA quick_check(1)")
+    finally:
+        ledger.close()
+    if found != [("ok",)]:
+        raise _damaged(path, f"is damaged ({' '.join(str(found[0][0]).split())[:100]})")
 
 
 class Ledger:
@@ -213,6 +218,9 @@ class Ledger:
             tables = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
             if tables and not new:
                 raise _damaged(path, "is not a batch-latch job database")
+        # Only once the file is known to be ours: switching to WAL rewrites its header.
+        db.execute("PRAGMA journal_mode=WAL")
+        if version == 0:
             script = _SCHEMA + ledger_views.VIEWS + f"PRAGMA user_version={FORMAT};"
             db.executescript(f"BEGIN IMMEDIATE;{script}COMMIT;")
         else:
