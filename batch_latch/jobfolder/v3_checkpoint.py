@@ -58,6 +58,10 @@ def read_table(path: Path, version: int = FORMAT, data: bytes | None = None) -> 
     """Every record, in the order written (the latest for a customer wins); ``data``: the
     file's bytes, when already read."""
     names = _V1_NAMES if version == 1 else SCHEMA.names
+    if data is None and _torn(path):  # v3 cut it off when it next opened the file
+        data = path.read_bytes()
+    if data is not None and not data.endswith(b"\n"):
+        data = data[: data.rfind(b"\n") + 1]
     try:
         table = pacsv.read_csv(
             str(path) if data is None else pa.BufferReader(data),
@@ -84,3 +88,14 @@ def read_table(path: Path, version: int = FORMAT, data: bytes | None = None) -> 
             7, "p", pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), pa.array([""]))
         )
     return table.select(SCHEMA.names)
+
+
+def _torn(path: Path) -> bool:
+    """A crash mid-append left the last line without its newline."""
+    try:
+        with path.open("rb") as handle:
+            size = handle.seek(0, 2)
+            handle.seek(max(0, size - 1))
+            return size > 0 and handle.read(1) != b"\n"
+    except OSError:
+        return False
