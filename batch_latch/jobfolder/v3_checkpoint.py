@@ -49,9 +49,7 @@ def header(path: Path) -> tuple[int, str]:
     fields = next(csv.reader([first]), [])
     if len(fields) == 3 and fields[0] == _MARK and fields[1] in ("1", "2", str(FORMAT)):
         return int(fields[1]), fields[2]
-    raise CheckpointError(
-        f"{path} is not a batch-latch checkpoint; move it away or use --fresh"
-    ) from None
+    raise CheckpointError(f"{path} is not a batch-latch checkpoint; move it away") from None
 
 
 def read_table(path: Path, version: int = FORMAT, data: bytes | None = None) -> pa.Table:
@@ -77,7 +75,7 @@ def read_table(path: Path, version: int = FORMAT, data: bytes | None = None) -> 
     except (pa.ArrowInvalid, OSError) as exc:
         raise CheckpointError(
             f"checkpoint {path} is damaged ({str(exc).splitlines()[0][:100]}); "
-            "move it away or use --fresh (earlier successes would then be sent again)"
+            "move it away (earlier successes would then be sent again)"
         ) from None
     table = table.filter(pc.is_valid(table["f"]))
     if version == 1:  # v1 wrote blind: what a success changed is unknown
