@@ -16,7 +16,7 @@ from batch_latch.settings import Settings
 from batch_latch.sheet.validate import Verdicts
 
 
-def Record(  # noqa: N802 - the v3 record's shape, for tests that build jobs line by line
+def Record(  # the v3 record's shape, for tests that build jobs line by line
     fid: int,
     gid: str,
     status: str,
@@ -38,7 +38,10 @@ def command(out: Path, base_url: str, kind: str = "run", fresh: bool = False) ->
     try:
         n = ledger.query("SELECT count(*) FROM commands")[0][0]
         command_id = ledger.begin(
-            f"test-{n + 1}-{kind}", kind, started_at="2026-01-01T00:00:00Z", base_url=base_url,
+            f"test-{n + 1}-{kind}",
+            kind,
+            started_at="2026-01-01T00:00:00Z",
+            base_url=base_url,
             fresh=fresh,
         )
         yield ledger
