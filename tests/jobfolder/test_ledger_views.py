@@ -141,6 +141,31 @@ def test_an_only_planned_pair_is_valid_and_a_run_gives_it_its_outcome(tmp_path: 
     assert pairs(tmp_path) == {(1, "A"): "success", (2, "B"): "valid"}
 
 
+def test_a_plan_after_a_run_leaves_the_pairs_run_outcome(tmp_path: Path) -> None:
+    # "valid when only planned": a pair counts by its latest run; a plan only reads.
+    job(
+        tmp_path,
+        (
+            "run",
+            [
+                line(1, "A", "failed", "", row=2, key="http_503", settles=False),
+                line(2, "B", "pending", "", row=3, settles=False),
+            ],
+        ),
+        (
+            "plan",
+            [
+                line(1, "A", "valid", row=2),
+                line(2, "B", "valid", row=3),
+                line(3, "C", "valid", row=4),
+            ],
+        ),
+    )
+
+    assert pairs(tmp_path) == {(1, "A"): "failed", (2, "B"): "pending", (3, "C"): "valid"}
+    assert select(tmp_path, "SELECT run_id FROM pairs WHERE fusebillId = 1") == [("test-1-run",)]
+
+
 def test_a_latch_undo_put_back_is_undone_never_success(tmp_path: Path) -> None:
     job(
         tmp_path,
@@ -261,6 +286,18 @@ def test_a_pair_every_row_of_which_was_sent_again_with_another_pair_is_fixed(
         (4, "G"): "fixed",
         (5, "G"): "success",
     }
+
+
+def test_a_fix_only_planned_does_not_make_the_pair_fixed(tmp_path: Path) -> None:
+    job(
+        tmp_path,
+        ("run", [line(1, "A", "failed", "", row=5, key="http_400")]),
+        ("plan", [line(1, "B", "valid", row=5)]),  # the row fixed, then only planned
+    )
+    assert pairs(tmp_path) == {(1, "A"): "failed", (1, "B"): "valid"}
+
+    job(tmp_path, ("run", [line(1, "B", row=5)]))  # now sent with the other pair
+    assert pairs(tmp_path) == {(1, "A"): "fixed", (1, "B"): "success"}
 
 
 def test_a_pair_that_once_succeeded_is_never_fixed(tmp_path: Path) -> None:
