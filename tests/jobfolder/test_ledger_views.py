@@ -531,6 +531,11 @@ def batch_latch(*words: object) -> int:
         return cli.main([*map(str, words), "--no-progress"])
 
 
+def report(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
 def sheet(tmp_path: Path) -> Path:
     return write_csv(
         tmp_path / "sheet.csv",
@@ -556,17 +561,29 @@ def test_a_real_job_events_per_row_touched_none_for_dry_runs_or_settled_rows(
     assert select(out, "SELECT count(*) FROM customers") == [(0,)]
 
     assert batch_latch("run", source, "--out", out) == 1
-    touched = [(1000001, "success", 2), (1000002, "success", 3), (42, "not_found", 5)]
     got = select(out, "SELECT fusebillId, status, row FROM events ORDER BY row")
-    assert got == sorted(touched, key=lambda t: t[2])
+    assert got == [(1000001, "success", 2), (1000002, "success", 3), (42, "not_found", 5)]
+    # Each event as the run's results.csv shows its row.
+    fields = ("fusebillId", "geotabId", "status", "change", "error_key", "message")
+    shown = {int(r["row"]): r for r in report(out / "results.csv")}
+    for event in select(
+        out,
+        "SELECT row, fusebillId, geotabId, status, change, error_key, message, "
+        "COALESCE(previous_geotabId, '') FROM events",
+    ):
+        row = shown[int(str(event[0]))]
+        assert (*event[1:],) == (
+            int(row["fusebillId"]),
+            *(row[f] for f in fields[1:]),
+            row["previous_geotabId"],
+        )
 
     assert batch_latch("run", source, "--out", out) == 1  # nothing left to send
     assert select(out, "SELECT count(*) FROM events") == [(3,)]
 
     # Each valid pair once, by its own outcome: row 4 is a duplicate, a row's status only.
-    with (out / "results.csv").open(encoding="utf-8-sig", newline="") as handle:
-        shown = {int(r["row"]): r["status"] for r in csv.DictReader(handle)}
-    assert shown == {2: "success", 3: "success", 4: "duplicate", 5: "not_found", 6: "invalid"}
+    statuses = {int(r["row"]): r["status"] for r in report(out / "results.csv")}
+    assert statuses == {2: "success", 3: "success", 4: "duplicate", 5: "not_found", 6: "invalid"}
     assert select(out, "SELECT fusebillId, geotabId, status, row FROM pairs ORDER BY row") == [
         (1000001, "A1", "success", 2),
         (1000002, "A2", "success", 3),
