@@ -134,6 +134,20 @@ def test_only_the_commands_that_send_count_for_the_rerun_rules(tmp_path: Path) -
     assert lines(tmp_path) == [(2, "B", "success"), (2, "", "success")]
 
 
+def test_a_command_refused_before_it_did_anything_leaves_no_trace(tmp_path: Path) -> None:
+    ledger = Ledger.open(tmp_path)
+    try:
+        refused_early = ledger.begin("a", "run", started_at="t", base_url=URL)
+        ledger.forget(refused_early)
+        ledger.command = ledger.begin("b", "run", started_at="t", base_url=URL)
+        ledger.record(outcome(1, "A"))
+        ledger.forget(ledger.command)  # it recorded something: it stays
+    finally:
+        ledger.close()
+
+    assert seen_by_another_reader(tmp_path, "SELECT run_id FROM runs") == [("b",)]
+
+
 # --- durability: intent before the send, outcome before it counts ------------------------------
 
 

@@ -17,6 +17,8 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
 import pytest
 
 from batch_latch import cli
@@ -164,6 +166,40 @@ def test_a_plan_after_a_run_leaves_the_pairs_run_outcome(tmp_path: Path) -> None
 
     assert pairs(tmp_path) == {(1, "A"): "failed", (2, "B"): "pending", (3, "C"): "valid"}
     assert select(tmp_path, "SELECT run_id FROM pairs WHERE fusebillId = 1") == [("test-1-run",)]
+
+
+def test_rows_a_command_has_not_reached_are_pending_pairs(tmp_path: Path) -> None:
+    sha = "5e" * 32
+    ledger = Ledger.open(tmp_path)
+    try:
+        ledger.command = ledger.begin("r", "run", started_at=AT, base_url=URL, input_sha256=sha)
+        ledger.remember_input(  # the sheet's valid rows, as the command read them
+            sha,
+            np.array([2, 3, 5], np.int64),
+            np.array([1, 2, 3], np.int64),
+            pa.array(["A", "B", "C"]),
+        )
+        ledger.record(line(1, "A", row=2))  # then killed
+    finally:
+        ledger.close()
+
+    assert select(tmp_path, "SELECT fusebillId, geotabId, status, row FROM pairs ORDER BY row") == [
+        (1, "A", "success", 2),
+        (2, "B", "pending", 3),
+        (3, "C", "pending", 5),
+    ]
+
+
+def test_an_input_only_a_dry_run_read_makes_no_pairs(tmp_path: Path) -> None:
+    sha = "d7" * 32
+    ledger = Ledger.open(tmp_path)
+    try:
+        ledger.begin("d", "dry_run", started_at=AT, base_url=URL, input_sha256=sha)
+        ledger.remember_input(sha, np.array([2]), np.array([1]), pa.array(["A"]))
+    finally:
+        ledger.close()
+
+    assert select(tmp_path, "SELECT count(*) FROM pairs") == [(0,)]
 
 
 def test_a_latch_undo_put_back_is_undone_never_success(tmp_path: Path) -> None:
