@@ -16,7 +16,7 @@ from batch_latch.settings import Settings
 from batch_latch.sheet.validate import Verdicts
 
 
-def Record(
+def Record(  # the v3 record's shape, for tests that build jobs line by line
     fid: int,
     gid: str,
     status: str,

@@ -197,15 +197,16 @@ class Earlier:
         latch = _mask(_each(_flat(self._r.change), lambda v: pc.is_in(v, value_set=_WRITES)))
         at = np.flatnonzero(writing & latch)
         settling = np.flatnonzero(self._r.settles)
+        mask = np.zeros(len(self), dtype=bool)
+        if not len(settling):  # no line settled any customer (killed before any answer)
+            mask[at] = True
+            return mask
         order = np.argsort(self._fids[settling], kind="stable")
         fids, positions = self._fids[settling][order], settling[order]
         wanted = self._fids[at]
-        settled_at = np.full(len(at), -1, np.int64)
-        if len(fids):  # no line settles anything yet (a first run's lost answers): all open
-            last = np.searchsorted(fids, wanted, side="right") - 1
-            hit = (last >= 0) & (fids[np.maximum(last, 0)] == wanted)
-            settled_at = np.where(hit, positions[np.maximum(last, 0)], -1)
-        mask = np.zeros(len(self), dtype=bool)
+        last = np.searchsorted(fids, wanted, side="right") - 1
+        hit = (last >= 0) & (fids[np.maximum(last, 0)] == wanted)
+        settled_at = np.where(hit, positions[np.maximum(last, 0)], -1)
         mask[at[at > settled_at]] = True
         return mask
 

@@ -66,16 +66,22 @@ def open_to_read(out: Path) -> Ledger:
 def _take_in(out: Path, err: TextIO) -> None:
     """Import beside the ledger, then rename it into place: a kill mid-way leaves no
     half-made job.db (the next command starts the import again)."""
-    for leftover in out.glob(_IMPORTING + "*"):
-        leftover.unlink()
+    _remove_import(out)
     ledger = Ledger.open(out, name=_IMPORTING)
     try:
         v3_import.take_in(out, ledger, err)
     except CheckpointError:
         ledger.close()
+        _remove_import(out)
         raise
     except Exception as exc:
         ledger.close()
+        _remove_import(out)
         raise LedgerError(f"cannot take the v3 job in {out} into {FILENAME}: {exc}") from None
     ledger.close()
     os.replace(out / _IMPORTING, out / FILENAME)
+
+
+def _remove_import(out: Path) -> None:
+    for leftover in out.glob(_IMPORTING + "*"):
+        leftover.unlink()

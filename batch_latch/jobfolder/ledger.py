@@ -15,6 +15,7 @@ back (its intent deleted), so nothing that was not sent is ever shown as sent.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import sqlite3
@@ -131,7 +132,6 @@ class Entry:
 
 def _connect(path: Path) -> sqlite3.Connection:
     db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
-    db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=FULL")
     db.create_function("REGEXP", 2, _regexp, deterministic=True)
     return db
@@ -154,7 +154,13 @@ def check(out_dir: Path) -> None:
     path = out_dir / FILENAME
     if not path.exists():
         return
-    Ledger.open(out_dir, create=False).close()
+    ledger = Ledger.open(out_dir, create=False)
+    try:  # damage in pages opening does not read (the log's) shows only in a full read
+        found = ledger.query("PRAGMA quick_check(1)")
+    finally:
+        ledger.close()
+    if found != [("ok",)]:
+        raise _damaged(path, f"is damaged ({' '.join(str(found[0][0]).split())[:100]})")
 
 
 class Ledger:
@@ -217,6 +223,9 @@ class Ledger:
             tables = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
             if tables and not new:
                 raise _damaged(path, "is not a batch-latch job database")
+        # Only once the file is known to be ours: switching to WAL rewrites its header.
+        db.execute("PRAGMA journal_mode=WAL")
+        if version == 0:
             script = _SCHEMA + ledger_views.VIEWS + f"PRAGMA user_version={FORMAT};"
             db.executescript(f"BEGIN IMMEDIATE;{script}COMMIT;")
         else:
@@ -493,9 +502,8 @@ class Ledger:
 def _refresh_views(db: sqlite3.Connection) -> None:
     """Views are rules, not data: a job.db written by an earlier build of this format gets
     today's views (dropped and made again in one transaction); a read-only file keeps its own."""
-    wanted = {" ".join(v.split()) for v in ledger_views.VIEWS.split(";") if v.strip()}
     rows = db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'view'").fetchall()
-    if {" ".join(str(sql).split()) for _, sql in rows} == wanted:
+    if {(name, sql) for name, sql in rows} == _todays_views():
         return
     drops = "".join(f'DROP VIEW IF EXISTS "{name}";' for name, _ in rows)
     try:
@@ -503,3 +511,15 @@ def _refresh_views(db: sqlite3.Connection) -> None:
     except sqlite3.OperationalError:  # read-only: its own views serve this command
         if db.in_transaction:
             db.rollback()
+
+
+@functools.lru_cache(maxsize=1)
+def _todays_views() -> frozenset[tuple[str, str]]:
+    """The views as SQLite stores them when this build makes a job.db (name, sql)."""
+    scratch = sqlite3.connect(":memory:")
+    try:
+        scratch.executescript(_SCHEMA + ledger_views.VIEWS)
+        rows = scratch.execute("SELECT name, sql FROM sqlite_master WHERE type = 'view'")
+        return frozenset((str(name), str(sql)) for name, sql in rows)
+    finally:
+        scratch.close()

@@ -46,7 +46,10 @@ CREATE VIEW pairs AS
 WITH
 seen AS (
   SELECT fusebill_id, geotab_id,
-         MAX(CASE WHEN status != 'writing' THEN seq END) AS last_seq,
+         COALESCE(  -- its latest run's outcome; a plan's only when no run had it
+           MAX(CASE WHEN status != 'writing' AND command IN (
+                 SELECT id FROM commands WHERE kind IN {_SENDS}) THEN seq END),
+           MAX(CASE WHEN status != 'writing' THEN seq END)) AS last_seq,
          MAX(CASE WHEN status = 'success' THEN seq END) AS success_seq,
          MAX(CASE WHEN status = 'success' AND change IN {_WRITES} THEN seq END) AS latch_seq,
          MAX(seq) AS any_seq
@@ -90,6 +93,7 @@ SELECT p.fusebill_id AS fusebillId, p.geotab_id AS geotabId,
         AND x.status != 'writing' AND (x.row IS NULL OR NOT EXISTS (
           SELECT 1 FROM log y WHERE y.row = x.row AND y.seq > x.seq
             AND y.status != 'writing' AND y.change != 'undo'
+            AND y.command IN (SELECT id FROM commands WHERE kind IN {_SENDS})
             AND (y.fusebill_id != x.fusebill_id OR y.geotab_id != x.geotab_id))))
       THEN 'fixed'
     ELSE COALESCE(p.last_status, 'pending')

@@ -49,15 +49,17 @@ def header(path: Path) -> tuple[int, str]:
     fields = next(csv.reader([first]), [])
     if len(fields) == 3 and fields[0] == _MARK and fields[1] in ("1", "2", str(FORMAT)):
         return int(fields[1]), fields[2]
-    raise CheckpointError(
-        f"{path} is not a batch-latch checkpoint; move it away or use --fresh"
-    ) from None
+    raise CheckpointError(f"{path} is not a batch-latch checkpoint; move it away") from None
 
 
 def read_table(path: Path, version: int = FORMAT, data: bytes | None = None) -> pa.Table:
     """Every record, in the order written (the latest for a customer wins); ``data``: the
     file's bytes, when already read."""
     names = _V1_NAMES if version == 1 else SCHEMA.names
+    if data is None and _torn(path):  # v3 cut it off when it next opened the file
+        data = path.read_bytes()
+    if data is not None and not data.endswith(b"\n"):
+        data = data[: data.rfind(b"\n") + 1]
     try:
         table = pacsv.read_csv(
             str(path) if data is None else pa.BufferReader(data),
@@ -73,7 +75,7 @@ def read_table(path: Path, version: int = FORMAT, data: bytes | None = None) -> 
     except (pa.ArrowInvalid, OSError) as exc:
         raise CheckpointError(
             f"checkpoint {path} is damaged ({str(exc).splitlines()[0][:100]}); "
-            "move it away or use --fresh (earlier successes would then be sent again)"
+            "move it away (earlier successes would then be sent again)"
         ) from None
     table = table.filter(pc.is_valid(table["f"]))
     if version == 1:  # v1 wrote blind: what a success changed is unknown
@@ -84,3 +86,14 @@ def read_table(path: Path, version: int = FORMAT, data: bytes | None = None) -> 
             7, "p", pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), pa.array([""]))
         )
     return table.select(SCHEMA.names)
+
+
+def _torn(path: Path) -> bool:
+    """A crash mid-append left the last line without its newline."""
+    try:
+        with path.open("rb") as handle:
+            size = handle.seek(0, 2)
+            handle.seek(max(0, size - 1))
+            return size > 0 and handle.read(1) != b"\n"
+    except OSError:
+        return False

@@ -1,5 +1,5 @@
 """What earlier runs settled, what customers held before the job, and what undo must restore:
-lookups over checkpoint records written through the real Checkpoint."""
+lookups over the lines of a job written to, and read back from, its real ledger (job.db)."""
 
 from __future__ import annotations
 
@@ -9,16 +9,19 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from tests.ledgers import Record, records, write_job
 from batch_latch.jobfolder.earlier import (
     EARLIER_SUCCESS,
     Earlier,
     Origin,
-    Settled,
     Target,
     Targets,
+    Unanswered,
     is_refusal,
 )
+from batch_latch.jobfolder.ledger import WRITING, Entry
+from batch_latch.outcome import Settled
+from batch_latch.vocab import Change
+from tests.ledgers import Record, records, write_job
 
 URL = "http://127.0.0.1:9/v1"
 
@@ -32,18 +35,14 @@ def rec(
     key: str = "",
     message: str = "latched",
     http: int | None = 200,
-) -> Record:
+) -> Entry:
     return Record(fid, gid, status, http, message, key, "2026-01-01T00:00:00Z", change, previous)
 
 
-def earlier(tmp_path: Path, records: list[Record]) -> Earlier:
-    store = Checkpoint.open(tmp_path / "job", URL)
-    for r in records:
-        store.record(r)
-    store.close()
-    store = Checkpoint.open(tmp_path / "job", URL)
-    store.close()
-    return Earlier(store.records)
+def earlier(tmp_path: Path, lines: list[Entry]) -> Earlier:
+    """The lines recorded by one command, read back from a reopened job.db."""
+    write_job(tmp_path / "job", URL, lines)
+    return Earlier(records(tmp_path / "job", URL))
 
 
 def settled(
@@ -195,8 +194,8 @@ def test_only_undo_records_that_restored_nothing_settle_nothing(tmp_path: Path) 
 
 
 def test_settled_keeps_asked_order_positions_for_many_rows(tmp_path: Path) -> None:
-    records = [rec(i, f"G{i}") for i in range(0, 200, 2)]
-    e = earlier(tmp_path, records)
+    lines = [rec(i, f"G{i}") for i in range(0, 200, 2)]
+    e = earlier(tmp_path, lines)
     asked = [(i, f"G{i}") for i in range(200)]
     assert sorted(settled(e, asked).where.tolist()) == list(range(0, 200, 2))
 
@@ -271,3 +270,54 @@ def test_no_undo_targets_in_a_job_that_wrote_nothing(tmp_path: Path) -> None:
         [rec(1, "A", "not_found", "", key="not_found", http=404), rec(2, "B", change="unchanged")],
     )
     assert listed(e.undo_targets()) == []
+
+
+# --- writes whose answer never came ------------------------------------------------------------
+
+
+def sent(fid: int, gid: str, change: str = "new", previous: str = "") -> Entry:
+    """A write's intent, recorded before it was sent (as the journal records it)."""
+    return Entry(fid, gid, WRITING, change, previous, at="2026-01-01T00:00:00Z", row=2)
+
+
+def test_a_write_whose_answer_never_came_stays_unanswered(tmp_path: Path) -> None:
+    e = earlier(
+        tmp_path,
+        [
+            sent(1, "A", "relatch", "OLD"),  # kill -9: nothing after it
+            sent(2, "B"),
+            rec(2, "B", "failed", "", key="timeout", message="lost"),  # settles: a read showed it
+            sent(3, "C"),
+            Record(3, "C", "pending", None, "stopped", "", "t"),  # the journal's settles=True
+            sent(4, "D"),
+            sent(4, "E", "relatch", "D"),  # a later open write to the same customer wins
+            sent(5, "", "undo"),  # an undo's unlatch is not a latch of the job
+        ],
+    )
+    assert e.unanswered([1, 2, 3, 4, 5, 6]) == {
+        1: Unanswered("A", Change.RELATCH, "OLD"),
+        4: Unanswered("E", Change.RELATCH, "D"),
+    }
+    assert e.unanswered([2, 3]) == {}
+
+
+def test_a_line_that_did_not_settle_the_customer_leaves_its_write_open(tmp_path: Path) -> None:
+    unsettled = Entry(1, "A", "failed", "", "", "timeout", None, "lost", "t", 2, settles=False)
+    e = earlier(tmp_path, [sent(1, "A"), unsettled])
+    assert e.unanswered([1]) == {1: Unanswered("A", Change.NEW, "")}
+    # It may have landed: undo reads that customer and puts back what it held.
+    assert listed(e.undo_targets()) == [Target(1, "A", Origin("", True))]
+    # And it is not settled for a re-run: it is sent (or found landed) again.
+    assert settled(e, [(1, "A")]).where.tolist() == []
+
+
+def test_a_job_killed_before_any_answer_came_knows_its_open_writes(tmp_path: Path) -> None:
+    e = earlier(tmp_path, [sent(1, "A", "relatch", "OLD"), sent(2, "B")])
+    assert e.unanswered([1, 2]) == {
+        1: Unanswered("A", Change.RELATCH, "OLD"),
+        2: Unanswered("B", Change.NEW, ""),
+    }
+    assert listed(e.undo_targets()) == [
+        Target(1, "A", Origin("OLD", True)),
+        Target(2, "B", Origin("", True)),
+    ]

@@ -10,10 +10,9 @@ import textwrap
 from datetime import datetime, timezone
 from pathlib import Path
 
-import pyarrow as pa
 import pytest
 
-from batch_latch.jobfolder import files, history, outcomes
+from batch_latch.jobfolder import files, history
 from batch_latch.jobfolder.history import ReportPaths
 from batch_latch.vocab import RunKind
 
@@ -283,21 +282,3 @@ def test_a_report_locked_by_another_program_is_kept_back_not_fatal(
     assert len(kept) == 1 and "results.csv" in kept[0] and "open in another program" in kept[0]
     assert (tmp_path / "failed.csv").read_text(encoding="utf-8") == "failed.csv"
     assert not (tmp_path / "results.csv").exists()
-
-
-def test_a_table_a_later_one_repeats_pair_for_pair_is_superseded() -> None:
-    def table_of(fids: list[str], status: list[int]) -> pa.Table:
-        gids = [f"G{f}" for f in fids]
-        return pa.table(
-            {"fusebillId": fids, "geotabId": gids, "status": pa.array(status, pa.int8())}
-        )
-
-    first = table_of(["1", "2"], [1, 2])
-    other = table_of(["1", "3"], [1, 1])
-    again = table_of(["1", "2"], [0, 0])  # the same sheet run again: its outcomes win
-
-    kept = outcomes.unsuperseded([first, other, again])
-
-    assert kept == [other, again]
-    assert outcomes.unsuperseded([first, other]) == [first, other]
-    assert outcomes.unsuperseded([]) == []
