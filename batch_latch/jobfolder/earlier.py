@@ -228,28 +228,6 @@ class Earlier:
             )
         }
 
-    def in_fusebill(self) -> InFusebill:
-        """What the job holds in Fusebill now, customer by customer: a customer with an
-        open write is ``unknown``; else its latest successful write says it: a latch
-        (``latched``, not put back) or an undo (``restored``)."""
-        if not len(self):
-            return InFusebill(*(np.zeros(0, np.int64),) * 3)
-        unknown = _distinct(self._fids[self._unanswered_mask()])
-        success = _is(_flat(self._r.status), Status.SUCCESS.value)
-        undo = _is(_flat(self._r.change), Change.UNDO.value)
-        latch = _mask(_each(_flat(self._r.change), lambda v: pc.is_in(v, value_set=_WRITES)))
-        rows = np.flatnonzero(success & (latch | undo))
-        order = rows[np.argsort(self._fids[rows], kind="stable")]
-        ordered = self._fids[order]
-        last = np.r_[ordered[1:] != ordered[:-1], True] if len(order) else np.zeros(0, bool)
-        wrote_fids, wrote_last = ordered[last], order[last]
-        settled = ~np.isin(wrote_fids, unknown)
-        wrote_fids, wrote_last = wrote_fids[settled], wrote_last[settled]
-        restored = undo[wrote_last]
-        return InFusebill(
-            latched=wrote_fids[~restored], restored=wrote_fids[restored], unknown=unknown
-        )
-
     def undo_targets(self) -> Targets:
         """Customers this job wrote to whose latest successful write is not yet undone."""
         if not len(self):
@@ -283,22 +261,6 @@ class Earlier:
             previous=_text(self._column(self._r.previous, first)),
             known=~blind,
         )
-
-
-@dataclass(frozen=True)
-class InFusebill:
-    """The customers of each kind, by fusebillId (int64 arrays)."""
-
-    latched: np.ndarray  # this job's latch is the latest it wrote: not put back
-    restored: np.ndarray  # undo put back what the customer held before
-    unknown: np.ndarray  # a write whose answer was never recorded
-
-    def counts(self) -> dict[str, int]:
-        return {
-            "latched": len(self.latched),
-            "restored": len(self.restored),
-            "unknown": len(self.unknown),
-        }
 
 
 @dataclass(frozen=True)
