@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
 import os
 import re
@@ -136,7 +138,13 @@ def invoke(
     base_url: str = "http://127.0.0.1:9/v1",
     key: str | None = KEY,
     timeout: float = 120,
+    process: bool = False,
 ) -> Run:
+    """The CLI on ``words``, in this process (``cli.main`` with its own environment, working
+    folder and captured streams, as sqlite-utils' ``CliRunner``), or, with ``process``, as a
+    child process: for what only a process shows (its exit, its descriptors, signals)."""
+    if not process:
+        return _in_process(words, cwd=cwd, out=out, env=cli_env(base_url, key))
     done = subprocess.run(
         cli_command(*words),
         env=cli_env(base_url, key),
@@ -146,6 +154,24 @@ def invoke(
         timeout=timeout,
     )
     return Run(done.returncode, done.stdout, done.stderr, out)
+
+
+def _in_process(words: Sequence[object], *, cwd: Path, out: Path, env: dict[str, str]) -> Run:
+    from batch_latch import cli
+
+    saved_env, saved_cwd = dict(os.environ), Path.cwd()
+    stdout, stderr = io.StringIO(), io.StringIO()
+    os.environ.clear()
+    os.environ.update(env)
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            code = cli.main([str(w) for w in words])
+    finally:
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+    return Run(code, stdout.getvalue(), stderr.getvalue(), out)
 
 
 @pytest.fixture
