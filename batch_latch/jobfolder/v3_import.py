@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.feather as feather
@@ -30,7 +31,7 @@ from batch_latch.jobfolder import v3_checkpoint as checkpoint_file
 from batch_latch.jobfolder.history import RUNS
 from batch_latch.jobfolder.ledger import FILENAME, WRITING, Entry, Ledger
 from batch_latch.sheet.formula import unescape_text
-from batch_latch.vocab import RECORDED, RunKind, Status
+from batch_latch.vocab import RECORDED, STATUSES, RunKind, Status
 
 CHECKPOINT = checkpoint_file.FILENAME
 SET_ASIDE_GLOB = "checkpoint-*.csv.old"
@@ -43,6 +44,8 @@ _KINDS = {
 _SENDING = ("run", "undo")
 #: A plan's rows that it read (as v4 records them): the rest it never reached.
 _PLAN_READ = (*RECORDED, Status.VALID.value)
+#: ``outcomes.arrow`` status codes (v3's order of ``Status``) of rows that are no pair.
+_NOT_PAIRS = (STATUSES.index(Status.INVALID.value), STATUSES.index(Status.DUPLICATE.value))
 
 Rows = dict[tuple[int, str], int]
 
@@ -128,6 +131,8 @@ def take_in(out: Path, ledger: Ledger, err: TextIO | None = None) -> None:
     order.extend(folders[placed:])
     for item in order:
         _take(item, ledger)
+    for folder in folders:
+        _remember_input(folder, ledger)
     ledger.flush()
     count = ledger.query("SELECT count(*) FROM log")[0][0]
     print(f"Taken in: {count:,} records, {len(files)} checkpoint file(s).", file=err)
@@ -278,6 +283,35 @@ def _plan_lines(folder: Path) -> list[Entry]:
             )
         )
     return lines
+
+
+def _remember_input(folder: _Folder, ledger: Ledger) -> None:
+    """The valid rows of a command's input, from its outcomes (v3 status codes: invalid
+    and duplicate rows are not an input's pairs), so ``left_rows`` counts what a re-run of
+    the job's newest input would still send."""
+    sha = str(folder.summary.get("input_sha256") or "")
+    try:
+        table = feather.read_table(str(folder.path / "outcomes.arrow"))
+    except Exception:  # none, or damaged: nothing known of that input
+        return
+    if not sha or "fusebillId" not in table.column_names:
+        return
+    kept = [
+        (int(r), int(fid), gid or "")
+        for r, code, fid, gid in zip(
+            table["row"].to_pylist(),
+            table["status"].to_pylist(),
+            table["fusebillId"].to_pylist(),
+            table["geotabId"].to_pylist(),
+        )
+        if code not in _NOT_PAIRS and fid and str(fid).isdigit()
+    ]
+    ledger.remember_input(
+        sha,
+        np.array([k[0] for k in kept], np.int64),
+        np.array([k[1] for k in kept], np.int64),
+        pa.array([k[2] for k in kept], pa.string()),
+    )
 
 
 def _first_rows(folder: Path) -> Rows:
