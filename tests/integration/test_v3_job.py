@@ -6,8 +6,10 @@ its old files stay byte for byte.
 The v3 job's history (see the generator's docstring): a plan of ``sheet.csv`` (12 rows), a
 run stopped by ``--max-requests 4``, its resume, a fed-back ``failed.csv`` fixing rows 7 and
 9, a ``--fresh --allow-relatch`` run of ``sheet2.csv`` (the first checkpoint set aside), a
-dry run. Every number below is what that history gives; regenerating the fixture changes
-the run folder names and times below (the outcomes stay).
+dry run, a run of ``sheet3.csv`` stopped by ``--max-requests 2`` (1000113 latched; v3 left
+a write-ahead record for 1000114, whose latch the stop kept from leaving; 1000115 unsent).
+Every number below is what that history gives; regenerating the fixture changes the run
+folder names and times below (the outcomes stay).
 """
 
 from __future__ import annotations
@@ -34,13 +36,14 @@ from tests.integration.conftest import (
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "v3-job"
 
-PLAN = "20261207T102619.257Z-plan"
-STOPPED = "20261207T102624.242Z-run"  # --max-requests 4
-RESUMED = "20261207T102629.490Z-run"
-FED_BACK = "20261207T102634.714Z-run"  # OUT/failed.csv, rows 7 and 9 fixed
-FRESH = "20261207T102639.834Z-run"  # sheet2.csv --fresh --allow-relatch
-DRY = "20261207T102645.690Z-dry-run"
-SET_ASIDE = "checkpoint-20261207T102640Z.csv.old"
+PLAN = "20261207T103554.579Z-plan"
+STOPPED = "20261207T103558.475Z-run"  # --max-requests 4
+RESUMED = "20261207T103602.885Z-run"
+FED_BACK = "20261207T103606.934Z-run"  # OUT/failed.csv, rows 7 and 9 fixed
+FRESH = "20261207T103611.523Z-run"  # sheet2.csv --fresh --allow-relatch
+DRY = "20261207T103615.214Z-dry-run"
+LEFT = "20261207T103618.152Z-run"  # sheet3.csv --max-requests 2: two rows left
+SET_ASIDE = "checkpoint-20261207T103611Z.csv.old"
 
 #: Every customer the v3 job latched: (its latch's sheet row, fusebillId, geotabId set,
 #: what it held before the job), in v3's own ``undo --dry-run`` order. 1000103, 1000106,
@@ -56,9 +59,11 @@ LATCHED = [
     (12, 1000110, "G-0110", ""),
     (13, 1000111, "G-0111", ""),
     (5, 1000112, "G-0112", ""),
+    (2, 1000113, "G-0113", ""),
+    (3, 1000114, "G-0114", ""),  # its write-ahead record stands: the stop came before
 ]
 CUSTOMERS = [1000101, 1000102, 1000103, 1000104, 1000105, 1000106, 1000108]
-CUSTOMERS += [1000109, 1000110, 1000111, 1000112]
+CUSTOMERS += [1000109, 1000110, 1000111, 1000112, 1000113, 1000114, 1000115]
 
 
 @pytest.fixture
@@ -113,17 +118,24 @@ def test_the_first_v4_command_takes_the_v3_job_in_and_counts_what_it_did(
     assert {name: now[name] for name in before} == before  # checkpoints, runs: byte for byte
     assert set(now) - set(before) <= {"job.db", "job.db-wal", "job.db-shm"}
     status = json.loads(first.stdout)
-    # 14 pairs: 11 latched or already held, 1000102/G-0102 replaced by the fresh run's
-    # relatch, 12345/G-0106 fixed through failed.csv (row 7 became 1000106), 99999 not
-    # found; row 9 (1.00011E+06) invalid in the sheet.
+    v3 = json.loads((root / "v3-status.json").read_text(encoding="utf-8"))
+    # 17 pairs: 12 latched or already held; 1000102/G-0102 replaced by the fresh run's
+    # relatch; 12345/G-0106 fixed through failed.csv (row 7 became 1000106); 99999 not
+    # found; 1000114 writing (v3's write-ahead record of the stopped run: possibly landed
+    # until a read settles it); 1000115 never sent.
     assert {k: v for k, v in status["counts"].items() if v} == {
-        "success": 11,
+        "success": 12,
         "replaced": 1,
         "fixed": 1,
         "not_found": 1,
-        "invalid": 1,
+        "writing": 1,
+        "pending": 1,
     }
-    assert status["in_fusebill"] == {"latched": 10, "restored": 0, "unknown": 0}
+    assert (
+        status["in_fusebill"] == v3["in_fusebill"] == {"latched": 11, "restored": 0, "unknown": 1}
+    )
+    assert status["left_rows"] == v3["left_rows"] == 2  # sheet3.csv's rows 3 and 4
+    assert status["requests_by_day"] == v3["requests_by_day"] == {"2026-12-07": 22}
     assert [(r["folder"], r["kind"], r["user"], r["exit_code"]) for r in status["runs"]] == [
         (PLAN, "plan", "root", 1),
         (STOPPED, "run", "root", 3),
@@ -131,9 +143,8 @@ def test_the_first_v4_command_takes_the_v3_job_in_and_counts_what_it_did(
         (FED_BACK, "run", "root", 1),
         (FRESH, "run", "root", 0),
         (DRY, "dry_run", "root", 1),
+        (LEFT, "run", "root", 3),
     ]
-    assert status["requests_by_day"] == {"2026-12-07": 20}
-    assert status["left_rows"] == 0
     assert sandbox.requests_log() == []
 
     again = status_cli(out, "--json")
@@ -251,11 +262,14 @@ def test_undo_puts_back_what_the_v3_job_latched(
         1000110: None,
         1000111: None,
         1000112: None,
+        1000113: None,
+        1000114: None,
+        1000115: None,
     }
-    assert len(unlatch_requests(sandbox)) == 9
+    assert len(unlatch_requests(sandbox)) == 10
     assert [r.fusebill_id for r in latch_requests(sandbox)] == [1000105]
     status = json.loads(status_cli(root / "out", "--json").stdout)
-    assert status["in_fusebill"] == {"latched": 0, "restored": 10, "unknown": 0}
+    assert status["in_fusebill"] == {"latched": 0, "restored": 12, "unknown": 0}, status
     assert status["counts"]["success"] == 1  # 1000104, which the job never wrote
 
 
