@@ -15,7 +15,6 @@ folder's outcomes (a repeated pair's later rows are duplicates), else the newest
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
 import sys
 from dataclasses import dataclass, field
@@ -60,12 +59,12 @@ class _Folder:
     entries: list[Entry] = field(default_factory=list)
     base_url: str = ""
     fresh: bool = False
+    span: tuple[str, str] = ("", "")  # its start and end, to the second
 
-    @property
-    def span(self) -> tuple[str, str]:
+    def __post_init__(self) -> None:
         s = self.summary
         start = _second(str(s.get("started_at", ""))) or _second(self.path.name)
-        return start, _second(str(s.get("finished_at", ""))) or "9999"
+        self.span = start, _second(str(s.get("finished_at", ""))) or "9999"
 
 
 @dataclass
@@ -104,30 +103,38 @@ def take_in(out: Path, ledger: Ledger, err: TextIO | None = None) -> None:
         records = _read_checkpoint(path)
         if records is None:
             continue
-        base_url, entries = records
-        for i, entry in enumerate(entries):
-            owner, at = _owner(sending, entry.at, at)
-            if owner is not None:
-                upto = index[id(owner)] + 1
-                order.extend(folders[placed:upto])
-                placed = max(placed, upto)
-                if id(owner) not in first_rows:
-                    first_rows[id(owner)] = _first_rows(owner.path)
-                entry = _with_row(entry, first_rows[id(owner)].get(_key(entry)), newest)
-                target: _Folder | _Orphans = owner
-                owner.base_url = base_url
-            else:
-                while placed < len(folders) and folders[placed].span[0] <= _second(entry.at):
-                    order.append(folders[placed])
-                    placed += 1
-                last = order[-1] if order else None
-                if not (isinstance(last, _Orphans) and last.name == f"v3-{path.name}"):
-                    order.append(_Orphans(f"v3-{path.name}", base_url))
-                target = order[-1]
-                entry = _with_row(entry, None, newest)
-            target.entries.append(entry)
-            if i == 0 and n > 0:
-                target.fresh = True
+        base_url, lines = records
+        last_at: str | None = None
+        rows: Rows = {}
+        target: _Folder | _Orphans | None = None
+        for i, line in enumerate(lines):
+            t = line[8]
+            if t != last_at:  # records of one second share their command
+                last_at = t
+                owner, at = _owner(sending, t, at)
+                if owner is not None:
+                    upto = index[id(owner)] + 1
+                    order.extend(folders[placed:upto])
+                    placed = max(placed, upto)
+                    if id(owner) not in first_rows:
+                        first_rows[id(owner)] = _first_rows(owner.path)
+                    target, rows = owner, first_rows[id(owner)]
+                    owner.base_url = base_url
+                else:
+                    while placed < len(folders) and folders[placed].span[0] <= _second(t):
+                        order.append(folders[placed])
+                        placed += 1
+                    last = order[-1] if order else None
+                    if not (isinstance(last, _Orphans) and last.name == f"v3-{path.name}"):
+                        order.append(_Orphans(f"v3-{path.name}", base_url))
+                    target, rows = order[-1], {}
+                if i == 0 and n > 0:
+                    target.fresh = True
+            assert target is not None
+            key = (line[0], line[1])
+            row = rows.get(key)
+            row = newest.get(key) if row is None else row
+            target.entries.append(Entry(*line, row, settles=line[2] != WRITING))
     order.extend(folders[placed:])
     for item in order:
         _take(item, ledger)
@@ -161,15 +168,12 @@ def _second(text: str) -> str:
     return text[:19]
 
 
-def _key(entry: Entry) -> tuple[int, str]:
-    return entry.fusebill_id, entry.geotab_id
+#: A checkpoint record as Entry's first fields: fusebillId, geotabId, status, change,
+#: previous, error_key, http_status, message, at (v3: any later record settled a write).
+_Line = tuple[int, str, str, str, str, str, "int | None", str, str]
 
 
-def _with_row(entry: Entry, row: int | None, newest: Rows) -> Entry:
-    return dataclasses.replace(entry, row=row if row is not None else newest.get(_key(entry)))
-
-
-def _read_checkpoint(path: Path) -> tuple[str, list[Entry]] | None:
+def _read_checkpoint(path: Path) -> tuple[str, list[_Line]] | None:
     try:
         version, base_url = checkpoint_file.header(path)
         table = checkpoint_file.read_table(path, version)
@@ -180,8 +184,8 @@ def _read_checkpoint(path: Path) -> tuple[str, list[Entry]] | None:
     f = table["f"].to_pylist()
     cols = {name: pc.cast(table[name], pa.string()).to_pylist() for name in "gsmkcpt"}
     h = table["h"].to_pylist()
-    entries = [
-        Entry(
+    lines = [
+        (
             f[i],
             cols["g"][i] or "",
             cols["s"][i] or "",
@@ -191,12 +195,10 @@ def _read_checkpoint(path: Path) -> tuple[str, list[Entry]] | None:
             h[i],
             cols["m"][i] or "",
             cols["t"][i] or "",
-            None,
-            settles=cols["s"][i] != WRITING,  # v3: any later record settled a write
         )
         for i in range(table.num_rows)
     ]
-    return base_url, entries
+    return base_url, lines
 
 
 def _take(item: _Folder | _Orphans, ledger: Ledger) -> None:
