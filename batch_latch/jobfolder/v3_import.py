@@ -30,7 +30,7 @@ from batch_latch.jobfolder import v3_checkpoint as checkpoint_file
 from batch_latch.jobfolder.history import RUNS
 from batch_latch.jobfolder.ledger import FILENAME, WRITING, Entry, Ledger
 from batch_latch.sheet.formula import unescape_text
-from batch_latch.vocab import RECORDED, STATUSES, RunKind, Status
+from batch_latch.vocab import RECORDED, RunKind, Status
 
 CHECKPOINT = checkpoint_file.FILENAME
 SET_ASIDE_GLOB = "checkpoint-*.csv.old"
@@ -43,8 +43,10 @@ _KINDS = {
 _SENDING = ("run", "undo")
 #: A plan's rows that it read (as v4 records them): the rest it never reached.
 _PLAN_READ = (*RECORDED, Status.VALID.value)
-#: ``outcomes.arrow`` status codes (v3's order of ``Status``) of rows that are no pair.
-_NOT_PAIRS = (STATUSES.index(Status.INVALID.value), STATUSES.index(Status.DUPLICATE.value))
+#: ``outcomes.arrow`` status codes of rows that are no pair: ``invalid`` and ``duplicate``
+#: (v3 wrote a status's index in its fixed order: valid, success, not_found, failed,
+#: invalid, duplicate, pending).
+_NOT_PAIRS = (4, 5)
 
 Rows = dict[tuple[int, str], int]
 
