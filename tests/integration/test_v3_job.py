@@ -25,12 +25,14 @@ import pytest
 from batch_latch.sandbox import Sandbox
 from tests.integration.conftest import (
     FAST,
+    Run,
     RunCli,
     SandboxFactory,
     StatusCli,
     UndoCli,
     holdings,
     latch_requests,
+    read_csv,
     unlatch_requests,
 )
 
@@ -82,11 +84,10 @@ def job(tmp_path: Path, sandbox_factory: SandboxFactory) -> Iterator[tuple[Path,
         sandbox = sandbox_factory(port=urlsplit(recorded).port, preset=preset)
     except OSError:
         sandbox = sandbox_factory(preset=preset)
+        old, new = recorded.encode(), sandbox.base_url.encode()
         for path in root.rglob("*"):
-            if path.suffix in (".csv", ".old", ".json") and path.is_file():
-                text = path.read_text(encoding="utf-8-sig")
-                if recorded in text:
-                    path.write_text(text.replace(recorded, sandbox.base_url), encoding="utf-8")
+            if path.suffix in (".csv", ".old", ".json") and old in path.read_bytes():
+                path.write_bytes(path.read_bytes().replace(old, new))
     assert sandbox.base_url == recorded or recorded not in _texts(root / "out")
     yield root, sandbox
 
@@ -204,7 +205,7 @@ def test_a_rerun_of_the_sheet_sends_no_write_for_what_the_v3_job_latched(
 
     assert rerun.returncode == 1, rerun.stderr
     assert latch_requests(sandbox) == [] and unlatch_requests(sandbox) == []
-    assert {row: (r["status"], r["error_key"]) for row, r in rerun.by_row().items()} == {
+    assert {row: (r["status"], r["error_key"]) for row, r in _rows(rerun).items()} == {
         2: ("success", "latched_earlier"),  # the fresh run's pair
         3: ("failed", "relatch_refused"),  # holds G-0102B since the fresh run
         4: ("success", ""),  # holds G-0103 (the set-aside checkpoint's latch): unchanged
@@ -218,7 +219,7 @@ def test_a_rerun_of_the_sheet_sends_no_write_for_what_the_v3_job_latched(
         12: ("success", ""),
         13: ("success", ""),
     }
-    assert rerun.summary()["writes"] == 0
+    assert json.loads((rerun.folder() / "summary.json").read_text())["writes"] == 0
     assert holdings(sandbox, CUSTOMERS) == {
         fid: held for fid, held in _after(root).items() if fid in CUSTOMERS
     }
@@ -233,10 +234,10 @@ def test_undo_dry_run_lists_every_customer_the_v3_job_latched(
     assert dry.returncode == 0, dry.stderr
     listed = [
         (int(r["row"]), int(r["fusebillId"]), r["geotabId"], r["previous_geotabId"])
-        for r in dry.results()
+        for r in _results(dry)
     ]
     assert listed == LATCHED
-    assert {r["status"] for r in dry.results()} == {"valid"}
+    assert {r["status"] for r in _results(dry)} == {"valid"}
     assert sandbox.requests_log() == []
 
 
@@ -247,7 +248,7 @@ def test_undo_puts_back_what_the_v3_job_latched(
     undo = undo_cli(sandbox.base_url, *FAST, out=root / "out")
 
     assert undo.returncode == 0, undo.stderr
-    assert {int(r["fusebillId"]): r["status"] for r in undo.results()} == {
+    assert {int(r["fusebillId"]): r["status"] for r in _results(undo)} == {
         fid: "success" for _, fid, _, _ in LATCHED
     }
     assert holdings(sandbox, CUSTOMERS) == {
@@ -271,6 +272,16 @@ def test_undo_puts_back_what_the_v3_job_latched(
     status = json.loads(status_cli(root / "out", "--json").stdout)
     assert status["in_fusebill"] == {"latched": 0, "restored": 12, "unknown": 0}, status
     assert status["counts"]["success"] == 1  # 1000104, which the job never wrote
+
+
+def _results(run: Run) -> list[dict[str, str]]:
+    """The command's own results.csv (its run folder's: the fixture's copy with its URL
+    rewritten keeps ``OUT/``'s reports as the user's, so they may not be refreshed)."""
+    return read_csv(run.folder() / "results.csv")
+
+
+def _rows(run: Run) -> dict[int, dict[str, str]]:
+    return {int(r["row"]): r for r in _results(run)}
 
 
 def _after(root: Path) -> dict[int, str | None]:
