@@ -214,12 +214,9 @@ def _take(item: _Folder | _Orphans, ledger: Ledger) -> None:
         ledger.end(command, ended_at=last, exit_code=0)
         return
     s = item.summary
-    kind = item.kind
-    if kind == "undo" and s.get("dry_run"):
-        kind = "undo_dry_run"
     command = ledger.begin(
         item.path.name,
-        kind,
+        item.kind,
         started_at=str(s.get("started_at", "")),
         user=str(s.get("user", "")),
         host=str(s.get("host", "")),
@@ -255,7 +252,10 @@ def _folders(out: Path) -> list[_Folder]:
         except (OSError, ValueError):
             continue
         if isinstance(data, dict):
-            found.append(_Folder(folder, data, _KINDS.get(str(data.get("kind", "run")), "run")))
+            kind = _KINDS.get(str(data.get("kind", "run")), "run")
+            if kind == "undo" and data.get("dry_run"):  # sends nothing: owns no record
+                kind = "undo_dry_run"
+            found.append(_Folder(folder, data, kind))
     return found
 
 
