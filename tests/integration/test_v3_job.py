@@ -6,8 +6,9 @@ its old files stay byte for byte.
 The v3 job's history (see the generator's docstring): a plan of ``sheet.csv`` (12 rows), a
 run stopped by ``--max-requests 4``, its resume, a fed-back ``failed.csv`` fixing rows 7 and
 9, a ``--fresh --allow-relatch`` run of ``sheet2.csv`` (the first checkpoint set aside), a
-dry run, a run of ``sheet3.csv`` stopped by ``--max-requests 2`` (1000113 latched; v3 left
-a write-ahead record for 1000114, whose latch the stop kept from leaving; 1000115 unsent).
+dry run, an ``undo --dry-run``, a run of ``sheet3.csv`` stopped by ``--max-requests 2``
+(1000113 latched; v3 left a write-ahead record for 1000114, whose latch the stop kept from
+leaving; 1000115 unsent).
 Every number below is what that history gives; regenerating the fixture changes the run
 folder names and times below (the outcomes stay).
 """
@@ -38,14 +39,15 @@ from tests.integration.conftest import (
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "v3-job"
 
-PLAN = "20261207T103554.579Z-plan"
-STOPPED = "20261207T103558.475Z-run"  # --max-requests 4
-RESUMED = "20261207T103602.885Z-run"
-FED_BACK = "20261207T103606.934Z-run"  # OUT/failed.csv, rows 7 and 9 fixed
-FRESH = "20261207T103611.523Z-run"  # sheet2.csv --fresh --allow-relatch
-DRY = "20261207T103615.214Z-dry-run"
-LEFT = "20261207T103618.152Z-run"  # sheet3.csv --max-requests 2: two rows left
-SET_ASIDE = "checkpoint-20261207T103611Z.csv.old"
+PLAN = "20261207T105243.838Z-plan"
+STOPPED = "20261207T105248.435Z-run"  # --max-requests 4
+RESUMED = "20261207T105252.957Z-run"
+FED_BACK = "20261207T105257.598Z-run"  # OUT/failed.csv, rows 7 and 9 fixed
+FRESH = "20261207T105302.277Z-run"  # sheet2.csv --fresh --allow-relatch
+DRY = "20261207T105306.457Z-dry-run"
+UNDO_DRY = "20261207T105310.040Z-undo"  # undo --dry-run
+LEFT = "20261207T105314.311Z-run"  # sheet3.csv --max-requests 2: two rows left
+SET_ASIDE = "checkpoint-20261207T105302Z.csv.old"
 
 #: Every customer the v3 job latched: (its latch's sheet row, fusebillId, geotabId set,
 #: what it held before the job), in v3's own ``undo --dry-run`` order. 1000103, 1000106,
@@ -144,6 +146,7 @@ def test_the_first_v4_command_takes_the_v3_job_in_and_counts_what_it_did(
         (FED_BACK, "run", "root", 1),
         (FRESH, "run", "root", 0),
         (DRY, "dry_run", "root", 1),
+        (UNDO_DRY, "undo_dry_run", "root", 0),
         (LEFT, "run", "root", 3),
     ]
     assert sandbox.requests_log() == []
@@ -172,8 +175,8 @@ def test_status_customer_tells_the_v3_history(
     ]
     assert {(e["geotabId"], e["previous_geotabId"]) for e in events} == {("G-0105", "OLD-0105")}
     assert events[-1]["message"] == "latched; replaced 'OLD-0105'"
-    # What v3's own `status --customer` said, but for what v4 makes no event of: a dry run,
-    # and a re-run's row that only shows a pair settled earlier.
+    # What v3's own `status --customer` said, but for what v4 makes no event of: a dry run
+    # (of a run or an undo), and a re-run's row that only shows a pair settled earlier.
     for fid in (1000102, 1000105, 1000106):
         v3 = json.loads((job[0] / f"v3-story-{fid}.json").read_text(encoding="utf-8"))
         v4 = status_cli(out, "--customer", str(fid), "--json")
@@ -182,7 +185,8 @@ def test_status_customer_tells_the_v3_history(
             "events": [
                 e
                 for e in v3["events"]
-                if e["kind"] != "dry-run" and e["message"] != "latched earlier; not sent again"
+                if e["kind"] not in ("dry-run", "undo (dry run)")
+                and e["message"] != "latched earlier; not sent again"
             ],
         }
 
