@@ -106,7 +106,8 @@ def build_parser(*, sandbox_options: bool = True) -> argparse.ArgumentParser:
 
 def _redacted(text: str) -> str:
     """The one error line without the key or a proxy's credentials (the client's rule)."""
-    from batch_latch.fusebill.redact import Redactor, proxy_secrets
+    from batch_latch.fusebill.proxies import proxy_secrets
+    from batch_latch.fusebill.redact import Redactor
 
     env: Mapping[str, str]
     try:

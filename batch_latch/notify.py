@@ -33,9 +33,10 @@ from pydantic import SecretStr
 from batch_latch import __version__
 from batch_latch.environment import NOTIFY_VARIABLE, is_loopback
 from batch_latch.errors import ConfigError
-from batch_latch.fusebill.client import _causes, _is_timeout, _tls_cause, ca_bundle, proxies_for
+from batch_latch.fusebill.client import _causes, _is_timeout, _tls_cause
 from batch_latch.fusebill.deadline import CURRENT, Deadlines, watched_adapter
-from batch_latch.fusebill.redact import Redactor, proxy_secrets
+from batch_latch.fusebill.proxies import ca_bundle, proxies_for, proxy_secrets
+from batch_latch.fusebill.redact import Redactor
 from batch_latch.vocab import STATUSES
 
 VARIABLE = NOTIFY_VARIABLE

@@ -4,10 +4,9 @@ The client never retries or sleeps (the runner does, so one throttle sees every 
 never follows a redirect (the key must not travel) and never reads ``~/.netrc``: the key
 header is the only credential. What an answer means is :mod:`batch_latch.fusebill.answers`.
 
-- Proxies and CA bundles come from the standard variables in ``env`` (``HTTPS_PROXY``,
-  ``HTTP_PROXY``, ``ALL_PROXY``, ``NO_PROXY`` in either case; ``REQUESTS_CA_BUNDLE``, then
-  ``CURL_CA_BUNDLE``, then ``SSL_CERT_FILE``), resolved here once: the sessions keep
-  ``trust_env`` off, so requests itself never looks at netrc or the process environment.
+- Proxies and CA bundles come from the standard variables in ``env``, resolved once by
+  :mod:`batch_latch.fusebill.proxies`: the sessions keep ``trust_env`` off, so requests
+  itself never looks at netrc or the process environment.
 - ``timeout`` bounds the whole request, connect to last byte. Each request takes a ticket
   with its deadline; one watchdog thread per client sleeps until the earliest deadline and
   shuts down the socket of a request still running then. :meth:`FusebillClient.abort` cuts
@@ -19,7 +18,6 @@ header is the only credential. What an answer means is :mod:`batch_latch.fusebil
 from __future__ import annotations
 
 import functools
-import ipaddress
 import json
 import os
 import ssl
@@ -27,20 +25,19 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from batch_latch import __version__
 from batch_latch.fusebill.answers import Reply
 from batch_latch.fusebill.deadline import CURRENT, Deadlines, Ticket, watched_adapter
 from batch_latch.fusebill.listing import BYTES_PER_CUSTOMER, list_url
-from batch_latch.fusebill.redact import Redactor, proxy_secrets, shown_url
+from batch_latch.fusebill.proxies import ca_bundle, proxies_for, proxy_secrets, shown_proxy
+from batch_latch.fusebill.redact import Redactor
 
 if TYPE_CHECKING:
     import requests
 
 MAX_BODY = 1 << 20  # 1 MiB
 _CHUNK = 64 * 1024
-_CA_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE")
 # ssl errors that are the network's, not the configuration's: retried like a dropped line
 _TRANSIENT_SSL = (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError)
 # OpenSSL's words for the verify codes met most (expired, unknown issuer, wrong name), for an
@@ -214,7 +211,7 @@ class FusebillClient:
                 u3.LocationParseError,
             )
         if any(isinstance(e, proxy_errors) for e in chain):
-            where = ", ".join(_safe_url(p) for p in self._proxies.values())
+            where = ", ".join(shown_proxy(p) for p in self._proxies.values())
             return "proxy", self._redact(f"proxy {where}: {_cause_text(chain)}")[:300]
         return "connection", self._redact(_cause_text(chain))[:200]
 
@@ -332,74 +329,3 @@ def _cause_text(chain: list[BaseException]) -> str:
                 text = text.split("): ", 1)[1]  # "HTTPConnection(host=..., port=...): ..."
             return f"{type(e).__name__}: {text}" if len(text) < 40 else text
     return type(chain[0]).__name__
-
-
-def _safe_url(url: str) -> str:
-    """A proxy URL as ``scheme://host:port``, its user and password redacted (even when it
-    is malformed: all up to its last ``@`` is hidden)."""
-    scheme, _, rest = shown_url(url if "://" in url else f"http://{url}").partition("://")
-    return f"{scheme}://{rest.split('/', 1)[0]}"
-
-
-# --- proxies and CA bundles from the environment ---------------------------------------------
-
-
-def _variable(env: Mapping[str, str], name: str) -> str:
-    """``name`` in lower case wins over upper case, as in curl and urllib; empty is unset."""
-    value = env.get(name.lower())
-    if value is None:
-        value = env.get(name.upper())
-    return (value or "").strip()
-
-
-def proxies_for(url: str, env: Mapping[str, str]) -> dict[str, str]:
-    """``{scheme: proxy}`` for ``url`` from ``*_PROXY`` and ``NO_PROXY``; ``{}`` for none."""
-    parts = urlsplit(url)
-    proxy = _variable(env, f"{parts.scheme}_proxy") or _variable(env, "all_proxy")
-    if not proxy or bypasses(parts.hostname or "", parts.port, _variable(env, "no_proxy")):
-        return {}
-    return {parts.scheme: proxy}
-
-
-def bypasses(host: str, port: int | None, no_proxy: str) -> bool:
-    """Whether ``NO_PROXY`` exempts ``host``: ``*``; a name and its subdomains (a leading
-    ``.`` or ``*.`` is ignored); an IP address or CIDR range; any of them with ``:port``."""
-    host = host.lower().strip("[]")
-    try:
-        ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(host)
-    except ValueError:
-        ip = None
-    for raw in no_proxy.lower().split(","):
-        entry = raw.strip()
-        if entry == "*":
-            return True
-        name, entry_port = entry, ""
-        if entry.startswith("["):  # [v6]:port
-            name, _, rest = entry[1:].partition("]")
-            entry_port = rest.lstrip(":")
-        elif entry.count(":") == 1:
-            name, entry_port = entry.split(":")
-        if not name or (entry_port and port is not None and entry_port != str(port)):
-            continue
-        if ip is not None:
-            try:
-                if ip in ipaddress.ip_network(name, strict=False):
-                    return True
-                continue
-            except ValueError:
-                pass
-        name = name.removeprefix("*").lstrip(".")
-        if host == name or host.endswith(f".{name}"):
-            return True
-    return False
-
-
-def ca_bundle(env: Mapping[str, str]) -> tuple[str | bool, str, str]:
-    """(verify, a note on what is trusted, a problem with the setting or "")."""
-    for name in _CA_VARIABLES:
-        value = (env.get(name) or "").strip()
-        if value:
-            if not os.path.exists(value):
-                return True, "", f"{name} names {value}, which does not exist"
-            return value, f"trusting {value} from {name}", ""
-    return True, "trusting the bundled certifi CA list; see REQUESTS_CA_BUNDLE", ""
