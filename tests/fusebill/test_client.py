@@ -238,7 +238,7 @@ def test_a_bug_inside_a_request_propagates_instead_of_looking_like_the_network(
         client.latch(671201, "0909909")
     requests_mock.post(LATCH, json=customer())  # the client is left working
     assert classify_latch(client.latch(671201, "0909909"), "0909909").kind is Meaning.SUCCESS
-    assert client._deadlines._live == set()  # no ticket left for the watchdog to cut
+    assert client._transport._deadlines._live == set()  # no ticket left for the watchdog to cut
 
 
 def test_a_bug_reading_the_body_propagates(
@@ -247,7 +247,7 @@ def test_a_bug_reading_the_body_propagates(
     def broken(response: Any, cap: int = 0) -> bytes:
         raise AttributeError("'NoneType' object has no attribute 'read'")
 
-    monkeypatch.setattr("batch_latch.fusebill.client._read_capped", broken)
+    monkeypatch.setattr("batch_latch.fusebill.transport.read_capped", broken)
     requests_mock.post(LATCH, json=customer())
     with pytest.raises(AttributeError):
         client.latch(671201, "0909909")
@@ -292,8 +292,8 @@ def test_the_process_environment_is_the_default(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.delenv("https_proxy", raising=False)
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
-    assert FusebillClient(BASE, KEY, timeout=1)._proxies == {"https": PROXY}
-    assert FusebillClient(BASE, KEY, timeout=1, env={})._proxies == {}
+    assert FusebillClient(BASE, KEY, timeout=1)._transport.route.proxies == {"https": PROXY}
+    assert FusebillClient(BASE, KEY, timeout=1, env={})._transport.route.proxies == {}
 
 
 # --- secrets ---------------------------------------------------------------------------------
