@@ -12,6 +12,12 @@ deadline, never following a redirect, and reads the answer's body up to a cap. I
 an :class:`Answer`, or raises :class:`TransportError`: the one reading of what the network,
 TLS or a proxy raised (:func:`classify`). Anything else raised inside a request is a bug and
 propagates as it is.
+
+A connection whose state is uncertain is never used again: after a timeout, an interruption,
+any error, a body not read to its end, or an answer that by rule carries no body (1xx, 204,
+304: a server that sends a final answer after a 1xx, or a body after a 204, would leave it in
+the line, to be read as the next request's answer), the thread's session is closed with all
+its connections, and its next request opens a new one.
 """
 
 from __future__ import annotations
@@ -37,6 +43,8 @@ _TRANSIENT_SSL = (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError)
 # error that carries its code without a message
 _VERIFY_WORDS = {10: "certificate has expired", 20: "unable to get local issuer certificate"}
 _VERIFY_WORDS[62] = "Hostname mismatch"
+# answers with no body by rule: anything the server sends after them is out of step
+_BODILESS = (204, 304)
 
 
 def make_session(route: Route, *, pool_maxsize: int = 1) -> requests.Session:
@@ -92,7 +100,7 @@ class TransportError(Exception):
 
 class Transport:
     """Requests along one :class:`Route` with one set of headers: one session per thread,
-    its connection kept alive; :meth:`close` when done."""
+    its connection kept alive while nothing is in doubt; :meth:`close` when done."""
 
     def __init__(self, route: Route, headers: Mapping[str, str]) -> None:
         self.route = route
@@ -128,6 +136,8 @@ class Transport:
         finally:
             CURRENT.ticket = None
         expired, aborted = self._deadlines.finish(ticket)
+        if answer is None or expired or in_doubt(answer):
+            self._discard(session)
         if aborted:
             raise TransportError(Failure.INTERRUPTED, "cut off: interrupted")
         if expired:  # checked first: a cut can look like any error, or like an early end
@@ -159,6 +169,15 @@ class Transport:
                 self._sessions.append(session)
         return session
 
+    def _discard(self, session: requests.Session) -> None:
+        """Close this thread's session and every connection in it; the next request on
+        this thread makes a new one."""
+        self._local.session = None
+        with self._lock:
+            if session in self._sessions:
+                self._sessions.remove(session)
+        session.close()
+
     def _exchange(
         self,
         session: requests.Session,
@@ -186,6 +205,12 @@ class Transport:
             return Answer(response.status_code, headers, body)
         finally:
             response.close()  # a body not read to the end closes its connection
+
+
+def in_doubt(answer: Answer) -> bool:
+    """Whether the connection that carried ``answer`` may hold something out of step: a body
+    not read to its end, or an answer that by rule has none (1xx as final, 204, 304)."""
+    return answer.body is None or answer.status < 200 or answer.status in _BODILESS
 
 
 def read_capped(response: requests.Response, cap: int) -> bytes | None:
