@@ -143,7 +143,7 @@ class Transport:
         if expired:  # checked first: a cut can look like any error, or like an early end
             raise TransportError(Failure.DEADLINE, "no complete answer in time")
         if failure is not None:
-            if not isinstance(failure, transport_errors()):
+            if not isinstance(failure, _transport_errors()):
                 raise failure  # a bug, not the network: the caller's guard reports it
             raise classify(failure, proxied=bool(self.route.proxies)) from failure
         assert answer is not None
@@ -232,7 +232,7 @@ def read_capped(response: requests.Response, cap: int) -> bytes | None:
 
 
 @functools.cache
-def transport_errors() -> tuple[type[BaseException], ...]:
+def _transport_errors() -> tuple[type[BaseException], ...]:
     """What the network, TLS or a proxy raise through requests; anything else is a bug."""
     import http.client
 
