@@ -13,7 +13,8 @@ from dotenv import dotenv_values
 from pydantic import SecretStr
 
 from batch_latch.errors import ConfigError
-from batch_latch.fusebill.redact import Redactor, proxy_secrets, shown_url
+from batch_latch.fusebill.proxies import proxy_secrets
+from batch_latch.fusebill.redact import Redactor, shown_url
 
 DEFAULT_BASE_URL = "https://secure.fusebill.com/v1"
 KEY_VARIABLE = "FUSEBILL_API_KEY"

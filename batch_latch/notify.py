@@ -9,7 +9,8 @@ one stderr line that changes no exit code and no report.
 The URL usually holds the webhook's token (Slack's is its path, Teams' its query), so it
 is shown only as ``scheme://host/…`` and never written anywhere. The API key never goes
 there: no ``Authorization`` header, and the body is redacted with :class:`Redactor`.
-Proxies and CA bundles come from the same variables, through the same helpers, as for
+It goes through the client's transport (:mod:`batch_latch.fusebill.transport`): the same
+proxy and CA variables, the same session, deadline and reading of failures as for
 Fusebill; ``~/.netrc`` is never read.
 """
 
@@ -33,9 +34,9 @@ from pydantic import SecretStr
 from batch_latch import __version__
 from batch_latch.environment import NOTIFY_VARIABLE, is_loopback
 from batch_latch.errors import ConfigError
-from batch_latch.fusebill.client import _causes, _is_timeout, _tls_cause, ca_bundle, proxies_for
-from batch_latch.fusebill.deadline import CURRENT, Deadlines, watched_adapter
-from batch_latch.fusebill.redact import Redactor, proxy_secrets
+from batch_latch.fusebill.proxies import Route, proxy_secrets, route_for
+from batch_latch.fusebill.redact import Redactor
+from batch_latch.fusebill.transport import Failure, Transport, TransportError
 from batch_latch.vocab import STATUSES
 
 VARIABLE = NOTIFY_VARIABLE
@@ -243,9 +244,12 @@ class Notifier:
     key: SecretStr | str | None = field(default=None, repr=False)
     stderr: TextIO | None = field(default=None, repr=False)
     deadline: float = DEADLINE
+    route: Route = field(init=False, repr=False, compare=False)  # proxies and CA, from env
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "url", check_url(self.url))
+        # here, in the thread that makes the notifier: never on the sending helper thread
+        object.__setattr__(self, "route", route_for(self.url, self.env))
 
     def __repr__(self) -> str:
         return f"Notifier({shown(self.url)!r})"
@@ -275,16 +279,16 @@ class Notifier:
     def _deliver(self, data: bytes, once: threading.Lock) -> bool:
         """Two attempts at most, within one deadline for both and the pause between."""
         end = time.monotonic() + self.deadline
-        deadlines = Deadlines()
+        transport = Transport(self.route, _HEADERS)
         try:
             try:
-                self._post(deadlines, data, end)
+                self._post(transport, data, end)
             except _Failed as first:
                 if not first.retry or end - time.monotonic() < 2 * _RETRY_PAUSE:
                     raise
                 time.sleep(_RETRY_PAUSE)
                 try:
-                    self._post(deadlines, data, end)
+                    self._post(transport, data, end)
                 except _Failed as second:
                     raise _Failed(f"{second} (tried twice)", retry=False) from None
         except _Failed as failed:
@@ -294,47 +298,19 @@ class Notifier:
             self._say(f"could not be sent ({type(exc).__name__})", once)
             return False
         finally:
-            deadlines.close()
+            transport.close()
         return True
 
-    def _post(self, deadlines: Deadlines, data: bytes, end: float) -> None:
-        """One attempt, cut by the watchdog at ``end``; raises :class:`_Failed`."""
-        import requests
-
-        verify, _, problem = ca_bundle(self.env)
-        if problem:
-            raise _Failed(problem, retry=False)
-        ticket = deadlines.start(max(end - time.monotonic(), 0.001))
-        CURRENT.ticket = ticket
-        status = 0
-        failure: BaseException | None = None
+    def _post(self, transport: Transport, data: bytes, end: float) -> None:
+        """One attempt, cut at ``end``; raises :class:`_Failed`. The status is the answer:
+        the body is never read."""
+        left = max(end - time.monotonic(), 0.001)
         try:
-            with requests.Session() as session:
-                session.trust_env = False  # no netrc, no environment behind our back
-                session.proxies = proxies_for(self.url, self.env)
-                session.verify = verify
-                session.mount("http://", watched_adapter()(max_retries=0))
-                session.mount("https://", watched_adapter()(max_retries=0))
-                left = max(ticket.deadline - time.monotonic(), 0.001)
-                with session.post(
-                    self.url,
-                    data=data,
-                    headers=_HEADERS,
-                    timeout=(left, left),  # each wait; the watchdog bounds the sum
-                    allow_redirects=False,
-                    stream=True,  # the status is the answer: the body is never read
-                ) as response:
-                    status = response.status_code
-        except Exception as exc:  # requests, urllib3, ssl and socket errors alike
-            failure = exc
-        finally:
-            CURRENT.ticket = None
-        expired, _ = deadlines.finish(ticket)
-        if expired:
-            raise _Failed(f"no answer within {self.deadline:g} s", retry=False)
-        if failure is not None:
-            raise _Failed(_reason(failure, self.deadline), retry=True)
-        _check_status(status)
+            answer = transport.send("POST", self.url, data=data, timeout=left, cap=None)
+        except TransportError as failed:
+            retry = failed.kind not in (Failure.DEADLINE, Failure.CA_SETTING)
+            raise _Failed(_reason(failed, self.deadline), retry=retry) from None
+        _check_status(answer.status)
 
     def _say(self, reason: str, once: threading.Lock) -> None:
         """The one stderr line; a closed or gone stderr (SIGHUP) is not an error."""
@@ -376,24 +352,13 @@ def _check_status(status: int) -> None:
     raise _Failed(f"HTTP {status}", retry=status >= 500)
 
 
-def _reason(exc: BaseException, deadline: float) -> str:
-    """A few words on why a request raised, built from the exception types only: their
-    texts carry the URL's path, which may be the webhook's token."""
-    import requests
-
-    chain = list(_causes(exc))
-    if any(_is_timeout(e) for e in chain):
+def _reason(failed: TransportError, deadline: float) -> str:
+    """A few words on why a request failed, from the exception types only: their texts
+    carry the URL's path, which may be the webhook's token."""
+    if failed.kind in (Failure.DEADLINE, Failure.TIMEOUT):
         return f"no answer within {deadline:g} s"
-    tls = _tls_cause(chain)
-    if tls is not None:
-        return f"{tls} (see REQUESTS_CA_BUNDLE)"
-    if any(isinstance(e, requests.exceptions.ProxyError) for e in chain):
-        return "the proxy refused or could not be reached (see HTTPS_PROXY, NO_PROXY)"
-    if any(isinstance(e, ConnectionRefusedError) for e in chain):
-        return "connection refused"
-    if any(isinstance(e, ConnectionResetError) for e in chain):
-        return "connection reset"
-    names = [type(e).__name__ for e in chain]
-    if any("NameResolution" in n or n == "gaierror" for n in names):
-        return "host name not found"
-    return f"could not connect ({names[-1]})"
+    if failed.kind is Failure.TLS:
+        return f"{failed.words} (see REQUESTS_CA_BUNDLE)"
+    if failed.kind is Failure.PROXY:
+        return f"{failed.words} (see HTTPS_PROXY, NO_PROXY)"
+    return failed.words

@@ -247,19 +247,18 @@ def _fail_api(report: Report, line: str, code: int) -> None:
 
 def _stop_line(reply: Reply, verdict: Verdict | None) -> tuple[str, int] | None:
     """The one line a ``run`` gives for an answer that makes the API unusable, or None."""
-    from batch_latch.fusebill.answers import _outside_2xx
-    from batch_latch.send.attempt_loop import _host_port
+    from batch_latch.fusebill.answers import host_port, outside_2xx
 
     if verdict is None:
         status = reply.status
         if status is not None and 400 <= status < 500 and status not in (401, 403, 407):
             return None  # a list's 4xx only makes the list untrusted
-        verdict = _outside_2xx(reply)
+        verdict = outside_2xx(reply)
         if verdict is None:
             return None
     if reply.status is None and verdict.error_key == "connection":
         return (
-            f"could not connect to {_host_port(reply.url)} ({reply.detail}); no answer came "
+            f"could not connect to {host_port(reply.url)} ({reply.detail}); no answer came "
             "from it, so check FUSEBILL_BASE_URL (host and port)",
             ExitCode.STOPPED,
         )

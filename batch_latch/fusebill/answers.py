@@ -125,7 +125,7 @@ def fusebill_not_found(body: Any) -> str | None:
 
 def classify_latch(reply: Reply, sent_geotab_id: str, fusebill_id: int | None = None) -> Verdict:
     """``SUCCESS`` only for a JSON object whose ``geotabId`` is the one sent."""
-    verdict = _write_unknown(reply, "latch") or _outside_2xx(reply, fusebill_id)
+    verdict = _write_unknown(reply, "latch") or outside_2xx(reply, fusebill_id)
     if verdict is not None:
         return verdict
     body = reply.body
@@ -148,7 +148,7 @@ def classify_latch(reply: Reply, sent_geotab_id: str, fusebill_id: int | None = 
 
 def classify_read(reply: Reply, fusebill_id: int) -> tuple[Verdict, Holding | None]:
     """``SUCCESS`` and what the customer holds, for this customer's object only."""
-    verdict = _outside_2xx(reply, fusebill_id)
+    verdict = outside_2xx(reply, fusebill_id)
     if verdict is not None:
         return verdict, None
     body = reply.body
@@ -174,7 +174,7 @@ def classify_read(reply: Reply, fusebill_id: int) -> tuple[Verdict, Holding | No
 
 def classify_unlatch(reply: Reply, fusebill_id: int) -> Verdict:
     """``SUCCESS`` only for this customer's object showing no geotabId."""
-    verdict = _write_unknown(reply, "unlatch") or _outside_2xx(reply, fusebill_id)
+    verdict = _write_unknown(reply, "unlatch") or outside_2xx(reply, fusebill_id)
     if verdict is not None:
         return verdict
     body = reply.body
@@ -247,7 +247,7 @@ def describe(reply: Reply) -> str:
     return f"JSON that is not an object ({type(body).__name__})"
 
 
-def _outside_2xx(reply: Reply, fusebill_id: int | None = None) -> Verdict | None:
+def outside_2xx(reply: Reply, fusebill_id: int | None = None) -> Verdict | None:
     """The verdict for anything but a 2xx; None for a 2xx (the caller judges its body)."""
     status = reply.status
     if reply.error == "tls":
@@ -352,3 +352,16 @@ def _redirect(reply: Reply, status: int) -> Verdict:
 
 def _stop(reason: StopReason, message: str) -> Verdict:
     return Verdict(Meaning.STOP, message, reason.value, stop=reason)
+
+
+def host_port(url: str) -> str:
+    """``host:port`` of a URL (the scheme's port when none is given)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return "the API"
+    host = parts.hostname or "the API"
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

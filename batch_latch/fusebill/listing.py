@@ -31,9 +31,9 @@ from batch_latch.fusebill.answers import (
     Meaning,
     Reply,
     Verdict,
-    _outside_2xx,
     describe,
     error_text,
+    outside_2xx,
 )
 
 MAX_URL = 2000  # every list URL is shorter than this, in characters
@@ -212,7 +212,7 @@ def classify_list(reply: Reply, asked: Sequence[int], page: int = 0) -> ListAnsw
     if status is not None and (100 <= status < 200 or _untrusted_4xx(status)):
         what = error_text(reply.body)[0] or describe(reply)
         return _untrusted(wanted, f"the customer list answered HTTP {status} ({_short(what)})")
-    verdict = _outside_2xx(reply)
+    verdict = outside_2xx(reply)
     if verdict is not None:
         return ListAnswer(verdict, wanted)
     if reply.error is not None:  # too large: not read, like any oversized answer

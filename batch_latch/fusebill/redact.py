@@ -1,12 +1,13 @@
 """Keep secrets out of every text the tool shows or writes, without mangling other text.
 
 One :class:`Redactor` holds every secret of a command: the API key and the credentials of
-the proxy URLs (:func:`proxy_secrets`). The rule for each: a secret of 8 characters or more
-is replaced wherever it appears, even inside a longer word (a cut through a token must not
-leave it readable). A shorter one is replaced only where it stands on its own: an occurrence
-that has an ASCII letter or digit right before or right after it is part of another word and
-is left alone, so a key ``bro`` turns ``Basic bro`` into ``Basic [redacted]`` but leaves
-``Connection broken`` as it is. Besides, the ``user:pass@`` of any URL in a text is replaced
+the proxy URLs (:func:`url_secrets`, gathered by ``proxies.proxy_secrets``). The rule for
+each: a secret of 8 characters or more is replaced wherever it appears, even inside a
+longer word (a cut through a token must not leave it readable). A shorter one is replaced
+only where it stands on its own: an occurrence that has an ASCII letter or digit right
+before or right after it is part of another word and is left alone, so a key ``bro``
+turns ``Basic bro`` into ``Basic [redacted]`` but leaves ``Connection broken`` as it is.
+Besides, the ``user:pass@`` of any URL in a text is replaced
 (``http://[redacted]@proxy:3128``), whoever put it there.
 
 :func:`shown_url` is the one way a URL that may hold credentials is shown to a person.
@@ -15,15 +16,13 @@ is left alone, so a key ``bro`` turns ``Basic bro`` into ``Basic [redacted]`` bu
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import unquote
 
 MARK = "[redacted]"
 #: Secrets at least this long are redacted wherever they appear.
 ALWAYS = 8
-#: The proxy variables, each read in lower and upper case.
-PROXY_VARIABLES = ("https_proxy", "http_proxy", "all_proxy")
 # "scheme://user:pass@": the userinfo of a URL, whatever the scheme
 _USERINFO = re.compile(r"(?<=://)[^\s/?#@'\"]+@")
 
@@ -66,11 +65,6 @@ class Redactor:
         return value
 
 
-def redact(text: str, secret: str) -> str:
-    """``text`` with ``secret`` redacted (see the module's rule)."""
-    return Redactor(secret)(text)
-
-
 def url_secrets(url: str) -> tuple[str, ...]:
     """The credentials a URL holds, as typed and percent-decoded: the whole ``user:pass``,
     the password (or the lone token of ``token@``) and the pieces of both around ``/ ? #``
@@ -84,15 +78,6 @@ def url_secrets(url: str) -> tuple[str, ...]:
     found = {userinfo, secret, *re.split(r"[/?#]", userinfo), *re.split(r"[/?#]", secret)}
     found |= {unquote(s) for s in found}
     return tuple(sorted(s for s in found if s))
-
-
-def proxy_secrets(env: Mapping[str, str]) -> tuple[str, ...]:
-    """The credentials of every proxy variable in ``env``, lower and upper case."""
-    found: list[str] = []
-    for name in PROXY_VARIABLES:
-        for variable in (name, name.upper()):
-            found.extend(url_secrets(env.get(variable) or ""))
-    return tuple(found)
 
 
 def shown_url(url: str) -> str:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-from batch_latch.fusebill.answers import Meaning, Reply, Verdict
+from batch_latch.fusebill.answers import Meaning, Reply, Verdict, host_port
 from batch_latch.fusebill.ratelimits import limits, retry_after
 from batch_latch.optiontypes import QuotaReserve
 from batch_latch.send.estimate import Pace
@@ -155,13 +155,13 @@ class AttemptLoop:
                 ambiguous = ambiguous or verdict.ambiguous
                 if self.health.failure(index):
                     if not self._answered and verdict.error_key == "connection":
-                        self.stop.unreachable = _host_port(reply.url)
+                        self.stop.unreachable = host_port(reply.url)
                     self._halt(StopReason.API_DOWN, f"last problem: {verdict.message}")
                     return Sent(None, reply, attempts, ambiguous)
                 if failures >= self.policy.max_attempts:
                     if not self._answered and verdict.error_key == "connection":
                         # no answer ever came: the URL, not the row (a list read too)
-                        self.stop.unreachable = _host_port(reply.url)
+                        self.stop.unreachable = host_port(reply.url)
                         self._halt(StopReason.API_DOWN, f"last problem: {verdict.message}")
                         return Sent(None, reply, attempts, ambiguous)
                     return Sent(verdict, reply, attempts, ambiguous, exhausted=True)
@@ -295,16 +295,3 @@ def _answer(
         got = reply or Reply(None, error="internal", detail=text)
         message = f"the answer could not be read ({text})"
         return got, Verdict(Meaning.RETRYABLE, message, "unreadable_answer", ambiguous=True)
-
-
-def _host_port(url: str) -> str:
-    """``host:port`` of a URL (the scheme's port when none is given)."""
-    from urllib.parse import urlsplit
-
-    try:
-        parts = urlsplit(url)
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError:
-        return "the API"
-    host = parts.hostname or "the API"
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 from urllib3.util.ssl_match_hostname import CertificateError
 
 from batch_latch.fusebill.answers import Meaning, Reply, classify_latch
-from batch_latch.fusebill.client import MAX_BODY, FusebillClient, bypasses, ca_bundle, proxies_for
-from batch_latch.fusebill.redact import MARK, Redactor, redact
+from batch_latch.fusebill.client import MAX_BODY, FusebillClient
+from batch_latch.fusebill.redact import MARK, Redactor
 from batch_latch.fusebill.service import FusebillService
 
 BASE = "https://fusebill.test/v1"
@@ -238,7 +238,7 @@ def test_a_bug_inside_a_request_propagates_instead_of_looking_like_the_network(
         client.latch(671201, "0909909")
     requests_mock.post(LATCH, json=customer())  # the client is left working
     assert classify_latch(client.latch(671201, "0909909"), "0909909").kind is Meaning.SUCCESS
-    assert client._deadlines._live == set()  # no ticket left for the watchdog to cut
+    assert client._transport._deadlines._live == set()  # no ticket left for the watchdog to cut
 
 
 def test_a_bug_reading_the_body_propagates(
@@ -247,7 +247,7 @@ def test_a_bug_reading_the_body_propagates(
     def broken(response: Any, cap: int = 0) -> bytes:
         raise AttributeError("'NoneType' object has no attribute 'read'")
 
-    monkeypatch.setattr("batch_latch.fusebill.client._read_capped", broken)
+    monkeypatch.setattr("batch_latch.fusebill.transport.read_capped", broken)
     requests_mock.post(LATCH, json=customer())
     with pytest.raises(AttributeError):
         client.latch(671201, "0909909")
@@ -264,71 +264,9 @@ def test_a_missing_ca_bundle_is_a_tls_error_before_anything_is_sent(
     assert requests_mock.call_count == 0
 
 
-# --- the environment -------------------------------------------------------------------------
+# --- proxies ------------------------------------------------------------------------------
 
 PROXY = "http://proxy.corp:3128"
-
-
-@pytest.mark.parametrize(
-    ("url", "env", "expected"),
-    [
-        (BASE, {}, {}),
-        (BASE, {"HTTPS_PROXY": PROXY}, {"https": PROXY}),
-        (BASE, {"https_proxy": PROXY}, {"https": PROXY}),
-        (BASE, {"https_proxy": PROXY, "HTTPS_PROXY": "http://other:1"}, {"https": PROXY}),
-        (BASE, {"https_proxy": "", "HTTPS_PROXY": PROXY}, {}),  # lower case wins, even empty
-        (BASE, {"HTTP_PROXY": PROXY}, {}),  # http_proxy is for http:// URLs
-        (BASE, {"ALL_PROXY": PROXY}, {"https": PROXY}),
-        (BASE, {"all_proxy": PROXY, "HTTPS_PROXY": "http://p2:1"}, {"https": "http://p2:1"}),
-        ("http://127.0.0.1:8080/v1", {"HTTP_PROXY": PROXY}, {"http": PROXY}),
-        (BASE, {"HTTPS_PROXY": PROXY, "NO_PROXY": "fusebill.test"}, {}),
-        (BASE, {"HTTPS_PROXY": PROXY, "no_proxy": ".fusebill.test"}, {}),  # curl: the domain too
-        (BASE, {"HTTPS_PROXY": PROXY, "NO_PROXY": "other.test"}, {"https": PROXY}),
-        (BASE, {"HTTPS_PROXY": PROXY, "NO_PROXY": "*"}, {}),
-    ],
-)  # fmt: skip
-def test_proxies_come_from_the_standard_variables(
-    url: str, env: dict[str, str], expected: dict[str, str]
-) -> None:
-    assert proxies_for(url, env) == expected
-
-
-@pytest.mark.parametrize(
-    ("host", "port", "no_proxy", "bypass"),
-    [
-        ("secure.fusebill.com", 443, "fusebill.com", True),
-        ("secure.fusebill.com", 443, ".fusebill.com", True),
-        ("secure.fusebill.com", 443, "*.fusebill.com", True),
-        ("secure.fusebill.com", 443, "example.com, fusebill.com", True),
-        ("secure.fusebill.com", 443, "FUSEBILL.COM", True),
-        ("notfusebill.com", 443, "fusebill.com", False),
-        ("fusebill.com.evil", 443, "fusebill.com", False),
-        ("secure.fusebill.com", 443, "fusebill.com:443", True),
-        ("secure.fusebill.com", 443, "fusebill.com:8443", False),
-        ("127.0.0.1", 8080, "127.0.0.0/8", True),
-        ("127.0.0.1", 8080, "127.0.0.1", True),
-        ("127.0.0.1", 8080, "10.0.0.0/8,localhost", False),
-        ("::1", 8080, "::1", True),
-        ("::1", 8080, "[::1]:8080", True),
-        ("localhost", 8080, "", False),
-        ("localhost", 8080, " , ", False),
-    ],
-)  # fmt: skip
-def test_no_proxy_matches_as_curl_does(host: str, port: int, no_proxy: str, bypass: bool) -> None:
-    assert bypasses(host, port, no_proxy) is bypass
-
-
-def test_ca_bundle_order_and_empty_values(tmp_path: Path) -> None:
-    a, b, c = (tmp_path / n for n in ("a.pem", "b.pem", "c.pem"))
-    for path in (a, b, c):
-        path.write_text("x")
-    assert ca_bundle({})[0] is True
-    assert ca_bundle({"SSL_CERT_FILE": str(c)})[0] == str(c)
-    assert ca_bundle({"CURL_CA_BUNDLE": str(b), "SSL_CERT_FILE": str(c)})[0] == str(b)
-    everything = {"REQUESTS_CA_BUNDLE": str(a), "CURL_CA_BUNDLE": str(b), "SSL_CERT_FILE": str(c)}
-    assert ca_bundle(everything)[:2] == (str(a), f"trusting {a} from REQUESTS_CA_BUNDLE")
-    # An empty CURL_CA_BUNDLE once turned verification off in requests: here it is just unset.
-    assert ca_bundle({"CURL_CA_BUNDLE": ""})[0] is True
 
 
 @pytest.mark.parametrize(
@@ -354,8 +292,8 @@ def test_the_process_environment_is_the_default(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.delenv("https_proxy", raising=False)
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
-    assert FusebillClient(BASE, KEY, timeout=1)._proxies == {"https": PROXY}
-    assert FusebillClient(BASE, KEY, timeout=1, env={})._proxies == {}
+    assert FusebillClient(BASE, KEY, timeout=1)._transport.route.proxies == {"https": PROXY}
+    assert FusebillClient(BASE, KEY, timeout=1, env={})._transport.route.proxies == {}
 
 
 # --- secrets ---------------------------------------------------------------------------------
@@ -457,7 +395,7 @@ def test_a_short_key_does_not_mangle_other_words(requests_mock: rm.Mocker) -> No
     ],
 )
 def test_redaction_rule(secret: str, text: str, expected: str) -> None:
-    assert redact(text, secret) == expected
+    assert Redactor(secret)(text) == expected
 
 
 @given(
@@ -468,12 +406,12 @@ def test_redaction_rule(secret: str, text: str, expected: str) -> None:
 def test_a_short_key_inside_another_word_is_left_alone(secret: str, glue: str, gap: str) -> None:
     """The rule's other half: under 8 characters, only a whole word is the key."""
     text = f"{glue}{secret}{gap}"
-    assert redact(text, secret) == text
+    assert Redactor(secret)(text) == text
 
 
 @given(st.text(min_size=8, max_size=20), st.text(max_size=30), st.text(max_size=30))
 def test_a_long_key_never_survives(secret: str, before: str, after: str) -> None:
-    assert secret not in redact(before + secret + after, secret) or secret in MARK
+    assert secret not in Redactor(secret)(before + secret + after) or secret in MARK
 
 
 def test_scrub_walks_json() -> None:

@@ -7,7 +7,9 @@ every wait is bounded; wall times are measured with ``time.monotonic``.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import select
 import socket
 import stat
 import threading
@@ -235,6 +237,57 @@ def test_the_connection_after_a_cut_is_a_fresh_one(make_client: MakeClient) -> N
     assert (second.status, third.status) == (200, 200)
     peers = [seen.peer for seen in server.seen]
     assert peers[0] != peers[1] == peers[2]  # cut connection dropped; the new one kept alive
+
+
+def interim_then_late(exchange: nd.Exchange) -> None:
+    """``102 Processing``, then the final answer once the client sends more or hangs up."""
+    if exchange.write(b"HTTP/1.1 102 Processing\r\n\r\n"):
+        select.select([exchange.handler.connection], [], [], nd.SERVER_WAIT)
+        with contextlib.suppress(OSError):
+            exchange.send_json(200, {"id": 1, "geotabId": "LATE-ANSWER"})
+
+
+def bodiless_with_a_body(status: int) -> nd.Respond:
+    """A 204 or 304 followed by bytes it may not carry (they stay in the line)."""
+
+    def respond(exchange: nd.Exchange) -> None:
+        exchange.write(f"HTTP/1.1 {status} X\r\nContent-Length: 0\r\n\r\nstray".encode())
+
+    return respond
+
+
+@pytest.mark.parametrize(
+    ("first", "status"),
+    [
+        (interim_then_late, 102),
+        (bodiless_with_a_body(204), 204),
+        (bodiless_with_a_body(304), 304),
+        (nd.big_body(MAX_BODY + 1, declare_length=True, status=200), 200),
+    ],
+    ids=["1xx-then-late", "204-with-body", "304-with-body", "body-not-read-to-its-end"],
+)
+def test_a_connection_in_doubt_is_never_reused(
+    make_client: MakeClient, first: nd.Respond, status: int
+) -> None:
+    """The fault lab: after a 1xx the server's late final answer was read as the next
+    request's. After any answer that may leave something in the line, the next request
+    goes on a new connection and gets its own answer."""
+    answered: list[int] = []
+
+    def respond(exchange: nd.Exchange) -> None:
+        answered.append(1)
+        (first if len(answered) == 1 else nd.fusebill)(exchange)
+
+    with nd.Loopback(respond) as server:
+        client = make_client(server.url)
+        reply = client.latch(1, GEOTAB)
+        read = client.customer(2)
+        again = client.customer(3)
+    assert reply.status == status
+    assert (read.status, read.body) == (200, {"id": 2, "geotabId": None}), read
+    assert (again.status, again.body) == (200, {"id": 3, "geotabId": None}), again
+    peers = [seen.peer for seen in server.seen]
+    assert peers[0] != peers[1] == peers[2]  # the doubtful one dropped; the new one kept
 
 
 def test_many_requests_share_one_watchdog_thread(make_client: MakeClient) -> None:
