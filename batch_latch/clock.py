@@ -1,4 +1,4 @@
-"""The one clock helper: UTC now, and how the tool writes a moment (reports, checkpoint,
+"""The one clock helper: UTC now, and how the tool writes a moment (reports, the ledger,
 lock, summary: ``2026-12-03T08:36:37Z``) and names a run folder or a set-aside file."""
 
 from __future__ import annotations

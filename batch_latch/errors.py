@@ -20,7 +20,7 @@ class ConfigError(BatchLatchError):
 
 
 class CheckpointError(BatchLatchError):
-    """The checkpoint in --out cannot be used for this run."""
+    """The job in --out cannot be used for this run (bound to another API, a damaged v3 file)."""
 
 
 class NotAJob(BatchLatchError):
@@ -29,7 +29,7 @@ class NotAJob(BatchLatchError):
 
 class OutputError(BatchLatchError):
     """A file the command must write could not be written (disk full, permissions). Once
-    requests went out, the command stopped (exit 3: the checkpoint has every outcome)."""
+    requests went out, the command stopped (exit 3: job.db has every outcome)."""
 
 
 class ReportError(OutputError):

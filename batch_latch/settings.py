@@ -229,7 +229,8 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "--fresh",
-        "ignore the checkpoint in --out and start over (it is kept aside)",
+        "start over: the re-run rules forget earlier outcomes (job.db keeps them for undo and "
+        "status --customer)",
         ("run",),
         default=False,
     ),
@@ -259,7 +260,8 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "--no-read",
-        "latch without reading the customer first: half the requests, but no check and no undo",
+        "latch without reading the customer first: saves one read per 100 rows, loses the "
+        "relatch check and undo (rarely worth it)",
         ("run",),
         default=False,
     ),

@@ -53,7 +53,7 @@ FAILED_STATUSES: tuple[str, ...] = (
     Status.FAILED.value,
     Status.PENDING.value,
 )
-#: Outcomes worth remembering in the checkpoint; ``pending`` rows simply have no record yet.
+#: Outcomes the ledger keeps as a row's; ``pending`` rows simply have none yet.
 RECORDED: tuple[str, ...] = (Status.SUCCESS.value, Status.NOT_FOUND.value, Status.FAILED.value)
 
 
@@ -109,7 +109,7 @@ PENDING_MESSAGES: dict[StopReason, str] = {
     StopReason.INTERRUPTED: "not sent: the run was interrupted (Ctrl-C)",
     StopReason.TERMINATED: "not sent: the run was stopped by SIGTERM",
     StopReason.HANGUP: "not sent: the run was stopped by SIGHUP (the terminal went away)",
-    StopReason.CHECKPOINT_ERROR: "not sent: the checkpoint could not be written",
+    StopReason.CHECKPOINT_ERROR: "not sent: the job's job.db could not be written",
     StopReason.WRONG_URL: "not sent: the API URL looks wrong (check FUSEBILL_BASE_URL)",
     StopReason.REDIRECT: "not sent: the API URL redirects (check FUSEBILL_BASE_URL)",
     StopReason.TLS: "not sent: the server's TLS certificate could not be verified",

@@ -1,7 +1,7 @@
 """``batch-latch demo``: the bundled sample through the real pipeline, against the sandbox.
 
 Nothing is faked but Fusebill itself: the sandbox listens on a free loopback port and the
-commands go through the same loader, validator, workers, throttle, checkpoint and reports
+commands go through the same loader, validator, workers, throttle, ledger and reports
 as real ones. Some sample customers start latched (``latch-sample-preset.csv``), so the
 plan shows every kind of change: new, unchanged, and a re-latch (which ``run --plan`` then
 writes: the reviewed plan is the approval). Between

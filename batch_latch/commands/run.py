@@ -389,7 +389,7 @@ def _write(
     """The run folder (reports, outcomes, the input's copy), then ``OUT/``: (the folder,
     its reports, what ``OUT/`` kept back in words, where each report of this command is
     to be read). A file that cannot be written is exit 3 once requests went out (the
-    checkpoint has every outcome), else 2."""
+    ledger has every outcome), else 2."""
     source = settings.input
     try:
         if source is not None:

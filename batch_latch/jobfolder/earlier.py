@@ -1,5 +1,5 @@
 """What earlier runs of this job settled, and what ``undo`` must put back: lookups over the
-checkpoint's records, on whole columns.
+ledger's records, on whole columns.
 
 A customer's latest record wins: a pair is settled only while it is the latest thing this
 job recorded for that customer (if the job later latched the customer to another geotabId,

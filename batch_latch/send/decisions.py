@@ -55,7 +55,7 @@ class Task:
 
 
 class Journal(Protocol):
-    """Where a command records its writes before they are sent (the checkpoint)."""
+    """Where a command records its writes before they are sent (the ledger)."""
 
     def intend(self, task: Task, geotab_id: str, change: Change, previous: str) -> int:
         """Durable before the request leaves: the customer, what is being written

@@ -3,7 +3,7 @@ SIGHUP).
 
 The pool knows nothing of HTTP: each worker takes the next task, calls ``work`` and hands
 the outcome to ``done`` (which makes it durable) before taking another. An exception in a
-worker (the checkpoint could not be written) stops the feed and is raised in the caller.
+worker (the ledger could not be written) stops the feed and is raised in the caller.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ class Pool(Generic[T, R]):
                     outcome = work(tasks[k])
                     done(tasks[k], outcome)
                     results[k] = outcome
-            except BaseException as exc:  # the checkpoint failed: stop all, raise in the caller
+            except BaseException as exc:  # the ledger failed: stop all, raise in the caller
                 errors.append(exc)
                 self._throttle.stop(StopReason.CHECKPOINT_ERROR)
 

@@ -1,7 +1,7 @@
 """A live ``run`` or ``plan``: which rows to send, the pool that sends them, their columns.
 
 Rows earlier runs settled are not sent again (see ``earlier``); the rest go through the
-worker pool, each row's outcome durable in the checkpoint before it counts as done (a plan
+worker pool, each row's outcome durable in the ledger before it counts as done (a plan
 writes nothing to Fusebill and records nothing).
 """
 
