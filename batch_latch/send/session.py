@@ -109,6 +109,7 @@ class Session(Generic[T]):
     notices: Notices
     reader: Reader | None = None
     row_errors: list[str] = dataclasses.field(default_factory=list)
+    _errors_lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
 
     @classmethod
     def open(
@@ -189,8 +190,10 @@ class Session(Generic[T]):
                 return work(task)
             except Exception as exc:  # a bug must cost one row, not the run and its reports
                 text = " ".join(self.service.redact(f"{type(exc).__name__}: {exc}").split())
-                if len(self.row_errors) < ROW_TRACEBACKS:  # a few are enough to find the bug
-                    self.row_errors.append(tracebacks.text_of(exc, self.service.redact))
+                kept = tracebacks.text_of(exc, self.service.redact)
+                with self._errors_lock:  # workers fail at once: a few are enough to find it
+                    if len(self.row_errors) < ROW_TRACEBACKS:
+                        self.row_errors.append(kept)
                 message = f"internal error (please report it): {text[:200]}"
                 return RowOutcome(
                     Status.FAILED, None, 0, message, "internal_error", finished_at=now_iso()
