@@ -16,7 +16,6 @@ Fusebill; ``~/.netrc`` is never read.
 
 from __future__ import annotations
 
-import enum
 import json
 import re
 import sys
@@ -37,21 +36,22 @@ from batch_latch.errors import ConfigError
 from batch_latch.fusebill.proxies import Route, proxy_secrets, route_for
 from batch_latch.fusebill.redact import Redactor
 from batch_latch.fusebill.transport import Failure, Transport, TransportError
-from batch_latch.vocab import STATUSES
+from batch_latch.vocab import SIGNAL_NAMES, SIGNAL_STOPS, STATUSES, STOP_ADVICE, StopReason, Word
 
 VARIABLE = NOTIFY_VARIABLE
 #: Seconds one notification may take in all, both attempts and the pause between them.
 DEADLINE = 10.0
 _RETRY_PAUSE = 0.5  # before the retry; a retry with less time than this left is not made
 _WHERE = f"--notify (or {VARIABLE})"
-_SIGNALS = {130: "Ctrl-C", 143: "SIGTERM", 129: "SIGHUP"}
+#: The signal behind each signal stop's exit code (129, 130, 143), as a person names it.
+_SIGNALS = {int(SIGNAL_STOPS[r]): name for r, name in SIGNAL_NAMES.items()}
 _HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]+)?")
 Job = str | Path  # the job folder, OUT
 Facts = Mapping[str, Any]  # summary.json's keys (a summary taken mid-run works too)
 When = datetime | None  # when a quota wait ends
 
 
-class Event(str, enum.Enum):
+class Event(Word):
     """The ``event`` key: why this notification was sent."""
 
     FINISHED = "finished"
@@ -142,22 +142,6 @@ def _counts(summary: Mapping[str, Any]) -> str:
     return _n(rows, "row") + (f": {', '.join(parts)}" if parts else "")
 
 
-_STOP_ADVICE = {
-    "daily_quota": "run the same command again after the quota resets (or --wait-for-quota)",
-    "key_rejected": "check FUSEBILL_API_KEY, then run the same command again",
-    "wrong_url": "check FUSEBILL_BASE_URL, then run the same command again",
-    "redirect": "set FUSEBILL_BASE_URL to the URL it redirects to, then run again",
-    "tls": "check REQUESTS_CA_BUNDLE (see the command's stderr), then run again",
-    "proxy": "check HTTPS_PROXY and NO_PROXY (see the command's stderr), then run again",
-    "max_requests": "run the same command again to continue",
-    "api_down": "run the same command again later",
-    "rate_limited": "run the same command again later, perhaps with a lower --rate",
-    "long_pause": "run the same command again later (the command's stderr says when)",
-    "systematic_refusal": "check the sheet, FUSEBILL_API_KEY, FUSEBILL_BASE_URL (or --keep-going)",
-    "checkpoint_error": "check the job folder (free space?), then run the same command again",
-}
-
-
 def _next_step(event: Event, job: str, summary: Mapping[str, Any]) -> str:
     """What a person should do now, in a few words."""
     if event is Event.WAITING:
@@ -166,7 +150,10 @@ def _next_step(event: Event, job: str, summary: Mapping[str, Any]) -> str:
         return "resume with the same command"
     if event is Event.STOPPED:
         reason = str(summary.get("stop_reason") or "")
-        return _STOP_ADVICE.get(reason, "see the command's stderr, then run the same command again")
+        known = reason in {r.value for r in StopReason}
+        if known:
+            return STOP_ADVICE[StopReason(reason)]
+        return "see the command's stderr, then run the same command again"
     counts = summary.get("counts") or {}
     kind = summary.get("kind") or "run"
     if kind == "plan" and not any(counts.get(s) for s in ("invalid", "not_found", "failed")):
