@@ -133,9 +133,6 @@ def _dispatch(args: argparse.Namespace) -> int:
         from batch_latch import sandbox
 
         return sandbox.serve(args)
-    from batch_latch.arrow_setup import choose_memory_pool
-
-    choose_memory_pool()
     chosen = settings.settings_from(args, command)
     if command == "status":
         from batch_latch.commands import status

@@ -55,8 +55,6 @@ EXTRA_VARIABLES: dict[str, str] = {
     tracebacks.DEBUG_VARIABLE: "any value but empty or `0`: an internal error raises with its "
     f"traceback instead of keeping it in `{tracebacks.ERROR_FILE}` of the run folder "
     "(as `--traceback`)",
-    "ARROW_DEFAULT_MEMORY_POOL": "Arrow's memory allocator; unset, the tool picks jemalloc "
-    "where the pyarrow wheel has it (else the system allocator)",
 }
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import sys
-import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -76,13 +75,13 @@ def run(
             done = undo.undo(settings, span.ledger, stderr=err, on_quota_wait=_hook(span))
             return _report(settings, done, done.extras, started, out, err, span=span)
     assert settings.input is not None
-    digest = _Digest(settings.input)  # hashed on another thread while the sheet is read
     sheet, verdicts = load_sheet(settings, err)
+    digest = _sha256(settings.input)
     with _command(settings, started, out, err, {"rows": len(verdicts)}) as span:
         plan = _plan_for(settings, digest)
         if plan is None and settings.kind is RunKind.RUN:
             _hint_reviewed_plan(settings, digest, err)
-        _begin(settings, span, started, digest.result(), plan, verdicts)
+        _begin(settings, span, started, digest, plan, verdicts)
         done = _send(settings, sheet, verdicts, err, plan, span)
         return _report(settings, done, sheet.extras, started, out, err, digest, span, plan)
 
@@ -192,27 +191,12 @@ def _key(settings: Settings) -> str:
     return settings.api_key.get_secret_value() if settings.api_key else ""
 
 
-class _Digest:
-    """The input's SHA-256, computed on a daemon thread (hashlib and file reads release the
-    GIL, so it overlaps loading: ~50 ms off a 48 MB input). A bad input does not wait for it."""
-
-    def __init__(self, path: Path) -> None:
-        self._path = path
-        self._value: str | None = None
-        self._thread = threading.Thread(target=self._run, name="input-sha256", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        with contextlib.suppress(OSError):  # result() hashes again and meets it there
-            self._value = history.sha256(self._path)
-
-    def result(self) -> str:
-        """The hash; "" when the input could not be read again (deleted since it loaded)."""
-        self._thread.join()
-        if self._value is None:
-            with contextlib.suppress(OSError):
-                self._value = history.sha256(self._path)
-        return self._value or ""
+def _sha256(path: Path) -> str:
+    """The input's SHA-256 as loaded; "" when it cannot be read again (deleted since)."""
+    try:
+        return history.sha256(path)
+    except OSError:
+        return ""
 
 
 def load_sheet(settings: Settings, err: TextIO) -> tuple[loader.Sheet, validate.Verdicts]:
@@ -231,7 +215,7 @@ def load_sheet(settings: Settings, err: TextIO) -> tuple[loader.Sheet, validate.
     return sheet, validate.validate(sheet, allow_shared_geotab_id=settings.allow_shared_geotab_id)
 
 
-def _plan_for(settings: Settings, digest: _Digest) -> plans.Plan | None:
+def _plan_for(settings: Settings, digest: str) -> plans.Plan | None:
     """``run --plan``: the reviewed plan, refused before anything is sent when it is not a
     plan of this job, of this very sheet, against this API."""
     if settings.plan is None:
@@ -243,7 +227,7 @@ def _plan_for(settings: Settings, digest: _Digest) -> plans.Plan | None:
         raise ConfigError(f"--plan {folder.name}: its summary.json is missing or damaged") from None
     if made.kind != RunKind.PLAN.value:
         raise ConfigError(f"--plan {folder.name}: that run folder is a {made.kind}, not a plan")
-    if made.input_sha256 != digest.result():
+    if made.input_sha256 != digest:
         raise ConfigError(
             f"--plan {folder.name}: the sheet changed since the plan (its SHA-256 differs); "
             "make a new plan of it and review that"
@@ -258,7 +242,7 @@ def _plan_for(settings: Settings, digest: _Digest) -> plans.Plan | None:
     return plan
 
 
-def _hint_reviewed_plan(settings: Settings, digest: _Digest, err: TextIO) -> None:
+def _hint_reviewed_plan(settings: Settings, digest: str, err: TextIO) -> None:
     """A run without ``--plan`` on a job whose newest plan is of this very sheet (its
     SHA-256): one stderr line naming ``--plan latest``; the run goes on by its own rules."""
     folder = plans.newest(settings.out)
@@ -268,7 +252,7 @@ def _hint_reviewed_plan(settings: Settings, digest: _Digest, err: TextIO) -> Non
         made = Summary.load(folder / "summary.json")
     except (OSError, ValueError):
         return  # run --plan would say what is wrong with it; no hint to give
-    if made.kind != RunKind.PLAN.value or made.input_sha256 != digest.result():
+    if made.kind != RunKind.PLAN.value or made.input_sha256 != digest:
         return
     print(
         f"Note: a reviewed plan of this sheet exists ({folder.name}); `--plan latest` writes "
@@ -309,7 +293,7 @@ def _report(
     started: datetime,
     out: TextIO,
     err: TextIO,
-    digest: _Digest | None = None,
+    digest: str | None = None,
     span: _Span | None = None,
     plan: plans.Plan | None = None,
 ) -> JobResult:
@@ -332,7 +316,7 @@ def _report(
         stop_reason=done.stop_reason.value if done.stop_reason else None,
         user=history.user(),
         host=history.host(),
-        input_sha256=(digest.result() if digest else history.sha256(source)) if source else "",
+        input_sha256=(digest if digest is not None else _sha256(source)) if source else "",
         version=__version__,
         requests_by_day=done.requests_by_day,
         stop_message=done.stop_message,

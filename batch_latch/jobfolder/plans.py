@@ -19,7 +19,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.feather as feather
 
-from batch_latch.bulk import many_objects
 from batch_latch.errors import ConfigError, JobFolderError
 from batch_latch.jobfolder.history import RUNS
 from batch_latch.vocab import RunKind
@@ -58,9 +57,8 @@ class Plan:
         gids = pc.take(self.table["geotabId"], pa.array(rows)).to_pylist()
         statuses, changes = _values(self.table["status"], rows), _values(self.table["change"], rows)
         held = _values(self.table["held"], rows)
-        with many_objects():  # tuple.__new__ straight from C: 0.21 s a million, 0.35 by call
-            entries = map(tuple.__new__, repeat(PlanEntry), zip(gids, statuses, changes, held))
-            return [e if ok else None for e, ok in zip(entries, found.tolist())]
+        entries = map(tuple.__new__, repeat(PlanEntry), zip(gids, statuses, changes, held))
+        return [e if ok else None for e, ok in zip(entries, found.tolist())]
 
 
 def _values(column: pa.ChunkedArray, rows: np.ndarray) -> list[str | None]:

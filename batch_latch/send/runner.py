@@ -15,7 +15,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from batch_latch.bulk import many_objects
 from batch_latch.fusebill.service import FusebillService
 from batch_latch.jobfolder.earlier import Earlier
 from batch_latch.jobfolder.ledger import Entry, Ledger
@@ -147,11 +146,10 @@ def _tasks(
     asked = fids[todo_at].tolist() if len(todo_at) else []
     origins, lost = memory.origins(asked), memory.unanswered(asked)
     planned = plan.entries(fids[todo_at]) if plan is not None else [None] * len(asked)
-    with many_objects():  # a task a row: 1,000,000 of them
-        tasks = [
-            Task(int(positions[j]), fid, text, origins.get(fid), lost.get(fid), entry)
-            for j, fid, text, entry in zip(todo_at.tolist(), asked, texts, planned)
-        ]
+    tasks = [
+        Task(int(positions[j]), fid, text, origins.get(fid), lost.get(fid), entry)
+        for j, fid, text, entry in zip(todo_at.tolist(), asked, texts, planned)
+    ]
     return positions, settled, tasks
 
 
