@@ -121,6 +121,8 @@ class FusebillClient:
             return "timeout", f"no complete answer within {self._timeout:g} s"
         if kind is Failure.TIMEOUT:
             return "timeout", f"no answer within {self._timeout:g} s"
+        if kind is Failure.CONNECT_TIMEOUT:  # nothing was sent: as a refused connection
+            return "connection", f"could not connect within {self._timeout:g} s"
         if kind is Failure.CA_SETTING:
             return "tls", failed.words
         if kind is Failure.TLS:

@@ -71,7 +71,9 @@ class Failure(str, enum.Enum):
     """Why a request got no complete answer."""
 
     DEADLINE = "deadline"  # the whole-request deadline passed: the watchdog cut it
-    TIMEOUT = "timeout"  # one wait (connect, a read) timed out
+    TIMEOUT = "timeout"  # one wait (a read) timed out
+    #: No connection was made in time: nothing was sent (a host that drops the handshake).
+    CONNECT_TIMEOUT = "connect_timeout"
     INTERRUPTED = "interrupted"  # :meth:`Transport.abort` (a second Ctrl-C)
     CA_SETTING = "ca_setting"  # a CA variable names no file: nothing was sent
     TLS = "tls"  # the certificate or the handshake failed
@@ -140,6 +142,8 @@ class Transport:
             self._discard(session)
         if aborted:
             raise TransportError(Failure.INTERRUPTED, "cut off: interrupted")
+        if failure is not None and never_connected(failure):
+            raise TransportError(Failure.CONNECT_TIMEOUT, "no connection in time") from failure
         if expired:  # checked first: a cut can look like any error, or like an early end
             raise TransportError(Failure.DEADLINE, "no complete answer in time")
         if failure is not None:
@@ -273,6 +277,19 @@ def classify(exc: BaseException, *, proxied: bool) -> TransportError:
     if any(isinstance(e, proxy_errors) for e in chain):
         return TransportError(Failure.PROXY, "the proxy refused or could not be reached", cause)
     return TransportError(Failure.CONNECTION, _connection_words(chain), cause)
+
+
+def never_connected(exc: BaseException) -> bool:
+    """Whether ``exc`` is a connect timeout: no connection was made, the request never left."""
+    import requests
+    import urllib3.exceptions as u3
+
+    for e in _causes(exc):
+        if isinstance(e, u3.NewConnectionError):  # a refusal, filed under connect timeouts
+            return False
+        if isinstance(e, (requests.exceptions.ConnectTimeout, u3.ConnectTimeoutError)):
+            return True
+    return False
 
 
 def _causes(exc: BaseException) -> Iterator[BaseException]:

@@ -182,7 +182,7 @@ def test_a_body_over_one_mib_is_not_kept(client: FusebillClient, requests_mock: 
 @pytest.mark.parametrize(
     ("exc", "error"),
     [
-        (requests.exceptions.ConnectTimeout, "timeout"),
+        (requests.exceptions.ConnectTimeout, "connection"),  # nothing left: as a refusal
         (requests.exceptions.ReadTimeout, "timeout"),
         (requests.exceptions.ConnectionError("Connection aborted"), "connection"),
         (requests.exceptions.ChunkedEncodingError("connection broken"), "connection"),
@@ -197,7 +197,7 @@ def test_no_answer_becomes_an_error_reply(
     got = latch(client, requests_mock, exc=exc)
     assert (got.status, got.error, got.url) == (None, error, LATCH)
     assert got.detail and "\n" not in got.detail
-    if error == "timeout":
+    if error == "timeout" or exc is requests.exceptions.ConnectTimeout:
         assert "7.5 s" in got.detail
 
 
