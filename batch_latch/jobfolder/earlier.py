@@ -214,9 +214,12 @@ class Earlier:
         order = np.argsort(self._fids[settling], kind="stable")
         fids, positions = self._fids[settling][order], settling[order]
         wanted = self._fids[at]
-        last = np.searchsorted(fids, wanted, side="right") - 1
-        hit = (last >= 0) & (fids[np.maximum(last, 0)] == wanted)
-        settled_at = np.where(hit, positions[np.maximum(last, 0)], -1)
+        if len(fids):
+            last = np.searchsorted(fids, wanted, side="right") - 1
+            hit = (last >= 0) & (fids[np.maximum(last, 0)] == wanted)
+            settled_at = np.where(hit, positions[np.maximum(last, 0)], -1)
+        else:  # no line settles any customer yet: every open write stays open
+            settled_at = np.full(len(at), -1)
         mask = np.zeros(len(self), dtype=bool)
         mask[at[at > settled_at]] = True
         return mask
