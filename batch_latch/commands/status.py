@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -163,7 +164,8 @@ def _left(ledger: Ledger, sha: str) -> int:
 def _running(ledger: Ledger, out: str, job: JobStatus) -> None:
     """Who holds the job now (``running``), and the commands that never recorded an end
     and are not running: killed (or the machine stopped under them)."""
-    held = holder(Path(out)) is not None
+    text = holder(Path(out))
+    held = text is not None
     open_ = ledger.query(
         "SELECT run_id, kind, pid, host, user, started_at FROM commands WHERE ended_at IS NULL "
         "ORDER BY id"
@@ -171,8 +173,10 @@ def _running(ledger: Ledger, out: str, job: JobStatus) -> None:
     if held and open_:
         _run_id, kind, pid, host, user, since = open_.pop()
         job.running = {"kind": kind, "pid": pid, "host": host, "user": user, "since": since}
-    elif held:
-        job.running = {"kind": "", "pid": None, "host": "", "user": "", "since": ""}
+    elif held:  # it holds the lock but has not begun its line yet: the lock file says who
+        said = re.fullmatch(r"pid (\d+) on (.*) since (\S+)", text or "")
+        pid, host, since = (int(said[1]), said[2], said[3]) if said else (None, "", "")
+        job.running = {"kind": "", "pid": pid, "host": host, "user": "", "since": since}
     job.killed = [r[0] for r in open_]
 
 
