@@ -24,7 +24,7 @@ from batch_latch.errors import NotAJob
 from batch_latch.fusebill.answers import Meaning, classify_unlatch
 from batch_latch.fusebill.service import FusebillService
 from batch_latch.jobfolder import job
-from batch_latch.jobfolder.earlier import Earlier, Target, Targets
+from batch_latch.jobfolder.earlier import Earlier, Target, Targets, Unanswered
 from batch_latch.jobfolder.ledger import Entry, Ledger
 from batch_latch.reports.columns import (
     IntColumn,
@@ -56,7 +56,7 @@ def check_job(out: Path) -> None:
         )
 
 
-def targets(settings: Settings, ledger: Ledger) -> tuple[Targets, str]:
+def targets(settings: Settings, ledger: Ledger) -> tuple[Targets, str, Earlier]:
     """Every customer this job wrote to and has not put back, from the whole ledger (what
     ``--fresh`` starts set aside included), and the API they were written to."""
     url = settings.base_url
@@ -64,7 +64,8 @@ def targets(settings: Settings, ledger: Ledger) -> tuple[Targets, str]:
         # Sends nothing and needs no key: nor FUSEBILL_BASE_URL; the job's own API it is.
         url = ledger.bound_to() or url
     records, _ = ledger.records(url)
-    return Earlier(records).undo_targets(), url
+    earlier = Earlier(records)
+    return earlier.undo_targets(), url, earlier
 
 
 def planned_columns(found: Targets, unlatch_unknown: bool, rows: pa.Array) -> ResultColumns:
@@ -100,9 +101,12 @@ def planned_columns(found: Targets, unlatch_unknown: bool, rows: pa.Array) -> Re
 
 
 class UndoLogic:
-    def __init__(self, rows: RowLogic, unlatch_unknown: bool) -> None:
+    def __init__(
+        self, rows: RowLogic, unlatch_unknown: bool, lost: dict[int, Unanswered] | None = None
+    ) -> None:
         self.rows = rows
         self.unlatch_unknown = unlatch_unknown
+        self.lost = lost or {}  # customers whose latest latch's answer was lost
 
     def process(self, task: UndoTask) -> RowOutcome:
         t = task.target
@@ -137,6 +141,11 @@ class UndoLogic:
             return self._restored(
                 sent.status, 0, "already holds what it held before; nothing written"
             )
+        lost = self.lost.get(t.fusebill_id)
+        journal = self.rows.journal
+        if lost is not None and holding.geotab_id == lost.geotab_id and journal is not None:
+            # The read shows the latch whose answer was lost landed: this job's change.
+            journal.landed(Task(task.index, t.fusebill_id, t.set_to, origin), lost)
         if holding.geotab_id != t.set_to:
             return self._failed(
                 sent.status,
@@ -212,7 +221,7 @@ def undo(
     """Undo the job in ``settings.out``; a dry run returns only the columns it would report."""
     err = stderr or sys.stderr
     assert ledger is not None
-    found, _ = targets(settings, ledger)
+    found, _, earlier = targets(settings, ledger)
     rows = _latched_rows(ledger, found)
     if settings.dry_run:
         return LiveOutcome(planned_columns(found, settings.unlatch_unknown, rows))
@@ -228,6 +237,7 @@ def undo(
     logic = UndoLogic(
         RowLogic(session.service, session.loop, journal=journal, reader=reader),
         settings.unlatch_unknown,
+        earlier.unanswered(found.fusebill_ids.tolist()),
     )
     session.notices.say(
         f"Undoing {plural(len(tasks), 'customer')} latched by this job: up to "
