@@ -180,7 +180,7 @@ def test_a_row_not_reached_keeps_the_earlier_message_with_a_note(
         assert "earlier run" in row["message"]
 
 
-def test_fresh_ignores_the_checkpoint(
+def test_fresh_ignores_earlier_outcomes_and_the_ledger_keeps_them(
     tmp_path: Path, sandbox_factory: SandboxFactory, run_cli: RunCli
 ) -> None:
     sandbox = sandbox_factory()
@@ -206,7 +206,7 @@ def test_fresh_ignores_the_checkpoint(
     assert kept == [(f, "success", "new") for f, _ in known_rows(3)]
 
 
-def test_a_checkpoint_from_another_api_is_refused(
+def test_a_job_bound_to_another_api_is_refused(
     tmp_path: Path, sandbox_factory: SandboxFactory, run_cli: RunCli
 ) -> None:
     one, two = sandbox_factory(), sandbox_factory()
