@@ -127,7 +127,7 @@ def _collect(ledger: Ledger, out: str) -> JobStatus:
     counts = dict(ledger.query("SELECT status, count(*) FROM pairs GROUP BY status"))
     job.counts = {name: int(counts.get(name, 0)) for name in PAIR_STATUSES}
     newest = ledger.query(
-        "SELECT input_sha256, invalid FROM commands WHERE kind IN ('run', 'plan', 'dry_run') "
+        "SELECT input_sha256, invalid FROM commands WHERE kind IN ('run', 'plan') "
         "ORDER BY id DESC LIMIT 1"
     )
     job.counts["invalid"] = int(newest[0][1] or 0) if newest else 0
