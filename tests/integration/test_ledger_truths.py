@@ -201,6 +201,24 @@ def test_a_stop_at_max_requests_leaves_no_write_that_never_left_writing_or_unkno
     assert job["left_rows"] == 5
 
 
+def test_a_dry_run_is_not_the_jobs_newest_input_for_what_is_left(
+    tmp_path: Path, sandbox_factory: SandboxFactory, run_cli: RunCli, status_cli: StatusCli
+) -> None:
+    sandbox = sandbox_factory()
+    source = write_csv(tmp_path / "in.csv", [*known_rows(6), ("bad", "X")])
+    stopped = run_cli(source, sandbox.base_url, *FAST, "--max-requests", 2)
+    assert stopped.returncode == 3, stopped.stderr
+    job = _status(status_cli, stopped.out)
+    assert (job["left_rows"], job["counts"]["invalid"]) == (5, 1), job  # type: ignore[index]
+    other = write_csv(tmp_path / "other.csv", [*known_rows(3, start=2_000_000), ("x", "Y")])
+    dry = run_cli(other, sandbox.base_url, "--dry-run", key=None)
+    assert dry.returncode == 1, dry.stderr
+
+    # v4: left_rows counts the sheet of the job's latest run or plan, not a dry run's.
+    job = _status(status_cli, stopped.out)
+    assert (job["left_rows"], job["counts"]["invalid"]) == (5, 1), job  # type: ignore[index]
+
+
 @pytest.mark.slow
 def test_status_after_kill_9_says_the_command_was_killed_and_counts_what_is_left(
     tmp_path: Path, sandbox_factory: SandboxFactory, status_cli: StatusCli
