@@ -4,8 +4,8 @@
   until a read settles it, whatever the row's outcome in that command; ``undo`` reads it and
   puts it back. Here the latch lands in the sandbox, and its answer is a malformed chunked
   body, or the connection drops, and every read-back fails.
-- A write that was never sent (a stop at ``--max-requests`` before it left) is never
-  ``writing`` and never ``unknown``.
+- A write that was never sent (a stop at ``--max-requests``, SIGTERM, before it left) is
+  never ``writing`` and never ``unknown``.
 - After ``kill -9``, ``status`` says the command was killed and counts the rows it had not
   settled as left.
 - A report fed back from the job folder without ``--out`` belongs to that job.
@@ -201,6 +201,40 @@ def test_a_stop_at_max_requests_leaves_no_write_that_never_left_writing_or_unkno
     job = _status(status_cli, out)
     assert job["in_fusebill"] == {"latched": 1, "restored": 0, "unknown": 0}, job
     assert job["left_rows"] == 5
+
+
+@pytest.mark.slow
+def test_sigterm_leaves_no_write_writing_or_unknown(
+    tmp_path: Path, sandbox_factory: SandboxFactory, status_cli: StatusCli
+) -> None:
+    sandbox = sandbox_factory(latency_ms=150)
+    total = 40
+    source = write_csv(tmp_path / "in.csv", known_rows(total))
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        cli_command("run", source, "--out", out, "--no-progress", "--rate", "50", "--workers", 4),
+        env=cli_env(sandbox.base_url),
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: len(latch_requests(sandbox)) >= 6, deadline=60, what="some latches")
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 143
+    latched = len(latch_requests(sandbox))
+    assert latched < total, "the run finished before the signal"
+    # The orderly stop: writes in flight got their answers; those not sent were taken back.
+    assert job_db(out, "SELECT count(*) FROM events WHERE status = 'writing'") == [(0,)]
+    assert job_db(out, "SELECT count(*) FROM pairs WHERE status = 'success'") == [(latched,)]
+    job = _status(status_cli, out)
+    assert job["in_fusebill"] == {"latched": latched, "restored": 0, "unknown": 0}, job
+    assert job["left_rows"] == total - latched
 
 
 def test_a_dry_run_is_not_the_jobs_newest_input_for_what_is_left(
