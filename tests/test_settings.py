@@ -293,7 +293,7 @@ def test_the_defaults_are_the_contracts_and_every_owner_agrees() -> None:
     flags = {o.dest: o.default for o in OPTIONS}
     for name, value in contract.items():
         assert fields[name] == value and flags[name] == value, name
-    assert fields["quota_reserve"].text == "10%" and flags["quota_reserve"].text == "10%"
+    assert str(fields["quota_reserve"]) == "10%" and str(flags["quota_reserve"]) == "10%"
     summary = {f.name: f.default for f in dataclasses.fields(Summary)}
     assert summary["read_batch"] == 100 and summary["quota_reserve"] == "10%"
 

@@ -51,7 +51,7 @@ def check_job(out: Path) -> None:
         )
 
 
-def targets(settings: Settings, ledger: Ledger) -> tuple[Targets, str]:
+def targets(settings: Settings, ledger: Ledger) -> tuple[Targets, str, Earlier]:
     """Every customer this job wrote to and has not put back, from the whole ledger (what
     ``--fresh`` starts set aside included), and the API they were written to."""
     url = settings.base_url
@@ -67,7 +67,8 @@ def targets(settings: Settings, ledger: Ledger) -> tuple[Targets, str]:
                 f"for {url}"
             )
     records, _ = ledger.records(url)
-    return Earlier(records).undo_targets(), url
+    earlier = Earlier(records)
+    return earlier.undo_targets(), url, earlier
 
 
 def planned_columns(found: Targets, unlatch_unknown: bool, rows: pa.Array) -> ResultColumns:
@@ -114,7 +115,7 @@ def undo(
     """Undo the job in ``settings.out``; a dry run returns only the columns it would report."""
     err = stderr or sys.stderr
     assert ledger is not None
-    found, _ = targets(settings, ledger)
+    found, _, earlier = targets(settings, ledger)
     found, rows, runs = _in_sheet_order(ledger, found)
     extras = sheet_columns(settings.out, rows, runs)
     requests = requests_needed(len(found), reads=True, writes=True, read_batch=settings.read_batch)
@@ -137,6 +138,7 @@ def undo(
     logic = UndoLogic(
         RowLogic(session.service, session.loop, journal=journal, reader=reader),
         settings.unlatch_unknown,
+        earlier.unanswered(found.fusebill_ids.tolist()),
     )
     session.notices.say(
         f"Undoing {plural(len(tasks), 'customer')} latched by this job: up to "

@@ -142,6 +142,13 @@ def _regexp(pattern: str, value: str | None) -> bool:
     return value is not None and re.search(pattern, value) is not None
 
 
+def _no_space(exc: sqlite3.Error) -> bool:
+    """SQLite's way of saying the disk is full: ``SQLITE_FULL``, or the WAL index (``-shm``)
+    that could not grow (``SQLITE_IOERR_SHMSIZE``, a bare "disk I/O error")."""
+    name = getattr(exc, "sqlite_errorname", "")
+    return "full" in str(exc) or name in ("SQLITE_FULL", "SQLITE_IOERR_SHMSIZE")
+
+
 def _damaged(path: Path, what: str) -> LedgerError:
     return LedgerError(
         f"{path} {what}: it is this job's memory (what undo puts back); restore it from a "
@@ -197,12 +204,14 @@ class Ledger:
         except OSError as exc:
             raise LedgerError(f"cannot use {path}: {why(exc)}") from None
         except sqlite3.DatabaseError as exc:
+            if _no_space(exc):
+                raise LedgerError(f"cannot write {path}: {why(OSError(28, str(exc)))}") from None
             raise _damaged(path, f"cannot be opened ({exc})") from None
         try:
             cls._prepare(db, path, new=not exists)
         except sqlite3.DatabaseError as exc:
             db.close()
-            if "full" in str(exc):
+            if _no_space(exc):
                 raise LedgerError(f"cannot write {path}: {why(OSError(28, str(exc)))}") from None
             raise _damaged(path, f"is damaged ({exc})") from None
         except LedgerError:
@@ -444,7 +453,8 @@ class Ledger:
 
     def _write_error(self, exc: Exception) -> LedgerWriteError:
         text = str(exc)
-        cause = why(OSError(28, text)) if "full" in text else text
+        no_space = isinstance(exc, sqlite3.Error) and _no_space(exc)
+        cause = why(OSError(28, text)) if no_space else text
         return LedgerWriteError(
             f"cannot write {self.path} ({cause}): the command stopped; every outcome "
             "recorded so far is kept (the same command goes on where it stopped)"

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from batch_latch.clock import now_iso
 from batch_latch.fusebill.answers import Meaning, classify_unlatch
-from batch_latch.jobfolder.earlier import Target
+from batch_latch.jobfolder.earlier import Target, Unanswered
 from batch_latch.outcome import RowOutcome
 from batch_latch.send.decisions import RowLogic, Task
 from batch_latch.vocab import Change, Status
@@ -25,9 +25,12 @@ class UndoTask:
 
 
 class UndoLogic:
-    def __init__(self, rows: RowLogic, unlatch_unknown: bool) -> None:
+    def __init__(
+        self, rows: RowLogic, unlatch_unknown: bool, lost: dict[int, Unanswered] | None = None
+    ) -> None:
         self.rows = rows
         self.unlatch_unknown = unlatch_unknown
+        self.lost = lost or {}  # customers whose latest latch's answer was lost
 
     def process(self, task: UndoTask) -> RowOutcome:
         t = task.target
@@ -62,6 +65,11 @@ class UndoLogic:
             return self._restored(
                 sent.status, 0, "already holds what it held before; nothing written"
             )
+        lost = self.lost.get(t.fusebill_id)
+        journal = self.rows.journal
+        if lost is not None and holding.geotab_id == lost.geotab_id and journal is not None:
+            # The read shows the latch whose answer was lost landed: this job's change.
+            journal.landed(Task(task.index, t.fusebill_id, t.set_to, origin), lost)
         if holding.geotab_id != t.set_to:
             return self._failed(
                 sent.status,

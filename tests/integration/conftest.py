@@ -8,6 +8,7 @@ import io
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -106,6 +107,18 @@ def write_csv(
         writer.writerow(header)
         writer.writerows(rows)
     return path
+
+
+def job_db(out: Path, sql: str, *params: object) -> list[tuple[Any, ...]]:
+    """A query on the job's ledger ``OUT/job.db`` as any SQLite tool (``sqlite3 OUT/job.db
+    'select …'``) reads its public views (``runs``, ``events``, ``pairs``, ``customers``)."""
+    path = out / "job.db"
+    assert path.is_file(), f"no {path}"
+    connection = sqlite3.connect(path)
+    try:
+        return connection.execute(sql, params).fetchall()
+    finally:
+        connection.close()
 
 
 def known_rows(n: int, start: int = 1_000_000) -> list[tuple[int, str]]:

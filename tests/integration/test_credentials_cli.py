@@ -2,11 +2,11 @@
 a fragment is refused at once (exit 2, one line that shows no password, nothing sent,
 nothing written); a proxy URL's password is never shown, whatever is wrong with the URL:
 not on stdout or stderr, not in any file under OUT (both summary.json copies, the
-checkpoint, the reports).
+job.db, the reports).
 
 The fault lab's cases: ``http://user:pass@host/v1`` (requests would send the URL's
 credentials instead of the key, and the password was printed and stored in the
-checkpoint); ``HTTPS_PROXY`` with a password and a port over 65535 (the password was on
+job folder); ``HTTPS_PROXY`` with a password and a port over 65535 (the password was on
 stderr, stdout and in both summary.json copies: "Failed to parse: http://puser:…").
 """
 

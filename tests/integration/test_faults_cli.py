@@ -96,14 +96,16 @@ def test_stderr_gone_while_the_limits_estimate_prints_fails_no_row(
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 1 MiB tmpfs of its own (Linux, root); skipped where mounting is not allowed."""
+    """An 8 MiB tmpfs of its own (Linux, root); skipped where mounting is not allowed. Room,
+    once freed, for a 400-row job: job.db's WAL grows to about 4 MiB before SQLite
+    checkpoints it."""
     disk = tmp_path / "disk"
     disk.mkdir()
     if not hasattr(os, "geteuid") or os.geteuid() != 0:
         pytest.skip("a small tmpfs for a full disk needs root (mount -t tmpfs)")
     try:
         mounted = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)],
+            ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(disk)],
             capture_output=True,
             text=True,
             timeout=30,
@@ -160,13 +162,14 @@ def test_a_disk_full_mid_run_is_exit_3_and_loses_nothing_recorded(
     tmp_path: Path, small_disk: Path, run_cli: RunCli, sandbox_factory: SandboxFactory
 ) -> None:
     sandbox = sandbox_factory()
-    filler = fill(small_disk, 3)  # the lock's pid line, then ~120 checkpoint lines
+    # The lock's pid line, job.db and its WAL (a few KiB per commit): about a dozen latches.
+    filler = fill(small_disk, 120)
     rows = 400
     sheet = write_csv(tmp_path / "sheet.csv", known_rows(rows))
     out = small_disk / "out"
     run = run_cli(sheet, sandbox.base_url, "--rate", 400, "--workers", 4, out=out)
     assert run.returncode == 3, run.stderr
-    assert "checkpoint" in one_line_disk_full(run)
+    assert "job.db" in one_line_disk_full(run)
     first_latches = len(latch_requests(sandbox))
     assert 0 < first_latches < rows
 
@@ -218,20 +221,23 @@ def test_an_input_deleted_or_changed_mid_run_still_gets_its_reports(
     assert len(run.stderr_lines("holds no copy of the input")) == 1, run.stderr
 
 
-def test_an_emptied_checkpoint_is_refused_in_one_line(
+def test_an_emptied_job_db_is_refused_in_one_line(
     tmp_path: Path, run_cli: RunCli, sandbox_factory: SandboxFactory
 ) -> None:
     sandbox = sandbox_factory()
     sheet = write_csv(tmp_path / "sheet.csv", known_rows(3))
     assert run_cli(sheet, sandbox.base_url, *FAST).returncode == 0
-    checkpoint = tmp_path / "out" / "checkpoint.csv"
-    checkpoint.write_bytes(b"")
+    ledger = tmp_path / "out" / "job.db"
+    for suffix in ("-wal", "-shm"):
+        ledger.with_name(f"job.db{suffix}").unlink(missing_ok=True)
+    ledger.write_bytes(b"")
     sent = len(sandbox.requests_log())
     run = run_cli(sheet, sandbox.base_url, *FAST)
     assert run.returncode == 2, run.stderr
-    assert run.stderr.count("\n") <= 1 and "empty (0 bytes)" in run.stderr, run.stderr
+    assert run.stderr.count("\n") == 1, run.stderr
+    assert str(ledger) in run.stderr and "empty (0 bytes)" in run.stderr, run.stderr
     assert len(sandbox.requests_log()) == sent
-    assert checkpoint.read_bytes() == b""
+    assert ledger.read_bytes() == b""
 
 
 def test_a_damaged_published_record_lets_out_be_refreshed(

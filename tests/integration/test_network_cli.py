@@ -38,6 +38,7 @@ from tests.integration.conftest import (
     SandboxFactory,
     cli_command,
     cli_env,
+    job_db,
     known_rows,
     latch_requests,
     read_requests,
@@ -640,9 +641,11 @@ def assert_wrong_url_stop(run: Run, base: str, rows: int) -> None:
     stops = run.stderr_lines("Stopped:")
     assert len(stops) == 1, run.stderr
     assert f"{base}/customers/" in stops[0] and "FUSEBILL_BASE_URL" in stops[0], stops[0]
-    checkpoint = run.out / "checkpoint.csv"
-    text = checkpoint.read_text(encoding="utf-8") if checkpoint.exists() else ""
-    assert ",not_found," not in text, text
+    # No row recorded not_found on a wrong URL's 404: the job's pairs are all pending.
+    assert job_db(run.out, "SELECT * FROM events WHERE status = 'not_found'") == []
+    assert job_db(run.out, "SELECT status, count(*) FROM pairs GROUP BY status") == [
+        ("pending", rows)
+    ]
 
 
 def test_base_url_without_v1_stops_naming_the_url(

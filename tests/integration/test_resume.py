@@ -21,6 +21,7 @@ from tests.integration.conftest import (
     UndoCli,
     cli_command,
     cli_env,
+    job_db,
     known_rows,
     latch_requests,
     read_csv,
@@ -179,7 +180,7 @@ def test_a_row_not_reached_keeps_the_earlier_message_with_a_note(
         assert "earlier run" in row["message"]
 
 
-def test_fresh_ignores_the_checkpoint(
+def test_fresh_ignores_earlier_outcomes_and_the_ledger_keeps_them(
     tmp_path: Path, sandbox_factory: SandboxFactory, run_cli: RunCli
 ) -> None:
     sandbox = sandbox_factory()
@@ -195,10 +196,17 @@ def test_fresh_ignores_the_checkpoint(
     for row in again.results():
         assert (row["status"], row["change"], row["attempts"]) == ("success", "unchanged", "0")
         assert "latched earlier" not in row["message"]
-    assert list((tmp_path / "out").glob("checkpoint-*.csv.old")), "old checkpoint kept aside"
+    # The ledger keeps the first run's outcomes (for undo and status --customer).
+    first, _ = [r for (r,) in job_db(tmp_path / "out", "SELECT run_id FROM runs")]
+    kept = job_db(
+        tmp_path / "out",
+        "SELECT fusebillId, status, change FROM events WHERE run_id = ? ORDER BY row",
+        first,
+    )
+    assert kept == [(f, "success", "new") for f, _ in known_rows(3)]
 
 
-def test_a_checkpoint_from_another_api_is_refused(
+def test_a_job_bound_to_another_api_is_refused(
     tmp_path: Path, sandbox_factory: SandboxFactory, run_cli: RunCli
 ) -> None:
     one, two = sandbox_factory(), sandbox_factory()

@@ -40,7 +40,7 @@ def test_status_shows_counts_runs_requests_per_day_and_what_is_left(
     # A list read of the 7 valid rows and 3 writes, then a list read of the 4 left and 1
     # write: 4 rows latched over two runs, 3 still to send (55 included), one invalid.
     assert counts == {"success": 4, "pending": 3, "invalid": 1}, job
-    assert job["rows"] == 8
+    assert job["rows"] == 7  # v4: the job's pairs (the invalid row is counted apart)
     assert [r["kind"] for r in job["runs"]] == ["run", "run"]
     assert [r["requests"] for r in job["runs"]] == [4, 2]
     assert [r["exit_code"] for r in job["runs"]] == [3, 3]
@@ -70,18 +70,29 @@ def test_status_of_a_folder_that_is_not_a_job_is_one_line_and_exit_2(
     assert status.stdout == ""
 
 
-def test_status_with_a_damaged_summary_is_one_line_and_exit_2(
-    tmp_path: Path, run_cli: RunCli, status_cli: StatusCli
+def test_status_comes_from_job_db_and_a_damaged_one_is_one_line_and_exit_2(
+    tmp_path: Path, sandbox_factory: SandboxFactory, run_cli: RunCli, status_cli: StatusCli
 ) -> None:
+    sandbox = sandbox_factory()
     source = write_csv(tmp_path / "in.csv", known_rows(2))
-    dry = run_cli(source, "http://127.0.0.1:9/v1", "--dry-run", key=None)
-    assert dry.returncode == 0
-    damaged = dry.folder() / "summary.json"
-    damaged.write_text('{"kind": "run", "rows": ', encoding="utf-8")
+    run = run_cli(source, sandbox.base_url)
+    assert run.returncode == 0, run.stderr
+    # v4: the ledger owns the job's truth; a damaged report is not the job's memory.
+    (run.folder() / "summary.json").write_text('{"kind": "run", "rows": ', encoding="utf-8")
+    shown = status_cli(run.out, "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["counts"]["success"] == 2
 
-    status = status_cli(dry.out)
+    ledger = run.out / "job.db"
+    for suffix in ("-wal", "-shm"):
+        (run.out / f"job.db{suffix}").unlink(missing_ok=True)
+    damaged = b"this is not a database, whatever its name says" * 100
+    ledger.write_bytes(damaged)
+
+    status = status_cli(run.out)
 
     assert status.returncode == 2
     lines = status.stderr.strip().splitlines()
-    assert len(lines) == 1 and str(damaged) in lines[0], status.stderr
-    assert "Traceback" not in status.stderr
+    assert len(lines) == 1 and str(ledger) in lines[0], status.stderr
+    assert "Traceback" not in status.stderr and status.stdout == ""
+    assert ledger.read_bytes() == damaged  # left as it is

@@ -31,6 +31,7 @@ from tests.integration.conftest import (
     UndoCli,
     holdings,
     invoke,
+    job_db,
     known_rows,
     latch_requests,
     summary_counts,
@@ -111,7 +112,13 @@ def test_item2_fresh_keeps_the_set_aside_latches_for_undo(
     more = write_csv(tmp_path / "more.csv", known_rows(2, start=1_000_010))
     fresh = run_cli(more, sandbox.base_url, *FAST, "--fresh")
     assert fresh.returncode == 0, fresh.stderr
-    assert list(fresh.out.glob("checkpoint-*.csv.old"))
+    # The ledger still holds the first run's latches (v4: --fresh forgets them only for
+    # the re-run rules).
+    first, _ = [r for (r,) in job_db(fresh.out, "SELECT run_id FROM runs")]
+    latched = job_db(
+        fresh.out, "SELECT fusebillId FROM events WHERE run_id = ? AND change = 'new'", first
+    )
+    assert sorted(f for (f,) in latched) == [f for f, _ in rows]
 
     dry = undo_cli(sandbox.base_url, "--dry-run")
     assert dry.returncode == 0, dry.stderr
@@ -217,14 +224,16 @@ def test_items3_4_5_7_the_readme_fix_loop_and_status_against_the_sandbox(
     assert "was changed since batch-latch wrote it" not in rerun.stderr  # the loop goes on
     assert (out / "failed.csv").read_bytes() == (rerun.folder() / "failed.csv").read_bytes()
     job = _status(status_cli, out)
-    assert job["counts"] == {"success": 8}, job  # the fixed pairs count, whatever input
+    # The fixed pairs count, whatever input; the newest input's two typo rows are invalid
+    # rows again (v4: counted apart, as rows of the newest input).
+    assert job["counts"] == {"success": 8, "invalid": 2}, job
     assert job["in_fusebill"] == {"latched": 8, "restored": 0, "unknown": 0}
 
     undone = undo_cli(sandbox.base_url, *words, out=out)
     assert undone.returncode == 0, undone.stderr
     assert _ours_in_sandbox(sandbox, good) == 0
     job = _status(status_cli, out)
-    assert job["counts"] == {"undone": 8}, job
+    assert job["counts"] == {"undone": 8, "invalid": 2}, job
     assert job["in_fusebill"] == {"latched": 0, "restored": 8, "unknown": 0}
     text = status_cli(out).stdout
     assert "success" not in text
@@ -245,11 +254,7 @@ def test_item5_the_runs_table_tells_a_dry_undo_from_a_real_one(
     assert undo_cli(sandbox.base_url, *FAST).returncode == 0
 
     job = _status(status_cli, tmp_path / "out")
-    assert [(r["kind"], r["dry_run"]) for r in job["runs"]] == [
-        ("run", False),
-        ("undo", True),
-        ("undo", False),
-    ]
+    assert [r["kind"] for r in job["runs"]] == ["run", "undo_dry_run", "undo"]
     text = status_cli(tmp_path / "out").stdout
     lines = text.splitlines()
     assert sum("undo --dry-run" in line for line in lines) == 1
@@ -297,8 +302,11 @@ def test_item9_a_busy_job_and_status_say_who_holds_it(
     assert busy.returncode == 2
     holder = f"pid {os.getpid()} on {history.host()} since "
     assert holder in busy.stderr, busy.stderr
-    assert holder in shown.stdout and "running" in shown.stdout, shown.stdout
-    assert job["running"].startswith(holder)
+    assert f"pid {os.getpid()} on {history.host()}" in shown.stdout, shown.stdout
+    assert "running" in shown.stdout, shown.stdout
+    running = job["running"]
+    assert (running["pid"], running["host"]) == (os.getpid(), history.host()), running
+    assert running["since"], running
     assert _status(status_cli, out)["running"] is None  # released
 
 
@@ -437,7 +445,11 @@ def test_item9_on_a_terminal_the_bar_keeps_counts_and_time_left_and_counts_down_
 
 
 def test_item9_one_row_one_request_and_thousands_separators_everywhere(
-    tmp_path: Path, sandbox_factory: SandboxFactory, run_cli: RunCli, status_cli: StatusCli
+    tmp_path: Path,
+    sandbox_factory: SandboxFactory,
+    run_cli: RunCli,
+    plan_cli: RunCli,
+    status_cli: StatusCli,
 ) -> None:
     sandbox = sandbox_factory()
     one = write_csv(tmp_path / "one.csv", known_rows(1))
@@ -453,5 +465,10 @@ def test_item9_one_row_one_request_and_thousands_separators_everywhere(
     dry = run_cli(many, sandbox.base_url, "--dry-run", key=None, out=tmp_path / "many")
     assert dry.returncode == 0
     assert "1,200 rows" in dry.stdout and "1,200" in dry.stdout.split("valid", 1)[1]
+    # A dry run is not the job's input (v4: pairs and what is left come from the sheet of
+    # its latest run or plan): a plan of the same sheet makes its 1,200 pairs the job's.
+    planned = plan_cli(many, sandbox.base_url, *FAST, out=tmp_path / "many")
+    assert planned.returncode == 0, planned.stderr
     shown = status_cli(tmp_path / "many").stdout
     assert "1,200 pairs" in shown and "1,200 rows" in shown, shown
+    assert re.search(r"valid\s+1,200\n", shown), shown

@@ -1,25 +1,32 @@
 """``status OUT --customer ID`` against a job built through the CLI and the sandbox: plan,
-run, re-run, a re-latch and undo; a write the checkpoint recorded before it was sent whose
-answer never came; a checkpoint set aside by ``--fresh``.
+run, re-run, a re-latch and undo; a write the ledger recorded before it was sent whose
+answer never came (the command was killed); a job run again with ``--fresh``.
 
-Contract v3: "Commands" (``status --customer``), "Reports and history", "Resume".
+Contract v3: "Commands" (``status --customer``), "Reports and history", "Resume"; v4 "One
+ledger" (``--fresh`` forgets for the re-run rules only; the story is the ledger's).
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import signal
+import subprocess
 from pathlib import Path
 from typing import Any
 
-from batch_latch.jobfolder.checkpoint import WRITING, Record
+from tests.doubles import wait_for
 from tests.integration.conftest import (
     FAST,
     RunCli,
     SandboxFactory,
     StatusCli,
     UndoCli,
+    cli_command,
+    cli_env,
+    job_db,
     known_rows,
+    latch_requests,
     write_csv,
 )
 
@@ -61,25 +68,26 @@ def test_the_story_of_a_customer_through_plan_run_rerun_relatch_and_undo(
 
     out = tmp_path / "out"
     events = story(status_cli, out)
-    folders = sorted(p.name for p in (out / "runs").iterdir())
-    assert [e["run"] for e in events] == folders  # one event per command, each its folder
-    assert [e["kind"] for e in events] == ["plan", "run", "run", "run", "undo"]
+    plan, run, rerun, relatch, undo = sorted(p.name for p in (out / "runs").iterdir())
+    # One event per command that read or wrote it, each its folder; the re-run only showed
+    # the pair as settled earlier, so it adds none (v4 "One ledger", events).
+    assert [e["run"] for e in events] == [plan, run, relatch, undo]
+    assert [e["kind"] for e in events] == ["plan", "run", "run", "undo"]
     assert [(e["status"], e["change"], e["geotabId"]) for e in events] == [
         ("valid", "new", "G00000"),
         ("success", "new", "G00000"),
-        ("success", "new", "G00000"),
         ("success", "relatch", "NEW-1"),
-        ("success", "undo", "NEW-1"),
+        ("success", "undo", ""),  # what undo wrote: an unlatch (customers.holds null)
     ]
-    assert "earlier" in events[2]["message"]  # the re-run did not send it again
-    assert events[3]["message"] == "latched; replaced 'G00000'"
-    assert "unlatched" in events[4]["message"]
+    assert job_db(out, "SELECT count(*) FROM events WHERE run_id = ?", rerun) == [(0,)]
+    assert events[2]["message"] == "latched; replaced 'G00000'"
+    assert "unlatched" in events[3]["message"]
     assert {e["user"] for e in events} == {json.loads((out / "summary.json").read_text())["user"]}
 
     text = status_cli(out, "--customer", FID)
     assert text.returncode == 0, text.stderr
     assert (
-        text.stdout.splitlines()[0] == f"Customer {FID} in the job in {out}: 5 events, oldest first"
+        text.stdout.splitlines()[0] == f"Customer {FID} in the job in {out}: 4 events, oldest first"
     )
     for event in events:
         assert (
@@ -96,35 +104,60 @@ def test_a_customer_the_job_never_saw_is_exit_2_in_one_line(
     for words in (("--customer", 77), ("--customer", 77, "--json")):
         done = status_cli(tmp_path / "out", *words)
         assert (done.returncode, done.stdout) == (2, "")
-        assert done.stderr.count("\n") == 1 and "never saw customer 77" in done.stderr
+        assert done.stderr.count("\n") == 1, done.stderr
+        assert "customer 77 is not in the job" in done.stderr, done.stderr
     done = status_cli(tmp_path / "nothing-here", "--customer", FID)
     assert done.returncode == 2 and "not a batch-latch job folder" in done.stderr
 
 
-def test_an_unanswered_write_and_a_set_aside_checkpoint_belong_to_the_story(
+def test_an_unanswered_write_and_a_fresh_start_belong_to_the_story(
     tmp_path: Path, sandbox_factory: SandboxFactory, run_cli: RunCli, status_cli: StatusCli
 ) -> None:
-    sandbox = sandbox_factory()
+    # Answers about FID drip a byte every 5 ms: a latch's answer takes seconds to come.
+    sandbox = sandbox_factory(drip_seconds=0.005, drip_ids=frozenset({FID}))
     out = tmp_path / "out"
     sheet = write_csv(tmp_path / "in.csv", [(FID, "FIRST")])
     assert run_cli(sheet, sandbox.base_url, *FAST).returncode == 0
     first = next((out / "runs").iterdir())
     assert run_cli(sheet, sandbox.base_url, *FAST, "--fresh").returncode == 0
-    assert len(list(out.glob("checkpoint-*.csv.old"))) == 1
-    shutil.rmtree(first)  # only the set-aside checkpoint remembers the first run now
-    # A command killed while its write was in flight: the write-ahead record, no answer.
-    lost = Record(FID, "LOST-1", WRITING, None, "sent; its answer was not recorded", "",
-                  "2099-01-01T00:00:00Z", "relatch", "FIRST")  # fmt: skip
-    with (out / "checkpoint.csv").open("ab") as handle:
-        handle.write(lost.line())
+    shutil.rmtree(first)  # the story is the ledger's, not the run folders'
+    # A command killed while its write was in flight: the write landed, its answer never
+    # came; the ledger holds the write recorded before it was sent.
+    changed = write_csv(tmp_path / "changed.csv", [(FID, "LOST-1")])
+    proc = subprocess.Popen(
+        cli_command(
+            "run", changed, "--out", out, "--no-progress", "--allow-relatch", "--timeout", "120"
+        ),
+        env=cli_env(sandbox.base_url),
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: sandbox.geotab_id_of(FID) == "LOST-1", deadline=60, what="the latch")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert len(latch_requests(sandbox, FID)) == 2
 
     events = story(status_cli, out)
-    assert [(e["status"], e["geotabId"], e["run"] != "") for e in events] == [
-        ("success", "FIRST", False),  # from checkpoint-<time>.csv.old: its folder is gone
-        ("success", "FIRST", True),  # the --fresh run (it found the customer holding it)
-        ("writing", "LOST-1", False),
+    runs = [r for (r,) in job_db(out, "SELECT run_id FROM runs")]
+    assert len(runs) == 3 and runs[0] == first.name
+    assert [(e["status"], e["geotabId"], e["run"]) for e in events] == [
+        ("success", "FIRST", runs[0]),  # its folder is gone: the ledger remembers it
+        ("success", "FIRST", runs[1]),  # the --fresh run (it found the customer holding it)
+        ("writing", "LOST-1", runs[2]),
     ]
-    assert events[0]["change"] == "new" and events[0]["kind"] == "run"
-    assert events[2]["previous_geotabId"] == "FIRST" and events[2]["change"] == "relatch"
+    assert (events[0]["change"], events[0]["kind"]) == ("new", "run")
+    assert events[1]["change"] == "unchanged"
+    assert events[2]["change"] == "relatch"
+    # Possibly landed: undo would read it and put back what it held before the job's first
+    # change (nothing).
+    assert job_db(out, "SELECT fusebillId, before, state FROM customers") == [
+        (FID, None, "unknown")
+    ]
     text = status_cli(out, "--customer", FID).stdout
-    assert "(no run folder: from the checkpoint)" in text and "writing, relatch" in text
+    assert "writing, relatch" in text, text

@@ -387,7 +387,7 @@ def test_a_full_disk_mid_run_still_prints_json_and_notifies_stopped(
     tmp_path: Path, small_disk: Path, sandbox_factory: SandboxFactory, receiver: Receiver
 ) -> None:
     sandbox = sandbox_factory()
-    fill(small_disk, 3)  # room for the lock's line and ~120 checkpoint lines
+    fill(small_disk, 120)  # room for the lock's line, job.db and about a dozen latches
     out = small_disk / "out"
     sheet = write_csv(tmp_path / "in.csv", known_rows(400))
     words = ("run", sheet, "--out", out, "--rate", "400", "--workers", "4", "--json")
