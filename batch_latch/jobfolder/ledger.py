@@ -215,8 +215,12 @@ class Ledger:
                 raise _damaged(path, "is not a batch-latch job database")
             script = _SCHEMA + ledger_views.VIEWS + f"PRAGMA user_version={FORMAT};"
             db.executescript(f"BEGIN IMMEDIATE;{script}COMMIT;")
-        else:
-            db.execute("SELECT count(*) FROM commands").fetchone()
+            return
+        db.execute("SELECT count(*) FROM commands").fetchone()
+        views = {str(v) for (v,) in db.execute("SELECT sql FROM sqlite_master WHERE type='view'")}
+        if views != ledger_views.statements():  # views of an older build: brought up to date
+            drop = "".join(f"DROP VIEW IF EXISTS {name};" for name in ledger_views.NAMES)
+            db.executescript(f"BEGIN IMMEDIATE;{drop}{ledger_views.VIEWS}COMMIT;")
 
     # --- commands -------------------------------------------------------------------------
 

@@ -18,6 +18,9 @@ _SENDS = "('run', 'undo')"
 _WRITES = "('new', 'relatch', 'unknown')"
 _WRITES_OR_UNDO = "('new', 'relatch', 'unknown', 'undo')"
 
+#: Every view (dropped and made again when this build's differ from a job.db's).
+NAMES = ("customers", "pairs", "events", "open_writes", "runs")
+
 VIEWS = f"""
 CREATE VIEW runs AS
 SELECT run_id, kind, started_at, ended_at, user, input, input_sha256, base_url,
@@ -39,7 +42,9 @@ SELECT c.run_id, l.at, l.row, l.fusebill_id AS fusebillId, l.geotab_id AS geotab
             ELSE l.message END AS message,
        l.seq
 FROM log l JOIN commands c ON c.id = l.command
-WHERE l.status != 'writing' OR l.seq IN (SELECT seq FROM open_writes)
+WHERE l.status != 'writing'
+   OR (c.kind IN {_SENDS} AND NOT EXISTS (SELECT 1 FROM log s WHERE s.fusebill_id = l.fusebill_id
+                                          AND s.seq > l.seq AND s.settles = 1))
 ORDER BY l.seq;
 
 CREATE VIEW pairs AS
@@ -119,3 +124,8 @@ SELECT w.fusebill_id AS fusebillId,
   END AS state
 FROM who w;
 """
+
+
+def statements() -> set[str]:
+    """Each view's ``CREATE VIEW`` statement as SQLite keeps it in ``sqlite_master``."""
+    return {part.strip() for part in VIEWS.split(";") if part.strip()}
