@@ -54,19 +54,20 @@ seen AS (
          MAX(CASE WHEN status != 'writing' THEN seq END) AS last_seq,
          MAX(CASE WHEN status = 'success' THEN seq END) AS success_seq,
          MAX(CASE WHEN status = 'success' AND change IN {_WRITES} THEN seq END) AS latch_seq,
-         MAX(seq) AS any_seq
+         MAX(seq) AS any_seq, NULL AS input_row
   FROM log WHERE change != 'undo' GROUP BY fusebill_id, geotab_id
   UNION ALL
-  SELECT i.fusebill_id, i.geotab_id, NULL, NULL, NULL, NULL
-  FROM (SELECT DISTINCT fusebill_id, geotab_id FROM inputs
-        WHERE input_sha256 IN (SELECT input_sha256 FROM commands
-                               WHERE kind IN ('run', 'plan'))) i
-  WHERE NOT EXISTS (SELECT 1 FROM log l WHERE l.fusebill_id = i.fusebill_id
+  SELECT i.fusebill_id, i.geotab_id, NULL, NULL, NULL, NULL, i.input_row
+  FROM (SELECT fusebill_id, geotab_id, MAX(row) AS input_row,
+               MAX(input_sha256 IN (SELECT input_sha256 FROM commands
+                                    WHERE kind IN ('run', 'plan'))) AS read
+        FROM inputs GROUP BY fusebill_id, geotab_id) i
+  WHERE i.read AND NOT EXISTS (SELECT 1 FROM log l WHERE l.fusebill_id = i.fusebill_id
                     AND l.geotab_id = i.geotab_id AND l.change != 'undo')
 ),
 pair AS (
   SELECT s.*, l.status AS last_status, l.error_key AS last_key, l.command AS last_command,
-         COALESCE(l.row, (SELECT MAX(row) FROM log r WHERE r.seq = s.any_seq),
+         COALESCE(l.row, (SELECT MAX(row) FROM log r WHERE r.seq = s.any_seq), s.input_row,
                   (SELECT MAX(row) FROM inputs i WHERE i.fusebill_id = s.fusebill_id
                    AND i.geotab_id = s.geotab_id)) AS last_row
   FROM seen s LEFT JOIN log l ON l.seq = s.last_seq
