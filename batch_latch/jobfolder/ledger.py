@@ -2,9 +2,9 @@
 
 One SQLite database (stdlib ``sqlite3``, WAL, ``synchronous=FULL``): every command
 (``commands``), every row's outcome and every write recorded before it is sent (``log``),
-and the valid rows of each input a command read (``inputs``). The reports of a command are
-its own; ``status``, ``status --customer``, ``undo``, ``run --plan`` and the next run's
-re-run rules are all derived from this file, through the views of ``ledger_views``.
+and the valid rows of each input a command read (``sheets``, ``sheet_rows``). The reports
+of a command are its own; ``status``, ``status --customer``, ``undo``, ``run --plan`` and
+the next run's re-run rules are all derived from this file, through the views of ``ledger_views``.
 
 Durability: a write's intent (status ``writing``) is committed before the request leaves;
 an outcome before its row counts as done. Workers that finish together share one commit
@@ -34,7 +34,7 @@ from batch_latch.vocab import RunKind
 
 FILENAME = "job.db"
 #: ``PRAGMA user_version`` of the database this code writes; a newer one is refused.
-FORMAT = 1
+FORMAT = 2
 #: The status of a write-ahead record: sent (or about to be), its answer not recorded yet.
 WRITING = "writing"
 #: What a write-ahead record says, shown when it is read back.
@@ -92,13 +92,29 @@ CREATE TABLE log (
 );
 CREATE INDEX log_customer ON log(fusebill_id, seq);
 CREATE INDEX log_row ON log(row, seq);
-CREATE TABLE inputs (
-    input_sha256 TEXT NOT NULL,
+"""
+#: The valid rows of each input, once per distinct file (format 2; the view ``inputs`` in
+#: ``ledger_views`` shows them with their file's SHA-256, as format 1's table did). The
+#: SHA-256 is kept once a file, not once a row: 64 bytes a row, twice with its index.
+_SHEETS = """
+CREATE TABLE sheets (
+    id INTEGER PRIMARY KEY,
+    input_sha256 TEXT NOT NULL UNIQUE
+);
+CREATE TABLE sheet_rows (
+    sheet INTEGER NOT NULL REFERENCES sheets(id),
     row INTEGER NOT NULL,
     fusebill_id INTEGER NOT NULL,
-    geotab_id TEXT NOT NULL
-);
-CREATE INDEX inputs_sheet ON inputs(input_sha256);
+    geotab_id TEXT NOT NULL,
+    PRIMARY KEY (sheet, row)
+) WITHOUT ROWID;
+"""
+#: Format 1 to 2: its ``inputs`` table into ``sheets`` and ``sheet_rows``.
+_FROM_FORMAT_1 = """
+INSERT INTO sheets (input_sha256) SELECT DISTINCT input_sha256 FROM inputs;
+INSERT OR IGNORE INTO sheet_rows
+  SELECT s.id, i.row, i.fusebill_id, i.geotab_id FROM inputs i JOIN sheets s USING (input_sha256);
+DROP TABLE inputs;
 """
 
 
@@ -213,14 +229,19 @@ class Ledger:
             tables = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
             if tables and not new:
                 raise _damaged(path, "is not a batch-latch job database")
-            script = _SCHEMA + ledger_views.VIEWS + f"PRAGMA user_version={FORMAT};"
+            script = _SCHEMA + _SHEETS + ledger_views.VIEWS + f"PRAGMA user_version={FORMAT};"
             db.executescript(f"BEGIN IMMEDIATE;{script}COMMIT;")
             return
         db.execute("SELECT count(*) FROM commands").fetchone()
         views = {str(v) for (v,) in db.execute("SELECT sql FROM sqlite_master WHERE type='view'")}
-        if views != ledger_views.statements():  # views of an older build: brought up to date
-            drop = "".join(f"DROP VIEW IF EXISTS {name};" for name in ledger_views.NAMES)
-            db.executescript(f"BEGIN IMMEDIATE;{drop}{ledger_views.VIEWS}COMMIT;")
+        if version == FORMAT and views == ledger_views.statements():
+            return
+        # An older format, or views of an older build: brought up to date in one transaction.
+        names = [n for n in ledger_views.NAMES if version > 1 or n != "inputs"]  # 1: a table
+        drop = "".join(f"DROP VIEW IF EXISTS {name};" for name in names)
+        older = _SHEETS + _FROM_FORMAT_1 if version == 1 else ""
+        script = drop + older + ledger_views.VIEWS + f"PRAGMA user_version={FORMAT};"
+        db.executescript(f"BEGIN IMMEDIATE;{script}COMMIT;")
 
     # --- commands -------------------------------------------------------------------------
 
@@ -304,17 +325,16 @@ class Ledger:
         if not sha:
             return
         with self._cond:
-            have = self._db.execute(
-                "SELECT 1 FROM inputs WHERE input_sha256=? LIMIT 1", (sha,)
-            ).fetchone()
+            have = self._db.execute("SELECT 1 FROM sheets WHERE input_sha256=?", (sha,)).fetchone()
             if have:
                 return
             try:
                 self._db.execute("BEGIN")
+                sheet = self._db.execute("INSERT INTO sheets (input_sha256) VALUES (?)", (sha,))
                 self._db.executemany(
-                    "INSERT INTO inputs VALUES (?,?,?,?)",
+                    "INSERT INTO sheet_rows VALUES (?,?,?,?)",
                     zip(
-                        (sha for _ in range(len(rows))),
+                        (sheet.lastrowid for _ in range(len(rows))),
                         rows.tolist(),
                         fids.tolist(),
                         gids.to_pylist(),

@@ -19,9 +19,13 @@ _WRITES = "('new', 'relatch', 'unknown')"
 _WRITES_OR_UNDO = "('new', 'relatch', 'unknown', 'undo')"
 
 #: Every view (dropped and made again when this build's differ from a job.db's).
-NAMES = ("customers", "pairs", "events", "open_writes", "runs")
+NAMES = ("customers", "pairs", "events", "open_writes", "runs", "inputs")
 
 VIEWS = f"""
+CREATE VIEW inputs AS
+SELECT s.input_sha256, r.row, r.fusebill_id, r.geotab_id
+FROM sheet_rows r JOIN sheets s ON s.id = r.sheet;
+
 CREATE VIEW runs AS
 SELECT run_id, kind, started_at, ended_at, user, input, input_sha256, base_url,
        plan_run_id, exit_code, requests
