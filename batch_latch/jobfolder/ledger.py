@@ -15,6 +15,7 @@ back (its intent deleted), so nothing that was not sent is ever shown as sent.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import re
 import sqlite3
@@ -420,8 +421,8 @@ class Ledger:
             self._cond.release()
             try:
                 self._db.execute("BEGIN")
-                for sql, args in batch:
-                    self._db.execute(sql, args)
+                for sql, same in itertools.groupby(batch, key=lambda item: item[0]):
+                    self._db.executemany(sql, (args for _, args in same))  # in order
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
                 self._rollback()
