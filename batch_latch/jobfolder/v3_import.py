@@ -21,7 +21,7 @@ import pyarrow.feather as feather
 
 from batch_latch.jobfolder import v3_checkpoint as checkpoint_file
 from batch_latch.jobfolder.history import RUNS
-from batch_latch.jobfolder.ledger import WRITING, Entry, Ledger
+from batch_latch.jobfolder.ledger import WRITING, Ledger
 from batch_latch.vocab import RunKind
 
 CHECKPOINT = checkpoint_file.FILENAME
@@ -71,26 +71,28 @@ def _take_checkpoint(
     )
     n = table.num_rows
     f = table["f"].to_pylist()
-    cols = {name: pc.cast(table[name], pa.string()).to_pylist() for name in "gsmkcpt"}
-    h = table["h"].to_pylist()
-    entries = [
-        Entry(
-            f[i],
-            cols["g"][i] or "",
-            cols["s"][i] or "",
-            cols["c"][i] or "",
-            cols["p"][i] or "",
-            cols["k"][i] or "",
-            h[i],
-            cols["m"][i] or "",
-            cols["t"][i] or "",
-            rows.get((f[i], cols["g"][i] or "")),
-            settles=cols["s"][i] != WRITING,  # v3: any later record settled a write
-        )
-        for i in range(n)
-    ]
-    for start in range(0, n, 50_000):
-        ledger.record_many(entries[start : start + 50_000], command)
+    cols = {
+        name: pc.fill_null(pc.cast(table[name], pa.string()), "").to_pylist() for name in "gsmkcpt"
+    }
+    one_line = {m: " ".join(m.split()) for m in set(cols["m"])}  # as Ledger.record keeps it
+    # v3: any later record settled a write
+    settles = pc.cast(pc.not_equal(pc.cast(table["s"], pa.string()), WRITING), pa.int64())
+    ledger.take_lines(
+        command,
+        [
+            cols["t"],
+            [rows.get(key) for key in zip(f, cols["g"])],
+            f,
+            cols["g"],
+            cols["p"],
+            cols["s"],
+            cols["c"],
+            cols["k"],
+            table["h"].to_pylist(),
+            [one_line[m] for m in cols["m"]],
+            settles.to_pylist(),
+        ],
+    )
     ledger.end(command, ended_at=cols["t"][n - 1] or "" if n else "", exit_code=0)
 
 
