@@ -503,7 +503,7 @@ class Ledger:
         and where the newest ``--fresh`` start begins among them (0: no such start)."""
         rows = self.query(
             "SELECT l.fusebill_id, l.geotab_id, l.status, l.http_status, l.message, "
-            "l.error_key, l.change, l.previous, l.at, l.settles, c.fresh, c.id "
+            "l.error_key, l.change, l.previous, l.at, l.settles, l.command "
             "FROM log l JOIN commands c ON c.id = l.command "
             f"WHERE c.kind IN {SENDING_KINDS} AND c.base_url = ? ORDER BY l.seq",
             (base_url,),
@@ -515,8 +515,8 @@ class Ledger:
         )[0][0]
         start = 0
         if fresh is not None:
-            start = next((i for i, r in enumerate(rows) if int(r[11]) >= int(fresh)), len(rows))
-        return from_rows([(*r[:9], bool(r[9])) for r in rows]), start
+            start = next((i for i, r in enumerate(rows) if int(r[10]) >= int(fresh)), len(rows))
+        return from_rows(rows), start
 
     def close(self) -> None:
         with self._cond:
