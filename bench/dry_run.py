@@ -8,6 +8,9 @@ and the child's peak RSS from ``os.wait4``, which returns the rusage of that one
 (unlike ``getrusage(RUSAGE_CHILDREN)``, whose ``ru_maxrss`` is a maximum over every child ever
 reaped, so it cannot tell run 2 from run 1).
 
+v4: each run must leave ``OUT/job.db`` with its command and nothing else: no per-row
+events (``log``) and no input rows (a dry run needs neither).
+
 Target (issue 9, contract v2): at most 2 s wall and 500 MB peak RSS (v1: 6 s, 700 MB). PASS
 is judged on the median wall time of the runs and on the largest peak RSS of the runs; the
 best wall time is reported too.
@@ -21,8 +24,11 @@ cProfile and prints the top functions by cumulative time.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
+import shutil
+import sqlite3
 import statistics
 import sys
 import time
@@ -91,6 +97,15 @@ def generate(path: Path, rows: int) -> dict[str, int]:
     return expected
 
 
+def ledger_counts(out: Path) -> tuple[int, int, int]:
+    """(log lines, remembered input rows, commands) in ``out``'s job.db."""
+    with contextlib.closing(sqlite3.connect(out / "job.db")) as con:
+        lines = con.execute("SELECT count(*) FROM log").fetchone()[0]
+        inputs = con.execute("SELECT count(*) FROM inputs").fetchone()[0]
+        commands = con.execute("SELECT count(*) FROM commands").fetchone()[0]
+    return int(lines), int(inputs), int(commands)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -113,6 +128,7 @@ def main() -> int:
     cmd += ["--out", str(report_dir)]
     print("command: " + " ".join(cmd))
     print("peak RSS: ru_maxrss of the one child, from os.wait4 (per-child rusage)")
+    shutil.rmtree(report_dir, ignore_errors=True)  # a new job: its commands are these runs
     walls: list[float] = []
     rss: list[float] = []
     ok = True
@@ -123,8 +139,12 @@ def main() -> int:
         rss.append(peak)
         summary = json.loads((report_dir / "summary.json").read_text())
         counts = summary["counts"]
+        lines, inputs, commands = ledger_counts(report_dir)
         right = (
-            summary["rows"] == args.rows
+            lines == 0  # a dry run writes no per-row events, nor the input's rows
+            and inputs == 0
+            and commands == n
+            and summary["rows"] == args.rows
             and counts.get("valid") == expected["valid"]
             and counts.get("invalid") == expected["invalid"]
             and counts.get("duplicate") == expected["duplicate"]
@@ -135,7 +155,8 @@ def main() -> int:
             f"run {n}: exit {code}, wall {wall:.2f} s (CPU {cpu:.2f} s), "
             f"peak RSS {peak:.0f} MB, rows "
             f"{summary['rows']:,}, counts valid={counts.get('valid')} "
-            f"invalid={counts.get('invalid')} duplicate={counts.get('duplicate')}"
+            f"invalid={counts.get('invalid')} duplicate={counts.get('duplicate')}; job.db: "
+            f"{commands} commands, {lines} log lines, {inputs} input rows"
             + ("" if right else "  <-- UNEXPECTED")
         )
 

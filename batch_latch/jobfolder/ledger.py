@@ -2,9 +2,9 @@
 
 One SQLite database (stdlib ``sqlite3``, WAL, ``synchronous=FULL``): every command
 (``commands``), every row's outcome and every write recorded before it is sent (``log``),
-and the valid rows of each input a command read (``inputs``). The reports of a command are
-its own; ``status``, ``status --customer``, ``undo``, ``run --plan`` and the next run's
-re-run rules are all derived from this file, through the views of ``ledger_views``.
+and the valid rows of each input a command read (``sheets``, ``sheet_rows``). The reports
+of a command are its own; ``status``, ``status --customer``, ``undo``, ``run --plan`` and
+the next run's re-run rules are all derived from this file, through the views of ``ledger_views``.
 
 Durability: a write's intent (status ``writing``) is committed before the request leaves;
 an outcome before its row counts as done. Workers that finish together share one commit
@@ -15,7 +15,7 @@ back (its intent deleted), so nothing that was not sent is ever shown as sent.
 from __future__ import annotations
 
 import contextlib
-import functools
+import itertools
 import os
 import re
 import sqlite3
@@ -35,7 +35,7 @@ from batch_latch.vocab import RunKind
 
 FILENAME = "job.db"
 #: ``PRAGMA user_version`` of the database this code writes; a newer one is refused.
-FORMAT = 1
+FORMAT = 2
 #: The status of a write-ahead record: sent (or about to be), its answer not recorded yet.
 WRITING = "writing"
 #: What a write-ahead record says, shown when it is read back.
@@ -93,13 +93,29 @@ CREATE TABLE log (
 );
 CREATE INDEX log_customer ON log(fusebill_id, seq);
 CREATE INDEX log_row ON log(row, seq);
-CREATE TABLE inputs (
-    input_sha256 TEXT NOT NULL,
+"""
+#: The valid rows of each input, once per distinct file (format 2; the view ``inputs`` in
+#: ``ledger_views`` shows them with their file's SHA-256, as format 1's table did). The
+#: SHA-256 is kept once a file, not once a row: 64 bytes a row, twice with its index.
+_SHEETS = """
+CREATE TABLE sheets (
+    id INTEGER PRIMARY KEY,
+    input_sha256 TEXT NOT NULL UNIQUE
+);
+CREATE TABLE sheet_rows (
+    sheet INTEGER NOT NULL REFERENCES sheets(id),
     row INTEGER NOT NULL,
     fusebill_id INTEGER NOT NULL,
-    geotab_id TEXT NOT NULL
-);
-CREATE INDEX inputs_sheet ON inputs(input_sha256);
+    geotab_id TEXT NOT NULL,
+    PRIMARY KEY (sheet, row)
+) WITHOUT ROWID;
+"""
+#: Format 1 to 2: its ``inputs`` table into ``sheets`` and ``sheet_rows``.
+_FROM_FORMAT_1 = """
+INSERT INTO sheets (input_sha256) SELECT DISTINCT input_sha256 FROM inputs;
+INSERT OR IGNORE INTO sheet_rows
+  SELECT s.id, i.row, i.fusebill_id, i.geotab_id FROM inputs i JOIN sheets s USING (input_sha256);
+DROP TABLE inputs;
 """
 
 
@@ -235,11 +251,26 @@ class Ledger:
         # Only once the file is known to be ours: switching to WAL rewrites its header.
         db.execute("PRAGMA journal_mode=WAL")
         if version == 0:
-            script = _SCHEMA + ledger_views.VIEWS + f"PRAGMA user_version={FORMAT};"
+            script = _SCHEMA + _SHEETS + ledger_views.VIEWS + f"PRAGMA user_version={FORMAT};"
             db.executescript(f"BEGIN IMMEDIATE;{script}COMMIT;")
-        else:
-            db.execute("SELECT count(*) FROM commands").fetchone()
-            _refresh_views(db)
+            return
+        db.execute("SELECT count(*) FROM commands").fetchone()
+        views = {str(v) for (v,) in db.execute("SELECT sql FROM sqlite_master WHERE type='view'")}
+        if version == FORMAT and views == ledger_views.statements():
+            return
+        # An older format, or views of an older build: brought up to date in one transaction.
+        names = [n for n in ledger_views.NAMES if version > 1 or n != "inputs"]  # 1: a table
+        drop = "".join(f"DROP VIEW IF EXISTS {name};" for name in names)
+        older = _SHEETS + _FROM_FORMAT_1 if version == 1 else ""
+        script = drop + older + ledger_views.VIEWS + f"PRAGMA user_version={FORMAT};"
+        try:
+            db.executescript(f"BEGIN IMMEDIATE;{script}COMMIT;")
+        except sqlite3.OperationalError:
+            if db.in_transaction:
+                db.rollback()
+            if version != FORMAT:  # a read-only file of an older format cannot be read
+                raise
+            # read-only, today's format: its own views serve this command
 
     # --- commands -------------------------------------------------------------------------
 
@@ -329,17 +360,16 @@ class Ledger:
         if not sha:
             return
         with self._cond:
-            have = self._db.execute(
-                "SELECT 1 FROM inputs WHERE input_sha256=? LIMIT 1", (sha,)
-            ).fetchone()
+            have = self._db.execute("SELECT 1 FROM sheets WHERE input_sha256=?", (sha,)).fetchone()
             if have:
                 return
             try:
                 self._db.execute("BEGIN")
+                sheet = self._db.execute("INSERT INTO sheets (input_sha256) VALUES (?)", (sha,))
                 self._db.executemany(
-                    "INSERT INTO inputs VALUES (?,?,?,?)",
+                    "INSERT INTO sheet_rows VALUES (?,?,?,?)",
                     zip(
-                        (sha for _ in range(len(rows))),
+                        (sheet.lastrowid for _ in range(len(rows))),
                         rows.tolist(),
                         fids.tolist(),
                         gids.to_pylist(),
@@ -365,6 +395,29 @@ class Ledger:
 
     def record_many(self, entries: Sequence[Entry], command: int) -> None:
         self._append(entries, command=command)
+
+    def take_lines(self, command: int, columns: Sequence[Sequence[object]]) -> None:
+        """Lines taken in whole, in one transaction (a v3 checkpoint's records): ``columns``
+        in ``log``'s order after ``command`` (at, row, fusebill_id, geotab_id, previous,
+        status, change, error_key, http_status, message, settles), each message on one line
+        already. No Entry a line: a million records are taken in without a million objects."""
+        self.flush()
+        n = len(columns[0]) if columns else 0
+        with self._cond:
+            while self._writing:
+                self._cond.wait()
+            first = self._seq + 1
+            try:
+                self._db.execute("BEGIN")
+                self._db.executemany(
+                    "INSERT INTO log VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    zip(range(first, first + n), itertools.repeat(command, n), *columns),
+                )
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback()
+                raise self._write_error(exc) from None
+            self._seq += n
 
     #: The command a worker's entries belong to (one command at a time holds the job).
     command: int = 0
@@ -425,8 +478,8 @@ class Ledger:
             self._cond.release()
             try:
                 self._db.execute("BEGIN")
-                for sql, args in batch:
-                    self._db.execute(sql, args)
+                for sql, same in itertools.groupby(batch, key=lambda item: item[0]):
+                    self._db.executemany(sql, (args for _, args in same))  # in order
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
                 self._rollback()
@@ -485,7 +538,7 @@ class Ledger:
         and where the newest ``--fresh`` start begins among them (0: no such start)."""
         rows = self.query(
             "SELECT l.fusebill_id, l.geotab_id, l.status, l.http_status, l.message, "
-            "l.error_key, l.change, l.previous, l.at, l.settles, c.fresh, c.id "
+            "l.error_key, l.change, l.previous, l.at, l.settles, l.command "
             "FROM log l JOIN commands c ON c.id = l.command "
             f"WHERE c.kind IN {SENDING_KINDS} AND c.base_url = ? ORDER BY l.seq",
             (base_url,),
@@ -497,8 +550,8 @@ class Ledger:
         )[0][0]
         start = 0
         if fresh is not None:
-            start = next((i for i, r in enumerate(rows) if int(r[11]) >= int(fresh)), len(rows))
-        return from_rows([(*r[:9], bool(r[9])) for r in rows]), start
+            start = next((i for i, r in enumerate(rows) if int(r[10]) >= int(fresh)), len(rows))
+        return from_rows(rows), start
 
     def close(self) -> None:
         with self._cond:
@@ -507,29 +560,3 @@ class Ledger:
                 self._db.close()
         if failure is not None:
             raise self._write_error(failure)
-
-
-def _refresh_views(db: sqlite3.Connection) -> None:
-    """Views are rules, not data: a job.db written by an earlier build of this format gets
-    today's views (dropped and made again in one transaction); a read-only file keeps its own."""
-    rows = db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'view'").fetchall()
-    if {(name, sql) for name, sql in rows} == _todays_views():
-        return
-    drops = "".join(f'DROP VIEW IF EXISTS "{name}";' for name, _ in rows)
-    try:
-        db.executescript(f"BEGIN IMMEDIATE;{drops}{ledger_views.VIEWS}COMMIT;")
-    except sqlite3.OperationalError:  # read-only: its own views serve this command
-        if db.in_transaction:
-            db.rollback()
-
-
-@functools.lru_cache(maxsize=1)
-def _todays_views() -> frozenset[tuple[str, str]]:
-    """The views as SQLite stores them when this build makes a job.db (name, sql)."""
-    scratch = sqlite3.connect(":memory:")
-    try:
-        scratch.executescript(_SCHEMA + ledger_views.VIEWS)
-        rows = scratch.execute("SELECT name, sql FROM sqlite_master WHERE type = 'view'")
-        return frozenset((str(name), str(sql)) for name, sql in rows)
-    finally:
-        scratch.close()

@@ -18,7 +18,14 @@ _SENDS = "('run', 'undo')"
 _WRITES = "('new', 'relatch', 'unknown')"
 _WRITES_OR_UNDO = "('new', 'relatch', 'unknown', 'undo')"
 
+#: Every view (dropped and made again when this build's differ from a job.db's).
+NAMES = ("customers", "pairs", "events", "open_writes", "runs", "inputs")
+
 VIEWS = f"""
+CREATE VIEW inputs AS
+SELECT s.input_sha256, r.row, r.fusebill_id, r.geotab_id
+FROM sheet_rows r JOIN sheets s ON s.id = r.sheet;
+
 CREATE VIEW runs AS
 SELECT run_id, kind, started_at, ended_at, user, input, input_sha256, base_url,
        plan_run_id, exit_code, requests
@@ -39,7 +46,9 @@ SELECT c.run_id, l.at, l.row, l.fusebill_id AS fusebillId, l.geotab_id AS geotab
             ELSE l.message END AS message,
        l.seq
 FROM log l JOIN commands c ON c.id = l.command
-WHERE l.status != 'writing' OR l.seq IN (SELECT seq FROM open_writes)
+WHERE l.status != 'writing'
+   OR (c.kind IN {_SENDS} AND NOT EXISTS (SELECT 1 FROM log s WHERE s.fusebill_id = l.fusebill_id
+                                          AND s.seq > l.seq AND s.settles = 1))
 ORDER BY l.seq;
 
 CREATE VIEW pairs AS
@@ -52,19 +61,20 @@ seen AS (
            MAX(CASE WHEN status != 'writing' THEN seq END)) AS last_seq,
          MAX(CASE WHEN status = 'success' THEN seq END) AS success_seq,
          MAX(CASE WHEN status = 'success' AND change IN {_WRITES} THEN seq END) AS latch_seq,
-         MAX(seq) AS any_seq
+         MAX(seq) AS any_seq, NULL AS input_row
   FROM log WHERE change != 'undo' GROUP BY fusebill_id, geotab_id
   UNION ALL
-  SELECT i.fusebill_id, i.geotab_id, NULL, NULL, NULL, NULL
-  FROM (SELECT DISTINCT fusebill_id, geotab_id FROM inputs
-        WHERE input_sha256 IN (SELECT input_sha256 FROM commands
-                               WHERE kind IN ('run', 'plan'))) i
-  WHERE NOT EXISTS (SELECT 1 FROM log l WHERE l.fusebill_id = i.fusebill_id
+  SELECT i.fusebill_id, i.geotab_id, NULL, NULL, NULL, NULL, i.input_row
+  FROM (SELECT fusebill_id, geotab_id, MAX(row) AS input_row,
+               MAX(input_sha256 IN (SELECT input_sha256 FROM commands
+                                    WHERE kind IN ('run', 'plan'))) AS read
+        FROM inputs GROUP BY fusebill_id, geotab_id) i
+  WHERE i.read AND NOT EXISTS (SELECT 1 FROM log l WHERE l.fusebill_id = i.fusebill_id
                     AND l.geotab_id = i.geotab_id AND l.change != 'undo')
 ),
 pair AS (
   SELECT s.*, l.status AS last_status, l.error_key AS last_key, l.command AS last_command,
-         COALESCE(l.row, (SELECT MAX(row) FROM log r WHERE r.seq = s.any_seq),
+         COALESCE(l.row, (SELECT MAX(row) FROM log r WHERE r.seq = s.any_seq), s.input_row,
                   (SELECT MAX(row) FROM inputs i WHERE i.fusebill_id = s.fusebill_id
                    AND i.geotab_id = s.geotab_id)) AS last_row
   FROM seen s LEFT JOIN log l ON l.seq = s.last_seq
@@ -130,3 +140,9 @@ SELECT w.fusebill_id AS fusebillId,
   END AS state
 FROM who w;
 """
+
+
+def statements() -> set[str]:
+    """Each view's ``CREATE VIEW`` statement as SQLite keeps it in ``sqlite_master``."""
+    parts = VIEWS.split("CREATE VIEW ")[1:]  # a view's text may hold a ';' (events does)
+    return {"CREATE VIEW " + part.strip().removesuffix(";") for part in parts}

@@ -86,13 +86,17 @@ def no_records() -> Records:
 
 
 def from_rows(rows: list[tuple[object, ...]]) -> Records:
-    """Records from ledger rows in SCHEMA's order (text columns dictionary-coded)."""
+    """Records from ledger rows in SCHEMA's order, ``settles`` as SQLite keeps it (0 or 1);
+    text columns dictionary-coded; columns after SCHEMA's are left out."""
     if not rows:
         return no_records()
     columns = list(zip(*rows))
     arrays = []
     for field, values in zip(SCHEMA, columns):
-        array = pa.array(values, field.type)
+        if field.type == pa.bool_():
+            array = pa.array(values, pa.int64()).cast(pa.bool_())
+        else:
+            array = pa.array(values, field.type)
         if field.type == pa.string():
             array = array.dictionary_encode()
         arrays.append(array)
