@@ -179,7 +179,10 @@ def _in_process(words: Sequence[object], *, cwd: Path, out: Path, env: dict[str,
     os.chdir(cwd)
     try:
         with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-            code = cli.main([str(w) for w in words])
+            try:
+                code = cli.main([str(w) for w in words])
+            except SystemExit as done:  # argparse's --help, --version and usage errors
+                code = done.code if isinstance(done.code, int) else 1
     finally:
         os.chdir(saved_cwd)
         os.environ.clear()
