@@ -396,28 +396,28 @@ class Ledger:
     def record_many(self, entries: Sequence[Entry], command: int) -> None:
         self._append(entries, command=command)
 
-    def take_lines(self, command: int, columns: Sequence[Sequence[object]]) -> None:
-        """Lines taken in whole, in one transaction (a v3 checkpoint's records): ``columns``
-        in ``log``'s order after ``command`` (at, row, fusebill_id, geotab_id, previous,
-        status, change, error_key, http_status, message, settles), each message on one line
-        already. No Entry a line: a million records are taken in without a million objects."""
+    def take_whole(self, command: int, entries: Sequence[Entry]) -> None:
+        """Lines taken in whole, in one transaction and one ``executemany`` (a v3 job's
+        records): no group commit a batch, since nothing is sent while they are taken in."""
         self.flush()
-        n = len(columns[0]) if columns else 0
         with self._cond:
             while self._writing:
                 self._cond.wait()
             first = self._seq + 1
+            rows = (
+                (seq, command, e.at, e.row, e.fusebill_id, e.geotab_id, e.previous, e.status,
+                 e.change, e.error_key, e.http_status, " ".join(e.message.split()),
+                 int(e.settles))
+                for seq, e in zip(itertools.count(first), entries)
+            )  # fmt: skip
             try:
                 self._db.execute("BEGIN")
-                self._db.executemany(
-                    "INSERT INTO log VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    zip(range(first, first + n), itertools.repeat(command, n), *columns),
-                )
+                self._db.executemany("INSERT INTO log VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
                 self._rollback()
                 raise self._write_error(exc) from None
-            self._seq += n
+            self._seq += len(entries)
 
     #: The command a worker's entries belong to (one command at a time holds the job).
     command: int = 0

@@ -210,7 +210,7 @@ def _take(item: _Folder | _Orphans, ledger: Ledger) -> None:
         command = ledger.begin(
             item.name, "run", started_at=first, base_url=item.base_url, fresh=item.fresh, pid=0
         )
-        ledger.record_many(entries, command)
+        ledger.take_whole(command, entries)
         ledger.end(command, ended_at=last, exit_code=0)
         return
     s = item.summary
@@ -227,8 +227,7 @@ def _take(item: _Folder | _Orphans, ledger: Ledger) -> None:
         fresh=item.fresh,
         pid=0,
     )
-    for start in range(0, len(entries), 50_000):
-        ledger.record_many(entries[start : start + 50_000], command)
+    ledger.take_whole(command, entries)
     counts = s.get("counts") or {}
     ledger.end(
         command,
