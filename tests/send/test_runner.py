@@ -400,3 +400,16 @@ def test_text_column_overlays_values_and_counts_add_up() -> None:
     assert values.to_pylist() == ["success", "invalid", "success", "not_found"]
     # "success" sits under two codes of the dictionary: counts still add up.
     assert report.count_statuses(values)["success"] == 2
+
+
+def test_one_request_is_said_in_the_singular(tmp_path: Path) -> None:
+    fake = FakeFusebill({1: None}, key=KEY)
+    _, _, err = latch(tmp_path, [("1", "A")], fake, no_read=True)
+    assert "Sending 1 row to " in err and ": 1 request at up to " in err
+    assert "1 requests" not in err
+
+
+def test_a_read_and_a_write_are_counted_as_two_requests(tmp_path: Path) -> None:
+    fake = FakeFusebill({1: None}, key=KEY)
+    _, _, err = latch(tmp_path, [("1", "A")], fake)
+    assert ": up to 2 requests (a read, then a write)" in err
