@@ -11,8 +11,8 @@ import pyarrow as pa
 import pytest
 
 from batch_latch.errors import ReportError
-from batch_latch.reports import writer as report
 from batch_latch.outcome import ResultColumns, dry_run_columns
+from batch_latch.reports import writer as report
 from batch_latch.reports.writer import Summary
 from batch_latch.sheet import formula, loader
 from batch_latch.sheet.validate import validate

@@ -169,7 +169,7 @@ def test_dictionary_columns_and_nulls(tmp_path: Path) -> None:
 
 
 def test_big_dictionary_is_decoded(tmp_path: Path) -> None:
-    """A dictionary longer than the batch takes the decode path, not the per-value one."""
+    """A dictionary holding values no row uses still gives each row its own value."""
     values = pa.array(["a", "b", "c", "d", "e"]).dictionary_encode()
     table = make_table([record(2), record(3)]).set_column(
         6,
