@@ -7,9 +7,10 @@ Each run is a child process (``python bench/results_xlsx.py --child ...``) that 
 table, then times ``write_results_xlsx`` alone with ``time.perf_counter`` and writes the
 figure to a JSON file; the parent reads the child's own peak RSS from ``os.wait4``, and the
 child reports its peak RSS before the write, so the writer's share shows. The child also
-reports the write's CPU seconds (``time.process_time``): on a shared machine the wall time
-follows the load, the CPU time much less, so two versions measured at different loads are
-compared by their CPU time.
+reports the write's CPU seconds (``time.process_time``). On the shared VM both figures move
+by up to half from one run to the next; a change smaller than that is judged by the
+instructions it executes (``valgrind --tool=cachegrind`` on a few thousand rows, see
+docs/benchmarks.md).
 
 Target: the write takes at most 3 s per 100,000 rows (median of the runs); peak RSS at most
 700 MB. The best time is reported too. ``--naive`` times the plain per-cell ``write_string``

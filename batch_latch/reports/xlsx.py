@@ -15,7 +15,7 @@ Everything is written in a private folder beside ``path`` and renamed over it: a
 write leaves the old report and no temporary file.
 
 Speed: one ``write_string`` per non-empty cell is the documented API's fastest way; about
-96 % of the time is XlsxWriter's own per-cell work. ``write_row``, conditional formats for
+94 % of the time is XlsxWriter's own per-cell work. ``write_row``, conditional formats for
 the colours and the shared-string mode were measured and are slower (docs/benchmarks.md,
 "v4: results.xlsx for review").
 """
