@@ -6,7 +6,11 @@ Builds the table the runner hands over: ``row``/``http_status``/``attempts`` as 
 Each run is a child process (``python bench/results_xlsx.py --child ...``) that builds the
 table, then times ``write_results_xlsx`` alone with ``time.perf_counter`` and writes the
 figure to a JSON file; the parent reads the child's own peak RSS from ``os.wait4``, and the
-child reports its peak RSS before the write, so the writer's share shows.
+child reports its peak RSS before the write, so the writer's share shows. The child also
+reports the write's CPU seconds (``time.process_time``). On the shared VM both figures move
+by up to half from one run to the next; a change smaller than that is judged by the
+instructions it executes (``valgrind --tool=cachegrind`` on a few thousand rows, see
+docs/benchmarks.md).
 
 Target: the write takes at most 3 s per 100,000 rows (median of the runs); peak RSS at most
 700 MB. The best time is reported too. ``--naive`` times the plain per-cell ``write_string``
@@ -110,14 +114,15 @@ def child(rows: int, result: Path, naive: bool) -> None:
     before_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     target = OUT / "results.xlsx"
     counts = {"success": rows}
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     if naive:
         naive_write(target, table)
     else:
         write_results_xlsx(target, table, counts, {"new": rows}, title="Run of bench.xlsx")
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     size_mb = target.stat().st_size / 1e6
-    result.write_text(json.dumps({"write_s": seconds, "rss_before_mb": before_mb, "mb": size_mb}))
+    figures = {"write_s": seconds, "cpu_s": cpu, "rss_before_mb": before_mb, "mb": size_mb}
+    result.write_text(json.dumps(figures))
 
 
 def main() -> int:
@@ -141,6 +146,7 @@ def main() -> int:
     print("write time: perf_counter around write_results_xlsx in the child (table built first)")
     print("peak RSS: ru_maxrss of the one child, from os.wait4; 'before' = after the build")
     writes: list[float] = []
+    cpus: list[float] = []
     rss: list[float] = []
     for n in range(1, args.runs + 1):
         run = run_child(cmd, cwd=ROOT, err_path=OUT / "child-stderr.txt", timeout=TIMEOUT_S)
@@ -149,9 +155,11 @@ def main() -> int:
             return 1
         figures = json.loads(result.read_text())
         writes.append(figures["write_s"])
+        cpus.append(figures["cpu_s"])
         rss.append(run.rss_mb)
         print(
-            f"run {n}: write {figures['write_s']:.2f} s, file {figures['mb']:.1f} MB, peak RSS "
+            f"run {n}: write {figures['write_s']:.2f} s (CPU {figures['cpu_s']:.2f} s), "
+            f"file {figures['mb']:.1f} MB, peak RSS "
             f"{run.rss_mb:.0f} MB (before the write {figures['rss_before_mb']:.0f} MB), "
             f"child wall {run.wall:.2f} s"
         )
@@ -159,6 +167,7 @@ def main() -> int:
     target_s = TARGET_WALL_S * args.rows / 100_000
     what = "per-cell write_string (naive)" if args.naive else "write_results_xlsx"
     print(f"{what}: best {best:.2f} s, median {median:.2f} s (target <= {target_s:g} s)")
+    print(f"CPU of the write: best {min(cpus):.2f} s, median {statistics.median(cpus):.2f} s")
     print(f"peak RSS: max {worst_rss:.0f} MB (target <= {TARGET_RSS_MB:g} MB)")
     print(f"throughput: {args.rows / best:,.0f} rows/s (best run)")
     if args.profile:

@@ -13,6 +13,11 @@ XlsxWriter's documented API only, in ``constant_memory`` mode (memory follows a 
 the sheet), with two corrections of its inline-string writer (see :class:`_TextWorksheet`).
 Everything is written in a private folder beside ``path`` and renamed over it: a failed
 write leaves the old report and no temporary file.
+
+Speed: one ``write_string`` per non-empty cell is the documented API's fastest way; about
+94 % of the time is XlsxWriter's own per-cell work. ``write_row``, conditional formats for
+the colours and the shared-string mode were measured and are slower (docs/benchmarks.md,
+"v4: results.xlsx for review").
 """
 
 from __future__ import annotations
@@ -33,8 +38,6 @@ from xlsxwriter.worksheet import Worksheet
 
 from batch_latch.jobfolder.files import sync_dir
 from batch_latch.plan_words import plan_lines, unread
-from batch_latch.reports.xlsx_rows import CUT_MARKER as CUT_MARKER
-from batch_latch.reports.xlsx_rows import MAX_CELL_CHARS as MAX_CELL_CHARS
 from batch_latch.reports.xlsx_rows import MAX_XLSX_ROWS as MAX_XLSX_ROWS  # no xlsx above it
 from batch_latch.reports.xlsx_rows import as_text, cell_texts, chunkwise, cut, excel_escape
 from batch_latch.vocab import CHANGES, STATUSES

@@ -67,7 +67,13 @@ def cut(text: str) -> str:
 
 def excel_escape(text: str) -> str:
     """Text as Excel stores it: a control character (and U+FFFE, U+FFFF) as ``_xHHHH_``, and
-    the ``_`` of every literal ``_xHHHH_`` as ``_x005F_``, overlapping ones too."""
+    the ``_`` of every literal ``_xHHHH_`` as ``_x005F_``, overlapping ones too.
+
+    Called for every cell: a text with no ``_x`` whose characters are all printable (no
+    control character nor non-character among them) has nothing to escape, and those two
+    checks cost far less than the regular expression's scan."""
+    if "_x" not in text and text.isprintable():
+        return text
     return _EXCEL_ESCAPE.sub(_escape_one, text)
 
 

@@ -18,6 +18,7 @@ from python_calamine import CalamineWorkbook
 
 from batch_latch.reports import xlsx as report_xlsx
 from batch_latch.reports.xlsx import MAX_XLSX_ROWS, write_results_xlsx
+from batch_latch.reports.xlsx_rows import excel_escape
 
 TEXT_COLUMNS = (
     "fusebillId",
@@ -147,6 +148,25 @@ def test_hostile_text_round_trips(tmp_path: Path) -> None:
             assert row[2] == value
 
 
+def excel_stores(text: str) -> str:
+    """Excel's rule, written out plainly: every control character (and U+FFFE, U+FFFF) as
+    ``_xHHHH_``, and the ``_`` that starts a literal ``_xHHHH_`` as ``_x005F_``."""
+    return re.sub(
+        r"_(?=x[0-9A-Fa-f]{4}_)|[\x00-\x08\x0b-\x1f\ufffe\uffff]",
+        lambda m: "_x005F_" if m.group() == "_" else f"_x{ord(m.group()):04X}_",
+        text,
+    )
+
+
+def test_the_escape_shortcut_misses_no_character() -> None:
+    """excel_escape skips printable texts without "_x": every code point is checked."""
+    for value in HOSTILE:
+        assert excel_escape(value) == excel_stores(value), value
+    for point in range(0x110000):
+        text = f"a{chr(point)}b"
+        assert excel_escape(text) == excel_stores(text), hex(point)
+
+
 def test_dictionary_columns_and_nulls(tmp_path: Path) -> None:
     statuses = ["success", "failed", None, "success", "not_found", "failed"]
     chunks = []
@@ -169,7 +189,7 @@ def test_dictionary_columns_and_nulls(tmp_path: Path) -> None:
 
 
 def test_big_dictionary_is_decoded(tmp_path: Path) -> None:
-    """A dictionary longer than the batch takes the decode path, not the per-value one."""
+    """A dictionary holding values no row uses still gives each row its own value."""
     values = pa.array(["a", "b", "c", "d", "e"]).dictionary_encode()
     table = make_table([record(2), record(3)]).set_column(
         6,
