@@ -8,6 +8,7 @@ import io
 import json
 import os
 import re
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from typing import Any, Protocol
 import pytest
 
 from batch_latch.sandbox import LoggedRequest, Sandbox, SandboxConfig
+from tests.doubles import wait_for
 
 KEY = "sk_live_TOPSECRET_9f8e7d6c5b4a"
 #: Fast pace for loopback: most tests need neither the default rate nor its workers.
@@ -167,6 +169,34 @@ def invoke(
         timeout=timeout,
     )
     return Run(done.returncode, done.stdout, done.stderr, out)
+
+
+def killed_when(
+    words: Sequence[object],
+    *,
+    cwd: Path,
+    base_url: str,
+    when: Callable[[], bool],
+    what: str,
+    deadline: float = 60,
+) -> int:
+    """The CLI on ``words`` as a child process, sent SIGKILL once ``when()`` holds (waited
+    on, never slept): what ``kill -9`` leaves behind. Its exit status (``-SIGKILL``)."""
+    proc = subprocess.Popen(
+        cli_command(*words),
+        env=cli_env(base_url),
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(when, deadline=deadline, what=what)
+        proc.send_signal(signal.SIGKILL)
+        return proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def _in_process(words: Sequence[object], *, cwd: Path, out: Path, env: dict[str, str]) -> Run:

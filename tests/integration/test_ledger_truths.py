@@ -37,6 +37,7 @@ from tests.integration.conftest import (
     cli_env,
     invoke,
     job_db,
+    killed_when,
     known_rows,
     latch_requests,
     write_csv,
@@ -263,24 +264,14 @@ def test_status_after_kill_9_says_the_command_was_killed_and_counts_what_is_left
     total, workers = 40, 2
     source = write_csv(tmp_path / "in.csv", known_rows(total))
     out = tmp_path / "out"
-    proc = subprocess.Popen(
-        cli_command(
-            "run", source, "--out", out, "--no-progress", "--rate", "50", "--workers", workers
-        ),
-        env=cli_env(sandbox.base_url),
+    code = killed_when(
+        ["run", source, "--out", out, "--no-progress", "--rate", 50, "--workers", workers],
         cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        base_url=sandbox.base_url,
+        when=lambda: len(latch_requests(sandbox)) >= 6,
+        what="some latches",
     )
-    try:
-        wait_for(lambda: len(latch_requests(sandbox)) >= 6, deadline=60, what="some latches")
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == -signal.SIGKILL
+    assert code == -signal.SIGKILL
     latched = len(latch_requests(sandbox))
     assert latched < total, "the run finished before it was killed"
 

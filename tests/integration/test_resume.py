@@ -22,6 +22,7 @@ from tests.integration.conftest import (
     cli_command,
     cli_env,
     job_db,
+    killed_when,
     known_rows,
     latch_requests,
     read_csv,
@@ -348,21 +349,13 @@ def test_a_latch_killed_before_its_answer_is_the_jobs_change_and_undo_puts_it_ba
     sandbox = sandbox_factory(drip_seconds=0.005, drip_ids=frozenset({fid}))
     source = write_csv(tmp_path / "in.csv", [(fid, "GT-A")])
     out = tmp_path / "out"
-    proc = subprocess.Popen(
-        cli_command("run", source, "--out", out, "--no-progress", "--timeout", "120"),
-        env=cli_env(sandbox.base_url),
+    killed_when(
+        ["run", source, "--out", out, "--no-progress", "--timeout", 120],
         cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        base_url=sandbox.base_url,
+        when=lambda: sandbox.geotab_id_of(fid) == "GT-A",
+        what="the latch",
     )
-    try:
-        wait_for(lambda: sandbox.geotab_id_of(fid) == "GT-A", deadline=60, what="the latch")
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert len(latch_requests(sandbox, fid)) == 1
 
     again = run_cli(source, sandbox.base_url, *FAST)
@@ -383,30 +376,14 @@ def test_undo_right_after_a_kill_puts_back_a_latch_whose_answer_was_lost(
     fid = 1_000_002
     sandbox = sandbox_factory(drip_seconds=0.005, drip_ids=frozenset({fid}), preset={fid: "OLD"})
     source = write_csv(tmp_path / "in.csv", [(fid, "NEW")])
-    proc = subprocess.Popen(
-        cli_command(
-            "run",
-            source,
-            "--out",
-            tmp_path / "out",
-            "--no-progress",
-            "--allow-relatch",
-            "--timeout",
-            "120",
-        ),
-        env=cli_env(sandbox.base_url),
+    killed_when(
+        ["run", source, "--out", tmp_path / "out", "--no-progress", "--allow-relatch",
+         "--timeout", 120],
         cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for(lambda: sandbox.geotab_id_of(fid) == "NEW", deadline=60, what="the latch")
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        base_url=sandbox.base_url,
+        when=lambda: sandbox.geotab_id_of(fid) == "NEW",
+        what="the latch",
+    )  # fmt: skip
 
     undone = undo_cli(sandbox.base_url, *FAST)
     assert undone.returncode == 0, undone.stderr

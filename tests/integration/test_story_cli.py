@@ -10,21 +10,17 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
-import subprocess
 from pathlib import Path
 from typing import Any
 
-from tests.doubles import wait_for
 from tests.integration.conftest import (
     FAST,
     RunCli,
     SandboxFactory,
     StatusCli,
     UndoCli,
-    cli_command,
-    cli_env,
     job_db,
+    killed_when,
     known_rows,
     latch_requests,
     write_csv,
@@ -124,23 +120,14 @@ def test_an_unanswered_write_and_a_fresh_start_belong_to_the_story(
     # A command killed while its write was in flight: the write landed, its answer never
     # came; the ledger holds the write recorded before it was sent.
     changed = write_csv(tmp_path / "changed.csv", [(FID, "LOST-1")])
-    proc = subprocess.Popen(
-        cli_command(
-            "run", changed, "--out", out, "--no-progress", "--allow-relatch", "--timeout", "120"
-        ),
-        env=cli_env(sandbox.base_url),
+    words = ["run", changed, "--out", out, "--no-progress", "--allow-relatch", "--timeout", 120]
+    killed_when(
+        words,
         cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        base_url=sandbox.base_url,
+        when=lambda: sandbox.geotab_id_of(FID) == "LOST-1",
+        what="the latch",
     )
-    try:
-        wait_for(lambda: sandbox.geotab_id_of(FID) == "LOST-1", deadline=60, what="the latch")
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert len(latch_requests(sandbox, FID)) == 2
 
     events = story(status_cli, out)

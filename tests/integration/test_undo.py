@@ -3,21 +3,17 @@ since, resumable, and known to the runs after it."""
 
 from __future__ import annotations
 
-import signal
-import subprocess
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from tests.doubles import wait_for
 from tests.integration.conftest import (
     FAST,
     RunCli,
     SandboxFactory,
     UndoCli,
-    cli_command,
-    cli_env,
+    killed_when,
     known_rows,
     latch_requests,
     read_requests,
@@ -183,18 +179,13 @@ def test_undo_killed_midway_is_finished_by_the_next_undo_without_unlatching_twic
     assert run_cli(source, sandbox.base_url, "--rate", "200", "--workers", "8").returncode == 0
     out = tmp_path / "out"
 
-    proc = subprocess.Popen(
-        cli_command("undo", out, "--no-progress", "--rate", "200", "--workers", "2"),
-        env=cli_env(sandbox.base_url),
+    killed_when(
+        ["undo", out, "--no-progress", "--rate", 200, "--workers", 2],
         cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        base_url=sandbox.base_url,
+        when=lambda: len(unlatch_requests(sandbox)) >= 3,
+        what="the first unlatches",
     )
-    try:
-        wait_for(lambda: len(unlatch_requests(sandbox)) >= 3, what="the first unlatches")
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.wait(timeout=30)
     done_before = len(unlatch_requests(sandbox))
     assert done_before < len(fids), "the undo finished before it was killed"
 
