@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from batch_latch.sandbox import Sandbox
 from tests.integration.conftest import FAST, RunCli, SandboxFactory, UndoCli, write_csv
 
 ROWS = [  # the sheet's order is not the fusebillIds' order
@@ -15,12 +16,18 @@ ROWS = [  # the sheet's order is not the fusebillIds' order
 ]
 
 
-def test_undo_dry_run_lists_the_sheets_accounts_in_sheet_order_with_its_cost(
-    tmp_path: Path, sandbox_factory: SandboxFactory, run_cli: RunCli, undo_cli: UndoCli
-) -> None:
+def _latched(tmp_path: Path, sandbox_factory: SandboxFactory, run_cli: RunCli) -> Sandbox:
+    """The sandbox after a run latched ROWS (with their Account Name column)."""
     sandbox = sandbox_factory()
     source = write_csv(tmp_path / "in.csv", ROWS, header=("fusebillId", "geotabId", "Account Name"))
     assert run_cli(source, sandbox.base_url, *FAST).returncode == 0
+    return sandbox
+
+
+def test_undo_dry_run_lists_the_sheets_accounts_in_sheet_order_with_its_cost(
+    tmp_path: Path, sandbox_factory: SandboxFactory, run_cli: RunCli, undo_cli: UndoCli
+) -> None:
+    sandbox = _latched(tmp_path, sandbox_factory, run_cli)
     before = len(sandbox.requests_log())
 
     listing = undo_cli(sandbox.base_url, "--dry-run", "--read-batch", "100", *FAST)
@@ -38,9 +45,7 @@ def test_undo_dry_run_lists_the_sheets_accounts_in_sheet_order_with_its_cost(
 def test_undo_reports_keep_the_sheet_columns_of_what_they_put_back(
     tmp_path: Path, sandbox_factory: SandboxFactory, run_cli: RunCli, undo_cli: UndoCli
 ) -> None:
-    sandbox = sandbox_factory()
-    source = write_csv(tmp_path / "in.csv", ROWS, header=("fusebillId", "geotabId", "Account Name"))
-    assert run_cli(source, sandbox.base_url, *FAST).returncode == 0
+    sandbox = _latched(tmp_path, sandbox_factory, run_cli)
 
     undo = undo_cli(sandbox.base_url, *FAST)
 
