@@ -142,7 +142,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         from batch_latch.commands import check
 
         return check.check(chosen, stdout=sys.stdout)
-    from batch_latch.commands import run as job
+    from batch_latch.commands import job
 
     return job.run(chosen).exit_code
 

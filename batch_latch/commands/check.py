@@ -173,7 +173,7 @@ def _key_and_url(settings: Settings, report: Report) -> tuple[str, str]:
 def _load(settings: Settings) -> Any:
     if settings.input is None:
         return None
-    from batch_latch.commands.run import load_sheet
+    from batch_latch.commands.job import load_sheet
 
     return load_sheet(settings, sys.stderr)[1]
 

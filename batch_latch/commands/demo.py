@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from batch_latch.commands import run as job
+from batch_latch.commands import job
 from batch_latch.jobfolder import history, ledger
 from batch_latch.sandbox import DEFAULT_API_KEY, Sandbox, SandboxConfig
 from batch_latch.settings import Settings

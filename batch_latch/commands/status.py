@@ -214,9 +214,9 @@ def _estimate(job: JobStatus, summaries: list[Summary]) -> None:
 
 def show(settings: Settings, out: TextIO) -> int:
     if settings.customer is not None:  # one customer's story: its own module
-        from batch_latch.commands import story
+        from batch_latch.commands import customer_story
 
-        return story.show(settings, out)
+        return customer_story.show(settings, out)
     job = collect(settings.out)
     if settings.json:
         out.write(json.dumps(asdict(job), indent=2) + "\n")

@@ -22,7 +22,7 @@ import pytest
 from pydantic import SecretStr
 
 from batch_latch import cli
-from batch_latch.commands import run as command_run
+from batch_latch.commands import job as command_run
 from batch_latch.commands import status
 from batch_latch.errors import NotAJob
 from batch_latch.jobfolder import history

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from batch_latch.commands import run as command_run
+from batch_latch.commands import job as command_run
 from batch_latch.commands import undo
 from batch_latch.errors import BatchLatchError, NotAJob
 from batch_latch.fusebill.answers import Reply

@@ -34,7 +34,7 @@ from batch_latch.tracebacks import ROW_ERRORS_FILE
 from batch_latch.vocab import ExitCode, RunKind, exit_code_for
 
 if TYPE_CHECKING:
-    from batch_latch.commands.notifying import Announcer
+    from batch_latch.commands.announcer import Announcer
     from batch_latch.send.attempt_loop import QuotaHook
 
 
@@ -148,7 +148,7 @@ def _command(
         bound = settings.base_url if settings.sends else None
         span.ledger = open_job(settings.out, bound, err)
         if settings.notify is not None:
-            from batch_latch.commands.notifying import Announcer
+            from batch_latch.commands.announcer import Announcer
 
             span.tell = Announcer.open(settings, err, facts)
         try:

@@ -7,7 +7,7 @@ import io
 import json
 from pathlib import Path
 
-from batch_latch.commands import run as job
+from batch_latch.commands import job
 from batch_latch.jobfolder.history import RUNS
 from batch_latch.jobfolder.ledger import Ledger
 from batch_latch.settings import Settings
