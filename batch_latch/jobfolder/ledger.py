@@ -35,7 +35,7 @@ from batch_latch.vocab import RunKind
 
 FILENAME = "job.db"
 #: ``PRAGMA user_version`` of the database this code writes; a newer one is refused.
-FORMAT = 2
+FORMAT = 3
 #: The status of a write-ahead record: sent (or about to be), its answer not recorded yet.
 WRITING = "writing"
 #: What a write-ahead record says, shown when it is read back.
@@ -251,18 +251,35 @@ class Ledger:
         # Only once the file is known to be ours: switching to WAL rewrites its header.
         db.execute("PRAGMA journal_mode=WAL")
         if version == 0:
-            script = _SCHEMA + _SHEETS + ledger_views.VIEWS + f"PRAGMA user_version={FORMAT};"
+            script = (
+                _SCHEMA
+                + _SHEETS
+                + ledger_views.STATE
+                + ledger_views.VIEWS
+                + ledger_views.STATE_TRIGGERS
+                + f"PRAGMA user_version={FORMAT};"
+            )
             db.executescript(f"BEGIN IMMEDIATE;{script}COMMIT;")
             return
         db.execute("SELECT count(*) FROM commands").fetchone()
         views = {str(v) for (v,) in db.execute("SELECT sql FROM sqlite_master WHERE type='view'")}
-        if version == FORMAT and views == ledger_views.statements():
+        triggers = {
+            str(t) for (t,) in db.execute("SELECT sql FROM sqlite_master WHERE type='trigger'")
+        }
+        same_triggers = triggers == ledger_views.trigger_statements()
+        if version == FORMAT and views == ledger_views.statements() and same_triggers:
             return
         # An older format, or views of an older build: brought up to date in one transaction.
+        # Before format 3 the state the views read is built from the whole log (once).
         names = [n for n in ledger_views.NAMES if version > 1 or n != "inputs"]  # 1: a table
         drop = "".join(f"DROP VIEW IF EXISTS {name};" for name in names)
         older = _SHEETS + _FROM_FORMAT_1 if version == 1 else ""
-        script = drop + older + ledger_views.VIEWS + f"PRAGMA user_version={FORMAT};"
+        older += ledger_views.STATE if version < 3 else ""
+        rules = "".join(f"DROP TRIGGER IF EXISTS {name};" for name in ledger_views.TRIGGERS)
+        rules += ledger_views.STATE_TRIGGERS
+        fill = ledger_views.FILL_STATE if version < 3 or not same_triggers else ""
+        script = drop + older + ledger_views.VIEWS + rules + fill
+        script += f"PRAGMA user_version={FORMAT};"
         try:
             db.executescript(f"BEGIN IMMEDIATE;{script}COMMIT;")
         except sqlite3.OperationalError:

@@ -52,40 +52,85 @@ WHERE l.status != 'writing'
 ORDER BY l.seq;
 
 CREATE VIEW pairs AS
-WITH
-seen AS (
-  SELECT fusebill_id, geotab_id,
-         COALESCE(  -- its latest run's outcome; a plan's only when no run had it
-           MAX(CASE WHEN status != 'writing' AND command IN (
-                 SELECT id FROM commands WHERE kind IN {_SENDS}) THEN seq END),
-           MAX(CASE WHEN status != 'writing' THEN seq END)) AS last_seq,
-         MAX(CASE WHEN status = 'success' THEN seq END) AS success_seq,
-         MAX(CASE WHEN status = 'success' AND change IN {_WRITES} THEN seq END) AS latch_seq,
-         MAX(seq) AS any_seq, NULL AS input_row
-  FROM log WHERE change != 'undo' GROUP BY fusebill_id, geotab_id
-  UNION ALL
-  SELECT i.fusebill_id, i.geotab_id, NULL, NULL, NULL, NULL, i.input_row
-  FROM (SELECT fusebill_id, geotab_id, MAX(row) AS input_row,
-               MAX(input_sha256 IN (SELECT input_sha256 FROM commands
-                                    WHERE kind IN ('run', 'plan'))) AS read
-        FROM inputs GROUP BY fusebill_id, geotab_id) i
-  WHERE i.read AND NOT EXISTS (SELECT 1 FROM log l WHERE l.fusebill_id = i.fusebill_id
-                    AND l.geotab_id = i.geotab_id AND l.change != 'undo')
-),
-pair AS (
-  SELECT s.*, l.status AS last_status, l.error_key AS last_key, l.command AS last_command,
-         COALESCE(l.row, (SELECT MAX(row) FROM log r WHERE r.seq = s.any_seq), s.input_row,
-                  (SELECT MAX(row) FROM inputs i WHERE i.fusebill_id = s.fusebill_id
-                   AND i.geotab_id = s.geotab_id)) AS last_row
-  FROM seen s LEFT JOIN log l ON l.seq = s.last_seq
+SELECT p.fusebill_id AS fusebillId, p.geotab_id AS geotabId, p.status,
+  (SELECT run_id FROM commands c WHERE c.id = p.command) AS run_id,
+  COALESCE(p.row, (SELECT MAX(row) FROM inputs i WHERE i.fusebill_id = p.fusebill_id
+                   AND i.geotab_id = p.geotab_id)) AS row,
+  p.error_key
+FROM pair_state p
+UNION ALL
+SELECT i.fusebill_id, i.geotab_id,
+  CASE WHEN EXISTS (SELECT 1 FROM open_writes w WHERE w.fusebill_id = i.fusebill_id
+                    AND w.geotab_id = i.geotab_id) THEN 'writing' ELSE 'pending' END,
+  NULL, MAX(i.row), ''
+FROM inputs i
+WHERE NOT EXISTS (SELECT 1 FROM pair_state p WHERE p.fusebill_id = i.fusebill_id
+                  AND p.geotab_id = i.geotab_id)
+GROUP BY i.fusebill_id, i.geotab_id
+HAVING MAX(i.input_sha256 IN (SELECT input_sha256 FROM commands WHERE kind IN ('run', 'plan')));
+
+CREATE VIEW customers AS
+SELECT fusebill_id AS fusebillId, before, holds, state FROM customer_state;
+"""
+
+
+def statements() -> set[str]:
+    """Each view's ``CREATE VIEW`` statement as SQLite keeps it in ``sqlite_master``."""
+    parts = VIEWS.split("CREATE VIEW ")[1:]  # a view's text may hold a ';' (events does)
+    return {"CREATE VIEW " + part.strip().removesuffix(";") for part in parts}
+
+
+# --- the state the views read (format 3) ------------------------------------------------
+#
+# ``pairs`` and ``customers`` are read from two tables kept by triggers on ``log`` in the
+# transaction that writes (or withdraws) a line: each line recomputes the state of its
+# customer's pairs and of the pairs met on its sheet row (a later line of the row by a
+# sending command can make a pair ``fixed``), and its customer's state, by the rules below,
+# from those customers' lines alone (found through the log's indexes). The rules are the
+# ones the views of format 2 applied to the whole log at every read.
+
+STATE = """
+CREATE TABLE pair_state (
+    fusebill_id INTEGER NOT NULL,
+    geotab_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    command INTEGER,               -- the command of the line that gave the status
+    row INTEGER,
+    error_key TEXT NOT NULL,
+    PRIMARY KEY (fusebill_id, geotab_id)
+) WITHOUT ROWID;
+CREATE TABLE customer_state (
+    fusebill_id INTEGER PRIMARY KEY,
+    before TEXT,
+    holds TEXT,
+    state TEXT NOT NULL
+);
+CREATE TABLE pair_counts (status TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE customer_counts (state TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
+"""
+
+#: Every trigger (dropped and made again with the state tables' rules).
+TRIGGERS = (
+    "log_state_insert",
+    "log_state_delete",
+    "pair_counted",
+    "pair_uncounted",
+    "customer_counted",
+    "customer_uncounted",
 )
-SELECT p.fusebill_id AS fusebillId, p.geotab_id AS geotabId,
+
+
+def _pair_rules(who: str) -> str:
+    """The state of every pair of the customers ``who`` (an SQL set of fusebill ids, or
+    ``NULL``: every customer), as rows of ``pair_state``."""
+    only = "" if who == "NULL" else f"AND fusebill_id IN {who}"
+    return f"""
+SELECT p.fusebill_id, p.geotab_id,
   CASE
     WHEN EXISTS (
       SELECT 1 FROM log u JOIN commands c ON c.id = u.command
       WHERE u.fusebill_id = p.fusebill_id AND u.change = 'undo' AND u.status = 'success'
         AND (u.seq > p.latch_seq OR EXISTS (
-          -- a write of the pair whose answer was lost, still open when undo put it back
           SELECT 1 FROM log w WHERE w.fusebill_id = p.fusebill_id
             AND w.geotab_id = p.geotab_id AND w.status = 'writing'
             AND w.change IN {_WRITES} AND w.seq < u.seq
@@ -98,7 +143,7 @@ SELECT p.fusebill_id AS fusebillId, p.geotab_id AS geotabId,
         AND r.seq > p.latch_seq) THEN 'replaced'
     WHEN EXISTS (SELECT 1 FROM open_writes w WHERE w.fusebill_id = p.fusebill_id
                  AND w.geotab_id = p.geotab_id) THEN 'writing'
-    WHEN p.success_seq IS NULL AND p.any_seq IS NOT NULL AND NOT EXISTS (
+    WHEN p.success_seq IS NULL AND NOT EXISTS (
       SELECT 1 FROM log x WHERE x.fusebill_id = p.fusebill_id AND x.geotab_id = p.geotab_id
         AND x.status != 'writing' AND (x.row IS NULL OR NOT EXISTS (
           SELECT 1 FROM log y WHERE y.row = x.row AND y.seq > x.seq
@@ -106,14 +151,88 @@ SELECT p.fusebill_id AS fusebillId, p.geotab_id AS geotabId,
             AND y.command IN (SELECT id FROM commands WHERE kind IN {_SENDS})
             AND (y.fusebill_id != x.fusebill_id OR y.geotab_id != x.geotab_id))))
       THEN 'fixed'
-    ELSE COALESCE(p.last_status, 'pending')
-  END AS status,
-  (SELECT run_id FROM commands c WHERE c.id = p.last_command) AS run_id,
-  p.last_row AS row,
-  COALESCE(p.last_key, '') AS error_key
-FROM pair p;
+    ELSE COALESCE(l.status, 'pending')
+  END,
+  l.command,
+  COALESCE(l.row, (SELECT MAX(row) FROM log r WHERE r.seq = p.any_seq)),
+  COALESCE(l.error_key, '')
+FROM (
+  SELECT fusebill_id, geotab_id,
+         COALESCE(  -- its latest run's outcome; a plan's only when no run had it
+           MAX(CASE WHEN status != 'writing' AND command IN (
+                 SELECT id FROM commands WHERE kind IN {_SENDS}) THEN seq END),
+           MAX(CASE WHEN status != 'writing' THEN seq END)) AS last_seq,
+         MAX(CASE WHEN status = 'success' THEN seq END) AS success_seq,
+         MAX(CASE WHEN status = 'success' AND change IN {_WRITES} THEN seq END) AS latch_seq,
+         MAX(seq) AS any_seq
+  FROM log WHERE change != 'undo' {only} GROUP BY fusebill_id, geotab_id
+) p LEFT JOIN log l ON l.seq = p.last_seq"""
 
-CREATE VIEW customers AS
+
+def _wrote(who: str) -> str:
+    return f"""(SELECT l.seq, l.fusebill_id, l.geotab_id, l.previous, l.change
+  FROM log l JOIN commands c ON c.id = l.command
+  WHERE c.kind IN {_SENDS} AND l.status = 'success' AND l.change IN {_WRITES_OR_UNDO}
+    AND l.fusebill_id = {who})"""
+
+
+def _customer_rules(who: str) -> str:
+    """The state of the customer ``who`` (an SQL expression), as a row of
+    ``customer_state`` (none: the job never wrote to it)."""
+    return f"""
+SELECT {who},
+  (SELECT NULLIF(f.previous, '') FROM (
+     SELECT seq, previous FROM {_wrote(who)} WHERE change != 'undo'
+     UNION ALL SELECT seq, previous FROM open_writes WHERE fusebill_id = {who}
+       AND change != 'undo'
+   ) f ORDER BY f.seq LIMIT 1),
+  (SELECT NULLIF(w.geotab_id, '') FROM {_wrote(who)} w ORDER BY w.seq DESC LIMIT 1),
+  CASE
+    WHEN EXISTS (SELECT 1 FROM open_writes o WHERE o.fusebill_id = {who}) THEN 'unknown'
+    WHEN (SELECT w.change FROM {_wrote(who)} w ORDER BY w.seq DESC LIMIT 1) = 'undo'
+      THEN 'restored'
+    ELSE 'latched'
+  END
+WHERE EXISTS (SELECT 1 FROM {_wrote(who)})
+   OR EXISTS (SELECT 1 FROM open_writes o WHERE o.fusebill_id = {who})"""
+
+
+def _on(line: str) -> str:
+    """What a line written or withdrawn (``NEW`` or ``OLD``) changes in the state."""
+    who = f"(SELECT {line}.fusebill_id UNION SELECT fusebill_id FROM log WHERE row = {line}.row)"
+    return f"""
+  DELETE FROM pair_state WHERE fusebill_id IN {who};
+  INSERT INTO pair_state {_pair_rules(who)};
+  DELETE FROM customer_state WHERE fusebill_id = {line}.fusebill_id;
+  INSERT INTO customer_state {_customer_rules(f"{line}.fusebill_id")};
+"""
+
+
+STATE_TRIGGERS = f"""
+CREATE TRIGGER log_state_insert AFTER INSERT ON log BEGIN{_on("NEW")}END;
+CREATE TRIGGER log_state_delete AFTER DELETE ON log BEGIN{_on("OLD")}END;
+CREATE TRIGGER pair_counted AFTER INSERT ON pair_state BEGIN
+  INSERT INTO pair_counts VALUES (NEW.status, 1) ON CONFLICT (status) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER pair_uncounted AFTER DELETE ON pair_state BEGIN
+  UPDATE pair_counts SET n = n - 1 WHERE status = OLD.status;
+END;
+CREATE TRIGGER customer_counted AFTER INSERT ON customer_state BEGIN
+  INSERT INTO customer_counts VALUES (NEW.state, 1) ON CONFLICT (state) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER customer_uncounted AFTER DELETE ON customer_state BEGIN
+  UPDATE customer_counts SET n = n - 1 WHERE state = OLD.state;
+END;
+"""
+
+#: The state of every pair and customer, from the whole log (a job.db of format 2 or older).
+FILL_STATE = f"""
+DELETE FROM pair_state;
+DELETE FROM customer_state;
+DELETE FROM pair_counts;
+DELETE FROM customer_counts;
+INSERT INTO pair_state {_pair_rules("NULL")};
+INSERT INTO customer_state
 WITH
 wrote AS (
   SELECT l.seq, l.fusebill_id, l.geotab_id, l.previous, l.change
@@ -142,7 +261,7 @@ FROM who w;
 """
 
 
-def statements() -> set[str]:
-    """Each view's ``CREATE VIEW`` statement as SQLite keeps it in ``sqlite_master``."""
-    parts = VIEWS.split("CREATE VIEW ")[1:]  # a view's text may hold a ';' (events does)
-    return {"CREATE VIEW " + part.strip().removesuffix(";") for part in parts}
+def trigger_statements() -> set[str]:
+    """Each trigger's ``CREATE TRIGGER`` statement as SQLite keeps it in ``sqlite_master``."""
+    parts = STATE_TRIGGERS.split("CREATE TRIGGER ")[1:]
+    return {"CREATE TRIGGER " + part.strip().removesuffix(";") for part in parts}
