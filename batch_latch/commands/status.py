@@ -17,6 +17,7 @@ from typing import TextIO
 
 from batch_latch.errors import NotAJob
 from batch_latch.jobfolder import job as jobs
+from batch_latch.jobfolder import ledger_views
 from batch_latch.jobfolder.earlier import REFUSAL_PATTERN
 from batch_latch.jobfolder.history import holder
 from batch_latch.jobfolder.ledger import Ledger
@@ -176,9 +177,11 @@ def _inputs(ledger: Ledger, sha: str) -> tuple[int, dict[str, int]]:
     ]
     recent = "1" if not fresh else f"p.command IN ({','.join(map(str, since)) or 'NULL'})"
     # CASE: the pattern only for a failed pair (a function call a row is a second a million)
+    code = {word: n for n, word in enumerate(ledger_views.PAIR_WORDS)}  # as pair_state keeps it
+    done = ", ".join(str(code[w]) for w in ("success", "not_found", "fixed"))
     settled = (
-        "(p.status IN ('success', 'not_found', 'fixed') OR "
-        f"CASE WHEN p.status = 'failed' THEN p.error_key REGEXP ? ELSE 0 END) AND {recent}"
+        f"(p.status IN ({done}) OR CASE WHEN p.status = {code['failed']} "
+        f"THEN p.error_key REGEXP ? ELSE 0 END) AND {recent}"
     )
     never = "CASE WHEN p.fusebill_id IS NULL THEN r.fusebill_id || ' ' || r.geotab_id END"
     writing = (

@@ -92,7 +92,7 @@ CREATE TABLE log (
     settles INTEGER NOT NULL DEFAULT 0  -- Fusebill's answer showed what the customer holds
 );
 CREATE INDEX log_customer ON log(fusebill_id, seq);
-CREATE INDEX log_row ON log(row, seq);
+CREATE INDEX log_row ON log(row, seq) WHERE status != 'writing';  -- see _ROW_INDEX
 """
 #: The valid rows of each input, once per distinct file (format 2; the view ``inputs`` in
 #: ``ledger_views`` shows them with their file's SHA-256, as format 1's table did). The
@@ -109,6 +109,12 @@ CREATE TABLE sheet_rows (
     geotab_id TEXT NOT NULL,
     PRIMARY KEY (sheet, row)
 ) WITHOUT ROWID;
+"""
+#: Format 3: a sheet row's lines are looked up for the pairs a later line of the row makes
+#: ``fixed``, which only outcomes can be or make (not a write's intent: about half the lines).
+_ROW_INDEX = """
+DROP INDEX log_row;
+CREATE INDEX log_row ON log(row, seq) WHERE status != 'writing';
 """
 #: Format 1 to 2: its ``inputs`` table into ``sheets`` and ``sheet_rows``.
 _FROM_FORMAT_1 = """
@@ -274,7 +280,7 @@ class Ledger:
         names = [n for n in ledger_views.NAMES if version > 1 or n != "inputs"]  # 1: a table
         drop = "".join(f"DROP VIEW IF EXISTS {name};" for name in names)
         older = _SHEETS + _FROM_FORMAT_1 if version == 1 else ""
-        older += ledger_views.STATE if version < 3 else ""
+        older += _ROW_INDEX + ledger_views.STATE if version < 3 else ""
         rules = "".join(f"DROP TRIGGER IF EXISTS {name};" for name in ledger_views.TRIGGERS)
         rules += ledger_views.STATE_TRIGGERS
         fill = ledger_views.FILL_STATE if version < 3 or not same_triggers else ""

@@ -18,6 +18,23 @@ _SENDS = "('run', 'undo')"
 _WRITES = "('new', 'relatch', 'unknown')"
 _WRITES_OR_UNDO = "('new', 'relatch', 'unknown', 'undo')"
 
+#: A pair's status and a customer's state as kept in ``pair_state`` and ``customer_state``:
+#: the n-th word as the number n (the commonest first: SQLite keeps 0 and 1 in no bytes),
+#: any other word as itself.
+PAIR_WORDS = ("success", "valid", "not_found", "failed", "fixed", "replaced", "undone", "writing")
+STATE_WORDS = ("latched", "restored", "unknown")
+
+
+def _encode(expr: str, words: tuple[str, ...]) -> str:
+    whens = " ".join(f"WHEN '{w}' THEN {n}" for n, w in enumerate(words))
+    return f"CASE {expr} {whens} ELSE {expr} END"
+
+
+def _decode(expr: str, words: tuple[str, ...]) -> str:
+    whens = " ".join(f"WHEN {n} THEN '{w}'" for n, w in enumerate(words))
+    return f"CASE {expr} {whens} ELSE {expr} END"
+
+
 #: Every view (dropped and made again when this build's differ from a job.db's).
 NAMES = ("customers", "pairs", "events", "open_writes", "runs", "inputs")
 
@@ -52,7 +69,8 @@ WHERE l.status != 'writing'
 ORDER BY l.seq;
 
 CREATE VIEW pairs AS
-SELECT p.fusebill_id AS fusebillId, p.geotab_id AS geotabId, p.status,
+SELECT p.fusebill_id AS fusebillId, p.geotab_id AS geotabId,
+  {_decode("p.status", PAIR_WORDS)} AS status,
   (SELECT run_id FROM commands c WHERE c.id = p.command) AS run_id,
   COALESCE(p.row, (SELECT MAX(row) FROM inputs i WHERE i.fusebill_id = p.fusebill_id
                    AND i.geotab_id = p.geotab_id)) AS row,
@@ -70,7 +88,10 @@ GROUP BY i.fusebill_id, i.geotab_id
 HAVING MAX(i.input_sha256 IN (SELECT input_sha256 FROM commands WHERE kind IN ('run', 'plan')));
 
 CREATE VIEW customers AS
-SELECT fusebill_id AS fusebillId, before, holds, state FROM customer_state;
+SELECT c.fusebill_id AS fusebillId, c.before,
+  (SELECT NULLIF(l.geotab_id, '') FROM log l WHERE l.seq = c.holds_seq) AS holds,
+  {_decode("c.state", STATE_WORDS)} AS state
+FROM customer_state c;
 """
 
 
@@ -93,7 +114,7 @@ STATE = """
 CREATE TABLE pair_state (
     fusebill_id INTEGER NOT NULL,
     geotab_id TEXT NOT NULL,
-    status TEXT NOT NULL,
+    status NOT NULL,               -- a word of PAIR_WORDS by its number, or the word
     command INTEGER,               -- the command of the line that gave the status
     row INTEGER,
     error_key TEXT NOT NULL,
@@ -102,8 +123,8 @@ CREATE TABLE pair_state (
 CREATE TABLE customer_state (
     fusebill_id INTEGER PRIMARY KEY,
     before TEXT,
-    holds TEXT,
-    state TEXT NOT NULL
+    holds_seq INTEGER,             -- the line of what it holds (customers.holds)
+    state NOT NULL                 -- a word of STATE_WORDS by its number, or the word
 );
 CREATE TABLE pair_counts (status TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE customer_counts (state TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
@@ -120,12 +141,8 @@ TRIGGERS = (
 )
 
 
-def _pair_rules(who: str) -> str:
-    """The state of every pair of the customers ``who`` (an SQL set of fusebill ids, or
-    ``NULL``: every customer), as rows of ``pair_state``."""
-    only = "" if who == "NULL" else f"AND fusebill_id IN {who}"
-    return f"""
-SELECT p.fusebill_id, p.geotab_id,
+#: A pair's status from its lines (``p``: what its lines sum up to, ``l``: its latest).
+_PAIR_STATUS = f"""
   CASE
     WHEN EXISTS (
       SELECT 1 FROM log u JOIN commands c ON c.id = u.command
@@ -152,7 +169,17 @@ SELECT p.fusebill_id, p.geotab_id,
             AND (y.fusebill_id != x.fusebill_id OR y.geotab_id != x.geotab_id))))
       THEN 'fixed'
     ELSE COALESCE(l.status, 'pending')
-  END,
+  END
+"""
+
+
+def _pair_rules(who: str) -> str:
+    """The state of every pair of the customers ``who`` (an SQL set of fusebill ids, or
+    ``NULL``: every customer), as rows of ``pair_state``."""
+    only = "" if who == "NULL" else f"AND fusebill_id IN {who}"
+    return f"""
+SELECT p.fusebill_id, p.geotab_id,
+  {_encode(_PAIR_STATUS, PAIR_WORDS)},
   l.command,
   COALESCE(l.row, (SELECT MAX(row) FROM log r WHERE r.seq = p.any_seq)),
   COALESCE(l.error_key, '')
@@ -179,6 +206,12 @@ def _wrote(who: str) -> str:
 def _customer_rules(who: str) -> str:
     """The state of the customer ``who`` (an SQL expression), as a row of
     ``customer_state`` (none: the job never wrote to it)."""
+    state = f"""CASE
+    WHEN EXISTS (SELECT 1 FROM open_writes o WHERE o.fusebill_id = {who}) THEN 'unknown'
+    WHEN (SELECT w.change FROM {_wrote(who)} w ORDER BY w.seq DESC LIMIT 1) = 'undo'
+      THEN 'restored'
+    ELSE 'latched'
+  END"""
     return f"""
 SELECT {who},
   (SELECT NULLIF(f.previous, '') FROM (
@@ -186,20 +219,18 @@ SELECT {who},
      UNION ALL SELECT seq, previous FROM open_writes WHERE fusebill_id = {who}
        AND change != 'undo'
    ) f ORDER BY f.seq LIMIT 1),
-  (SELECT NULLIF(w.geotab_id, '') FROM {_wrote(who)} w ORDER BY w.seq DESC LIMIT 1),
-  CASE
-    WHEN EXISTS (SELECT 1 FROM open_writes o WHERE o.fusebill_id = {who}) THEN 'unknown'
-    WHEN (SELECT w.change FROM {_wrote(who)} w ORDER BY w.seq DESC LIMIT 1) = 'undo'
-      THEN 'restored'
-    ELSE 'latched'
-  END
+  (SELECT w.seq FROM {_wrote(who)} w ORDER BY w.seq DESC LIMIT 1),
+  {_encode(state, STATE_WORDS)}
 WHERE EXISTS (SELECT 1 FROM {_wrote(who)})
    OR EXISTS (SELECT 1 FROM open_writes o WHERE o.fusebill_id = {who})"""
 
 
 def _on(line: str) -> str:
     """What a line written or withdrawn (``NEW`` or ``OLD``) changes in the state."""
-    who = f"(SELECT {line}.fusebill_id UNION SELECT fusebill_id FROM log WHERE row = {line}.row)"
+    who = (
+        f"(SELECT {line}.fusebill_id UNION SELECT fusebill_id FROM log "
+        f"WHERE row = {line}.row AND status != 'writing')"
+    )
     return f"""
   DELETE FROM pair_state WHERE fusebill_id IN {who};
   INSERT INTO pair_state {_pair_rules(who)};
@@ -212,18 +243,28 @@ STATE_TRIGGERS = f"""
 CREATE TRIGGER log_state_insert AFTER INSERT ON log BEGIN{_on("NEW")}END;
 CREATE TRIGGER log_state_delete AFTER DELETE ON log BEGIN{_on("OLD")}END;
 CREATE TRIGGER pair_counted AFTER INSERT ON pair_state BEGIN
-  INSERT INTO pair_counts VALUES (NEW.status, 1) ON CONFLICT (status) DO UPDATE SET n = n + 1;
+  INSERT INTO pair_counts VALUES ({_decode("NEW.status", PAIR_WORDS)}, 1)
+    ON CONFLICT (status) DO UPDATE SET n = n + 1;
 END;
 CREATE TRIGGER pair_uncounted AFTER DELETE ON pair_state BEGIN
-  UPDATE pair_counts SET n = n - 1 WHERE status = OLD.status;
+  UPDATE pair_counts SET n = n - 1 WHERE status = {_decode("OLD.status", PAIR_WORDS)};
 END;
 CREATE TRIGGER customer_counted AFTER INSERT ON customer_state BEGIN
-  INSERT INTO customer_counts VALUES (NEW.state, 1) ON CONFLICT (state) DO UPDATE SET n = n + 1;
+  INSERT INTO customer_counts VALUES ({_decode("NEW.state", STATE_WORDS)}, 1)
+    ON CONFLICT (state) DO UPDATE SET n = n + 1;
 END;
 CREATE TRIGGER customer_uncounted AFTER DELETE ON customer_state BEGIN
-  UPDATE customer_counts SET n = n - 1 WHERE state = OLD.state;
+  UPDATE customer_counts SET n = n - 1 WHERE state = {_decode("OLD.state", STATE_WORDS)};
 END;
 """
+
+_FILL_STATE = """CASE
+    WHEN EXISTS (SELECT 1 FROM open_writes o WHERE o.fusebill_id = w.fusebill_id)
+      THEN 'unknown'
+    WHEN (SELECT change FROM wrote l WHERE l.fusebill_id = w.fusebill_id
+          ORDER BY l.seq DESC LIMIT 1) = 'undo' THEN 'restored'
+    ELSE 'latched'
+  END"""
 
 #: The state of every pair and customer, from the whole log (a job.db of format 2 or older).
 FILL_STATE = f"""
@@ -248,15 +289,9 @@ SELECT w.fusebill_id AS fusebillId,
      UNION ALL SELECT seq, previous FROM open_writes WHERE fusebill_id = w.fusebill_id
        AND change != 'undo'
    ) f ORDER BY f.seq LIMIT 1) AS before,
-  (SELECT NULLIF(l.geotab_id, '') FROM wrote l WHERE l.fusebill_id = w.fusebill_id
+  (SELECT l.seq FROM wrote l WHERE l.fusebill_id = w.fusebill_id
    ORDER BY l.seq DESC LIMIT 1) AS holds,
-  CASE
-    WHEN EXISTS (SELECT 1 FROM open_writes o WHERE o.fusebill_id = w.fusebill_id)
-      THEN 'unknown'
-    WHEN (SELECT change FROM wrote l WHERE l.fusebill_id = w.fusebill_id
-          ORDER BY l.seq DESC LIMIT 1) = 'undo' THEN 'restored'
-    ELSE 'latched'
-  END AS state
+  {_encode(_FILL_STATE, STATE_WORDS)} AS state
 FROM who w;
 """
 
