@@ -125,6 +125,17 @@ DROP TABLE inputs;
 """
 
 
+#: Lines written at once from which the state is made set-wise (see ``ledger_views.bulk``).
+BULK = 1000
+
+
+def _line(seq: int, command: int, e: Entry) -> tuple[object, ...]:
+    """An entry as a row of ``log``."""
+    message = " ".join(e.message.split())
+    head = (seq, command, e.at, e.row, e.fusebill_id, e.geotab_id, e.previous, e.status)
+    return (*head, e.change, e.error_key, e.http_status, message, int(e.settles))
+
+
 class LedgerError(CheckpointError):
     """``job.db`` cannot be used (not a database, damaged, newer, empty): exit 2."""
 
@@ -417,7 +428,31 @@ class Ledger:
         self._append([entry], command=self._command_of(entry))
 
     def record_many(self, entries: Sequence[Entry], command: int) -> None:
-        self._append(entries, command=command)
+        if len(entries) < BULK:
+            self._append(entries, command=command)
+            return
+        # Many lines (a v3 job taken in): one transaction whose state is made set-wise.
+        self.flush()
+        with self._cond:
+            while self._writing:
+                self._cond.wait()
+            first = self._seq + 1
+            before, after = ledger_views.bulk(first, first + len(entries) - 1)
+            try:
+                self._db.execute("BEGIN")
+                for sql in before:
+                    self._db.execute(sql)
+                self._db.executemany(
+                    "INSERT INTO log VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (_line(seq, command, e) for seq, e in enumerate(entries, first)),
+                )
+                for sql in after:
+                    self._db.execute(sql)
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback()
+                raise self._write_error(exc) from None
+            self._seq += len(entries)
 
     def take_lines(self, command: int, columns: Sequence[Sequence[object]]) -> None:
         """Lines taken in whole, in one transaction (a v3 checkpoint's records): ``columns``
@@ -457,21 +492,7 @@ class Ledger:
                 self._queue.append(
                     (
                         "INSERT INTO log VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                        (
-                            self._seq,
-                            command,
-                            e.at,
-                            e.row,
-                            e.fusebill_id,
-                            e.geotab_id,
-                            e.previous,
-                            e.status,
-                            e.change,
-                            e.error_key,
-                            e.http_status,
-                            " ".join(e.message.split()),
-                            int(e.settles),
-                        ),
+                        _line(self._seq, command, e),
                     )
                 )
             self._queued += 1
