@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from batch_latch.jobfolder import ledger as ledger_module
-from batch_latch.jobfolder.ledger import FILENAME, WRITING, Entry
-from batch_latch.jobfolder.ledger_views import FILL_STATE
+from batch_latch.jobfolder.ledger import FILENAME, FORMAT, WRITING, Entry, Ledger
+from batch_latch.jobfolder.ledger_views import FILL_STATE, TRIGGERS
 from tests.jobfolder.test_ledger_views import URL, intent, line
 from tests.ledgers import command
 
@@ -110,3 +110,31 @@ def test_many_lines_at_once_make_the_same_state(
         (3, "C"): "fixed",
         (3, "X"): "success",
     }
+
+
+def test_a_format_2_job_gets_its_state_when_opened(tmp_path: Path) -> None:
+    out = tmp_path / "job"
+    story(out)
+    kept = state(out / FILENAME)
+    db = sqlite3.connect(out / FILENAME, isolation_level=None)
+    db.executescript(  # as format 2 left it: no state, the row index over every line
+        "BEGIN;"
+        + "".join(f"DROP TRIGGER {name};" for name in TRIGGERS)
+        + "DROP TABLE pair_state; DROP TABLE customer_state; DROP TABLE pair_counts;"
+        "DROP TABLE customer_counts; DROP INDEX log_row; CREATE INDEX log_row ON log(row, seq);"
+        "PRAGMA user_version=2; COMMIT;"
+    )
+    db.close()
+    Ledger.open(out, create=False).close()
+    assert state(out / FILENAME) == kept
+    index = select_one(out, "SELECT sql FROM sqlite_master WHERE name = 'log_row'")
+    assert "WHERE status != 'writing'" in str(index)
+    assert select_one(out, "PRAGMA user_version") == FORMAT
+
+
+def select_one(out: Path, sql: str) -> object:
+    db = sqlite3.connect(out / FILENAME)
+    try:
+        return db.execute(sql).fetchone()[0]
+    finally:
+        db.close()
