@@ -258,12 +258,9 @@ CREATE TRIGGER customer_uncounted AFTER DELETE ON customer_state BEGIN
 END;
 """
 
-_FILL_STATE = """CASE
-    WHEN EXISTS (SELECT 1 FROM open_writes o WHERE o.fusebill_id = w.fusebill_id)
-      THEN 'unknown'
-    WHEN (SELECT change FROM wrote l WHERE l.fusebill_id = w.fusebill_id
-          ORDER BY l.seq DESC LIMIT 1) = 'undo' THEN 'restored'
-    ELSE 'latched'
+#: A customer's state from its writes (set-wise: ``e`` sums them up, ``l`` its latest).
+_SET_STATE = """CASE
+    WHEN e.open THEN 'unknown' WHEN l.change = 'undo' THEN 'restored' ELSE 'latched'
   END"""
 
 
@@ -280,23 +277,19 @@ def _fill(who: str) -> list[str]:
         f"""INSERT INTO customer_state
 WITH
 wrote AS (
-  SELECT l.seq, l.fusebill_id, l.geotab_id, l.previous, l.change
+  SELECT l.seq, l.fusebill_id, l.change, 0 AS open
   FROM log l JOIN commands c ON c.id = l.command
   WHERE c.kind IN {_SENDS} AND l.status = 'success' AND l.change IN {_WRITES_OR_UNDO} {only}
+  UNION ALL SELECT seq, fusebill_id, change, 1 FROM open_writes {only_open}
 ),
-who AS (
-  SELECT fusebill_id FROM wrote UNION SELECT fusebill_id FROM open_writes {only_open}
+each AS (
+  SELECT fusebill_id, MAX(CASE WHEN open = 0 THEN seq END) AS last_seq,
+         MIN(CASE WHEN change != 'undo' THEN seq END) AS first_seq, MAX(open) AS open
+  FROM wrote GROUP BY fusebill_id
 )
-SELECT w.fusebill_id AS fusebillId,
-  (SELECT NULLIF(f.previous, '') FROM (
-     SELECT seq, previous FROM wrote WHERE fusebill_id = w.fusebill_id AND change != 'undo'
-     UNION ALL SELECT seq, previous FROM open_writes WHERE fusebill_id = w.fusebill_id
-       AND change != 'undo'
-   ) f ORDER BY f.seq LIMIT 1) AS before,
-  (SELECT l.seq FROM wrote l WHERE l.fusebill_id = w.fusebill_id
-   ORDER BY l.seq DESC LIMIT 1) AS holds,
-  {_encode(_FILL_STATE, STATE_WORDS)} AS state
-FROM who w""",
+SELECT e.fusebill_id, NULLIF(f.previous, ''), e.last_seq,
+  {_encode(_SET_STATE, STATE_WORDS)}
+FROM each e LEFT JOIN log l ON l.seq = e.last_seq LEFT JOIN log f ON f.seq = e.first_seq""",
     ]
 
 
