@@ -17,6 +17,7 @@ from typing import TextIO
 
 from batch_latch.errors import NotAJob
 from batch_latch.jobfolder import job as jobs
+from batch_latch.jobfolder import ledger_views
 from batch_latch.jobfolder.earlier import REFUSAL_PATTERN
 from batch_latch.jobfolder.history import holder
 from batch_latch.jobfolder.ledger import Ledger
@@ -123,17 +124,22 @@ def _collect(ledger: Ledger, out: str) -> JobStatus:
         "SELECT day, SUM(requests) FROM requests_by_day GROUP BY day ORDER BY day"
     ):
         job.requests_by_day[str(day)] = int(n)
-    counts = dict(ledger.query("SELECT status, count(*) FROM pairs GROUP BY status"))
-    job.counts = {name: int(counts.get(name, 0)) for name in PAIR_STATUSES}
     newest = ledger.query(
         "SELECT input_sha256, invalid FROM commands WHERE kind IN ('run', 'plan') "
         "ORDER BY id DESC LIMIT 1"
     )
+    counts: dict[str, int] = {}
+    for status, n in ledger.query("SELECT status, n FROM pair_counts"):
+        counts[str(status)] = counts.get(str(status), 0) + int(n)
+    left, never = _inputs(ledger, newest[0][0] if newest else "")
+    for status, n in never.items():
+        counts[status] = counts.get(status, 0) + n
+    job.counts = {name: counts.get(name, 0) for name in PAIR_STATUSES}
     job.counts["invalid"] = int(newest[0][1] or 0) if newest else 0
     job.rows = sum(v for k, v in job.counts.items() if k != "invalid")
-    states = dict(ledger.query("SELECT state, count(*) FROM customers GROUP BY state"))
+    states = dict(ledger.query("SELECT state, n FROM customer_counts"))
     job.in_fusebill = {s: int(states.get(s, 0)) for s in _STATES}
-    job.left_rows = _left(ledger, newest[0][0] if newest else "")
+    job.left_rows = left
     _estimate(job, [s for _, s in _summaries(out)])
     return job
 
@@ -145,26 +151,54 @@ def _summaries(out: str) -> list[tuple[Path, Summary]]:
         return []
 
 
-def _left(ledger: Ledger, sha: str) -> int:
-    """Rows of the newest input a re-run would still read or send: every valid row but
-    those whose pair is settled (success, not found, or refused by Fusebill) by a command
-    since the newest ``--fresh`` start (the re-run rules forget what came before it)."""
-    if not sha:
-        return 0
-    # The pairs view is computed once (MATERIALIZED), then looked up through an automatic
-    # index: joined as a view, it was computed again for every input row (quadratic).
+def _inputs(ledger: Ledger, sha: str) -> tuple[int, dict[str, int]]:
+    """One pass over the rows of the inputs a run or plan read, each joined with its pair's
+    state: the rows of the newest input (``sha``) a re-run would still read or send, and
+    the pairs no line has had yet (the ``pairs`` view's ``pending`` or ``writing`` ones,
+    counted by status).
+
+    Left: every valid row of the newest input but those whose pair is settled (success,
+    not found, or refused by Fusebill) by a command since the newest ``--fresh`` start (the
+    re-run rules forget what came before it)."""
+    fresh = int(
+        ledger.query(
+            "SELECT COALESCE(MAX(id), 0) FROM commands WHERE fresh = 1 AND kind IN ('run', 'undo')"
+        )[0][0]
+    )
+    # A pair's command is known by its run_id (the newest command of that name); those at
+    # or after the fresh start may settle a row.
+    since = [
+        int(c)
+        for (c,) in ledger.query(
+            "SELECT c.id FROM commands c WHERE (SELECT MAX(d.id) FROM commands d "
+            "WHERE d.run_id = c.run_id) >= ?",
+            (fresh,),
+        )
+    ]
+    recent = "1" if not fresh else f"p.command IN ({','.join(map(str, since)) or 'NULL'})"
+    # CASE: the pattern only for a failed pair (a function call a row is a second a million)
+    code = {word: n for n, word in enumerate(ledger_views.PAIR_WORDS)}  # as pair_state keeps it
+    done = ", ".join(str(code[w]) for w in ("success", "not_found", "fixed"))
+    settled = (
+        f"(p.status IN ({done}) OR CASE WHEN p.status = {code['failed']} "
+        f"THEN p.error_key REGEXP ? ELSE 0 END) AND {recent}"
+    )
+    never = "CASE WHEN p.fusebill_id IS NULL THEN r.fusebill_id || ' ' || r.geotab_id END"
+    writing = (
+        "EXISTS (SELECT 1 FROM open_writes w WHERE w.fusebill_id = r.fusebill_id "
+        "AND w.geotab_id = r.geotab_id)"
+    )
     got = ledger.query(
-        "WITH p AS MATERIALIZED (SELECT fusebillId, geotabId, status, error_key, "
-        "(SELECT MAX(c.id) FROM commands c WHERE c.run_id = pairs.run_id) AS command "
-        "FROM pairs) "
-        "SELECT count(*) FROM inputs i LEFT JOIN p ON p.fusebillId = i.fusebill_id "
-        "AND p.geotabId = i.geotab_id WHERE i.input_sha256 = ? AND NOT (("
-        "COALESCE(p.status, '') IN ('success', 'not_found', 'fixed') OR "
-        "(p.status = 'failed' AND p.error_key REGEXP ?)) AND COALESCE(p.command, 0) >= ("
-        "SELECT COALESCE(MAX(id), 0) FROM commands WHERE fresh = 1 AND kind IN ('run', 'undo')))",
+        "SELECT COALESCE(SUM(s.input_sha256 = ? AND NOT COALESCE(" + settled + ", 0)), 0), "
+        f"count(DISTINCT CASE WHEN p.fusebill_id IS NULL AND {writing} THEN {never} END), "
+        f"count(DISTINCT {never}) "
+        "FROM sheets s JOIN sheet_rows r ON r.sheet = s.id "
+        "LEFT JOIN pair_state p ON p.fusebill_id = r.fusebill_id AND p.geotab_id = r.geotab_id "
+        "WHERE s.input_sha256 IN (SELECT input_sha256 FROM commands WHERE kind IN ('run', 'plan'))",
         (sha, REFUSAL_PATTERN),
     )
-    return int(got[0][0])
+    left, writes, pairs = (int(v) for v in got[0])
+    return left, {"writing": writes, "pending": pairs - writes}
 
 
 def _running(ledger: Ledger, out: str, job: JobStatus) -> None:

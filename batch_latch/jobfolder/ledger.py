@@ -35,7 +35,7 @@ from batch_latch.vocab import RunKind
 
 FILENAME = "job.db"
 #: ``PRAGMA user_version`` of the database this code writes; a newer one is refused.
-FORMAT = 2
+FORMAT = 3
 #: The status of a write-ahead record: sent (or about to be), its answer not recorded yet.
 WRITING = "writing"
 #: What a write-ahead record says, shown when it is read back.
@@ -92,7 +92,7 @@ CREATE TABLE log (
     settles INTEGER NOT NULL DEFAULT 0  -- Fusebill's answer showed what the customer holds
 );
 CREATE INDEX log_customer ON log(fusebill_id, seq);
-CREATE INDEX log_row ON log(row, seq);
+CREATE INDEX log_row ON log(row, seq) WHERE status != 'writing';  -- see _ROW_INDEX
 """
 #: The valid rows of each input, once per distinct file (format 2; the view ``inputs`` in
 #: ``ledger_views`` shows them with their file's SHA-256, as format 1's table did). The
@@ -110,6 +110,12 @@ CREATE TABLE sheet_rows (
     PRIMARY KEY (sheet, row)
 ) WITHOUT ROWID;
 """
+#: Format 3: a sheet row's lines are looked up for the pairs a later line of the row makes
+#: ``fixed``, which only outcomes can be or make (not a write's intent: about half the lines).
+_ROW_INDEX = """
+DROP INDEX log_row;
+CREATE INDEX log_row ON log(row, seq) WHERE status != 'writing';
+"""
 #: Format 1 to 2: its ``inputs`` table into ``sheets`` and ``sheet_rows``.
 _FROM_FORMAT_1 = """
 INSERT INTO sheets (input_sha256) SELECT DISTINCT input_sha256 FROM inputs;
@@ -117,6 +123,17 @@ INSERT OR IGNORE INTO sheet_rows
   SELECT s.id, i.row, i.fusebill_id, i.geotab_id FROM inputs i JOIN sheets s USING (input_sha256);
 DROP TABLE inputs;
 """
+
+
+#: Lines written at once from which the state is made set-wise (see ``ledger_views.bulk``).
+BULK = 1000
+
+
+def _line(seq: int, command: int, e: Entry) -> tuple[object, ...]:
+    """An entry as a row of ``log``."""
+    message = " ".join(e.message.split())
+    head = (seq, command, e.at, e.row, e.fusebill_id, e.geotab_id, e.previous, e.status)
+    return (*head, e.change, e.error_key, e.http_status, message, int(e.settles))
 
 
 class LedgerError(CheckpointError):
@@ -251,18 +268,35 @@ class Ledger:
         # Only once the file is known to be ours: switching to WAL rewrites its header.
         db.execute("PRAGMA journal_mode=WAL")
         if version == 0:
-            script = _SCHEMA + _SHEETS + ledger_views.VIEWS + f"PRAGMA user_version={FORMAT};"
+            script = (
+                _SCHEMA
+                + _SHEETS
+                + ledger_views.STATE
+                + ledger_views.VIEWS
+                + ledger_views.STATE_TRIGGERS
+                + f"PRAGMA user_version={FORMAT};"
+            )
             db.executescript(f"BEGIN IMMEDIATE;{script}COMMIT;")
             return
         db.execute("SELECT count(*) FROM commands").fetchone()
         views = {str(v) for (v,) in db.execute("SELECT sql FROM sqlite_master WHERE type='view'")}
-        if version == FORMAT and views == ledger_views.statements():
+        triggers = {
+            str(t) for (t,) in db.execute("SELECT sql FROM sqlite_master WHERE type='trigger'")
+        }
+        same_triggers = triggers == ledger_views.trigger_statements()
+        if version == FORMAT and views == ledger_views.statements() and same_triggers:
             return
         # An older format, or views of an older build: brought up to date in one transaction.
+        # Before format 3 the state the views read is built from the whole log (once).
         names = [n for n in ledger_views.NAMES if version > 1 or n != "inputs"]  # 1: a table
         drop = "".join(f"DROP VIEW IF EXISTS {name};" for name in names)
         older = _SHEETS + _FROM_FORMAT_1 if version == 1 else ""
-        script = drop + older + ledger_views.VIEWS + f"PRAGMA user_version={FORMAT};"
+        older += _ROW_INDEX + ledger_views.STATE if version < 3 else ""
+        rules = "".join(f"DROP TRIGGER IF EXISTS {name};" for name in ledger_views.TRIGGERS)
+        rules += ledger_views.STATE_TRIGGERS
+        fill = ledger_views.FILL_STATE if version < 3 or not same_triggers else ""
+        script = drop + older + ledger_views.VIEWS + rules + fill
+        script += f"PRAGMA user_version={FORMAT};"
         try:
             db.executescript(f"BEGIN IMMEDIATE;{script}COMMIT;")
         except sqlite3.OperationalError:
@@ -394,7 +428,31 @@ class Ledger:
         self._append([entry], command=self._command_of(entry))
 
     def record_many(self, entries: Sequence[Entry], command: int) -> None:
-        self._append(entries, command=command)
+        if len(entries) < BULK:
+            self._append(entries, command=command)
+            return
+        # Many lines (a v3 job taken in): one transaction whose state is made set-wise.
+        self.flush()
+        with self._cond:
+            while self._writing:
+                self._cond.wait()
+            first = self._seq + 1
+            before, after = ledger_views.bulk(first, first + len(entries) - 1)
+            try:
+                self._db.execute("BEGIN")
+                for sql in before:
+                    self._db.execute(sql)
+                self._db.executemany(
+                    "INSERT INTO log VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (_line(seq, command, e) for seq, e in enumerate(entries, first)),
+                )
+                for sql in after:
+                    self._db.execute(sql)
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback()
+                raise self._write_error(exc) from None
+            self._seq += len(entries)
 
     def take_whole(self, command: int, entries: Sequence[Entry]) -> None:
         """Lines taken in whole, in one transaction and one ``executemany`` (a v3 job's
@@ -434,21 +492,7 @@ class Ledger:
                 self._queue.append(
                     (
                         "INSERT INTO log VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                        (
-                            self._seq,
-                            command,
-                            e.at,
-                            e.row,
-                            e.fusebill_id,
-                            e.geotab_id,
-                            e.previous,
-                            e.status,
-                            e.change,
-                            e.error_key,
-                            e.http_status,
-                            " ".join(e.message.split()),
-                            int(e.settles),
-                        ),
+                        _line(self._seq, command, e),
                     )
                 )
             self._queued += 1
