@@ -313,17 +313,14 @@ def stop_reasons() -> list[str]:
     ]
 
 
-def view_words(view: str) -> list[str]:
-    """The values a view's CASE gives (``THEN 'x'`` and ``ELSE 'x'``), in its order."""
-    found = re.search(rf"CREATE VIEW {view} AS(.*?)(?:CREATE VIEW|\Z)", ledger_views.VIEWS, re.S)
-    body = found.group(1) if found else ""
-    words = re.findall(r"(?:THEN|ELSE) '([a-z_]+)'", body)
-    return list(dict.fromkeys(words))
+def rule_words(rule: str) -> list[str]:
+    """The statuses a state rule's CASE gives (``THEN 'x'``), in the order it tries them."""
+    return list(dict.fromkeys(re.findall(r"THEN '([a-z_]+)'", rule)))
 
 
 def ledger_words() -> list[str]:
-    pairs = view_words("pairs")
-    states = view_words("customers")
+    pairs = rule_words(ledger_views.PAIR_STATUS)
+    states = list(ledger_views.STATE_WORDS)
     lines = ["## `job.db`: pair statuses and customer states", ""]
     lines += [
         "`pairs.status` is the first that holds, in this order: "

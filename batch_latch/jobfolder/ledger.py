@@ -454,29 +454,6 @@ class Ledger:
                 raise self._write_error(exc) from None
             self._seq += len(entries)
 
-    def take_whole(self, command: int, entries: Sequence[Entry]) -> None:
-        """Lines taken in whole, in one transaction and one ``executemany`` (a v3 job's
-        records): no group commit a batch, since nothing is sent while they are taken in."""
-        self.flush()
-        with self._cond:
-            while self._writing:
-                self._cond.wait()
-            first = self._seq + 1
-            rows = (
-                (seq, command, e.at, e.row, e.fusebill_id, e.geotab_id, e.previous, e.status,
-                 e.change, e.error_key, e.http_status, " ".join(e.message.split()),
-                 int(e.settles))
-                for seq, e in zip(itertools.count(first), entries)
-            )  # fmt: skip
-            try:
-                self._db.execute("BEGIN")
-                self._db.executemany("INSERT INTO log VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
-                self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                self._rollback()
-                raise self._write_error(exc) from None
-            self._seq += len(entries)
-
     #: The command a worker's entries belong to (one command at a time holds the job).
     command: int = 0
 

@@ -142,7 +142,7 @@ TRIGGERS = (
 
 
 #: A pair's status from its lines (``p``: what its lines sum up to, ``l``: its latest).
-_PAIR_STATUS = f"""
+PAIR_STATUS = f"""
   CASE
     WHEN EXISTS (
       SELECT 1 FROM log u JOIN commands c ON c.id = u.command
@@ -179,7 +179,7 @@ def _pair_rules(who: str) -> str:
     only = "" if who == "NULL" else f"AND fusebill_id IN {who}"
     return f"""
 SELECT p.fusebill_id, p.geotab_id,
-  {_encode(_PAIR_STATUS, PAIR_WORDS)},
+  {_encode(PAIR_STATUS, PAIR_WORDS)},
   l.command,
   COALESCE(l.row, (SELECT MAX(row) FROM log r WHERE r.seq = p.any_seq)),
   COALESCE(l.error_key, '')

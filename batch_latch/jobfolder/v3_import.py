@@ -210,7 +210,7 @@ def _take(item: _Folder | _Orphans, ledger: Ledger) -> None:
         command = ledger.begin(
             item.name, "run", started_at=first, base_url=item.base_url, fresh=item.fresh, pid=0
         )
-        ledger.take_whole(command, entries)
+        ledger.record_many(entries, command)  # many lines: one transaction, state set-wise
         ledger.end(command, ended_at=last, exit_code=0)
         return
     s = item.summary
@@ -227,7 +227,7 @@ def _take(item: _Folder | _Orphans, ledger: Ledger) -> None:
         fresh=item.fresh,
         pid=0,
     )
-    ledger.take_whole(command, entries)
+    ledger.record_many(entries, command)  # many lines: one transaction, state set-wise
     counts = s.get("counts") or {}
     ledger.end(
         command,
