@@ -164,61 +164,60 @@ def _in_sheet_order(ledger: Ledger, found: Targets) -> tuple[Targets, pa.Array, 
     if not len(found):
         return found, pa.array([], pa.int64()), []
     got = {
-        (int(f), str(g)): (r, run)
+        (f, g): (r, run)
         for f, g, r, run in ledger.query(
             "SELECT l.fusebill_id, l.geotab_id, l.row, c.run_id FROM log l "
             "JOIN commands c ON c.id = l.command WHERE l.row IS NOT NULL "
             "AND l.change IN ('new', 'relatch', 'unknown') ORDER BY l.seq"
         )
     }
-    keys = zip(found.fusebill_ids.tolist(), found.set_to.to_pylist())
-    each = [got.get(k, (None, "")) for k in keys]
-    order = np.array(
-        sorted(range(len(each)), key=lambda i: (each[i][0] is None, each[i][0] or 0, i)),
-        dtype=np.int64,
-    )
-    rows = pa.array([each[i][0] for i in order], pa.int64())
-    return found.take(order), rows, [str(each[i][1]) for i in order]
+    each = [
+        got.get(k, (None, "")) for k in zip(found.fusebill_ids.tolist(), found.set_to.to_pylist())
+    ]
+    rows = pa.array([r for r, _ in each], pa.int64())
+    known = np.asarray(rows.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    numbers = np.asarray(rows.fill_null(0).to_numpy(), dtype=np.int64)
+    order = np.lexsort((np.arange(len(each)), numbers, ~known))  # stable: by customer within
+    runs = [str(each[i][1]) for i in order.tolist()]
+    return found.take(order), rows.take(pa.array(order)), runs
 
 
 def sheet_columns(out: Path, rows: pa.Array, runs: list[str]) -> dict[str, pa.Array]:
     """The sheet's own columns (Account Name...) of the latch each undo target puts back,
     from the copy of its input in that latch's run folder; a copy that is gone or cannot be
-    read leaves its rows' cells empty. Each distinct input file is read once."""
-    sheets: dict[str, tuple[loader.Sheet, dict[int, int]] | None] = {}  # by SHA-256
-    where: list[tuple[loader.Sheet, int] | None] = []
-    for row, run in zip(rows.to_pylist(), runs):
-        copy = _input_copy(out, run) if row is not None else None
-        digest = history.sha256(copy) if copy is not None else ""
-        if copy is not None and digest not in sheets:
-            sheets[digest] = _indexed(copy)
-        loaded = sheets.get(digest)
-        at = loaded[1].get(row) if loaded is not None else None
-        where.append(None if loaded is None or at is None else (loaded[0], at))
-    headers: list[str] = []
-    for loaded in sheets.values():
-        headers += [h for h in (loaded[0].extras if loaded else ()) if h not in headers]
-    return {
-        header: pa.array(
-            [
-                None
-                if spot is None or header not in spot[0].extras
-                else spot[0].extras[header][spot[1]].as_py()
-                for spot in where
-            ],
-            pa.string(),
-        )
-        for header in headers
-    }
+    read leaves its rows' cells empty. Each distinct input file is read once, and its
+    values are taken for all its targets at once."""
+    copies: dict[str, str] = {}  # run folder -> its input copy's SHA-256 ("" when none)
+    sheets: dict[str, loader.Sheet | None] = {}  # by SHA-256 (None: cannot be read)
+    for run in dict.fromkeys(runs):
+        copy = _input_copy(out, run)
+        copies[run] = history.sha256(copy) if copy is not None else ""
+        if copy is not None and copies[run] not in sheets:
+            sheets[copies[run]] = _loaded(copy)
+    by_sheet: dict[str, list[int]] = {}
+    for at, run in enumerate(runs):
+        if copies[run]:
+            by_sheet.setdefault(copies[run], []).append(at)
+    n = len(runs)
+    columns: dict[str, np.ndarray] = {}
+    for digest, where in by_sheet.items():
+        sheet = sheets.get(digest)
+        if sheet is None:
+            continue
+        spots = np.array(where, dtype=np.int64)
+        found = pc.index_in(rows.take(pa.array(spots)), value_set=sheet.rows)
+        for header, values in sheet.extras.items():
+            column = columns.setdefault(header, np.full(n, None, dtype=object))
+            column[spots] = pc.take(values, found).to_numpy(zero_copy_only=False)
+    return {h: pa.array(v, pa.string()) for h, v in columns.items()}
 
 
-def _indexed(copy: Path) -> tuple[loader.Sheet, dict[int, int]] | None:
-    """An input copy loaded, with its sheet rows' positions; None when it cannot be read."""
+def _loaded(copy: Path) -> loader.Sheet | None:
+    """An input copy loaded; None when it cannot be read."""
     try:
-        sheet = loader.load(copy)
+        return loader.load(copy)
     except (BatchLatchError, OSError):
         return None
-    return sheet, dict(zip(sheet.rows.to_pylist(), range(len(sheet))))
 
 
 def _input_copy(out: Path, run: str) -> Path | None:
