@@ -8,7 +8,7 @@ import os
 import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeVar
 from urllib.parse import urlsplit
 
 from .customers import MAX_FUSEBILL_ID
@@ -89,8 +89,10 @@ class SandboxConfig:
         object.__setattr__(self, "drip_ids", frozenset(self.drip_ids))
         object.__setattr__(self, "force_status", types.MappingProxyType(dict(self.force_status)))
         object.__setattr__(self, "preset", _preset_mapping(self.preset))
-        object.__setattr__(self, "customer_list", _customer_list(self.customer_list))
-        object.__setattr__(self, "list_headers", _list_headers(self.list_headers))
+        listing = _one_of(CustomerList, self.customer_list, "customer_list")
+        object.__setattr__(self, "customer_list", listing)
+        headers = _one_of(ListHeaders, self.list_headers, "list_headers")
+        object.__setattr__(self, "list_headers", headers)
         problems = _config_problems(self)
         if problems:
             raise ValueError("invalid SandboxConfig: " + "; ".join(problems))
@@ -120,25 +122,17 @@ def _preset_mapping(preset: PresetSource) -> Mapping[int, str] | None:
     return types.MappingProxyType(pairs)
 
 
-def _customer_list(value: CustomerList | str) -> CustomerList:
-    """The mode, also from its name (``"no-geotab"``), so tests and the CLI can pass text."""
-    try:
-        return CustomerList(value)
-    except ValueError:
-        names = ", ".join(mode.value for mode in CustomerList)
-        raise ValueError(
-            f"invalid SandboxConfig: customer_list must be one of {names}, got {value!r}"
-        ) from None
+_Mode = TypeVar("_Mode", CustomerList, ListHeaders)
 
 
-def _list_headers(value: ListHeaders | str) -> ListHeaders:
-    """The paging headers' reading, also from its name (``"index"``)."""
+def _one_of(kind: type[_Mode], value: _Mode | str, field: str) -> _Mode:
+    """A mode, also from its name (``"no-geotab"``), so tests and the CLI can pass text."""
     try:
-        return ListHeaders(value)
+        return kind(value)
     except ValueError:
-        names = ", ".join(style.value for style in ListHeaders)
+        names = ", ".join(mode.value for mode in kind)
         raise ValueError(
-            f"invalid SandboxConfig: list_headers must be one of {names}, got {value!r}"
+            f"invalid SandboxConfig: {field} must be one of {names}, got {value!r}"
         ) from None
 
 
