@@ -68,7 +68,7 @@ def story(out: Path, fusebill_id: int) -> list[StoryEvent]:
         rows = ledger.query(
             "SELECT e.at, c.kind, e.run_id, c.user, e.status, e.change, e.geotabId, "
             "COALESCE(e.previous_geotabId, ''), e.message "
-            "FROM events e JOIN commands c ON c.run_id = e.run_id "
+            "FROM events e JOIN log l ON l.seq = e.seq JOIN commands c ON c.id = l.command "
             "WHERE e.fusebillId = ? ORDER BY e.seq",
             (fusebill_id,),
         )

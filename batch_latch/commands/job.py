@@ -17,7 +17,14 @@ import pyarrow.compute as pc
 from batch_latch import __version__, tracebacks
 from batch_latch.clock import iso, now_iso, utc_now
 from batch_latch.environment import redactor
-from batch_latch.errors import BatchLatchError, ConfigError, InternalError, OutputError
+from batch_latch.errors import (
+    BatchLatchError,
+    ConfigError,
+    InternalError,
+    JobFolderError,
+    OutputError,
+    why,
+)
 from batch_latch.jobfolder import history, plans
 from batch_latch.jobfolder.history import ReportPaths
 from batch_latch.jobfolder.job import open_job
@@ -358,7 +365,10 @@ def _report(
 def _keep_row_errors(folder: Path, found: tuple[str, ...], err: TextIO) -> None:
     """The tracebacks of the first rows a bug failed, beside the reports, named on stderr."""
     place = folder / ROW_ERRORS_FILE
-    place.write_text("\n\n".join(found), encoding="utf-8")
+    try:
+        place.write_text("\n\n".join(found), encoding="utf-8")
+    except OSError as exc:  # as any report that cannot be written (a full disk: exit 3)
+        raise JobFolderError(f"cannot write {place}: {why(exc)}") from None
     print(f"Note: a bug failed some rows; the first tracebacks are in {place}.", file=err)
 
 

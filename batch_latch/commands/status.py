@@ -39,7 +39,6 @@ PAIR_STATUSES = (
     "replaced",
     "undone",
 )
-UNDONE = "undone"
 _STATES = ("latched", "restored", "unknown")
 
 

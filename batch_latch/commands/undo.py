@@ -168,7 +168,8 @@ def _in_sheet_order(ledger: Ledger, found: Targets) -> tuple[Targets, pa.Array, 
         for f, g, r, run in ledger.query(
             "SELECT l.fusebill_id, l.geotab_id, l.row, c.run_id FROM log l "
             "JOIN commands c ON c.id = l.command WHERE l.row IS NOT NULL "
-            "AND l.change IN ('new', 'relatch', 'unknown') ORDER BY l.seq"
+            "AND l.change IN ('new', 'relatch', 'unknown') AND c.kind = 'run' "
+            "AND l.status IN ('success', 'writing') ORDER BY l.seq"  # a latch, not a plan's read
         )
     }
     each = [
@@ -191,7 +192,10 @@ def sheet_columns(out: Path, rows: pa.Array, runs: list[str]) -> dict[str, pa.Ar
     sheets: dict[str, loader.Sheet | None] = {}  # by SHA-256 (None: cannot be read)
     for run in dict.fromkeys(runs):
         copy = _input_copy(out, run)
-        copies[run] = history.sha256(copy) if copy is not None else ""
+        try:
+            copies[run] = history.sha256(copy) if copy is not None else ""
+        except OSError:  # unreadable: as if gone (its rows' cells stay empty)
+            copies[run], copy = "", None
         if copy is not None and copies[run] not in sheets:
             sheets[copies[run]] = _loaded(copy)
     by_sheet: dict[str, list[int]] = {}

@@ -358,18 +358,20 @@ class Ledger:
         *,
         ended_at: str,
         exit_code: int,
-        requests: int = 0,
+        requests: int | None = None,
         rows: int | None = None,
         invalid: int | None = None,
         stop_reason: str | None = None,
         by_day: dict[str, int] | None = None,
     ) -> None:
-        """The command ended (any way but a kill): its end, exit code and costs."""
+        """The command ended (any way but a kill): its end, exit code and costs. What is not
+        given keeps what was recorded (a stop after the reports keeps their counts)."""
         self.flush()
         with self._cond:
             self._exec(
-                "UPDATE commands SET ended_at=?, exit_code=?, requests=?, rows=?, invalid=?, "
-                "stop_reason=? WHERE id=?",
+                "UPDATE commands SET ended_at=?, exit_code=?, requests=COALESCE(?, requests, 0), "
+                "rows=COALESCE(?, rows), invalid=COALESCE(?, invalid), "
+                "stop_reason=COALESCE(?, stop_reason) WHERE id=?",
                 (ended_at, exit_code, requests, rows, invalid, stop_reason, command),
             )
             for day, n in (by_day or {}).items():
@@ -383,10 +385,6 @@ class Ledger:
                 "(SELECT 1 FROM log WHERE command=?)",
                 (command, command),
             )
-
-    def rename(self, command: int, run_id: str) -> None:
-        with self._cond:
-            self._exec("UPDATE commands SET run_id=? WHERE id=?", (run_id, command))
 
     def remember_input(self, sha: str, rows: np.ndarray, fids: np.ndarray, gids: pa.Array) -> None:
         """The valid rows of an input, once per distinct file: what is left of it is then

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.feather as feather
 
-from batch_latch.errors import ConfigError, JobFolderError
+from batch_latch.errors import ConfigError, JobFolderError, why
 from batch_latch.jobfolder.history import RUNS
 from batch_latch.vocab import RunKind
 
@@ -94,7 +94,7 @@ def write_plan(
     try:
         feather.write_feather(table, str(folder / PLAN_FILE), compression="uncompressed")
     except OSError as exc:
-        raise JobFolderError(f"cannot write {folder / PLAN_FILE}: {exc.strerror or exc}") from None
+        raise JobFolderError(f"cannot write {folder / PLAN_FILE}: {why(exc)}") from None
 
 
 def newest(out: Path) -> Path | None:

@@ -107,8 +107,9 @@ class UndoLogic:
                 return self.rows.stopped(n, sent.status)
             if holding is not None and holding.known and holding.geotab_id is None:
                 return self._restored(sent.status, n, "unlatched (confirmed by read-back)")
+            shown = holding is not None and holding.known  # a read settles what it holds
             return self._failed(
-                sent.status, f"unlatch not confirmed: {verdict.message}", "unconfirmed", n
+                sent.status, f"unlatch not confirmed: {verdict.message}", "unconfirmed", n, shown
             )
         return self._failed(sent.status, verdict.message, verdict.error_key, n)
 

@@ -492,3 +492,17 @@ def test_a_folder_without_a_job_db_passes_the_check_and_gets_a_new_one(tmp_path:
     Ledger.open(tmp_path / "new").close()
     assert seen_by_another_reader(tmp_path / "new", "PRAGMA user_version") == [(FORMAT,)]
     assert ledger_module.FILENAME == "job.db"
+
+
+def test_a_second_end_keeps_the_costs_the_first_recorded(tmp_path: Path) -> None:
+    """A stop after the reports (a full disk) ends the command again with its exit code
+    only: the requests, rows and stop reason the reports' end recorded stay."""
+    ledger = Ledger.open(tmp_path)
+    try:
+        command = ledger.begin("r1", "run", started_at="2026-12-07T00:00:00Z", rows=7, invalid=2)
+        ledger.end(command, ended_at="t1", exit_code=1, requests=42, stop_reason="max_requests")
+        ledger.end(command, ended_at="t2", exit_code=3)
+        got = ledger.query("SELECT exit_code, requests, rows, invalid, stop_reason FROM commands")
+    finally:
+        ledger.close()
+    assert got == [(3, 42, 7, 2, "max_requests")]
