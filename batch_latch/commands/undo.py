@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from batch_latch.errors import BatchLatchError, CheckpointError, NotAJob
+from batch_latch.errors import BatchLatchError, NotAJob
 from batch_latch.fusebill.service import FusebillService
 from batch_latch.jobfolder import history, job
 from batch_latch.jobfolder.earlier import Earlier, Target, Targets
@@ -60,12 +60,8 @@ def targets(settings: Settings, ledger: Ledger) -> tuple[Targets, str, Earlier]:
         if not settings.env.get(URL_VARIABLE):
             # Sends nothing and needs no key: nor FUSEBILL_BASE_URL; the job's own API it is.
             url = bound or url
-        elif bound is not None and bound != url:  # a URL that is set and differs: refused
-            raise CheckpointError(
-                f"the job in {settings.out} is bound to {bound} (its job.db holds answers "
-                f"from that API), not {url}: check FUSEBILL_BASE_URL, or use another --out "
-                f"for {url}"
-            )
+        else:  # a URL that is set and differs: refused
+            job.refuse_other_api(settings.out, bound, url)
     records, _ = ledger.records(url)
     earlier = Earlier(records)
     return earlier.undo_targets(), url, earlier

@@ -42,15 +42,23 @@ def open_job(out: Path, base_url: str | None = None, err: TextIO | None = None) 
         _take_in(out, err or sys.stderr)
     ledger = Ledger.open(out)
     if base_url is not None:
-        bound = ledger.bound_to()
-        if bound is not None and bound != base_url:
+        try:
+            refuse_other_api(out, ledger.bound_to(), base_url)
+        except CheckpointError:
             ledger.close()
-            raise CheckpointError(
-                f"the job in {out} is bound to {bound} (its job.db holds answers from that "
-                f"API), not {base_url}: check FUSEBILL_BASE_URL, or use another --out for "
-                f"{base_url}"
-            )
+            raise
     return ledger
+
+
+def refuse_other_api(out: Path, bound: str | None, base_url: str) -> None:
+    """A job bound to another API (its job.db holds answers from it) is refused, naming both;
+    it never suggests --fresh."""
+    if bound is not None and bound != base_url:
+        raise CheckpointError(
+            f"the job in {out} is bound to {bound} (its job.db holds answers from that "
+            f"API), not {base_url}: check FUSEBILL_BASE_URL, or use another --out for "
+            f"{base_url}"
+        )
 
 
 def open_to_read(out: Path) -> Ledger:

@@ -39,7 +39,7 @@ FORMAT = 3
 #: The status of a write-ahead record: sent (or about to be), its answer not recorded yet.
 WRITING = "writing"
 #: What a write-ahead record says, shown when it is read back.
-WRITING_NOTE = "sent; its answer was not recorded (the command stopped before it came)"
+WRITING_NOTE = ledger_views.WRITING_NOTE
 
 
 def said(status: str | None, message: str | None) -> str:
@@ -299,11 +299,14 @@ class Ledger:
         script += f"PRAGMA user_version={FORMAT};"
         try:
             db.executescript(f"BEGIN IMMEDIATE;{script}COMMIT;")
-        except sqlite3.OperationalError:
+        except sqlite3.OperationalError as exc:
             if db.in_transaction:
                 db.rollback()
-            if version != FORMAT:  # a read-only file of an older format cannot be read
-                raise
+            if version != FORMAT:  # an older format must be brought up to date to be read
+                raise LedgerError(
+                    f"cannot bring {path} up to this batch-latch's format {FORMAT} ({exc}): "
+                    "make the job folder writable and run again; the file is left as it is"
+                ) from None
             # read-only, today's format: its own views serve this command
 
     # --- commands -------------------------------------------------------------------------

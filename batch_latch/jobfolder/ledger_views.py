@@ -12,6 +12,8 @@ or a read showed what the customer holds). Only the commands that send (``run``,
 
 from __future__ import annotations
 
+#: The message of a write's intent whose answer never came (the events view shows it).
+WRITING_NOTE = "sent; its answer was not recorded (the command stopped before it came)"
 #: The kinds of command whose lines say what the job did in Fusebill.
 _SENDS = "('run', 'undo')"
 #: A change that wrote to the customer.
@@ -59,7 +61,7 @@ CREATE VIEW events AS
 SELECT c.run_id, l.at, l.row, l.fusebill_id AS fusebillId, l.geotab_id AS geotabId,
        NULLIF(l.previous, '') AS previous_geotabId, l.status, l.change, l.error_key,
        CASE WHEN l.status = 'writing' AND l.message = ''
-            THEN 'sent; its answer was not recorded (the command stopped before it came)'
+            THEN '{WRITING_NOTE}'
             ELSE l.message END AS message,
        l.seq
 FROM log l JOIN commands c ON c.id = l.command
