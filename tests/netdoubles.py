@@ -435,24 +435,37 @@ def iso_utc(epoch: float) -> str:
 class DailyQuota:
     """A tiny honest Fusebill whose answers say the daily quota is spent
     (``X-Rate-Limit-Remaining-Day: 0``, ``X-Rate-Limit-Reset-Day`` ``reset_in`` seconds after
-    it was made) until that reset, and that it has room after it. Every answer is a normal
-    2xx (the quota shows in the headers only) and carries the account's limits.
+    its first answer) until that reset, and that it has room after it. Every answer is a
+    normal 2xx (the quota shows in the headers only) and carries the account's limits.
+
+    The reset counts from the first answer, not from construction, so a slow start on a
+    loaded machine cannot let the whole run arrive after the reset.
 
     ``answers`` lists (epoch time, spent) for each answer given.
     """
 
     def __init__(self, reset_in: float, *, per_minute: int = 1000, per_day: int = 180_000) -> None:
-        self.reset_at = time.time() + reset_in
+        self._reset_in = reset_in
+        self._reset_at: float | None = None
         self.per_minute = per_minute
         self.per_day = per_day
         self.answers: list[tuple[float, bool]] = []
         self._lock = threading.Lock()
         self._respond = fusebill_with(self._headers)
 
+    @property
+    def reset_at(self) -> float:
+        """When the quota resets (epoch seconds); known from the first answer on."""
+        if self._reset_at is None:
+            raise AssertionError("DailyQuota gave no answer, so it has no reset time")
+        return self._reset_at
+
     def _headers(self) -> dict[str, str]:
-        now = time.time()
-        spent = now < self.reset_at
         with self._lock:
+            now = time.time()
+            if self._reset_at is None:
+                self._reset_at = now + self._reset_in
+            spent = now < self._reset_at
             self.answers.append((now, spent))
         return {
             "X-Rate-Limit-Limit-Minute": str(self.per_minute),
