@@ -32,6 +32,17 @@ from batch_latch.vocab import Status, StopReason
 ROW_TRACEBACKS = 5
 
 
+def _made_pending(failed: Entry, outcome: RowOutcome) -> Entry:
+    """The line that makes a kept failure pending (an outage's streak), settling nothing."""
+    return dataclasses.replace(
+        failed,
+        status=outcome.status.value,
+        error_key=outcome.error_key,
+        message=outcome.message,
+        settles=False,
+    )
+
+
 class Indexed(Protocol):
     @property
     def index(self) -> int: ...
@@ -174,8 +185,16 @@ class Session(Generic[T]):
             self.progress.row_done(outcome.status.value)
 
         results = self.send_all(tasks, work, done) if tasks else []
+        outcomes, message = self.finish(tasks, results, notes or {})
+        for task, sent, final in zip(tasks, results, outcomes):
+            if sent is not None and sent.status is Status.FAILED and final.status is Status.PENDING:
+                # An outage made the row pending after its failure was kept: the ledger
+                # says so too, or status would count it failed while the report says pending.
+                kept = entry(task, sent)
+                if kept is not None:
+                    ledger.record(_made_pending(kept, final))
         ledger.flush()
-        return self.finish(tasks, results, notes or {})
+        return outcomes, message
 
     def send_all(
         self,

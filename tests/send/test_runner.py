@@ -260,6 +260,25 @@ def test_twenty_retryable_failures_stop_and_the_failed_rows_are_pending(tmp_path
     assert any("last answer" in r["message"] for r in rows)
 
 
+def test_rows_an_outage_made_pending_are_pending_in_the_ledger_too(tmp_path: Path) -> None:
+    fake = FakeFusebill({i: None for i in range(1, 31)}).always(
+        "customer", lambda f: error(503, "Service Unavailable")
+    )
+    _, rows, _ = latch(tmp_path, [(str(i), f"G{i}") for i in range(1, 31)], fake)
+    streak = {int(r["fusebillId"]) for r in rows if r["error_key"] == "api_down"}
+    assert len(streak) >= 19
+    with sqlite3.connect(tmp_path / "out" / "job.db") as db:
+        pairs = dict(db.execute("SELECT fusebillId, status FROM pairs").fetchall())
+        first = min(set(pairs) & streak)
+        events = db.execute("SELECT status FROM events WHERE fusebillId = ?", (first,))
+        said = [status for (status,) in events]
+    answered = {fid: status for fid, status in pairs.items() if fid in streak}
+    assert len(answered) >= 18  # the streak's rows whose 503 was kept (not the one in flight)
+    assert set(answered.values()) == {"pending"}  # status counts what the report says
+    assert "failed" not in pairs.values()
+    assert said == ["failed", "pending"]  # the answer kept, then the stop's word on it
+
+
 def test_max_requests_counts_reads_and_stops(tmp_path: Path) -> None:
     fake = FakeFusebill({i: None for i in range(1, 5)})
     outcome, rows, _ = latch(
