@@ -28,7 +28,7 @@ from batch_latch.errors import (
 from batch_latch.jobfolder import history, plans
 from batch_latch.jobfolder.history import ReportPaths
 from batch_latch.jobfolder.job import open_job
-from batch_latch.jobfolder.ledger import Ledger
+from batch_latch.jobfolder.ledger import Ledger, LedgerWriteError
 from batch_latch.jobfolder.ledger import check as ledger_check
 from batch_latch.outcome import LiveOutcome, dry_run_columns
 from batch_latch.reports import writer as report
@@ -107,7 +107,22 @@ def _begin(
     plan: plans.Plan | None = None,
     verdicts: validate.Verdicts | None = None,
 ) -> None:
-    """The command's line in the ledger and its run folder, before anything is sent."""
+    """The command's line in the ledger and its run folder, before anything is sent (so a
+    failure to record them is exit 2)."""
+    try:
+        _begin_recorded(settings, span, started, sha, plan, verdicts)
+    except LedgerWriteError as exc:
+        raise exc.nothing_sent() from None
+
+
+def _begin_recorded(
+    settings: Settings,
+    span: _Span,
+    started: datetime,
+    sha: str,
+    plan: plans.Plan | None,
+    verdicts: validate.Verdicts | None,
+) -> None:
     assert span.ledger is not None
     span.folder = history.new_run_folder(settings.out, settings.kind, started)
     invalid = None if verdicts is None else verdicts.counts().get("invalid", 0)

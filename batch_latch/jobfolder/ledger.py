@@ -141,9 +141,16 @@ class LedgerError(CheckpointError):
 
 
 class LedgerWriteError(LedgerError):
-    """Recording failed mid-command (disk full...): some requests were already sent."""
+    """Recording failed mid-command (disk full...): exit 3 once requests went out, else 2
+    (the command that catches it knows which; until then, assume they did)."""
 
     exit_code = 3
+
+    def nothing_sent(self) -> LedgerWriteError:
+        """The same failure where no request had gone out yet (exit 2)."""
+        early = LedgerWriteError(str(self))
+        early.exit_code = 2
+        return early
 
 
 @dataclass(frozen=True)
@@ -214,6 +221,7 @@ class Ledger:
         self._queued = self._durable = 0
         self._writing = False
         self._failure: Exception | None = None
+        self._failure_raised = False  # close() raises a failure no caller has heard of
         self._seq = int(db.execute("SELECT COALESCE(MAX(seq), 0) FROM log").fetchone()[0])
 
     # --- opening --------------------------------------------------------------------------
@@ -491,6 +499,7 @@ class Ledger:
         """Commit what is queued; callers that arrive while a commit runs share the next."""
         while self._durable < mine:
             if self._failure is not None:
+                self._failure_raised = True
                 raise self._write_error(self._failure)
             if self._writing:
                 self._cond.wait()
@@ -577,7 +586,7 @@ class Ledger:
 
     def close(self) -> None:
         with self._cond:
-            failure = self._failure
+            failure = None if self._failure_raised else self._failure
             with contextlib.suppress(sqlite3.Error):
                 self._db.close()
         if failure is not None:

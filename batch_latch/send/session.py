@@ -14,7 +14,7 @@ from batch_latch import tracebacks
 from batch_latch.clock import now_iso
 from batch_latch.fusebill.answers import Reply
 from batch_latch.fusebill.service import FusebillService
-from batch_latch.jobfolder.ledger import Entry, Ledger
+from batch_latch.jobfolder.ledger import Entry, Ledger, LedgerWriteError
 from batch_latch.outcome import LiveOutcome, ResultColumns, RowOutcome
 from batch_latch.send.attempt_loop import AttemptLoop
 from batch_latch.send.decisions import pending
@@ -184,16 +184,25 @@ class Session(Generic[T]):
                 after(outcome)
             self.progress.row_done(outcome.status.value)
 
-        results = self.send_all(tasks, work, done) if tasks else []
-        outcomes, message = self.finish(tasks, results, notes or {})
-        for task, sent, final in zip(tasks, results, outcomes):
-            if sent is not None and sent.status is Status.FAILED and final.status is Status.PENDING:
-                # An outage made the row pending after its failure was kept: the ledger
-                # says so too, or status would count it failed while the report says pending.
-                kept = entry(task, sent)
-                if kept is not None:
-                    ledger.record(_made_pending(kept, final))
-        ledger.flush()
+        try:
+            results = self.send_all(tasks, work, done) if tasks else []
+            outcomes, message = self.finish(tasks, results, notes or {})
+            for task, sent, final in zip(tasks, results, outcomes):
+                if (
+                    sent is not None
+                    and sent.status is Status.FAILED
+                    and final.status is Status.PENDING
+                ):
+                    # An outage made the row pending after its failure was kept: the ledger
+                    # says so too, or status would count it failed while the report says pending.
+                    kept = entry(task, sent)
+                    if kept is not None:
+                        ledger.record(_made_pending(kept, final))
+            ledger.flush()
+        except LedgerWriteError as exc:
+            if self.throttle.granted:
+                raise
+            raise exc.nothing_sent() from None
         return outcomes, message
 
     def send_all(

@@ -351,6 +351,28 @@ def test_a_checkpoint_failure_in_a_worker_is_raised_in_the_main_thread(
     assert fake.count("latch") <= 2  # the workers stopped at the first failure
 
 
+def test_a_ledger_failure_before_any_request_is_exit_2_and_after_one_exit_3(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Contract: a full disk stops the command "exit 3 once requests went out, else 2".
+    real_append = Ledger._append
+
+    def full_disk(self: Ledger, entries: Any, *, command: int) -> list[int]:
+        self._failure = sqlite3.OperationalError("database or disk is full")
+        return real_append(self, entries, command=command)
+
+    monkeypatch.setattr(Ledger, "_append", full_disk)
+    codes: dict[bool, tuple[int, int]] = {}
+    for no_read in (True, False):  # blind: the first write's intent precedes any request
+        fake = FakeFusebill({1: None, 2: None})
+        (tmp_path / str(no_read)).mkdir()
+        with pytest.raises(JournalWriteError) as caught:
+            latch(tmp_path / str(no_read), [("1", "A"), ("2", "B")], fake, no_read=no_read)
+        codes[no_read] = (caught.value.exit_code, len(fake.calls))
+    assert codes[True] == (2, 0)
+    assert codes[False][0] == 3 and codes[False][1] >= 1
+
+
 def test_a_bug_on_one_row_fails_that_row_and_the_run_goes_on(tmp_path: Path) -> None:
     def explode(call: Call) -> None:
         if call.fusebill_id == 2:
