@@ -325,17 +325,20 @@ def test_ctrl_c_lets_the_request_in_flight_finish_and_leaves_the_rest_pending(
     assert signal.getsignal(signal.SIGINT) is not None  # the handler was put back
 
 
-def test_a_checkpoint_failure_in_a_worker_is_raised_in_the_main_thread(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # The ledger's commits fail as SQLite's do on a full disk.
+@pytest.fixture
+def full_disk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ledger's commits fail as SQLite's do on a full disk."""
     real_append = Ledger._append
 
-    def full_disk(self: Ledger, entries: Any, *, command: int) -> list[int]:
+    def failing(self: Ledger, entries: Any, *, command: int) -> list[int]:
         self._failure = sqlite3.OperationalError("database or disk is full")
         return real_append(self, entries, command=command)
 
-    monkeypatch.setattr(Ledger, "_append", full_disk)
+    monkeypatch.setattr(Ledger, "_append", failing)
+
+
+@pytest.mark.usefixtures("full_disk")
+def test_a_checkpoint_failure_in_a_worker_is_raised_in_the_main_thread(tmp_path: Path) -> None:
     hooked: list[object] = []
     previous = threading.excepthook
     threading.excepthook = hooked.append  # a worker dying with a traceback would land here
@@ -351,17 +354,11 @@ def test_a_checkpoint_failure_in_a_worker_is_raised_in_the_main_thread(
     assert fake.count("latch") <= 2  # the workers stopped at the first failure
 
 
+@pytest.mark.usefixtures("full_disk")
 def test_a_ledger_failure_before_any_request_is_exit_2_and_after_one_exit_3(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
     # Contract: a full disk stops the command "exit 3 once requests went out, else 2".
-    real_append = Ledger._append
-
-    def full_disk(self: Ledger, entries: Any, *, command: int) -> list[int]:
-        self._failure = sqlite3.OperationalError("database or disk is full")
-        return real_append(self, entries, command=command)
-
-    monkeypatch.setattr(Ledger, "_append", full_disk)
     codes: dict[bool, tuple[int, int]] = {}
     for no_read in (True, False):  # blind: the first write's intent precedes any request
         fake = FakeFusebill({1: None, 2: None})
