@@ -385,7 +385,7 @@ def test_pool_stops_the_feed_when_done_raises() -> None:
     with pytest.raises(JournalWriteError):
         Pool[int, int](throttle, 1).run(list(range(10)), work, done)
     assert seen == [0, 1, 2]
-    assert throttle.stop_reason is StopReason.CHECKPOINT_ERROR
+    assert throttle.stop_reason is StopReason.LEDGER_ERROR
 
 
 # --- columns ---------------------------------------------------------------------------------
