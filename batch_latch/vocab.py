@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import re
+from dataclasses import dataclass
 from typing import NewType, TypeAlias
 
 
@@ -80,6 +81,64 @@ class RunKind(Word):
     DRY_RUN = "dry-run"
     PLAN = "plan"
     UNDO = "undo"  # also undo --dry-run (summary.json says dry_run)
+
+
+class CommandKind(Word):
+    """A command as ``job.db`` records it (``commands.kind``): its run kind, and for undo
+    whether it was a dry run (which sends nothing and owns no record)."""
+
+    RUN = "run"
+    DRY_RUN = "dry_run"
+    PLAN = "plan"
+    UNDO = "undo"
+    UNDO_DRY_RUN = "undo_dry_run"
+
+
+@dataclass(frozen=True)
+class CommandWords:
+    run_kind: RunKind  # its run folder's and summary.json's kind; the customer story's word
+    shown: str  # as status's table of runs names it
+    dry_run: bool = False  # undo --dry-run (a dry-run's kind says it already)
+
+
+#: The one mapping between a command's run kind, the ledger's word and status's word.
+COMMAND_KINDS: dict[CommandKind, CommandWords] = {
+    CommandKind.RUN: CommandWords(RunKind.RUN, "run"),
+    CommandKind.DRY_RUN: CommandWords(RunKind.DRY_RUN, "dry-run"),
+    CommandKind.PLAN: CommandWords(RunKind.PLAN, "plan"),
+    CommandKind.UNDO: CommandWords(RunKind.UNDO, "undo"),
+    CommandKind.UNDO_DRY_RUN: CommandWords(RunKind.UNDO, "undo --dry-run", dry_run=True),
+}
+
+#: The run kind of each command that makes one (``check`` reads as a plan does); any other
+#: command is a run (``--dry-run``: a dry run).
+COMMAND_RUN_KINDS: dict[str, RunKind] = {
+    "run": RunKind.RUN,
+    "plan": RunKind.PLAN,
+    "check": RunKind.PLAN,
+    "undo": RunKind.UNDO,
+}
+
+
+def run_kind(command: str, dry_run: bool = False) -> RunKind:
+    """The run kind of CLI command ``command`` (``run --dry-run``: ``dry-run``)."""
+    kind = COMMAND_RUN_KINDS.get(command, RunKind.RUN)
+    return RunKind.DRY_RUN if kind is RunKind.RUN and dry_run else kind
+
+
+def command_kind(kind: RunKind, dry_run: bool = False) -> CommandKind:
+    """The ledger's word for a command of run kind ``kind`` (only undo's dry run has its own)."""
+    wanted = dry_run and kind is RunKind.UNDO
+    return next(c for c, w in COMMAND_KINDS.items() if w.run_kind is kind and w.dry_run is wanted)
+
+
+def command_words(kind: str) -> CommandWords | None:
+    """The words of a ``commands.kind`` read back from ``job.db``; None for one this
+    version does not know."""
+    try:
+        return COMMAND_KINDS[CommandKind(kind)]
+    except ValueError:
+        return None
 
 
 class StopReason(Word):

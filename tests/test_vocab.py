@@ -10,19 +10,24 @@ from pathlib import Path
 import pytest
 
 from batch_latch.vocab import (
+    COMMAND_KINDS,
     ERROR_KEY_MEANINGS,
     SIGNAL_NAMES,
     SIGNAL_STOPS,
     STATUS_LABELS,
     STOP_ADVICE,
     Change,
+    CommandKind,
     ErrorKey,
     RunKind,
     Status,
     StopReason,
+    command_kind,
+    command_words,
     http_key,
     is_error_key,
     is_http_key,
+    run_kind,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -118,3 +123,45 @@ def test_the_scan_sees_a_spelt_key() -> None:
         'f(error_key="y")\nVerdict(m, "x", ErrorKey.NONE)\nVerdict(m, "x", "")'
     )
     assert len(_producer_literals(tree)) == 3
+
+
+# --- command kinds ---------------------------------------------------------------------------
+
+
+def test_every_command_kind_has_its_words() -> None:
+    assert set(COMMAND_KINDS) == set(CommandKind)
+    assert {w.run_kind for w in COMMAND_KINDS.values()} == set(RunKind)
+
+
+@pytest.mark.parametrize(
+    ("kind", "dry_run", "ledger", "shown"),
+    [
+        (RunKind.RUN, False, "run", "run"),
+        (RunKind.DRY_RUN, True, "dry_run", "dry-run"),
+        (RunKind.DRY_RUN, False, "dry_run", "dry-run"),
+        (RunKind.PLAN, False, "plan", "plan"),
+        (RunKind.UNDO, False, "undo", "undo"),
+        (RunKind.UNDO, True, "undo_dry_run", "undo --dry-run"),
+    ],
+)
+def test_a_command_kind_round_trips(kind: RunKind, dry_run: bool, ledger: str, shown: str) -> None:
+    made = command_kind(kind, dry_run)
+    assert made == ledger
+    words = command_words(ledger)
+    assert words is not None and words.run_kind is kind and words.shown == shown
+    assert command_words("teleport") is None
+
+
+@pytest.mark.parametrize(
+    ("command", "dry_run", "kind"),
+    [
+        ("run", False, RunKind.RUN),
+        ("run", True, RunKind.DRY_RUN),
+        ("plan", False, RunKind.PLAN),
+        ("check", False, RunKind.PLAN),
+        ("undo", True, RunKind.UNDO),
+        ("status", False, RunKind.RUN),
+    ],
+)
+def test_the_run_kind_of_a_cli_command(command: str, dry_run: bool, kind: RunKind) -> None:
+    assert run_kind(command, dry_run) is kind

@@ -38,7 +38,7 @@ from batch_latch.send.pool import StopSignals
 from batch_latch.settings import Settings
 from batch_latch.sheet import loader, validate
 from batch_latch.tracebacks import ROW_ERRORS_FILE
-from batch_latch.vocab import ExitCode, RunKind, exit_code_for
+from batch_latch.vocab import ExitCode, RunKind, command_kind, exit_code_for
 
 if TYPE_CHECKING:
     from batch_latch.commands.announcer import Announcer
@@ -93,12 +93,6 @@ def run(
         return _report(settings, done, sheet.extras, started, out, err, digest, span, plan)
 
 
-def _ledger_kind(settings: Settings) -> str:
-    if settings.kind is RunKind.UNDO:
-        return "undo_dry_run" if settings.dry_run else "undo"
-    return "dry_run" if settings.kind is RunKind.DRY_RUN else settings.kind.value
-
-
 def _begin(
     settings: Settings,
     span: _Span,
@@ -113,7 +107,7 @@ def _begin(
     invalid = None if verdicts is None else verdicts.counts().get("invalid", 0)
     span.command = span.ledger.begin(
         span.folder.name,
-        _ledger_kind(settings),
+        command_kind(settings.kind, settings.dry_run),
         started_at=iso(started),
         user=history.user(),
         host=history.host(),

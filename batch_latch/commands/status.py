@@ -25,7 +25,7 @@ from batch_latch.optiontypes import DEFAULT_RATE, DEFAULT_READ_BATCH, DEFAULT_RE
 from batch_latch.reports.writer import Summary, job_summaries
 from batch_latch.send.estimate import Pace, estimate
 from batch_latch.settings import Settings
-from batch_latch.vocab import ExitCode, RunKind, plural
+from batch_latch.vocab import ExitCode, RunKind, command_words, plural
 
 #: Pair statuses in the order status shows them (``pairs.status``, see ledger_views).
 PAIR_STATUSES = (
@@ -61,7 +61,8 @@ class RunLine:
         """``run``, ``run --plan``, ``plan``, ``dry-run``, ``undo`` or ``undo --dry-run``."""
         if self.plan:
             return f"{self.kind} --plan"
-        return {"dry_run": "dry-run", "undo_dry_run": "undo --dry-run"}.get(self.kind, self.kind)
+        words = command_words(self.kind)
+        return self.kind if words is None else words.shown
 
 
 @dataclass
