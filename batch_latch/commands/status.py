@@ -231,7 +231,7 @@ def _running(ledger: Ledger, out: str, job: JobStatus) -> None:
 
 def _estimate(job: JobStatus, summaries: list[Summary]) -> None:
     """The command's own estimator, with the last run's pace and the account's limits."""
-    runs = [s for s in summaries if s.kind == RunKind.RUN.value]
+    runs = [s for s in summaries if s.kind is RunKind.RUN]
     last = runs[-1] if runs else None
     limits = next((s.account_limits for s in reversed(summaries) if s.account_limits), None)
     rate = (last.rate if last else 0.0) or DEFAULT_RATE

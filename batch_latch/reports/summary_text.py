@@ -24,7 +24,7 @@ _TITLES = {
 def print_summary(
     summary: Summary, paths: ReportPaths, out_dir: Path, kept: list[str], out: TextIO
 ) -> None:
-    kind = RunKind(summary.kind)
+    kind = summary.kind
     title = "Undo dry run" if kind is RunKind.UNDO and summary.dry_run else _TITLES[kind]
     out.write(f"{title} of {summary.input}: {plural(summary.rows, 'row')}")
     if summary.requests or not summary.dry_run:

@@ -25,7 +25,14 @@ from batch_latch.optiontypes import DEFAULT_READ_BATCH, DEFAULT_RESERVE
 from batch_latch.outcome import ResultColumns
 from batch_latch.reports.xlsx_rows import MAX_XLSX_ROWS
 from batch_latch.sheet import formula
-from batch_latch.vocab import CHANGES, FAILED_STATUSES, STATUSES, TOOL_COLUMNS
+from batch_latch.vocab import (
+    CHANGES,
+    FAILED_STATUSES,
+    STATUSES,
+    TOOL_COLUMNS,
+    RunKind,
+    StopReason,
+)
 
 _BOM = b"\xef\xbb\xbf"
 #: Rows per batch in Arrow's CSV writer (larger than its default of 1,024: fewer batches).
@@ -42,11 +49,11 @@ class Summary:
     started_at: str
     finished_at: str
     exit_code: int
-    kind: str
+    kind: RunKind
     reads: int
     writes: int
     changes: dict[str, int]
-    stop_reason: str | None
+    stop_reason: StopReason | None
     user: str
     host: str
     input_sha256: str
@@ -187,7 +194,7 @@ def write_reports(
                 summary.changes,
                 title=f"{summary.kind} of {Path(summary.input).name}, {summary.started_at}",
                 facts=summary_facts(summary, out_dir),
-                plan=summary.kind == "plan",
+                plan=summary.kind is RunKind.PLAN,
             )
         text = json.dumps(asdict(summary), indent=2, ensure_ascii=False) + "\n"
         atomic_write(paths.summary, lambda sink: sink.write(text.encode("utf-8")))
@@ -201,7 +208,7 @@ def summary_facts(summary: Summary, out_dir: Path) -> list[tuple[str, str]]:
     """What the command ran against, for the Summary sheet: enough to tell a reviewed plan
     from another one (the run folder is the name ``run --plan`` takes)."""
     folder = out_dir.name + (
-        " (give it to run --plan, or latest)" if summary.kind == "plan" else ""
+        " (give it to run --plan, or latest)" if summary.kind is RunKind.PLAN else ""
     )
     return [
         ("base URL", summary.base_url or "(none: nothing sent)"),

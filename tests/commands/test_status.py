@@ -31,7 +31,7 @@ from batch_latch.jobfolder.ledger import Entry, Ledger
 from batch_latch.reports.writer import Summary
 from batch_latch.send import session
 from batch_latch.settings import Settings
-from batch_latch.vocab import RunKind
+from batch_latch.vocab import RunKind, StopReason
 from tests.doubles import Call, FakeFusebill, Landed, customer_object, timeout
 from tests.ledgers import Record
 
@@ -370,11 +370,11 @@ def pending_job(tmp_path: Path, rows: int, **summary: Any) -> Path:
         started_at="2026-03-01T11:00:00Z",
         finished_at="2026-03-01T11:00:01Z",
         exit_code=3,
-        kind="run",
+        kind=RunKind.RUN,
         reads=0,
         writes=0,
         changes={},
-        stop_reason="max_requests",
+        stop_reason=StopReason.MAX_REQUESTS,
         user="ops",
         host="desk",
         input_sha256="9" * 64,
