@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import NewType, TypeAlias
 
@@ -323,12 +324,14 @@ def is_error_key(key: str) -> bool:
 _LISTED = frozenset([*(k.value for k in ErrorKey), *(r.value for r in StopReason)])
 
 
-def exit_code_for(counts: dict[str, int], *, stop_reason: StopReason | None = None) -> ExitCode:
+def exit_code_for(
+    counts: Mapping[Status, int], *, stop_reason: StopReason | None = None
+) -> ExitCode:
     if stop_reason in SIGNAL_STOPS:
         return SIGNAL_STOPS[stop_reason]
-    if counts.get(Status.PENDING.value):
+    if counts.get(Status.PENDING):
         return ExitCode.STOPPED
-    if any(counts.get(s.value) for s in (Status.INVALID, Status.NOT_FOUND, Status.FAILED)):
+    if any(counts.get(s) for s in (Status.INVALID, Status.NOT_FOUND, Status.FAILED)):
         return ExitCode.ROW_PROBLEMS
     return ExitCode.OK
 

@@ -38,7 +38,7 @@ from batch_latch.send.pool import StopSignals
 from batch_latch.settings import Settings
 from batch_latch.sheet import loader, validate
 from batch_latch.tracebacks import ROW_ERRORS_FILE
-from batch_latch.vocab import ExitCode, RunKind, command_kind, exit_code_for
+from batch_latch.vocab import ExitCode, RunKind, Status, command_kind, exit_code_for
 
 if TYPE_CHECKING:
     from batch_latch.commands.announcer import Announcer
@@ -339,7 +339,7 @@ def _report(
         exit_code=summary.exit_code,
         requests=summary.requests,
         rows=summary.rows,
-        invalid=counts.get("invalid", 0),
+        invalid=counts.get(Status.INVALID, 0),
         stop_reason=summary.stop_reason,
         by_day=summary.requests_by_day,
     )

@@ -30,7 +30,9 @@ from batch_latch.vocab import (
     FAILED_STATUSES,
     STATUSES,
     TOOL_COLUMNS,
+    Change,
     RunKind,
+    Status,
     StopReason,
 )
 
@@ -44,7 +46,7 @@ class Summary:
     input: str
     dry_run: bool
     rows: int
-    counts: dict[str, int]
+    counts: dict[Status, int]
     requests: int
     started_at: str
     finished_at: str
@@ -52,7 +54,7 @@ class Summary:
     kind: RunKind
     reads: int
     writes: int
-    changes: dict[str, int]
+    changes: dict[Change, int]
     stop_reason: StopReason | None
     user: str
     host: str
@@ -121,12 +123,12 @@ def count(values: pa.Array, names: tuple[str, ...]) -> dict[str, int]:
     return counts
 
 
-def count_statuses(status: pa.Array) -> dict[str, int]:
-    return count(status, STATUSES)
+def count_statuses(status: pa.Array) -> dict[Status, int]:
+    return {Status(k): n for k, n in count(status, STATUSES).items()}
 
 
-def count_changes(change: pa.Array) -> dict[str, int]:
-    return count(change, CHANGES)
+def count_changes(change: pa.Array) -> dict[Change, int]:
+    return {Change(k): n for k, n in count(change, CHANGES).items()}
 
 
 def output_names(extra_names: list[str]) -> list[str]:
