@@ -152,6 +152,8 @@ class StopReason(Word):
     INTERRUPTED = "interrupted"  # Ctrl-C (SIGINT)
     TERMINATED = "terminated"  # SIGTERM (a service manager, cron, CI, kill)
     HANGUP = "hangup"  # SIGHUP (the terminal or SSH session went away)
+    # Was "checkpoint_error" (v3's checkpoint.csv); the contract names neither word, and no
+    # summary.json held it: a ledger write failure raises (exit 3, one line, no reports).
     LEDGER_ERROR = "ledger_error"  # job.db could not be written (a full disk...)
     WRONG_URL = "wrong_url"  # a 404/405 not in Fusebill's error format
     REDIRECT = "redirect"  # a 3xx: never followed
