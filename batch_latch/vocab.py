@@ -1,4 +1,5 @@
-"""The words the tool speaks, each defined once: statuses, changes, stop reasons, exit codes.
+"""The words the tool speaks, each defined once: statuses, changes, run and command kinds, stop
+reasons, error keys, exit codes.
 
 ``str`` enums with ``__str__`` (pip-audit's ``OutputFormatChoice``), so a member goes into
 a CSV cell, JSON or an f-string as its value (``f"{Status.SUCCESS}"`` is ``"success"``) on
