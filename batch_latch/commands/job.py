@@ -38,7 +38,7 @@ from batch_latch.send.pool import StopSignals
 from batch_latch.settings import Settings
 from batch_latch.sheet import loader, validate
 from batch_latch.tracebacks import ROW_ERRORS_FILE
-from batch_latch.vocab import ExitCode, RunKind, exit_code_for
+from batch_latch.vocab import ExitCode, RunKind, Status, command_kind, exit_code_for
 
 if TYPE_CHECKING:
     from batch_latch.commands.announcer import Announcer
@@ -93,12 +93,6 @@ def run(
         return _report(settings, done, sheet.extras, started, out, err, digest, span, plan)
 
 
-def _ledger_kind(settings: Settings) -> str:
-    if settings.kind is RunKind.UNDO:
-        return "undo_dry_run" if settings.dry_run else "undo"
-    return "dry_run" if settings.kind is RunKind.DRY_RUN else settings.kind.value
-
-
 def _begin(
     settings: Settings,
     span: _Span,
@@ -128,7 +122,7 @@ def _begin_recorded(
     invalid = None if verdicts is None else verdicts.counts().get("invalid", 0)
     span.command = span.ledger.begin(
         span.folder.name,
-        _ledger_kind(settings),
+        command_kind(settings.kind, settings.dry_run),
         started_at=iso(started),
         user=history.user(),
         host=history.host(),
@@ -331,11 +325,11 @@ def _report(
         started_at=iso(started),
         finished_at=now_iso(),
         exit_code=int(code),
-        kind=settings.kind.value,
+        kind=settings.kind,
         reads=done.reads,
         writes=done.writes,
         changes=report.count_changes(done.columns.change),
-        stop_reason=done.stop_reason.value if done.stop_reason else None,
+        stop_reason=done.stop_reason,
         user=history.user(),
         host=history.host(),
         input_sha256=(digest if digest is not None else _sha256(source)) if source else "",
@@ -360,7 +354,7 @@ def _report(
         exit_code=summary.exit_code,
         requests=summary.requests,
         rows=summary.rows,
-        invalid=counts.get("invalid", 0),
+        invalid=counts.get(Status.INVALID, 0),
         stop_reason=summary.stop_reason,
         by_day=summary.requests_by_day,
     )

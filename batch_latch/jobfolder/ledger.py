@@ -31,7 +31,7 @@ import pyarrow as pa
 from batch_latch.errors import CheckpointError, why
 from batch_latch.jobfolder import ledger_views
 from batch_latch.jobfolder.records import Records, from_rows
-from batch_latch.vocab import RunKind
+from batch_latch.vocab import CommandKind
 
 FILENAME = "job.db"
 #: ``PRAGMA user_version`` of the database this code writes; a newer one is refused.
@@ -48,13 +48,13 @@ def said(status: str | None, message: str | None) -> str:
 
 
 #: Kinds whose outcomes count for the re-run rules and undo (a plan only reads).
-SENDING_KINDS = (RunKind.RUN.value, RunKind.UNDO.value)
+SENDING_KINDS = (CommandKind.RUN.value, CommandKind.UNDO.value)
 
 _SCHEMA = """
 CREATE TABLE commands (
     id INTEGER PRIMARY KEY,
     run_id TEXT NOT NULL,          -- the command's run folder name
-    kind TEXT NOT NULL,            -- run, plan, dry_run, undo, undo_dry_run
+    kind TEXT NOT NULL,            -- vocab.CommandKind: run, plan, dry_run, undo, undo_dry_run
     started_at TEXT NOT NULL,
     ended_at TEXT,                 -- null while it runs, or after a kill
     user TEXT NOT NULL DEFAULT '',
@@ -322,7 +322,7 @@ class Ledger:
     def begin(
         self,
         run_id: str,
-        kind: RunKind | str,
+        kind: CommandKind | str,
         *,
         started_at: str,
         user: str = "",

@@ -30,16 +30,10 @@ from batch_latch.jobfolder import v3_checkpoint as checkpoint_file
 from batch_latch.jobfolder.history import RUNS
 from batch_latch.jobfolder.ledger import FILENAME, WRITING, Entry, Ledger
 from batch_latch.sheet.formula import unescape_text
-from batch_latch.vocab import RECORDED, RunKind, Status
+from batch_latch.vocab import RECORDED, RunKind, Status, command_kind
 
 CHECKPOINT = checkpoint_file.FILENAME
 SET_ASIDE_GLOB = "checkpoint-*.csv.old"
-_KINDS = {
-    RunKind.RUN.value: "run",
-    RunKind.DRY_RUN.value: "dry_run",
-    RunKind.PLAN.value: "plan",
-    RunKind.UNDO.value: "undo",
-}
 _SENDING = ("run", "undo")
 #: A plan's rows that it read (as v4 records them): the rest it never reached.
 _PLAN_READ = (*RECORDED, Status.VALID.value)
@@ -251,9 +245,9 @@ def _folders(out: Path) -> list[_Folder]:
         except (OSError, ValueError):
             continue
         if isinstance(data, dict):
-            kind = _KINDS.get(str(data.get("kind", "run")), "run")
-            if kind == "undo" and data.get("dry_run"):  # sends nothing: owns no record
-                kind = "undo_dry_run"
+            known = {k.value: k for k in RunKind}  # an undo --dry-run owns no record
+            ran = known.get(str(data.get("kind", "run")), RunKind.RUN)
+            kind = command_kind(ran, bool(data.get("dry_run")))
             found.append(_Folder(folder, data, kind))
     return found
 

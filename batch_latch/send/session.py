@@ -26,7 +26,7 @@ from batch_latch.send.reads import Reader
 from batch_latch.send.retry import RetryPolicy
 from batch_latch.send.stops import stop_message
 from batch_latch.send.throttle import Throttle
-from batch_latch.vocab import Status, StopReason
+from batch_latch.vocab import ErrorKey, Status, StopReason
 
 #: Rows a bug failed whose tracebacks are kept (the rest only count).
 ROW_TRACEBACKS = 5
@@ -224,7 +224,7 @@ class Session(Generic[T]):
                         self.row_errors.append(kept)
                 message = f"internal error (please report it): {text[:200]}"
                 return RowOutcome(
-                    Status.FAILED, None, 0, message, "internal_error", finished_at=now_iso()
+                    Status.FAILED, None, 0, message, ErrorKey.INTERNAL_ERROR, finished_at=now_iso()
                 )
 
         try:
@@ -255,7 +255,7 @@ class Session(Generic[T]):
             elif outcome.status is Status.FAILED and task.index in outage:
                 text = f"{pending(reason).message}; last answer: {outcome.message}"
                 outcome = RowOutcome(
-                    Status.PENDING, outcome.http_status, outcome.attempts, text, "api_down"
+                    Status.PENDING, outcome.http_status, outcome.attempts, text, StopReason.API_DOWN
                 )
             out.append(outcome)
         waiting = sum(o.status is Status.PENDING for o in out)

@@ -26,7 +26,7 @@ from batch_latch.send.progress import Silent
 from batch_latch.send.throttle import Throttle
 from batch_latch.settings import Settings
 from batch_latch.sheet import loader, validate
-from batch_latch.vocab import RunKind, StopReason
+from batch_latch.vocab import RunKind, Status, StopReason
 from tests import ledgers
 from tests.doubles import Call, FakeFusebill, error, wait_for
 
@@ -423,7 +423,7 @@ def test_pool_stops_the_feed_when_done_raises() -> None:
     with pytest.raises(JournalWriteError):
         Pool[int, int](throttle, 1).run(list(range(10)), work, done)
     assert seen == [0, 1, 2]
-    assert throttle.stop_reason is StopReason.CHECKPOINT_ERROR
+    assert throttle.stop_reason is StopReason.LEDGER_ERROR
 
 
 # --- columns ---------------------------------------------------------------------------------
@@ -437,7 +437,7 @@ def test_text_column_overlays_values_and_counts_add_up() -> None:
 
     assert values.to_pylist() == ["success", "invalid", "success", "not_found"]
     # "success" sits under two codes of the dictionary: counts still add up.
-    assert report.count_statuses(values)["success"] == 2
+    assert report.count_statuses(values)[Status.SUCCESS] == 2
 
 
 def test_one_request_is_said_in_the_singular(tmp_path: Path) -> None:
