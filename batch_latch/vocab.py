@@ -154,7 +154,8 @@ class StopReason(Word):
     TERMINATED = "terminated"  # SIGTERM (a service manager, cron, CI, kill)
     HANGUP = "hangup"  # SIGHUP (the terminal or SSH session went away)
     # Was "checkpoint_error" (v3's checkpoint.csv); the contract names neither word, and no
-    # summary.json held it: a ledger write failure raises (exit 3, one line, no reports).
+    # summary.json should hold it: a ledger write failure raises (exit 2 before any request,
+    # else 3; one line, no reports). An older summary that does is read as this one.
     LEDGER_ERROR = "ledger_error"  # job.db could not be written (a full disk...)
     WRONG_URL = "wrong_url"  # a 404/405 not in Fusebill's error format
     REDIRECT = "redirect"  # a 3xx: never followed
@@ -163,6 +164,10 @@ class StopReason(Word):
     LONG_PAUSE = "long_pause"  # the server asked for a pause over 15 minutes
     RATE_LIMITED = "rate_limited"  # ten minutes of 429s with no request getting through
     SYSTEMATIC_REFUSAL = "systematic_refusal"  # 25 rows in a row refused by Fusebill
+
+    @classmethod
+    def _missing_(cls, value: object) -> StopReason | None:
+        return cls.LEDGER_ERROR if value == "checkpoint_error" else None
 
 
 #: The ``message`` of a row a stopped run did not settle, by stop reason.

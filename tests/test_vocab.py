@@ -165,3 +165,10 @@ def test_a_command_kind_round_trips(kind: RunKind, dry_run: bool, ledger: str, s
 )
 def test_the_run_kind_of_a_cli_command(command: str, dry_run: bool, kind: RunKind) -> None:
     assert run_kind(command, dry_run) is kind
+
+
+def test_an_older_summary_saying_checkpoint_error_reads_as_the_ledger_error() -> None:
+    assert StopReason("checkpoint_error") is StopReason.LEDGER_ERROR
+    assert str(StopReason.LEDGER_ERROR) == "ledger_error"
+    with pytest.raises(ValueError):
+        StopReason("no_such_reason")
