@@ -456,14 +456,9 @@ class Ledger:
             try:
                 self._db.execute("BEGIN")
                 sheet = self._db.execute("INSERT INTO sheets (input_sha256) VALUES (?)", (sha,))
-                self._db.executemany(
-                    "INSERT INTO sheet_rows VALUES (?,?,?,?)",
-                    zip(
-                        (sheet.lastrowid for _ in range(len(rows))),
-                        rows.tolist(),
-                        fids.tolist(),
-                        gids.to_pylist(),
-                    ),
+                self._db.executemany(  # the sheet's id written in: one value fewer a row
+                    f"INSERT INTO sheet_rows VALUES ({int(sheet.lastrowid or 0)},?,?,?)",
+                    zip(rows.tolist(), fids.tolist(), gids.to_pylist()),
                 )
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:

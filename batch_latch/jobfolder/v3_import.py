@@ -181,13 +181,12 @@ def _lines(records: pa.Table, own: pa.Table | None, newest: pa.Table) -> pa.Tabl
     """Checkpoint records as lines (``LINE_COLUMNS``), each with its sheet row: its pair's
     first row in its own run folder's outcomes (``own``), else in the newest one's. In v3
     any later record of a customer settled a write: every record but an intent settles."""
-    n = records.num_rows
-    keys = pa.table({"f": records["f"], "g": records["g"], "i": np.arange(n, dtype=np.int64)})
-    keys = keys.join(newest, ["f", "g"], join_type="left outer")
-    if own is not None:
-        keys = keys.join(own.rename_columns(["f", "g", "own"]), ["f", "g"], join_type="left outer")
-    keys = keys.sort_by("i")
-    row = pc.coalesce(keys["own"], keys["row"]) if own is not None else keys["row"]
+    row = _rows_of(records, own) if own is not None else None
+    missing = pc.is_null(row) if row is not None else None
+    if row is None or pc.any(missing).as_py():  # the newest folder's, for the rest
+        rest = records if row is None else records.filter(missing)
+        found = _rows_of(rest, newest)
+        row = found if row is None else pc.replace_with_mask(row, missing, found)
     status = pc.cast(records["s"], pa.string())
     text = {name: pc.cast(records[name], pa.string()) for name in "gpckmt"}
     return pa.table(
@@ -205,6 +204,14 @@ def _lines(records: pa.Table, own: pa.Table | None, newest: pa.Table) -> pa.Tabl
             "settles": pc.not_equal(status, WRITING),
         }
     )
+
+
+def _rows_of(records: pa.Table, rows: pa.Table) -> pa.Array:
+    """Each record's sheet row in ``rows`` (f, g, row), null where its pair has none."""
+    n = records.num_rows
+    keys = pa.table({"f": records["f"], "g": records["g"], "i": np.arange(n, dtype=np.int64)})
+    found = keys.join(rows, ["f", "g"], join_type="left outer").sort_by("i")
+    return found["row"].combine_chunks()
 
 
 def _take(item: _Folder | _Orphans, ledger: Ledger) -> None:
