@@ -482,7 +482,7 @@ class Ledger:
         if len(entries) < BULK:
             self._append(entries, command=command)
             return
-        # Many lines (a v3 job taken in): one transaction whose state is made set-wise.
+        # Many lines (a benchmark building a job): one transaction whose state is made set-wise.
         self.flush()
         with self._cond:
             while self._writing:

@@ -325,7 +325,7 @@ _PER_LINE = STATE_TRIGGERS[: STATE_TRIGGERS.index("CREATE TRIGGER log_state_dele
 
 
 def bulk(first: int, last: int) -> tuple[list[str], list[str]]:
-    """Many lines at once (seq ``first`` to ``last``, a v3 job taken in): the statements to
+    """Many lines at once (seq ``first`` to ``last``, a job built in bulk): the statements to
     run before they are inserted (the per-line trigger set aside) and after (the state of
     the customers they touch made again set-wise, the trigger back), all in the transaction
     that inserts them. A line at a time a million lines cost minutes; set-wise, seconds."""
