@@ -310,8 +310,12 @@ class FullDisk(io.BufferedWriter):
 # --- waiting on a condition ------------------------------------------------------------------
 
 
-def wait_for(condition: Callable[[], bool], *, deadline: float = 10.0, what: str = "") -> None:
-    """Poll ``condition`` until it holds; fail the test after ``deadline`` seconds."""
+def wait_for(condition: Callable[[], bool], *, deadline: float = 60.0, what: str = "") -> None:
+    """Poll ``condition`` until it holds; fail the test after ``deadline`` seconds.
+
+    The deadline only bounds a test that is failing anyway; a passing one waits as long as
+    its condition takes. So it is long: a child process's start alone took over 10 s on a
+    loaded 2-core machine (a Ctrl-C test timed out waiting for its first latches)."""
     end = time.monotonic() + deadline
     while not condition():
         if time.monotonic() > end:

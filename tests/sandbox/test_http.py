@@ -277,9 +277,11 @@ def test_retry_after_only_when_asked(make_sandbox: MakeSandbox, http: requests.S
 def test_minute_window_frees_at_its_reset(
     make_sandbox: MakeSandbox, http: requests.Session
 ) -> None:
-    sb = make_sandbox(profile="testdrive", minute_seconds=0.25, reset_format="epoch")
+    # A 2 s "minute": 11 latches must fit in one, even on a loaded machine (in a 0.25 s one
+    # they did not: every window ended before its 11th request, and none was refused).
+    sb = make_sandbox(profile="testdrive", minute_seconds=2.0, reset_format="epoch")
     refused = None
-    for _ in range(30):  # a window may end mid-burst; keep going until one is refused
+    for _ in range(60):  # a window may end mid-burst; keep going until one is refused
         response = latch(http, sb, 1_000_001, "X")
         if response.status_code == 429:
             refused = response
