@@ -154,15 +154,18 @@ def invoke(
     key: str | None = KEY,
     timeout: float = 120,
     process: bool = False,
+    env: Mapping[str, str] | None = None,
 ) -> Run:
     """The CLI on ``words``, in this process (``cli.main`` with its own environment, working
     folder and captured streams, as sqlite-utils' ``CliRunner``), or, with ``process``, as a
-    child process: for what only a process shows (its exit, its descriptors, signals)."""
+    child process: for what only a process shows (its exit, its descriptors, signals).
+    ``env`` adds variables to :func:`cli_env`'s."""
+    environment = {**cli_env(base_url, key), **(env or {})}
     if not process:
-        return _in_process(words, cwd=cwd, out=out, env=cli_env(base_url, key))
+        return _in_process(words, cwd=cwd, out=out, env=environment)
     done = subprocess.run(
         cli_command(*words),
-        env=cli_env(base_url, key),
+        env=environment,
         cwd=cwd,
         capture_output=True,
         text=True,

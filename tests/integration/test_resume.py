@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import random
-import re
 import signal
 import subprocess
 from collections import Counter
@@ -15,12 +14,12 @@ import pytest
 from tests.doubles import wait_for
 from tests.integration.conftest import (
     FAST,
-    KEY,
     RunCli,
     SandboxFactory,
     UndoCli,
     cli_command,
     cli_env,
+    invoke,
     job_db,
     killed_when,
     known_rows,
@@ -263,80 +262,53 @@ def test_ctrl_c_finishes_in_flight_requests_writes_reports_and_exits_130(
 
 
 @pytest.mark.slow
-def test_sigkill_at_random_moments_loses_nothing(tmp_path: Path) -> None:
+def test_sigkill_at_random_moments_loses_nothing(
+    tmp_path: Path, sandbox_factory: SandboxFactory
+) -> None:
     """Kill -9 the CLI mid-run several times; re-run; every row ends success, latched once."""
-    log = tmp_path / "sandbox.jsonl"
-    server = subprocess.Popen(
-        cli_command("sandbox", "--port", "0", "--latency-ms", "40", "--api-key", KEY, "--log", log),
-        stdout=subprocess.PIPE,
-        env=cli_env("http://127.0.0.1:9/v1", None),
-        text=True,
-    )
-    try:
-        assert server.stdout is not None
-        line = server.stdout.readline()
-        found = re.search(r"(http://\S+/v1)", line)
-        assert found, line
-        base_url = found.group(1)
-
-        def entries(method: str) -> list[dict[str, object]]:
-            if not log.exists():
-                return []
-            every = [json.loads(x) for x in log.read_text().splitlines() if x.strip()]
-            return [e for e in every if e["method"] == method]
-
-        rows = known_rows(80)
-        source = write_csv(tmp_path / "in.csv", rows)
-        out = tmp_path / "out"
-        workers = 4
-        command = cli_command(
-            "run", source, "--out", out, "--no-progress", "--rate", "100", "--workers", workers
-        )
-        rng = random.Random(20261127)
-        kills = 0
-        for _ in range(4):
-            before = len(entries("POST"))
-            proc = subprocess.Popen(
-                command,
-                env=cli_env(base_url),
-                cwd=tmp_path,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            target = before + rng.randint(3, 12)
-            wait_for(
-                lambda t=target, p=proc: len(entries("POST")) >= t or p.poll() is not None,  # type: ignore[misc]
-                what="traffic",
-            )
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGKILL)
-                kills += 1
-            proc.wait(timeout=30)
-
-        final = subprocess.run(
+    sandbox = sandbox_factory(latency_ms=40)  # in this process: only the CLI is killed
+    base_url = sandbox.base_url
+    rows = known_rows(80)
+    source = write_csv(tmp_path / "in.csv", rows)
+    out = tmp_path / "out"
+    workers = 4
+    words = ["run", source, "--out", out, "--no-progress", "--rate", 100, "--workers", workers]
+    command = cli_command(*words)
+    rng = random.Random(20261127)
+    kills = 0
+    for _ in range(4):
+        before = len(latch_requests(sandbox))
+        proc = subprocess.Popen(
             command,
             env=cli_env(base_url),
             cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=120,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
-        assert final.returncode == 0, final.stderr
-        results = read_csv(out / "results.csv")
-        assert [int(r["row"]) for r in results] == list(range(2, 2 + len(rows)))
-        assert {r["status"] for r in results} == {"success"}
-        assert {r["change"] for r in results} <= {"new", "unchanged"}
-        sent = Counter(int(str(e["fusebill_id"])) for e in entries("POST"))
-        assert set(sent) == {fid for fid, _ in rows}
-        assert kills >= 3
-        # Read before write: a latch that landed unrecorded is found on resume, not re-sent.
-        sent_twice = [fid for fid, n in sent.items() if n > 1]
-        assert sent_twice == [], (kills, sent_twice)
-        # And the contract's own bound, per run: a row done is not read again.
-        assert summary_counts(json.loads((out / "summary.json").read_text())) == {"success": 80}
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=10)
+        target = before + rng.randint(3, 12)
+        wait_for(
+            lambda t=target, p=proc: len(latch_requests(sandbox)) >= t or p.poll() is not None,  # type: ignore[misc]
+            what="traffic",
+        )
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait(timeout=30)
+
+    final = invoke(words, cwd=tmp_path, out=out, base_url=base_url)  # nothing to kill now
+    assert final.returncode == 0, final.stderr
+    results = read_csv(out / "results.csv")
+    assert [int(r["row"]) for r in results] == list(range(2, 2 + len(rows)))
+    assert {r["status"] for r in results} == {"success"}
+    assert {r["change"] for r in results} <= {"new", "unchanged"}
+    sent = Counter(r.fusebill_id for r in latch_requests(sandbox))
+    assert set(sent) == {fid for fid, _ in rows}
+    assert kills >= 3
+    # Read before write: a latch that landed unrecorded is found on resume, not re-sent.
+    sent_twice = [fid for fid, n in sent.items() if n > 1]
+    assert sent_twice == [], (kills, sent_twice)
+    # And the contract's own bound, per run: a row done is not read again.
+    assert summary_counts(json.loads((out / "summary.json").read_text())) == {"success": 80}
 
 
 @pytest.mark.slow
@@ -344,9 +316,10 @@ def test_a_latch_killed_before_its_answer_is_the_jobs_change_and_undo_puts_it_ba
     tmp_path: Path, sandbox_factory: SandboxFactory, run_cli: RunCli, undo_cli: UndoCli
 ) -> None:
     """The write-ahead record: kill -9 between the latch's arrival (applied) and its answer
-    (dripping); the next run counts it as this job's `new` latch; undo unlatches it."""
+    (held back a minute: the first latch of each customer stalls); the next run counts it as
+    this job's `new` latch; undo unlatches it."""
     fid = 1_000_001
-    sandbox = sandbox_factory(drip_seconds=0.005, drip_ids=frozenset({fid}))
+    sandbox = sandbox_factory(stall_first_ms=60_000)
     source = write_csv(tmp_path / "in.csv", [(fid, "GT-A")])
     out = tmp_path / "out"
     killed_when(
@@ -374,7 +347,9 @@ def test_undo_right_after_a_kill_puts_back_a_latch_whose_answer_was_lost(
     tmp_path: Path, sandbox_factory: SandboxFactory, undo_cli: UndoCli
 ) -> None:
     fid = 1_000_002
-    sandbox = sandbox_factory(drip_seconds=0.005, drip_ids=frozenset({fid}), preset={fid: "OLD"})
+    # The relatch lands and its answer is held back a minute (the first latch of each
+    # customer stalls); undo's own latch back is answered at once.
+    sandbox = sandbox_factory(stall_first_ms=60_000, preset={fid: "OLD"})
     source = write_csv(tmp_path / "in.csv", [(fid, "NEW")])
     killed_when(
         ["run", source, "--out", tmp_path / "out", "--no-progress", "--allow-relatch",

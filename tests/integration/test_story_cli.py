@@ -109,8 +109,9 @@ def test_a_customer_the_job_never_saw_is_exit_2_in_one_line(
 def test_an_unanswered_write_and_a_fresh_start_belong_to_the_story(
     tmp_path: Path, sandbox_factory: SandboxFactory, run_cli: RunCli, status_cli: StatusCli
 ) -> None:
-    # Answers about FID drip a byte every 5 ms: a latch's answer takes seconds to come.
-    sandbox = sandbox_factory(drip_seconds=0.005, drip_ids=frozenset({FID}))
+    # Answers about FID drip a byte every 2 ms: a latch's answer (1.3 kB) takes seconds to
+    # come, time enough to kill the command between the latch landing and its answer.
+    sandbox = sandbox_factory(drip_seconds=0.002, drip_ids=frozenset({FID}))
     out = tmp_path / "out"
     sheet = write_csv(tmp_path / "in.csv", [(FID, "FIRST")])
     assert run_cli(sheet, sandbox.base_url, *FAST).returncode == 0

@@ -30,6 +30,7 @@ from tests.integration.conftest import (
     assert_key_nowhere,
     cli_command,
     cli_env,
+    invoke,
     known_rows,
     write_csv,
 )
@@ -118,9 +119,23 @@ class Cli:
         return Run(self.proc.returncode, "".join(self.out), "".join(self.err), out)
 
 
+def _base(sandbox: Sandbox | None) -> str:
+    return sandbox.base_url if sandbox else "http://127.0.0.1:9/v1"
+
+
 def cli(tmp_path: Path, sandbox: Sandbox | None, *words: object, url: str | None = None) -> Cli:
-    base = sandbox.base_url if sandbox else "http://127.0.0.1:9/v1"
-    return Cli([*words, "--no-progress"], base, tmp_path, url)
+    """The command in the background, as a process: for the tests that signal it."""
+    return Cli([*words, "--no-progress"], _base(sandbox), tmp_path, url)
+
+
+def command(
+    tmp_path: Path, sandbox: Sandbox | None, *words: object, out: Path, url: str | None = None
+) -> Run:
+    """The command to its end, in this process (the webhook URL in its environment): what
+    it prints, notifies and writes do not depend on being a process of its own."""
+    env = {NOTIFY: url} if url is not None else {}
+    words = (*words, "--no-progress")
+    return invoke(words, cwd=tmp_path, out=out, base_url=_base(sandbox), env=env)
 
 
 def parsed(run: Run) -> dict[str, Any]:
@@ -168,8 +183,9 @@ def test_a_run_that_finishes_notifies_once_and_prints_its_json(
     sandbox = sandbox_factory()
     out = tmp_path / "out"
     sheet = write_csv(tmp_path / "in.csv", [*known_rows(3), (5, "GX")])  # 5 is not known
-    run = cli(tmp_path, sandbox, "run", sheet, "--out", out, *FAST, "--json", url=receiver.url)
-    done = run.finish(out)
+    done = command(
+        tmp_path, sandbox, "run", sheet, "--out", out, *FAST, "--json", out=out, url=receiver.url
+    )
     assert done.returncode == 1, done.stderr
     data = parsed(done)
     assert data["counts"]["success"] == 3 and data["counts"]["not_found"] == 1
@@ -185,11 +201,10 @@ def test_a_stopped_run_notifies_stopped_and_prints_json(
     sandbox = sandbox_factory()
     out = tmp_path / "out"
     sheet = write_csv(tmp_path / "in.csv", known_rows(6))
-    run = cli(
+    done = command(
         tmp_path, sandbox, "run", sheet, "--out", out, *FAST, "--max-requests", "3", "--json",
-        url=receiver.url,
+        out=out, url=receiver.url,
     )  # fmt: skip
-    done = run.finish(out)
     assert done.returncode == 3, done.stderr
     assert parsed(done)["stop_reason"] == "max_requests"
     assert_notified(receiver, done, "stopped")
@@ -257,9 +272,9 @@ def test_a_receiver_answering_500_is_one_line_and_changes_nothing(
     sandbox = sandbox_factory()
     sheet = write_csv(tmp_path / "in.csv", known_rows(3))
     with Receiver(status=500) as hook:
-        failing = cli(tmp_path, sandbox, "plan", sheet, "--out", tmp_path / "a", url=hook.url)
-        done = failing.finish(tmp_path / "a")
-    quiet = cli(tmp_path, sandbox, "plan", sheet, "--out", tmp_path / "b").finish(tmp_path / "b")
+        a, b = tmp_path / "a", tmp_path / "b"
+        done = command(tmp_path, sandbox, "plan", sheet, "--out", a, out=a, url=hook.url)
+    quiet = command(tmp_path, sandbox, "plan", sheet, "--out", b, out=b)
     assert done.returncode == quiet.returncode == 0, done.stderr
     assert len(hook.seen) == 2  # one retry
     lines = done.stderr_lines("notification")
@@ -280,7 +295,7 @@ def test_a_dead_port_is_one_line_and_the_json_is_unchanged(
     sheet = write_csv(tmp_path / "in.csv", known_rows(2))
     with nd.closed_port() as port:
         url = f"http://127.0.0.1:{port}{HOOK_PATH}"
-        done = cli(tmp_path, sandbox, "run", sheet, "--out", out, "--json", url=url).finish(out)
+        done = command(tmp_path, sandbox, "run", sheet, "--out", out, "--json", out=out, url=url)
     assert done.returncode == 0, done.stderr
     assert parsed(done)["counts"]["success"] == 2
     [line] = done.stderr_lines("notification")
@@ -300,7 +315,7 @@ def test_a_bad_notify_url_is_exit_2_in_one_line_before_anything_is_sent(
     sandbox = sandbox_factory()
     out = tmp_path / "out"
     sheet = write_csv(tmp_path / "in.csv", known_rows(2))
-    done = cli(tmp_path, sandbox, "run", sheet, "--out", out, "--json", url=url).finish(out)
+    done = command(tmp_path, sandbox, "run", sheet, "--out", out, "--json", out=out, url=url)
     assert (done.returncode, done.stdout) == (2, "")
     assert len(done.stderr.splitlines()) == 1 and "--notify" in done.stderr, done.stderr
     assert TOKEN not in done.stderr and "u:p" not in done.stderr
@@ -314,7 +329,7 @@ def test_the_option_wins_over_the_variable(
     out = tmp_path / "out"
     sheet = write_csv(tmp_path / "in.csv", known_rows(1))
     words = ("run", sheet, "--out", out, "--notify", receiver.url)
-    done = cli(tmp_path, sandbox, *words, url="http://example.com/not-loopback").finish(out)
+    done = command(tmp_path, sandbox, *words, out=out, url="http://example.com/not-loopback")
     assert done.returncode == 0, done.stderr
     assert receiver.events() == ["finished"]
 
@@ -336,7 +351,7 @@ def test_json_on_plan_dry_run_undo_and_undo_dry_run(
         (("undo", out), 0, "undo"),
     ]
     for words, code, kind in steps:
-        done = cli(tmp_path, sandbox, *words, *FAST[:2], "--json", url=receiver.url).finish(out)
+        done = command(tmp_path, sandbox, *words, *FAST[:2], "--json", out=out, url=receiver.url)
         assert done.returncode == code, (words, done.stderr)
         data = parsed(done)
         assert data["kind"] == kind and data["dry_run"] == ("--dry-run" in words)
@@ -354,7 +369,7 @@ def test_a_file_level_error_is_its_one_line_exit_2_and_an_empty_stdout(
         ("plan", write_csv(tmp_path / "bad.csv", [], header=("a", "b")), "--out", out, "--json"),
         ("undo", tmp_path / "not-a-job", "--json"),
     ):
-        done = cli(tmp_path, None, *words, url=receiver.url).finish(out)
+        done = command(tmp_path, None, *words, out=out, url=receiver.url)
         assert (done.returncode, done.stdout) == (2, ""), words
         assert len(done.stderr.splitlines()) == 1, done.stderr
     assert receiver.bodies == []
@@ -391,7 +406,7 @@ def test_a_full_disk_mid_run_still_prints_json_and_notifies_stopped(
     out = small_disk / "out"
     sheet = write_csv(tmp_path / "in.csv", known_rows(400))
     words = ("run", sheet, "--out", out, "--rate", "400", "--workers", "4", "--json")
-    done = cli(tmp_path, sandbox, *words, url=receiver.url).finish(out)
+    done = command(tmp_path, sandbox, *words, out=out, url=receiver.url)
     assert done.returncode == 3, done.stderr
     data = json.loads(done.stdout)
     [line] = [x for x in done.stderr.splitlines() if x.startswith("batch-latch: error:")]
