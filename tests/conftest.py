@@ -175,7 +175,9 @@ def small_xlsx_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 
 
 class Helpers:
-    """The helpers above, handed to tests by the ``helpers`` fixture (no conftest imports)."""
+    """The helpers above, handed to tests by the ``helpers`` fixture; a test annotates it
+    ``helpers: type[Helpers]`` (``from tests.conftest import Helpers``), so mypy checks
+    every call."""
 
     Cell = Cell
     FORMULA_STARTS = FORMULA_STARTS

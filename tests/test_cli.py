@@ -14,6 +14,7 @@ from batch_latch import cli
 from batch_latch.commands import status
 from batch_latch.errors import NotAJob
 from batch_latch.settings import KEY_VARIABLE, URL_VARIABLE
+from tests.conftest import Helpers
 
 KEY = "sk_live_CLI_SECRET_42"
 
@@ -232,7 +233,7 @@ def test_ctrl_c_outside_the_run_is_exit_130_one_line(
     assert capsys.readouterr().err == "batch-latch: interrupted\n"
 
 
-def test_the_real_process_exit_codes(tmp_path: Path, helpers: Any) -> None:
+def test_the_real_process_exit_codes(tmp_path: Path, helpers: type[Helpers]) -> None:
     version, usage = helpers.run_cli_many(
         [["--version"], ["run", "--rate", "-1", "in.csv"]], cwd=tmp_path
     )

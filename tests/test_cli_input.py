@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from batch_latch import cli
+from tests.conftest import Helpers
 
 pytestmark = pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
 
@@ -70,7 +71,7 @@ HOSTILE = {
 
 
 def test_cli_subprocess_file_errors_and_a_ragged_file(
-    tmp_path: Path, helpers: Any, small_xlsx_bytes: bytes
+    tmp_path: Path, helpers: type[Helpers], small_xlsx_bytes: bytes
 ) -> None:
     cases = _inputs(tmp_path / "in", small_xlsx_bytes)
     (tmp_path / "ragged.csv").write_bytes(HOSTILE["ragged.csv"][0])
@@ -124,7 +125,7 @@ def test_every_file_error_exits_2_with_one_line(
 
 @pytest.mark.parametrize("name", list(HOSTILE))
 def test_hostile_but_readable_files_run_without_noise(
-    tmp_path: Path, helpers: Any, capfd: pytest.CaptureFixture[str], name: str
+    tmp_path: Path, helpers: type[Helpers], capfd: pytest.CaptureFixture[str], name: str
 ) -> None:
     """Ragged, Windows-1252 with undefined bytes, NULs: exit 0/1 and nothing on stderr.
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -17,6 +16,7 @@ from batch_latch.reports.writer import Summary
 from batch_latch.sheet import formula, loader
 from batch_latch.sheet.validate import validate
 from batch_latch.vocab import FAILED_STATUSES, STATUSES, Change, RunKind, Status, StopReason
+from tests.conftest import Helpers
 
 TOOL_HEAD = ["row", "fusebillId", "geotabId", "status", "http_status", "attempts", "message"]
 RISKY = ("=", "+", "-", "@", "\t", "\r", "\n")
@@ -45,7 +45,7 @@ def summary(rows: int, exit_code: int = 1) -> Summary:
 
 
 def dry_run(
-    tmp_path: Path, helpers: Any, records: list[list[str]], out: str = "out"
+    tmp_path: Path, helpers: type[Helpers], records: list[list[str]], out: str = "out"
 ) -> tuple[Path, loader.Sheet]:
     """Load ``records`` from a real CSV, validate, write the dry-run reports; return the folder."""
     sheet = loader.load(helpers.write_csv(tmp_path / "in.csv", records))
@@ -75,7 +75,7 @@ def by_hand(statuses: list[str], fusebill: list[str], geotab: list[str]) -> Resu
 # --- columns --------------------------------------------------------------------------------
 
 
-def test_columns_and_order(tmp_path: Path, helpers: Any) -> None:
+def test_columns_and_order(tmp_path: Path, helpers: type[Helpers]) -> None:
     records = [
         ["Zone", "Fusebill ID", "status", "Geotab ID", "row", "Notes", "input_status"],
         ["z1", "1", "mine", "g1", "r1", "n1", "is1"],
@@ -108,7 +108,7 @@ def test_columns_and_order(tmp_path: Path, helpers: Any) -> None:
     assert [r["attempts"] for r in rows] == ["0", "0"]
 
 
-def test_bom_and_utf8(tmp_path: Path, helpers: Any) -> None:
+def test_bom_and_utf8(tmp_path: Path, helpers: type[Helpers]) -> None:
     folder, _ = dry_run(
         tmp_path, helpers, [["fusebillId", "geotabId", "Ort"], ["1", "Zürich", "é"]]
     )
@@ -120,7 +120,7 @@ def test_bom_and_utf8(tmp_path: Path, helpers: Any) -> None:
     assert "Zürich" in (folder / "results.csv").read_text(encoding="utf-8-sig")
 
 
-def test_ids_are_written_as_their_exact_text(tmp_path: Path, helpers: Any) -> None:
+def test_ids_are_written_as_their_exact_text(tmp_path: Path, helpers: type[Helpers]) -> None:
     records = [
         ["fusebillId", "geotabId", "Code"],
         ["0909909", "0909909", "00012"],
@@ -142,7 +142,7 @@ def test_ids_are_written_as_their_exact_text(tmp_path: Path, helpers: Any) -> No
     assert "0909909" in raw and "00012" in raw
 
 
-def test_invalid_rows_show_raw_text(tmp_path: Path, helpers: Any) -> None:
+def test_invalid_rows_show_raw_text(tmp_path: Path, helpers: type[Helpers]) -> None:
     records = [["fusebillId", "geotabId"], ["  12 34 ", "  spaced  "], [" 7 ", " \x00 "]]
     folder, _ = dry_run(tmp_path, helpers, records)
     rows = helpers.read_csv_records(folder / "results.csv")[1:]
@@ -154,7 +154,9 @@ def test_invalid_rows_show_raw_text(tmp_path: Path, helpers: Any) -> None:
 
 
 @pytest.mark.parametrize("start", RISKY, ids=[repr(c) for c in RISKY])
-def test_risky_cells_get_an_apostrophe_everywhere(tmp_path: Path, helpers: Any, start: str) -> None:
+def test_risky_cells_get_an_apostrophe_everywhere(
+    tmp_path: Path, helpers: type[Helpers], start: str
+) -> None:
     cell = f"{start}cmd|' /C calc'!A0"
     records = [
         ["fusebillId", "geotabId", f"{start}Header", "Notes"],
@@ -174,7 +176,9 @@ def test_risky_cells_get_an_apostrophe_everywhere(tmp_path: Path, helpers: Any, 
 
 
 @pytest.mark.parametrize("start", RISKY, ids=[repr(c) for c in RISKY])
-def test_risky_header_names_and_tool_cells(tmp_path: Path, helpers: Any, start: str) -> None:
+def test_risky_header_names_and_tool_cells(
+    tmp_path: Path, helpers: type[Helpers], start: str
+) -> None:
     columns = by_hand(["invalid"], [f"{start}1"], [f"{start}g"])
     columns = dataclasses.replace(
         columns, message=pa.array([f"{start}msg"]), error_key=pa.array(["k"])
@@ -189,7 +193,7 @@ def test_risky_header_names_and_tool_cells(tmp_path: Path, helpers: Any, start: 
         assert row[-2:] == [f"'{start}v", "p"]
 
 
-def test_safe_cells_are_not_escaped(tmp_path: Path, helpers: Any) -> None:
+def test_safe_cells_are_not_escaped(tmp_path: Path, helpers: type[Helpers]) -> None:
     records = [
         ["fusebillId", "geotabId", "Notes"],
         ["1", "g1", "plain"],
@@ -209,7 +213,7 @@ def test_cell_already_starting_with_apostrophe_and_formula(tmp_path: Path) -> No
     assert formula.escape(column).to_pylist() == ["''=x", "'''+y", "'=z", "'abc"]
 
 
-def test_failed_csv_round_trips_through_the_loader(tmp_path: Path, helpers: Any) -> None:
+def test_failed_csv_round_trips_through_the_loader(tmp_path: Path, helpers: type[Helpers]) -> None:
     hostile = [
         "=SUM(A1)",
         "+1",
@@ -256,7 +260,7 @@ def test_failed_csv_round_trips_through_the_loader(tmp_path: Path, helpers: Any)
     assert back.rows.to_pylist() == [i + 2 for i in failed_rows]
 
 
-def test_results_csv_round_trips_too(tmp_path: Path, helpers: Any) -> None:
+def test_results_csv_round_trips_too(tmp_path: Path, helpers: type[Helpers]) -> None:
     records = [["fusebillId", "geotabId"], ["=1", "-g"], ["1", "@g"], ["2", "'=g"]]
     folder, sheet = dry_run(tmp_path, helpers, records)
     assert sheet.geotab.to_pylist() == ["-g", "@g", "=g"]  # the input's own "'" went on load
@@ -268,7 +272,7 @@ def test_results_csv_round_trips_too(tmp_path: Path, helpers: Any) -> None:
 # --- failed.csv -----------------------------------------------------------------------------
 
 
-def test_failed_csv_holds_only_rows_to_fix(tmp_path: Path, helpers: Any) -> None:
+def test_failed_csv_holds_only_rows_to_fix(tmp_path: Path, helpers: type[Helpers]) -> None:
     statuses = ["success", "invalid", "duplicate", "not_found", "valid", "failed", "pending"]
     columns = by_hand(statuses, [str(i + 1) for i in range(7)], [f"g{i}" for i in range(7)])
     extras = {"Notes": pa.array([f"n{i}" for i in range(7)], type=pa.string())}
@@ -287,7 +291,9 @@ def test_failed_csv_holds_only_rows_to_fix(tmp_path: Path, helpers: Any) -> None
     assert validate(back).status.to_pylist() == ["valid"] * 4
 
 
-def test_failed_csv_with_no_failed_rows_is_header_only(tmp_path: Path, helpers: Any) -> None:
+def test_failed_csv_with_no_failed_rows_is_header_only(
+    tmp_path: Path, helpers: type[Helpers]
+) -> None:
     columns = by_hand(["success", "duplicate"], ["1", "1"], ["a", "a"])
     report.write_reports(tmp_path, columns, {}, summary(2, exit_code=0))
     assert helpers.read_csv_records(tmp_path / "failed.csv")[1:] == []
@@ -316,7 +322,7 @@ def test_count_changes_lists_every_change_and_skips_empty() -> None:
     assert counts == {"new": 2, "unchanged": 1, "relatch": 1, "unknown": 0, "undo": 0}
 
 
-def test_change_and_previous_columns_are_written(tmp_path: Path, helpers: Any) -> None:
+def test_change_and_previous_columns_are_written(tmp_path: Path, helpers: type[Helpers]) -> None:
     columns = by_hand(["success", "failed"], ["1", "2"], ["A", "B"])
     columns = dataclasses.replace(
         columns,
@@ -336,7 +342,7 @@ def test_count_statuses_lists_every_status() -> None:
     assert sum(counts.values()) == 3
 
 
-def test_rewrite_is_atomic_and_leaves_no_temp_files(tmp_path: Path, helpers: Any) -> None:
+def test_rewrite_is_atomic_and_leaves_no_temp_files(tmp_path: Path, helpers: type[Helpers]) -> None:
     out = tmp_path / "out"
     out.mkdir()
     (out / "results.csv").write_text("old results", encoding="utf-8")

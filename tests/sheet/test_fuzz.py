@@ -26,6 +26,7 @@ from batch_latch.errors import ConfigError, InputError
 from batch_latch.sheet import loader
 from batch_latch.sheet.loader import Sheet
 from batch_latch.sheet.validate import validate
+from tests.conftest import Helpers
 
 pytestmark = pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
 
@@ -298,7 +299,7 @@ def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @FILES
 @given(spec=csv_files())
 def test_loader_reads_any_csv_the_csv_module_writes(
-    scratch: Path, helpers: Any, spec: tuple[list[str], list[list[str]], str, bool]
+    scratch: Path, helpers: type[Helpers], spec: tuple[list[str], list[list[str]], str, bool]
 ) -> None:
     header, data, delimiter, bom = spec
     path = helpers.write_csv(scratch / "spec.csv", [header, *data], delimiter=delimiter, bom=bom)
@@ -344,7 +345,9 @@ def test_loader_reads_any_csv_the_csv_module_writes(
         max_size=12,
     )
 )
-def test_loader_xlsx_cells_become_text(scratch: Path, helpers: Any, cells: list[Any]) -> None:
+def test_loader_xlsx_cells_become_text(
+    scratch: Path, helpers: type[Helpers], cells: list[Any]
+) -> None:
     rows = {1: ["fusebillId", "geotabId"]}
     rows.update({i + 2: [cell, "g"] for i, cell in enumerate(cells)})
     path = helpers.write_xlsx(scratch / "cells.xlsx", {"S": rows})
@@ -508,7 +511,7 @@ def test_nul_bytes_everywhere(tmp_path: Path) -> None:
     assert load_or_error(path) is None
 
 
-def test_ten_thousand_columns(tmp_path: Path, helpers: Any) -> None:
+def test_ten_thousand_columns(tmp_path: Path, helpers: type[Helpers]) -> None:
     width = 10_000
     header = ["fusebillId", "geotabId"] + [f"c{i}" for i in range(3, width + 1)]
     rows = [[str(r), f"g{r}"] + [f"{r}.{i}" for i in range(3, width + 1)] for r in (1, 2, 3)]
@@ -525,7 +528,7 @@ def test_ten_thousand_columns(tmp_path: Path, helpers: Any) -> None:
 
 @pytest.mark.parametrize("delimiter", [",", ";", "\t"], ids=["comma", "semicolon", "tab"])
 def test_header_longer_than_the_sniffed_sample(
-    tmp_path: Path, helpers: Any, delimiter: str
+    tmp_path: Path, helpers: type[Helpers], delimiter: str
 ) -> None:
     # About 250 KB of header, the id columns at its very end: the delimiter and the width
     # cannot be read from the first 64 KB alone.
@@ -542,7 +545,7 @@ def test_header_longer_than_the_sniffed_sample(
 
 @pytest.mark.slow
 def test_hostile_files_through_the_cli(
-    tmp_path: Path, helpers: Any, small_xlsx_bytes: bytes
+    tmp_path: Path, helpers: type[Helpers], small_xlsx_bytes: bytes
 ) -> None:
     """A few hostile files as real runs, under a timeout: exit 0/1/2, no traceback, no hang."""
     rng = random.Random(20240101)

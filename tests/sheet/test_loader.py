@@ -12,6 +12,7 @@ import pytest
 from batch_latch.errors import BatchLatchError, ConfigError, InputError
 from batch_latch.sheet import loader, validate
 from batch_latch.sheet.loader import Sheet
+from tests.conftest import Helpers
 
 
 def values(sheet: Sheet) -> dict[str, Any]:
@@ -43,7 +44,7 @@ def load_error(path: Path, **kwargs: Any) -> BatchLatchError:
 
 
 @pytest.mark.parametrize("bom", [False, True], ids=["no-bom", "bom"])
-def test_utf8_with_and_without_bom(tmp_path: Path, helpers: Any, bom: bool) -> None:
+def test_utf8_with_and_without_bom(tmp_path: Path, helpers: type[Helpers], bom: bool) -> None:
     # The BOM sits before an extra column's name: it must not end up in that name.
     path = helpers.write_csv(
         tmp_path / "in.csv",
@@ -118,7 +119,7 @@ def test_bom_file_that_is_not_utf8_is_a_clear_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("delimiter", [",", ";", "\t"], ids=["comma", "semicolon", "tab"])
-def test_delimiter_detected(tmp_path: Path, helpers: Any, delimiter: str) -> None:
+def test_delimiter_detected(tmp_path: Path, helpers: type[Helpers], delimiter: str) -> None:
     # Cells hold the other delimiters, so a wrong guess would split them.
     records = [
         ["Fusebill ID", "Geotab ID", "Notes"],
@@ -164,7 +165,9 @@ def test_line_endings(tmp_path: Path, newline: str) -> None:
         ("fusebill\tid", "geotab id"),
     ],
 )
-def test_header_aliases(tmp_path: Path, helpers: Any, fusebill_name: str, geotab_name: str) -> None:
+def test_header_aliases(
+    tmp_path: Path, helpers: type[Helpers], fusebill_name: str, geotab_name: str
+) -> None:
     path = helpers.write_csv(
         tmp_path / "in.csv", [["Other", geotab_name, fusebill_name], ["o", "g1", "42"]]
     )
@@ -185,21 +188,23 @@ def test_header_aliases(tmp_path: Path, helpers: Any, fusebill_name: str, geotab
         ["Fusebill Customer", "geotabId"],
     ],
 )
-def test_near_miss_headers_are_not_guessed(tmp_path: Path, helpers: Any, header: list[str]) -> None:
+def test_near_miss_headers_are_not_guessed(
+    tmp_path: Path, helpers: type[Helpers], header: list[str]
+) -> None:
     path = helpers.write_csv(tmp_path / "in.csv", [header, ["1", "2"]])
     error = load_error(path)
     assert "fusebillId" in str(error)
     assert "--fusebill-column" in str(error)
 
 
-def test_geotab_column_not_found(tmp_path: Path, helpers: Any) -> None:
+def test_geotab_column_not_found(tmp_path: Path, helpers: type[Helpers]) -> None:
     path = helpers.write_csv(tmp_path / "in.csv", [["fusebillId", "Geotab"], ["1", "2"]])
     error = load_error(path)
     assert "geotabId" in str(error) and "--geotab-column" in str(error)
     assert "'Geotab'" in str(error)  # lists the columns it saw
 
 
-def test_column_overrides(tmp_path: Path, helpers: Any) -> None:
+def test_column_overrides(tmp_path: Path, helpers: type[Helpers]) -> None:
     path = helpers.write_csv(
         tmp_path / "in.csv", [["Customer", "Notes", "Reseller"], ["7", "n", "R-1"]]
     )
@@ -216,19 +221,19 @@ def test_column_overrides(tmp_path: Path, helpers: Any) -> None:
     assert loose.fusebill.to_pylist() == ["7"] and loose.geotab.to_pylist() == ["R-1"]
 
 
-def test_override_for_one_column_only(tmp_path: Path, helpers: Any) -> None:
+def test_override_for_one_column_only(tmp_path: Path, helpers: type[Helpers]) -> None:
     path = helpers.write_csv(tmp_path / "in.csv", [["Customer", "geotabId"], ["7", "g"]])
     sheet = loader.load(path, fusebill_column="Customer")
     assert sheet.fusebill.to_pylist() == ["7"] and sheet.geotab.to_pylist() == ["g"]
 
 
-def test_override_not_found(tmp_path: Path, helpers: Any) -> None:
+def test_override_not_found(tmp_path: Path, helpers: type[Helpers]) -> None:
     path = helpers.write_csv(tmp_path / "in.csv", [["fusebillId", "geotabId"], ["1", "2"]])
     error = load_error(path, geotab_column="Reseller ID")
     assert "'Reseller ID'" in str(error) and "--geotab-column" in str(error)
 
 
-def test_two_candidate_columns_is_an_error(tmp_path: Path, helpers: Any) -> None:
+def test_two_candidate_columns_is_an_error(tmp_path: Path, helpers: type[Helpers]) -> None:
     path = helpers.write_csv(
         tmp_path / "in.csv",
         [["Fusebill ID", "fusebill_customer_id", "geotabId"], ["1", "2", "g"]],
@@ -241,14 +246,14 @@ def test_two_candidate_columns_is_an_error(tmp_path: Path, helpers: Any) -> None
     assert values(sheet)["extras"] == {"Fusebill ID": ["1"]}
 
 
-def test_two_geotab_candidates_is_an_error(tmp_path: Path, helpers: Any) -> None:
+def test_two_geotab_candidates_is_an_error(tmp_path: Path, helpers: type[Helpers]) -> None:
     path = helpers.write_csv(
         tmp_path / "in.csv", [["fusebillId", "Geotab ID", "GEOTAB-ID"], ["1", "a", "b"]]
     )
     assert "--geotab-column" in str(load_error(path))
 
 
-def test_same_column_for_both_is_an_error(tmp_path: Path, helpers: Any) -> None:
+def test_same_column_for_both_is_an_error(tmp_path: Path, helpers: type[Helpers]) -> None:
     path = helpers.write_csv(tmp_path / "in.csv", [["fusebillId", "geotabId"], ["1", "2"]])
     load_error(path, fusebill_column="geotabId")
 
@@ -256,7 +261,7 @@ def test_same_column_for_both_is_an_error(tmp_path: Path, helpers: Any) -> None:
 # --- values are text ------------------------------------------------------------------------
 
 
-def test_every_value_is_text(tmp_path: Path, helpers: Any) -> None:
+def test_every_value_is_text(tmp_path: Path, helpers: type[Helpers]) -> None:
     cells = ["0909909", "00012", "1.0", "1e3", "TRUE", " 5 ", "NaN", "null", "", "1,5", "-0"]
     records = [["fusebillId", "geotabId", "Other"]] + [[c, c, c] for c in cells]
     records.append(["x", "y", "z"])  # keeps the last rows non-blank
@@ -334,7 +339,7 @@ def test_quoted_newline_is_one_row(tmp_path: Path, tolerant: bool) -> None:
 # --- columns --------------------------------------------------------------------------------
 
 
-def test_extra_columns_in_order(tmp_path: Path, helpers: Any) -> None:
+def test_extra_columns_in_order(tmp_path: Path, helpers: type[Helpers]) -> None:
     records = [
         ["Zone", "fusebillId", "Account", "geotabId", "Amount", "Notes"],
         ["z1", "1", "acme", "g1", "0012", "n1"],
@@ -350,7 +355,7 @@ def test_extra_columns_in_order(tmp_path: Path, helpers: Any) -> None:
     }
 
 
-def test_duplicate_and_nameless_headers_made_unique(tmp_path: Path, helpers: Any) -> None:
+def test_duplicate_and_nameless_headers_made_unique(tmp_path: Path, helpers: type[Helpers]) -> None:
     records = [
         ["Notes", "fusebillId", "Notes", "geotabId", "Notes", "Notes_2", ""],
         ["a", "1", "b", "g", "c", "d", "e"],
@@ -415,7 +420,7 @@ def test_long_row_on_the_first_data_line(tmp_path: Path) -> None:
     ],
 )
 def test_one_leading_apostrophe_removed(
-    tmp_path: Path, helpers: Any, cell: str, loaded: str
+    tmp_path: Path, helpers: type[Helpers], cell: str, loaded: str
 ) -> None:
     records = [["fusebillId", "geotabId", "Notes"], [cell, cell, cell]]
     sheet = loader.load(helpers.write_csv(tmp_path / "in.csv", records))
@@ -424,7 +429,7 @@ def test_one_leading_apostrophe_removed(
     assert values(sheet)["extras"] == {"Notes": [loaded]}
 
 
-def test_apostrophe_in_header_names(tmp_path: Path, helpers: Any) -> None:
+def test_apostrophe_in_header_names(tmp_path: Path, helpers: type[Helpers]) -> None:
     records = [["'=Notes", "fusebillId", "''-x", "'geotabId"], ["n", "1", "m", "g"]]
     path = helpers.write_csv(tmp_path / "in.csv", records)
     # "'geotabId" keeps its apostrophe, so it is not recognised: name it explicitly.
@@ -435,7 +440,7 @@ def test_apostrophe_in_header_names(tmp_path: Path, helpers: Any) -> None:
 # --- XLSX -----------------------------------------------------------------------------------
 
 
-def test_xlsx_numbers_and_text(tmp_path: Path, helpers: Any) -> None:
+def test_xlsx_numbers_and_text(tmp_path: Path, helpers: type[Helpers]) -> None:
     cell = helpers.Cell
     path = helpers.write_xlsx(
         tmp_path / "in.xlsx",
@@ -462,7 +467,7 @@ def test_xlsx_numbers_and_text(tmp_path: Path, helpers: Any) -> None:
     }
 
 
-def test_xlsx_sheet_choice(tmp_path: Path, helpers: Any) -> None:
+def test_xlsx_sheet_choice(tmp_path: Path, helpers: type[Helpers]) -> None:
     path = helpers.write_xlsx(
         tmp_path / "in.xlsx",
         {
@@ -482,7 +487,7 @@ def test_xlsx_sheet_choice(tmp_path: Path, helpers: Any) -> None:
     assert "'Third'" in str(error) and "'First'" in str(error) and "'Second sheet'" in str(error)
 
 
-def test_xlsx_blank_rows_keep_numbering(tmp_path: Path, helpers: Any) -> None:
+def test_xlsx_blank_rows_keep_numbering(tmp_path: Path, helpers: type[Helpers]) -> None:
     path = helpers.write_xlsx(
         tmp_path / "in.xlsx",
         {
@@ -504,7 +509,7 @@ def test_xlsx_blank_rows_keep_numbering(tmp_path: Path, helpers: Any) -> None:
     }
 
 
-def test_xlsx_header_not_in_first_row(tmp_path: Path, helpers: Any) -> None:
+def test_xlsx_header_not_in_first_row(tmp_path: Path, helpers: type[Helpers]) -> None:
     path = helpers.write_xlsx(
         tmp_path / "in.xlsx", {"S": {2: ["fusebillId", "geotabId"], 3: [1, "a"]}}
     )
@@ -512,22 +517,22 @@ def test_xlsx_header_not_in_first_row(tmp_path: Path, helpers: Any) -> None:
     assert (sheet.header_row, sheet.rows.to_pylist(), sheet.geotab.to_pylist()) == (2, [3], ["a"])
 
 
-def test_xlsx_header_only(tmp_path: Path, helpers: Any) -> None:
+def test_xlsx_header_only(tmp_path: Path, helpers: type[Helpers]) -> None:
     path = helpers.write_xlsx(tmp_path / "in.xlsx", {"S": {1: ["fusebillId", "geotabId"]}})
     assert "no data rows" in str(load_error(path))
 
 
-def test_xlsx_empty_sheet(tmp_path: Path, helpers: Any) -> None:
+def test_xlsx_empty_sheet(tmp_path: Path, helpers: type[Helpers]) -> None:
     path = helpers.write_xlsx(tmp_path / "in.xlsx", {"S": {}})
     load_error(path)
 
 
-def test_sheet_option_on_a_csv_is_a_config_error(tmp_path: Path, helpers: Any) -> None:
+def test_sheet_option_on_a_csv_is_a_config_error(tmp_path: Path, helpers: type[Helpers]) -> None:
     path = helpers.write_csv(tmp_path / "in.csv", [["fusebillId", "geotabId"], ["1", "2"]])
     assert isinstance(load_error(path, sheet="Sheet1"), ConfigError)
 
 
-def test_uppercase_extensions(tmp_path: Path, helpers: Any) -> None:
+def test_uppercase_extensions(tmp_path: Path, helpers: type[Helpers]) -> None:
     csv_path = helpers.write_csv(tmp_path / "IN.CSV", [["fusebillId", "geotabId"], ["1", "2"]])
     xlsx_path = helpers.write_xlsx(
         tmp_path / "IN.XLSX", {"S": {1: ["fusebillId", "geotabId"], 2: [1, "2"]}}
@@ -612,7 +617,7 @@ def test_xls_error_suggests_saving_as_xlsx(tmp_path: Path) -> None:
 # --- the bundled sample ---------------------------------------------------------------------
 
 
-def test_sample_xlsx_cells_are_typed_like_a_real_workbook(helpers: Any) -> None:
+def test_sample_xlsx_cells_are_typed_like_a_real_workbook(helpers: type[Helpers]) -> None:
     workbook = openpyxl.load_workbook(helpers.SAMPLE_XLSX)
     sheet = workbook.worksheets[0]
     rows = {cells[0].row: cells for cells in sheet.iter_rows(min_row=1, max_col=2)}
@@ -626,7 +631,7 @@ def test_sample_xlsx_cells_are_typed_like_a_real_workbook(helpers: Any) -> None:
     assert rows[20][1].value == '=HYPERLINK("x")' and rows[20][1].data_type == "s"
 
 
-def test_sample_xlsx_matches_sample_csv(helpers: Any) -> None:
+def test_sample_xlsx_matches_sample_csv(helpers: type[Helpers]) -> None:
     from_csv = loader.load(helpers.SAMPLE_CSV)
     from_xlsx = loader.load(helpers.SAMPLE_XLSX)
     csv_values, xlsx_values = values(from_csv), values(from_xlsx)
@@ -641,7 +646,7 @@ def test_sample_xlsx_matches_sample_csv(helpers: Any) -> None:
         assert getattr(a, field).to_pylist() == getattr(b, field).to_pylist(), field
 
 
-def test_sample_xlsx_dry_run_matches_csv(tmp_path: Path, helpers: Any) -> None:
+def test_sample_xlsx_dry_run_matches_csv(tmp_path: Path, helpers: type[Helpers]) -> None:
     results = helpers.run_cli_many(
         [
             ["run", helpers.SAMPLE_CSV, "--dry-run", "--out", tmp_path / "csv"],
@@ -660,7 +665,9 @@ def test_sample_xlsx_dry_run_matches_csv(tmp_path: Path, helpers: Any) -> None:
     assert 6 not in status  # the blank row
 
 
-def test_sample_xlsx_script_reproduces_the_committed_file(tmp_path: Path, helpers: Any) -> None:
+def test_sample_xlsx_script_reproduces_the_committed_file(
+    tmp_path: Path, helpers: type[Helpers]
+) -> None:
     import runpy
 
     script = runpy.run_path(str(helpers.SAMPLE_CSV.parents[1] / "scripts" / "make_sample_xlsx.py"))

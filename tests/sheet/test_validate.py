@@ -12,6 +12,7 @@ from batch_latch.sheet import loader
 from batch_latch.sheet.loader import Sheet
 from batch_latch.sheet.validate import Verdicts, validate
 from batch_latch.vocab import ErrorKey, is_error_key
+from tests.conftest import Helpers
 
 MAX = 9223372036854775807
 
@@ -332,7 +333,7 @@ def test_counts() -> None:
 # --- through a real file --------------------------------------------------------------------
 
 
-def test_sample_file_verdicts(helpers: Any) -> None:
+def test_sample_file_verdicts(helpers: type[Helpers]) -> None:
     """The sample's Notes column says what each row should get; check it row by row."""
     verdicts = rows_of(validate(loader.load(helpers.SAMPLE_CSV)))
     by_row = {v["row"]: v for v in verdicts}
@@ -365,7 +366,7 @@ def test_sample_file_verdicts(helpers: Any) -> None:
     assert "16" in by_row[17]["message"] and "17" in by_row[16]["message"]
 
 
-def test_xlsx_numbers_validate_like_text(tmp_path: Path, helpers: Any) -> None:
+def test_xlsx_numbers_validate_like_text(tmp_path: Path, helpers: type[Helpers]) -> None:
     path = helpers.write_xlsx(
         tmp_path / "in.xlsx",
         {
