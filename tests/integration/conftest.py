@@ -162,7 +162,7 @@ def invoke(
     ``env`` adds variables to :func:`cli_env`'s."""
     environment = {**cli_env(base_url, key), **(env or {})}
     if not process:
-        return _in_process(words, cwd=cwd, out=out, env=environment)
+        return in_process(words, cwd=cwd, out=out, env=environment)
     done = subprocess.run(
         cli_command(*words),
         env=environment,
@@ -202,7 +202,9 @@ def killed_when(
             proc.wait()
 
 
-def _in_process(words: Sequence[object], *, cwd: Path, out: Path, env: dict[str, str]) -> Run:
+def in_process(words: Sequence[object], *, cwd: Path, out: Path, env: Mapping[str, str]) -> Run:
+    """``cli.main(words)`` in this process with exactly ``env`` as its environment, ``cwd``
+    as its working folder and its streams captured; all restored after."""
     from batch_latch import cli
 
     saved_env, saved_cwd = dict(os.environ), Path.cwd()

@@ -12,7 +12,6 @@ stderr, stdout and in both summary.json copies: "Failed to parse: http://puser:â
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -24,8 +23,8 @@ from tests.integration.conftest import (
     Run,
     SandboxFactory,
     assert_key_nowhere,
-    cli_command,
     cli_env,
+    in_process,
     known_rows,
     write_csv,
 )
@@ -59,15 +58,9 @@ def cli(tmp_path: Path) -> Cli:
             child.pop(name.lower(), None)
         child.update(env or {})
         words = [command, sheet, "--out", out, "--no-progress", *FAST]
-        done = subprocess.run(
-            cli_command(*words),
-            env=child,
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        return Run(done.returncode, done.stdout, done.stderr, out)
+        # In this process, with exactly the environment a child would get: the tool reads
+        # the key, .env and the proxy variables from it when the command starts.
+        return in_process(words, cwd=tmp_path, out=out, env=child)
 
     return run
 

@@ -1,19 +1,21 @@
-"""The real CLI against the middle of a real network, on loopback only (a subprocess where
-the variables read at its start matter: CAs, proxies, ``~/.netrc``, and for Ctrl-C; in this
-process otherwise): HTTPS with a CA made here, a CONNECT proxy (and one answering
-407), ``~/.netrc``, bodies that drip past ``--timeout``, Ctrl-C during a drip, 429 pauses
-(visible, floored, too long), the daily quota with and without ``--wait-for-quota``, the
-estimate at the account's limits, redirects and a base URL without ``/v1``.
+"""The real CLI against the middle of a real network, on loopback only: HTTPS with a CA made
+here, a CONNECT proxy (and one answering 407), ``~/.netrc``, bodies that drip past
+``--timeout``, Ctrl-C during a drip, 429 pauses (visible, floored, too long), the daily quota
+with and without ``--wait-for-quota``, the estimate at the account's limits, redirects and a
+base URL without ``/v1``.
 
 Contract v2: "Configuration", "How responses are treated", "Resume" (Ctrl-C).
 
+A command runs in this process with the environment a child would get (the tool reads its
+CA, proxy and key variables from it when the command starts and lets requests read nothing
+behind its back), or as a subprocess where it is signalled (Ctrl-C, and to end a pause).
 This machine sets ``REQUESTS_CA_BUNDLE``/``SSL_CERT_FILE``/``CURL_CA_BUNDLE`` to the system
-bundle, so every child environment sets or removes all three explicitly. Nothing sleeps and
+bundle, so every environment sets or removes all three explicitly. Nothing sleeps and
 hopes: waits are on stderr lines (read by a thread) or on request logs, with deadlines;
-wall times are measured with ``time.monotonic``, from the moment the run says "Sending"
-(stamped as the line arrives), so the interpreter's start on a loaded machine is not in them,
-and with bounds set against the failure they catch (a drip of a minute, a pause of a day),
-not against how fast this machine happens to be.
+wall times are measured with ``time.monotonic``, for a subprocess from the moment it says
+"Sending" (stamped as the line arrives), so an interpreter's start on a loaded machine is
+in none of them, and with bounds set against the failure they catch (retries, a drip of a
+minute, a pause of a day), not against how fast this machine happens to be.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from tests.integration.conftest import (
     SandboxFactory,
     cli_command,
     cli_env,
-    invoke,
+    in_process,
     job_db,
     known_rows,
     latch_requests,
@@ -87,7 +89,7 @@ def child_env(base_url: str, changes: Env | None = None) -> dict[str, str]:
 
 @dataclass
 class TimedRun(Run):
-    elapsed: float = 0.0  # seconds from the "Sending" line (the first line) to the exit
+    elapsed: float = 0.0  # seconds the command took (a process: from its "Sending" line)
 
 
 class Live:
@@ -188,7 +190,7 @@ class Live:
 
 
 StartCli = Callable[..., Live]
-RunNet = Callable[..., TimedRun]
+RunHere = Callable[..., TimedRun]
 
 
 @pytest.fixture
@@ -215,26 +217,12 @@ def start_cli(tmp_path: Path) -> Iterator[StartCli]:
 
 
 @pytest.fixture
-def run_net(start_cli: StartCli) -> RunNet:
-    """``run_net(input, base_url, *options, env=..., timeout=60)``: ``run`` to its end."""
-
-    def run(
-        input_file: Path,
-        base_url: str,
-        *options: object,
-        env: Env | None = None,
-        timeout: float = 60,
-    ) -> TimedRun:
-        return start_cli(input_file, base_url, *options, env=env).finish(timeout)
-
-    return run
-
-
-@pytest.fixture
-def run_here(tmp_path: Path) -> RunNet:
-    """:func:`run_net`'s twin in this process, for what needs no process of its own: plain
-    HTTP to loopback, no CA, proxy or netrc variable read at its start. ``elapsed`` is the
-    whole command's time (no interpreter start in it)."""
+def run_here(tmp_path: Path) -> RunHere:
+    """``run_here(input, base_url, *options, env=...)``: ``run`` to its end, in this process
+    with the environment a child would get (CA and proxy variables and all: the tool reads
+    them from its environment when a command starts, and lets requests read none behind its
+    back, so no process of its own is needed). ``elapsed`` is the whole command's time,
+    with no interpreter start in it."""
     made = [0]
 
     def run(
@@ -244,12 +232,11 @@ def run_here(tmp_path: Path) -> RunNet:
         env: Env | None = None,
         timeout: float = 60,
     ) -> TimedRun:
-        assert not env, "a run with its own variables runs as a process: run_net"
         out = tmp_path / f"here{made[0]}"
         made[0] += 1
         words = ["run", input_file, "--out", out, "--no-progress", *options]
         started = time.monotonic()
-        done = invoke(words, cwd=tmp_path, out=out, base_url=base_url)
+        done = in_process(words, cwd=tmp_path, out=out, env=child_env(base_url, env))
         took = time.monotonic() - started
         return TimedRun(done.returncode, done.stdout, done.stderr, out, took)
 
@@ -308,14 +295,14 @@ def tls_sandbox(sandbox_factory: SandboxFactory, ca: trustme.CA, tmp_path: Path)
 
 @pytest.mark.parametrize("variable", ["REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"])
 def test_https_sandbox_trusted_through_a_ca_variable(
-    run_net: RunNet,
+    run_here: RunHere,
     sheet: Callable[[int], Path],
     tls_sandbox: TlsSandbox,
     bundle: str,
     variable: str,
 ) -> None:
     sandbox, url = tls_sandbox()
-    run = run_net(sheet(3), url, *PACE, env={variable: bundle})
+    run = run_here(sheet(3), url, *PACE, env={variable: bundle})
     assert run.returncode == 0, run.stderr
     assert statuses(run) == {"success"}
     assert len(latch_requests(sandbox)) == 3
@@ -324,7 +311,7 @@ def test_https_sandbox_trusted_through_a_ca_variable(
 
 @pytest.mark.parametrize("trusting", ["system bundle", "another CA"])
 def test_untrusted_certificate_stops_at_once_with_its_cause(
-    run_net: RunNet,
+    run_here: RunHere,
     sheet: Callable[[int], Path],
     tls_sandbox: TlsSandbox,
     tmp_path: Path,
@@ -336,7 +323,7 @@ def test_untrusted_certificate_stops_at_once_with_its_cause(
     wrong = certifi.where() if trusting == "system bundle" else nd.ca_file(trustme.CA(), other)
     rows = 10
     with nd.TcpRelay(sandbox.port) as relay:  # counts connection attempts, handshakes or not
-        run = run_net(
+        run = run_here(
             sheet(rows),
             f"https://localhost:{relay.port}/v1",
             *PACE,
@@ -364,7 +351,7 @@ def test_untrusted_certificate_stops_at_once_with_its_cause(
     ids=["expired", "hostname-mismatch"],
 )
 def test_bad_certificate_stops_naming_the_cause(
-    run_net: RunNet,
+    run_here: RunHere,
     sheet: Callable[[int], Path],
     tls_sandbox: TlsSandbox,
     bundle: str,
@@ -374,7 +361,7 @@ def test_bad_certificate_stops_naming_the_cause(
 ) -> None:
     sandbox, url = tls_sandbox(*names, expired=expired)
     env = {"REQUESTS_CA_BUNDLE": bundle, "SSL_CERT_FILE": None, "CURL_CA_BUNDLE": None}
-    run = run_net(sheet(4), url, *PACE, env=env)
+    run = run_here(sheet(4), url, *PACE, env=env)
     assert_stopped_pending(run, 4)
     stops = run.stderr_lines("Stopped:")
     assert len(stops) == 1, run.stderr
@@ -387,11 +374,11 @@ def test_bad_certificate_stops_naming_the_cause(
 
 
 def test_https_proxy_carries_the_run_through_connect(
-    run_net: RunNet, sheet: Callable[[int], Path], tls_sandbox: TlsSandbox, bundle: str
+    run_here: RunHere, sheet: Callable[[int], Path], tls_sandbox: TlsSandbox, bundle: str
 ) -> None:
     sandbox, url = tls_sandbox()
     with nd.ConnectProxy() as proxy:
-        run = run_net(
+        run = run_here(
             sheet(3), url, *PACE, env={"REQUESTS_CA_BUNDLE": bundle, "HTTPS_PROXY": proxy.url}
         )
     assert run.returncode == 0, run.stderr
@@ -403,7 +390,7 @@ def test_https_proxy_carries_the_run_through_connect(
 
 
 def test_no_proxy_bypasses_the_proxy(
-    run_net: RunNet, sheet: Callable[[int], Path], tls_sandbox: TlsSandbox, bundle: str
+    run_here: RunHere, sheet: Callable[[int], Path], tls_sandbox: TlsSandbox, bundle: str
 ) -> None:
     _, url = tls_sandbox()
     with nd.ConnectProxy() as proxy:
@@ -412,20 +399,20 @@ def test_no_proxy_bypasses_the_proxy(
             "HTTPS_PROXY": proxy.url,
             "NO_PROXY": "127.0.0.1,localhost",
         }
-        run = run_net(sheet(3), url, *PACE, env=env)
+        run = run_here(sheet(3), url, *PACE, env=env)
     assert run.returncode == 0, run.stderr
     assert statuses(run) == {"success"}
     assert proxy.requests == []
 
 
 def test_proxy_answering_407_stops_at_once_naming_the_variables(
-    run_net: RunNet, sheet: Callable[[int], Path], tls_sandbox: TlsSandbox, bundle: str
+    run_here: RunHere, sheet: Callable[[int], Path], tls_sandbox: TlsSandbox, bundle: str
 ) -> None:
     sandbox, url = tls_sandbox()
     rows = 10
     with nd.ConnectProxy(answer_407=True) as proxy:
         env = {"REQUESTS_CA_BUNDLE": bundle, "HTTPS_PROXY": proxy.url}
-        run = run_net(sheet(rows), url, *PACE, env=env)
+        run = run_here(sheet(rows), url, *PACE, env=env)
     assert_stopped_pending(run, rows)
     assert run.elapsed < PROMPT
     naming = run.stderr_lines("HTTPS_PROXY")
@@ -436,7 +423,7 @@ def test_proxy_answering_407_stops_at_once_naming_the_variables(
 
 
 def test_netrc_never_replaces_the_key_header(
-    run_net: RunNet, sheet: Callable[[int], Path], sandbox_factory: SandboxFactory, tmp_path: Path
+    run_here: RunHere, sheet: Callable[[int], Path], sandbox_factory: SandboxFactory, tmp_path: Path
 ) -> None:
     home = tmp_path / "home"
     home.mkdir()
@@ -449,7 +436,7 @@ def test_netrc_never_replaces_the_key_header(
     )
     netrc.chmod(0o600)
     sandbox = sandbox_factory()  # answers 401 to any Authorization but the key's
-    run = run_net(sheet(3), sandbox.base_url, *PACE, env={"HOME": str(home), "NETRC": str(netrc)})
+    run = run_here(sheet(3), sandbox.base_url, *PACE, env={"HOME": str(home), "NETRC": str(netrc)})
     assert run.returncode == 0, run.stderr
     assert statuses(run) == {"success"}
     assert {entry.status for entry in sandbox.requests_log()} == {200}
@@ -460,7 +447,7 @@ def test_netrc_never_replaces_the_key_header(
 
 @pytest.mark.slow
 def test_dripping_answers_are_cut_at_the_deadline(
-    run_here: RunNet, sheet: Callable[[int], Path], sandbox_factory: SandboxFactory
+    run_here: RunHere, sheet: Callable[[int], Path], sandbox_factory: SandboxFactory
 ) -> None:
     # Every body drips a byte per 0.5 s: ~100 bytes take ~50 s, far beyond --timeout 1.
     sandbox = sandbox_factory(drip_seconds=0.5)
@@ -575,7 +562,7 @@ def test_retry_after_zero_makes_no_storm(start_cli: StartCli, sheet: Callable[[i
 
 
 def test_a_retry_after_of_a_day_stops_saying_when_to_run_again(
-    run_here: RunNet, sheet: Callable[[int], Path], sandbox_factory: SandboxFactory
+    run_here: RunHere, sheet: Callable[[int], Path], sandbox_factory: SandboxFactory
 ) -> None:
     sandbox = limited_sandbox(sandbox_factory, retry_after=86400)
     run = run_here(sheet(WORKERS), sandbox.base_url, *PACE)
@@ -592,7 +579,7 @@ def test_a_retry_after_of_a_day_stops_saying_when_to_run_again(
 
 
 def test_spent_daily_quota_stops_naming_the_reset(
-    run_here: RunNet, sheet: Callable[[int], Path]
+    run_here: RunHere, sheet: Callable[[int], Path]
 ) -> None:
     quota = nd.DailyQuota(reset_in=3.0)
     with nd.Loopback(quota) as server:
@@ -609,7 +596,7 @@ def test_spent_daily_quota_stops_naming_the_reset(
 
 @pytest.mark.slow
 def test_wait_for_quota_waits_for_the_reset_then_finishes(
-    run_here: RunNet, sheet: Callable[[int], Path]
+    run_here: RunHere, sheet: Callable[[int], Path]
 ) -> None:
     quota = nd.DailyQuota(reset_in=3.0)
     with nd.Loopback(quota) as server:
@@ -670,7 +657,7 @@ def test_estimate_at_the_accounts_limits(
 
 
 def test_sandbox_redirect_stops_naming_the_location(
-    run_here: RunNet, sheet: Callable[[int], Path], sandbox_factory: SandboxFactory
+    run_here: RunHere, sheet: Callable[[int], Path], sandbox_factory: SandboxFactory
 ) -> None:
     target = "https://billing.example.test/v1"
     sandbox = sandbox_factory(redirect_to=target)
@@ -685,7 +672,7 @@ def test_sandbox_redirect_stops_naming_the_location(
 
 @pytest.mark.parametrize("status", [302, 307, 308])
 def test_redirecting_server_stops_naming_the_location(
-    run_here: RunNet, sheet: Callable[[int], Path], status: int
+    run_here: RunHere, sheet: Callable[[int], Path], status: int
 ) -> None:
     target = "https://secure.fusebill.example/v1/customers/1000000"
     rows = 10
@@ -711,7 +698,7 @@ def assert_wrong_url_stop(run: Run, base: str, rows: int) -> None:
 
 
 def test_base_url_without_v1_stops_naming_the_url(
-    run_here: RunNet, sheet: Callable[[int], Path]
+    run_here: RunHere, sheet: Callable[[int], Path]
 ) -> None:
     # A web server's own 404 for an unknown path ({"Message": ...}), not Fusebill's format.
     # (The sandbox's is Fusebill's format about the route: the test below.)
@@ -722,7 +709,7 @@ def test_base_url_without_v1_stops_naming_the_url(
 
 
 def test_base_url_without_v1_against_the_sandbox_stops_naming_the_url(
-    run_here: RunNet, sheet: Callable[[int], Path], sandbox_factory: SandboxFactory
+    run_here: RunHere, sheet: Callable[[int], Path], sandbox_factory: SandboxFactory
 ) -> None:
     sandbox = sandbox_factory()
     base = sandbox.base_url.removesuffix("/v1")

@@ -26,6 +26,7 @@ from tests.integration.conftest import (
     SandboxFactory,
     cli_command,
     cli_env,
+    invoke,
     known_rows,
     read_csv,
     write_csv,
@@ -117,7 +118,8 @@ def test_a_signal_mid_run_stops_in_order_and_publishes_this_runs_reports(
     sandbox = sandbox_factory(latency_ms=150)
     out = tmp_path / "out"
     first = write_csv(tmp_path / "first.csv", known_rows(2, start=2_000_000))
-    done = start(background, first, sandbox, out, "--no-progress", *FAST).finish(out, 60)
+    words = ["run", first, "--out", out, "--no-progress", *FAST]  # nothing to signal: here
+    done = invoke(words, cwd=tmp_path, out=out, base_url=sandbox.base_url)
     assert done.returncode == 0, done.stderr  # the previous run: 2 rows, exit 0 in OUT/
     before = len(sandbox.requests_log())
 
@@ -154,7 +156,8 @@ def test_a_signal_during_a_rate_limit_pause_stops_at_once(
     sent = time.monotonic()
     live.proc.send_signal(sig)
     run = live.finish(out, 30)
-    assert time.monotonic() - sent < 10, "the pause was waited out"
+    # The pause is 60 s; an exit within half of it was not waited out, however loaded the box.
+    assert time.monotonic() - sent < 30, "the pause was waited out"
     assert_orderly_stop(run, code, reason, 8)
 
 

@@ -389,7 +389,9 @@ def test_a_receiver_that_never_answers_is_cut_at_10_s(
         done = run.finish(out, 60)
         waited = time.monotonic() - started
     assert done.returncode == 0 and parsed(done)["exit_code"] == 0, done.stderr
-    assert waited < 10 + 5, waited  # the 10 s bound, and the exit right after it
+    # The 10 s bound, and the exit after it (a receiver without it would hang up at 10 s
+    # and the line would say the connection, not "no answer within 10 s").
+    assert waited < 10 + 8, waited
     [line] = done.stderr_lines("notification")
     assert "no answer within 10 s" in line, line
 
