@@ -210,7 +210,9 @@ def test_a_receiver_that_never_answers_is_cut_at_the_deadline(no_stray_output: N
         started = time.monotonic()
         assert sender.send(Event.FINISHED, JOB, SUMMARY) is False
         took = time.monotonic() - started
-    assert 0.9 <= took < 5.0, took
+    # Uncut, the receiver would hold it its whole 10 s (nd.SERVER_WAIT); 8 s leaves a loaded
+    # machine room and still tells the two apart.
+    assert 0.9 <= took < 8.0, took
     assert one_line(err).endswith("failed: no answer within 1 s")
     assert len(server.seen) == 1  # the time is spent: no retry after a timeout
 
@@ -223,7 +225,7 @@ def test_a_receiver_that_dribbles_is_cut_at_the_deadline_not_per_read() -> None:
         started = time.monotonic()
         assert sender.send(Event.FINISHED, JOB, SUMMARY) is False
         took = time.monotonic() - started
-    assert 1.5 <= took < 6.0, took
+    assert 1.5 <= took < 8.0, took  # uncut, the drip goes on for over an hour
     assert one_line(err).endswith("failed: no answer within 2 s")
 
 

@@ -196,10 +196,12 @@ def test_random_5xx_and_dropped_connections_end_in_success(
 def test_a_timeout_on_the_first_attempt_is_retried(
     tmp_path: Path, sandbox_factory: SandboxFactory, run_cli: RunCli
 ) -> None:
-    sandbox = sandbox_factory(stall_first_ms=1500)
+    # A 1 s timeout, not 0.3 s: an unstalled answer on a loaded machine must not time out
+    # too; the stall (5 s) is still far past it.
+    sandbox = sandbox_factory(stall_first_ms=5000)
     source = write_csv(tmp_path / "in.csv", known_rows(3))
 
-    run = run_cli(source, sandbox.base_url, "--timeout", "0.3", *FAST)
+    run = run_cli(source, sandbox.base_url, "--timeout", "1", *FAST)
 
     assert run.returncode == 0, run.stderr
     results = run.results()
@@ -217,13 +219,15 @@ def test_an_ambiguous_attempt_is_resolved_by_read_back(
     # The first attempt lands but its answer is late; the repeat is refused as "already
     # latched"; the tool reads the customer back and finds the geotabId it sent. One-by-one
     # reads (--read-batch 1), so each row's own read and read-back are counted.
-    sandbox = sandbox_factory(stall_first_ms=1500, relatch_status=relatch_status)
+    # The counts below hold only if no unstalled answer times out: 1 s, not 0.3 s, for a
+    # loaded machine; the stall (5 s) is still far past it.
+    sandbox = sandbox_factory(stall_first_ms=5000, relatch_status=relatch_status)
     source = write_csv(tmp_path / "in.csv", known_rows(2))
 
     run = run_cli(
         source,
         sandbox.base_url,
-        *("--timeout", "0.3", "--max-attempts", "2", "--read-batch", "1", *FAST),
+        *("--timeout", "1", "--max-attempts", "2", "--read-batch", "1", *FAST),
     )
 
     assert run.returncode == 0, run.stderr

@@ -426,7 +426,7 @@ def test_item9_on_a_terminal_the_bar_keeps_counts_and_time_left_and_counts_down_
 
     try:
         try:
-            wait_for(lambda: len(frames()) >= 1, deadline=20, what="a paused frame")
+            wait_for(lambda: len(frames()) >= 1, deadline=60, what="a paused frame")
         except AssertionError:
             raise AssertionError(bytes(seen[-3000:])) from None
         first = frames()[0]

@@ -172,8 +172,10 @@ def test_undo_of_a_folder_that_is_not_a_job_is_one_line_and_exit_2(
 def test_undo_killed_midway_is_finished_by_the_next_undo_without_unlatching_twice(
     tmp_path: Path, sandbox_factory: SandboxFactory, run_cli: RunCli, undo_cli: UndoCli
 ) -> None:
+    # 30 rows at 60 ms and 2 workers: the kill after 3 unlatches has ~0.8 s of margin before
+    # the undo would finish on its own (with 16 rows ~0.4 s: thin for a loaded machine).
     sandbox = sandbox_factory(latency_ms=60)
-    rows = known_rows(16)
+    rows = known_rows(30)
     fids = [fid for fid, _ in rows]
     source = write_csv(tmp_path / "in.csv", rows)
     assert run_cli(source, sandbox.base_url, "--rate", "200", "--workers", "8").returncode == 0
