@@ -438,7 +438,7 @@ def test_stall_first_times_the_client_out_although_the_latch_landed(
     started = time.monotonic()
     again = latch(http, sb, 1_000_001, "SLOW", timeout=5)
     assert again.status_code == 200
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 4  # a stalled one would time out at 5 s
 
 
 def test_relatch_status_refuses_a_repeat(make_sandbox: MakeSandbox, http: requests.Session) -> None:
