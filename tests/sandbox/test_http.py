@@ -496,13 +496,21 @@ def test_latency_delays_every_answer(make_sandbox: MakeSandbox, http: requests.S
 
 
 def test_answers_are_fast_on_keep_alive(sandbox: Sandbox, http: requests.Session) -> None:
-    # With Nagle's algorithm on, each keep-alive answer would take ~40 ms more.
-    times = []
-    for i in range(15):
-        started = time.perf_counter()
-        latch(http, sandbox, 1_000_001, f"G{i}")
-        times.append(time.perf_counter() - started)
-    assert statistics.median(times) < 0.03
+    # With Nagle's algorithm on and the head and body sent apart, each keep-alive answer
+    # waits ~40 ms for a delayed ACK: a median of ~48 ms, against ~15 ms at load 8. A loaded
+    # machine can push one round's median past 30 ms too (31 ms seen at load 11), but not
+    # three rounds': the penalty is in every round, the load's noise is not.
+    medians = []
+    for _ in range(3):
+        times = []
+        for i in range(15):
+            started = time.perf_counter()
+            latch(http, sandbox, 1_000_001, f"G{i}")
+            times.append(time.perf_counter() - started)
+        medians.append(statistics.median(times))
+        if medians[-1] < 0.03:
+            break
+    assert min(medians) < 0.03, medians
 
 
 # --- the other endpoints ----------------------------------------------------------------------
