@@ -19,28 +19,33 @@ tell APIs apart.
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterable
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.json as pj
 
 from batch_latch.jobfolder.earlier import Earlier, Origin, Targets, Unanswered
 from batch_latch.jobfolder.ledger import SENDING_KINDS, Ledger
 from batch_latch.jobfolder.ledger_views import STATE_WORDS
-from batch_latch.jobfolder.records import from_rows
+from batch_latch.jobfolder.records import SCHEMA, Records, no_records
 from batch_latch.outcome import Settled
 
 _LATCHED, _UNKNOWN = STATE_WORDS.index("latched"), STATE_WORDS.index("unknown")
 
 #: Each asked customer's latest line that counts for the re-run rules (an undo that restored
-#: nothing does not: see ``Earlier.latest``), from the newest ``--fresh`` start on. A
-#: success's message is never shown (it says "latched earlier"): not read.
+#: nothing does not: see ``Earlier.latest``), from the newest ``--fresh`` start on, as lines
+#: of JSON (a million Python tuples would cost more than the query). A success's message is
+#: never shown (it says "latched earlier"): not read.
 _LATEST = f"""
-SELECT l.fusebill_id, l.geotab_id, l.status, l.http_status,
-  CASE WHEN l.status = 'success' AND l.change != 'undo' THEN '' ELSE l.message END,
-  l.error_key, l.change, l.previous, l.at, l.settles
+SELECT CAST(group_concat(json_object('f', l.fusebill_id, 'g', l.geotab_id, 's', l.status,
+  'h', l.http_status,
+  'm', CASE WHEN l.status = 'success' AND l.change != 'undo' THEN '' ELSE l.message END,
+  'k', l.error_key, 'c', l.change, 'p', l.previous, 't', l.at, 'x', l.settles), char(10))
+  AS BLOB)
 FROM json_each(?) a JOIN log l ON l.seq = (
   SELECT s.seq FROM log s WHERE s.fusebill_id = a.value AND s.command >= ?
     AND s.command IN (SELECT id FROM commands WHERE kind IN {SENDING_KINDS})
@@ -67,6 +72,20 @@ JOIN commands c ON c.id = l.command WHERE l.row IS NOT NULL
 
 def _mask(values: pa.Array) -> np.ndarray:
     return np.asarray(values.to_numpy(zero_copy_only=False), dtype=bool)
+
+
+#: ``records.SCHEMA`` as JSON holds it (``settles`` a number).
+_JSON_SCHEMA = pa.schema([(f.name, pa.int64() if f.type == pa.bool_() else f.type) for f in SCHEMA])
+
+
+def _from_json(lines: bytes | None) -> Records:
+    """Records from lines of JSON objects in ``records.SCHEMA``'s fields."""
+    if not lines:
+        return no_records()
+    options = pj.ParseOptions(explicit_schema=_JSON_SCHEMA, unexpected_field_behavior="error")
+    table = pj.read_json(io.BytesIO(lines), parse_options=options)
+    columns = [table[f.name].cast(f.type) for f in SCHEMA]  # settles: 0 or 1 to a bool
+    return Records(pa.Table.from_arrays(columns, schema=SCHEMA))
 
 
 def _ids(fids: Iterable[int]) -> str:
@@ -102,9 +121,10 @@ class KeptState:
         if self._whole is not None:
             since = self._whole[0]
         else:
-            asked = np.unique(fids)  # in order: the customer index read forwards
-            latest = self._ledger.query(_LATEST, (_ids(asked.tolist()), self._fresh))
-            since = Earlier(from_rows(latest))
+            asked = np.sort(fids)  # in order: the customer index read forwards
+            asked = asked[np.r_[True, asked[1:] != asked[:-1]]] if len(asked) else asked
+            latest = self._ledger.query(_LATEST, (_ids(asked.tolist()), self._fresh))[0][0]
+            since = Earlier(_from_json(latest))
         return since.settled(fids, gids, retry_not_found=retry_not_found, retry_failed=retry_failed)
 
     def _written(self, fids: Iterable[int], state: int | None = None) -> list[int]:
