@@ -120,6 +120,8 @@ class KeptState:
         """What ``Earlier.settled`` says of these rows (since the newest ``--fresh``)."""
         if self._whole is not None:
             since = self._whole[0]
+        elif not self._ledger.query("SELECT 1 FROM log LIMIT 1"):  # a first run: no probes
+            since = Earlier(no_records())
         else:
             asked = np.sort(fids)  # in order: the customer index read forwards
             asked = asked[np.r_[True, asked[1:] != asked[:-1]]] if len(asked) else asked
