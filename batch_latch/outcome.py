@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from batch_latch.sheet.validate import Verdicts
-from batch_latch.vocab import Change, Status, StopReason
+from batch_latch.vocab import Change, ErrorKey, RowKey, Status, StopReason
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class RowOutcome:
     http_status: int | None
     attempts: int  # latch requests sent for the row in this run
     message: str
-    error_key: str = ""
+    error_key: RowKey = ErrorKey.NONE
     change: Change = Change.NONE
     previous: str = ""
     finished_at: str = ""

@@ -38,20 +38,20 @@ def row_message(change: Change, held: str | None) -> str:
     return UNKNOWN_MESSAGE
 
 
-def unread(counts: Mapping[str, int]) -> int:
+def unread(counts: Mapping[Status, int]) -> int:
     """Rows of a plan whose customer it could not read (``failed``: unreadable; ``pending``:
     not reached before a stop)."""
-    return counts.get(Status.FAILED.value, 0) + counts.get(Status.PENDING.value, 0)
+    return counts.get(Status.FAILED, 0) + counts.get(Status.PENDING, 0)
 
 
-def plan_lines(changes: Mapping[str, int], counts: Mapping[str, int]) -> list[str]:
+def plan_lines(changes: Mapping[Change, int], counts: Mapping[Status, int]) -> list[str]:
     """What ``run --plan`` of this plan will do, naming how many of each change, then what a
     run without ``--plan`` does with the relatch rows, then the rows the plan did not read."""
-    new = changes.get(Change.NEW.value, 0)
-    relatch = changes.get(Change.RELATCH.value, 0)
-    unchanged = changes.get(Change.UNCHANGED.value, 0)
-    unknown = changes.get(Change.UNKNOWN.value, 0)
-    missing = counts.get(Status.NOT_FOUND.value, 0)
+    new = changes.get(Change.NEW, 0)
+    relatch = changes.get(Change.RELATCH, 0)
+    unchanged = changes.get(Change.UNCHANGED, 0)
+    unknown = changes.get(Change.UNKNOWN, 0)
+    missing = counts.get(Status.NOT_FOUND, 0)
     first = (
         f"run --plan will latch {new:,} new, will replace {plural(relatch, 'geotabId')} "
         f"(relatch), writes nothing to {unchanged:,} unchanged"

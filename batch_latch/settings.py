@@ -62,7 +62,7 @@ from batch_latch.optiontypes import (
 from batch_latch.optiontypes import (
     QuotaReserve as QuotaReserve,
 )
-from batch_latch.vocab import RunKind
+from batch_latch.vocab import RunKind, run_kind
 
 if TYPE_CHECKING:
     from batch_latch.send.attempt_loop import QuotaHook
@@ -391,14 +391,6 @@ class Settings:
         )
 
 
-def _kind(command: str, dry_run: bool) -> RunKind:
-    if command == "undo":
-        return RunKind.UNDO
-    if command in ("plan", "check"):
-        return RunKind.PLAN
-    return RunKind.DRY_RUN if dry_run else RunKind.RUN
-
-
 def settings_from(args: argparse.Namespace, command: str) -> Settings:
     """Build settings from parsed arguments: every option by its field name, once."""
     values = {
@@ -419,7 +411,7 @@ def settings_from(args: argparse.Namespace, command: str) -> Settings:
         raise ConfigError(
             f"--plan cannot go with {given}: a plan is applied by reading each customer again"
         )
-    kind = _kind(command, dry_run)
+    kind = run_kind(command, dry_run)
     values["progress"] = not getattr(args, "no_progress", False) and sys.stderr.isatty()
     env = environment()
     needs_key = command in ("run", "plan", "undo") and not dry_run

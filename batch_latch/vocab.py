@@ -1,4 +1,5 @@
-"""The words the tool speaks, each defined once: statuses, changes, stop reasons, exit codes.
+"""The words the tool speaks, each defined once: statuses, changes, run and command kinds, stop
+reasons, error keys, exit codes.
 
 ``str`` enums with ``__str__`` (pip-audit's ``OutputFormatChoice``), so a member goes into
 a CSV cell, JSON or an f-string as its value (``f"{Status.SUCCESS}"`` is ``"success"``) on
@@ -9,6 +10,10 @@ member has no entry.
 from __future__ import annotations
 
 import enum
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import NewType, TypeAlias
 
 
 class Word(str, enum.Enum):
@@ -80,6 +85,64 @@ class RunKind(Word):
     UNDO = "undo"  # also undo --dry-run (summary.json says dry_run)
 
 
+class CommandKind(Word):
+    """A command as ``job.db`` records it (``commands.kind``): its run kind, and for undo
+    whether it was a dry run (which sends nothing and owns no record)."""
+
+    RUN = "run"
+    DRY_RUN = "dry_run"
+    PLAN = "plan"
+    UNDO = "undo"
+    UNDO_DRY_RUN = "undo_dry_run"
+
+
+@dataclass(frozen=True)
+class CommandWords:
+    run_kind: RunKind  # its run folder's and summary.json's kind; the customer story's word
+    shown: str  # as status's table of runs names it
+    dry_run: bool = False  # undo --dry-run (a dry-run's kind says it already)
+
+
+#: The one mapping between a command's run kind, the ledger's word and status's word.
+COMMAND_KINDS: dict[CommandKind, CommandWords] = {
+    CommandKind.RUN: CommandWords(RunKind.RUN, "run"),
+    CommandKind.DRY_RUN: CommandWords(RunKind.DRY_RUN, "dry-run"),
+    CommandKind.PLAN: CommandWords(RunKind.PLAN, "plan"),
+    CommandKind.UNDO: CommandWords(RunKind.UNDO, "undo"),
+    CommandKind.UNDO_DRY_RUN: CommandWords(RunKind.UNDO, "undo --dry-run", dry_run=True),
+}
+
+#: The run kind of each command that makes one (``check`` reads as a plan does); any other
+#: command is a run (``--dry-run``: a dry run).
+COMMAND_RUN_KINDS: dict[str, RunKind] = {
+    "run": RunKind.RUN,
+    "plan": RunKind.PLAN,
+    "check": RunKind.PLAN,
+    "undo": RunKind.UNDO,
+}
+
+
+def run_kind(command: str, dry_run: bool = False) -> RunKind:
+    """The run kind of CLI command ``command`` (``run --dry-run``: ``dry-run``)."""
+    kind = COMMAND_RUN_KINDS.get(command, RunKind.RUN)
+    return RunKind.DRY_RUN if kind is RunKind.RUN and dry_run else kind
+
+
+def command_kind(kind: RunKind, dry_run: bool = False) -> CommandKind:
+    """The ledger's word for a command of run kind ``kind`` (only undo's dry run has its own)."""
+    wanted = dry_run and kind is RunKind.UNDO
+    return next(c for c, w in COMMAND_KINDS.items() if w.run_kind is kind and w.dry_run is wanted)
+
+
+def command_words(kind: str) -> CommandWords | None:
+    """The words of a ``commands.kind`` read back from ``job.db``; None for one this
+    version does not know."""
+    try:
+        return COMMAND_KINDS[CommandKind(kind)]
+    except ValueError:
+        return None
+
+
 class StopReason(Word):
     """Why a run stopped before every row was settled (``summary.json`` ``stop_reason``)."""
 
@@ -90,7 +153,10 @@ class StopReason(Word):
     INTERRUPTED = "interrupted"  # Ctrl-C (SIGINT)
     TERMINATED = "terminated"  # SIGTERM (a service manager, cron, CI, kill)
     HANGUP = "hangup"  # SIGHUP (the terminal or SSH session went away)
-    CHECKPOINT_ERROR = "checkpoint_error"
+    # Was "checkpoint_error" (v3's checkpoint.csv); the contract names neither word, and no
+    # summary.json should hold it: a ledger write failure raises (exit 2 before any request,
+    # else 3; one line, no reports). An older summary that does is read as this one.
+    LEDGER_ERROR = "ledger_error"  # job.db could not be written (a full disk...)
     WRONG_URL = "wrong_url"  # a 404/405 not in Fusebill's error format
     REDIRECT = "redirect"  # a 3xx: never followed
     TLS = "tls"  # certificate verification failed
@@ -98,6 +164,10 @@ class StopReason(Word):
     LONG_PAUSE = "long_pause"  # the server asked for a pause over 15 minutes
     RATE_LIMITED = "rate_limited"  # ten minutes of 429s with no request getting through
     SYSTEMATIC_REFUSAL = "systematic_refusal"  # 25 rows in a row refused by Fusebill
+
+    @classmethod
+    def _missing_(cls, value: object) -> StopReason | None:
+        return cls.LEDGER_ERROR if value == "checkpoint_error" else None
 
 
 #: The ``message`` of a row a stopped run did not settle, by stop reason.
@@ -109,7 +179,7 @@ PENDING_MESSAGES: dict[StopReason, str] = {
     StopReason.INTERRUPTED: "not sent: the run was interrupted (Ctrl-C)",
     StopReason.TERMINATED: "not sent: the run was stopped by SIGTERM",
     StopReason.HANGUP: "not sent: the run was stopped by SIGHUP (the terminal went away)",
-    StopReason.CHECKPOINT_ERROR: "not sent: the job's job.db could not be written",
+    StopReason.LEDGER_ERROR: "not sent: the job's job.db could not be written",
     StopReason.WRONG_URL: "not sent: the API URL looks wrong (check FUSEBILL_BASE_URL)",
     StopReason.REDIRECT: "not sent: the API URL redirects (check FUSEBILL_BASE_URL)",
     StopReason.TLS: "not sent: the server's TLS certificate could not be verified",
@@ -141,8 +211,7 @@ STOP_ADVICE: dict[StopReason, str] = {
     StopReason.INTERRUPTED: "resume with the same command",
     StopReason.TERMINATED: "resume with the same command",
     StopReason.HANGUP: "resume with the same command",
-    StopReason.CHECKPOINT_ERROR: "check the job folder (free space?), then run the same "
-    "command again",
+    StopReason.LEDGER_ERROR: "check the job folder (free space?), then run the same command again",
     StopReason.WRONG_URL: "check FUSEBILL_BASE_URL, then run the same command again",
     StopReason.REDIRECT: "set FUSEBILL_BASE_URL to the URL it redirects to, then run again",
     StopReason.TLS: "check REQUESTS_CA_BUNDLE (see the command's stderr), then run again",
@@ -169,12 +238,108 @@ SIGNAL_NAMES: dict[StopReason, str] = {
 }
 
 
-def exit_code_for(counts: dict[str, int], *, stop_reason: StopReason | None = None) -> ExitCode:
+class ErrorKey(Word):
+    """Column ``error_key``: a short code to filter on. A ``pending`` row's key is its stop
+    reason (:class:`StopReason`); a Fusebill refusal or status that never cleared is
+    ``http_<status>`` (:func:`http_key`); the rest are these."""
+
+    NONE = ""
+    INVALID_FUSEBILL_ID = "invalid_fusebill_id"
+    INVALID_GEOTAB_ID = "invalid_geotab_id"
+    INVALID_IDS = "invalid_ids"
+    EXCEL_CELL = "excel_cell"
+    DUPLICATE_ROW = "duplicate_row"
+    CONFLICTING_GEOTAB_IDS = "conflicting_geotab_ids"
+    SHARED_GEOTAB_ID = "shared_geotab_id"
+    NOT_FOUND = "not_found"
+    RELATCH_REFUSED = "relatch_refused"
+    STALE_PLAN = "stale_plan"
+    UNREADABLE = "unreadable"
+    UNREADABLE_ANSWER = "unreadable_answer"
+    UNCONFIRMED = "unconfirmed"
+    GEOTAB_ID_MISMATCH = "geotab_id_mismatch"
+    TIMEOUT = "timeout"
+    CONNECTION = "connection"
+    LIST_UNTRUSTED = "list_untrusted"
+    LATCHED_EARLIER = "latched_earlier"
+    CHANGED_SINCE = "changed_since"
+    UNKNOWN_PREVIOUS = "unknown_previous"
+    CANNOT_CHECK = "cannot_check"
+    INTERNAL_ERROR = "internal_error"
+
+
+#: What each error key says of its row (docs/reference.md lists them from here).
+ERROR_KEY_MEANINGS: dict[ErrorKey, str] = {
+    ErrorKey.NONE: "nothing to report",
+    ErrorKey.INVALID_FUSEBILL_ID: "failed validation: the fusebillId (the message says why)",
+    ErrorKey.INVALID_GEOTAB_ID: "failed validation: the geotabId (the message says why)",
+    ErrorKey.INVALID_IDS: "failed validation: both ids (the message says why)",
+    ErrorKey.EXCEL_CELL: "an id cell is an Excel error, a date or time, a boolean, a formula "
+    "with no saved value, a number Excel shows otherwise than it stores, or a format out of "
+    "reach",
+    ErrorKey.DUPLICATE_ROW: "repeats an earlier row's pair",
+    ErrorKey.CONFLICTING_GEOTAB_IDS: "one fusebillId with different geotabIds",
+    ErrorKey.SHARED_GEOTAB_ID: "one geotabId on several fusebillIds (without "
+    "`--allow-shared-geotab-id`)",
+    ErrorKey.NOT_FOUND: "Fusebill answered 404 in its error format",
+    ErrorKey.RELATCH_REFUSED: "the customer holds another geotabId (use a plan, or "
+    "`--allow-relatch`)",
+    ErrorKey.STALE_PLAN: "`run --plan`: the customer changed since the plan (the message says how)",
+    ErrorKey.UNREADABLE: "the customer could not be read (HTML, another shape, 5xx, "
+    "timeout…): never written blind",
+    ErrorKey.UNREADABLE_ANSWER: "an answer could not be read or judged (a malformed body, a "
+    "protocol error), still so after `--max-attempts`",
+    ErrorKey.UNCONFIRMED: "a 2xx that proved nothing, and the read-back did not show the "
+    "geotabId sent",
+    ErrorKey.GEOTAB_ID_MISMATCH: "the answer or the read-back shows the customer holding "
+    "another geotabId than the one sent",
+    ErrorKey.TIMEOUT: "no answer in time, still so after `--max-attempts`",
+    ErrorKey.CONNECTION: "the connection failed, still so after `--max-attempts`",
+    ErrorKey.LIST_UNTRUSTED: "a customer list answer that cannot be trusted: its customers "
+    "are read one by one instead",
+    ErrorKey.LATCHED_EARLIER: "settled by an earlier run (`success`)",
+    ErrorKey.CHANGED_SINCE: "undo left the customer alone: it holds something else now",
+    ErrorKey.UNKNOWN_PREVIOUS: "undo left the customer alone: it was latched with "
+    "`--no-read` (see `--unlatch-unknown`)",
+    ErrorKey.CANNOT_CHECK: "undo left the customer alone: the API shows no geotabIds",
+    ErrorKey.INTERNAL_ERROR: "a bug failed this row (its traceback is in `row-errors.txt`)",
+}
+
+#: ``http_<status>``: Fusebill refused the row (another 4xx), or a retryable status never
+#: cleared. Made by :func:`http_key`, recognised by :func:`is_http_key`.
+HttpKey = NewType("HttpKey", str)
+HTTP_KEY_MEANING = "Fusebill refused it (another 4xx), or a retryable status that never cleared"
+_HTTP_KEY = re.compile(r"http_[1-9][0-9][0-9]")
+
+#: Every ``error_key`` a row or a verdict can carry.
+RowKey: TypeAlias = ErrorKey | StopReason | HttpKey
+
+
+def http_key(status: int) -> HttpKey:
+    """The error key of an answer with HTTP status ``status``: ``http_422``."""
+    return HttpKey(f"http_{status}")
+
+
+def is_http_key(key: str) -> bool:
+    return _HTTP_KEY.fullmatch(key) is not None
+
+
+def is_error_key(key: str) -> bool:
+    """Whether ``key`` is a listed error key: a member above, a stop reason or ``http_NNN``."""
+    return key in _LISTED or is_http_key(key)
+
+
+_LISTED = frozenset([*(k.value for k in ErrorKey), *(r.value for r in StopReason)])
+
+
+def exit_code_for(
+    counts: Mapping[Status, int], *, stop_reason: StopReason | None = None
+) -> ExitCode:
     if stop_reason in SIGNAL_STOPS:
         return SIGNAL_STOPS[stop_reason]
-    if counts.get(Status.PENDING.value):
+    if counts.get(Status.PENDING):
         return ExitCode.STOPPED
-    if any(counts.get(s.value) for s in (Status.INVALID, Status.NOT_FOUND, Status.FAILED)):
+    if any(counts.get(s) for s in (Status.INVALID, Status.NOT_FOUND, Status.FAILED)):
         return ExitCode.ROW_PROBLEMS
     return ExitCode.OK
 

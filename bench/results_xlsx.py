@@ -109,16 +109,17 @@ def naive_write(path: Path, table) -> None:  # type: ignore[no-untyped-def]
 def child(rows: int, result: Path, naive: bool) -> None:
     sys.path.insert(0, str(ROOT))
     from batch_latch.reports.xlsx import write_results_xlsx
+    from batch_latch.vocab import Change, Status
 
     table = build_table(rows)
     before_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     target = OUT / "results.xlsx"
-    counts = {"success": rows}
+    counts = {Status.SUCCESS: rows}
     start, cpu = time.perf_counter(), time.process_time()
     if naive:
         naive_write(target, table)
     else:
-        write_results_xlsx(target, table, counts, {"new": rows}, title="Run of bench.xlsx")
+        write_results_xlsx(target, table, counts, {Change.NEW: rows}, title="Run of bench.xlsx")
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     size_mb = target.stat().st_size / 1e6
     figures = {"write_s": seconds, "cpu_s": cpu, "rss_before_mb": before_mb, "mb": size_mb}

@@ -6,7 +6,7 @@
   ``batch-latch --help`` prints), plus the ones other modules own (``BATCH_LATCH_DEBUG``);
 - exit codes (``vocab.ExitCode``), statuses, changes, run kinds, stop reasons (``vocab``);
 - the ``pairs`` statuses and ``customers`` states of ``job.db`` (``jobfolder.ledger_views``);
-- error keys, when ``vocab`` owns a list of them (``ErrorKey``).
+- the error keys (``vocab.ErrorKey`` and its meanings, the ``http_<status>`` family).
 
 Usage (from the repository root, in the project's virtual environment)::
 
@@ -334,18 +334,14 @@ def ledger_words() -> list[str]:
 
 
 def error_keys() -> list[str]:
-    keys = getattr(vocab, "ErrorKey", None)
-    if keys is None:
-        return [
-            "## Error keys (column `error_key`)",
-            "",
-            "The stop reasons above are the `error_key` of pending rows; the other keys are "
-            "listed in [job-folder.md](job-folder.md#error-keys).",
-            "",
-        ]
-    comments = member_comments(keys)
-    rows = [[code(k.value), comments.get(k.name, "")] for k in keys]
-    return ["## Error keys (column `error_key`)", "", *table(["key", "meaning"], rows), ""]
+    rows = [[code(k.value), vocab.ERROR_KEY_MEANINGS[k]] for k in vocab.ErrorKey]
+    rows.append(["`http_<status>`", vocab.HTTP_KEY_MEANING])
+    lines = ["## Error keys (column `error_key`)", ""]
+    lines += [
+        "A short code to filter on. A `pending` row's key is its stop reason (above); the others:",
+        "",
+    ]
+    return [*lines, *table(["key", "the row"], rows), ""]
 
 
 # ---- the whole page ------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from batch_latch.fusebill.answers import Reply
+from batch_latch.fusebill.answers import Reply, ReplyError
 
 Method = Literal["latch", "unlatch", "customer", "customers"]
 REDACTED = "[redacted]"
@@ -103,11 +103,11 @@ def html(status: int = 200, title: str = "Sign in") -> Reply:
 
 
 def timeout() -> Reply:
-    return Reply(None, None, error="timeout", detail="read timed out after 30 s")
+    return Reply(None, None, error=ReplyError.TIMEOUT, detail="read timed out after 30 s")
 
 
 def dropped() -> Reply:
-    return Reply(None, None, error="connection", detail="connection reset by peer")
+    return Reply(None, None, error=ReplyError.CONNECTION, detail="connection reset by peer")
 
 
 # --- the fake service ------------------------------------------------------------------------

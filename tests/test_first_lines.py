@@ -11,7 +11,7 @@ import pytest
 from batch_latch import cli
 from batch_latch.environment import environment
 from batch_latch.errors import ConfigError, InputError
-from batch_latch.fusebill.answers import Meaning, Reply, classify_read
+from batch_latch.fusebill.answers import Meaning, Reply, ReplyError, classify_read
 from batch_latch.fusebill.listing import classify_list
 from batch_latch.send.estimate import Pace, how_long, seconds_for
 from batch_latch.settings import KEY_VARIABLE, URL_VARIABLE
@@ -32,7 +32,9 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 def test_a_tls_failure_names_the_base_url_not_the_list_url() -> None:
-    reply = Reply(None, error="tls", detail="certificate verify failed: expired", url=LIST_URL)
+    reply = Reply(
+        None, error=ReplyError.TLS, detail="certificate verify failed: expired", url=LIST_URL
+    )
     answer = classify_list(reply, [1_000_000])
     assert answer.verdict.kind is Meaning.STOP
     assert answer.verdict.message.startswith(
@@ -43,7 +45,9 @@ def test_a_tls_failure_names_the_base_url_not_the_list_url() -> None:
 
 def test_wrong_version_number_says_the_server_may_speak_http() -> None:
     detail = "TLS handshake failed: [SSL: WRONG_VERSION_NUMBER] wrong version number (x)"
-    reply = Reply(None, error="tls", detail=detail, url="https://127.0.0.1:8080/v1/customers/5")
+    reply = Reply(
+        None, error=ReplyError.TLS, detail=detail, url="https://127.0.0.1:8080/v1/customers/5"
+    )
     verdict, _ = classify_read(reply, 5)
     assert verdict.message == (
         "TLS handshake with https://127.0.0.1:8080/v1 failed (WRONG_VERSION_NUMBER): the "

@@ -25,7 +25,7 @@ from batch_latch.fusebill.ratelimits import Limits, limits
 from batch_latch.fusebill.redact import shown_url
 from batch_latch.send.estimate import Pace, daily_bound, how_long, requests_needed, seconds_for
 from batch_latch.settings import Settings
-from batch_latch.vocab import ExitCode, plural
+from batch_latch.vocab import ErrorKey, ExitCode, plural
 
 #: The most customers the ``list`` check compares (and the unfiltered page's size).
 SAMPLE = 3
@@ -256,7 +256,7 @@ def _stop_line(reply: Reply, verdict: Verdict | None) -> tuple[str, int] | None:
         verdict = outside_2xx(reply)
         if verdict is None:
             return None
-    if reply.status is None and verdict.error_key == "connection":
+    if reply.status is None and verdict.error_key is ErrorKey.CONNECTION:
         return (
             f"could not connect to {host_port(reply.url)} ({reply.detail}); no answer came "
             "from it, so check FUSEBILL_BASE_URL (host and port)",

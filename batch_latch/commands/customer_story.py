@@ -15,9 +15,7 @@ from typing import TextIO
 from batch_latch.errors import BatchLatchError
 from batch_latch.jobfolder import job as jobs
 from batch_latch.settings import Settings
-from batch_latch.vocab import ExitCode, plural
-
-_KINDS = {"dry_run": "dry-run", "undo_dry_run": "undo"}
+from batch_latch.vocab import ExitCode, command_words, plural
 
 
 class UnknownCustomer(BatchLatchError):
@@ -79,4 +77,10 @@ def story(out: Path, fusebill_id: int) -> list[StoryEvent]:
             f"customer {fusebill_id} is not in the job in {out}: no command of it read or "
             "wrote that fusebillId"
         )
-    return [StoryEvent(r[0], _KINDS.get(r[1], r[1]), *r[2:]) for r in rows]
+    return [StoryEvent(r[0], _shown(r[1]), *r[2:]) for r in rows]
+
+
+def _shown(kind: str) -> str:
+    """A command as the story names it: its run kind (an undo --dry-run is an undo)."""
+    words = command_words(kind)
+    return kind if words is None else str(words.run_kind)

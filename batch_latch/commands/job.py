@@ -28,7 +28,7 @@ from batch_latch.errors import (
 from batch_latch.jobfolder import history, plans
 from batch_latch.jobfolder.history import ReportPaths
 from batch_latch.jobfolder.job import open_job
-from batch_latch.jobfolder.ledger import Ledger
+from batch_latch.jobfolder.ledger import Ledger, LedgerWriteError
 from batch_latch.jobfolder.ledger import check as ledger_check
 from batch_latch.outcome import LiveOutcome, dry_run_columns
 from batch_latch.reports import writer as report
@@ -38,7 +38,7 @@ from batch_latch.send.pool import StopSignals
 from batch_latch.settings import Settings
 from batch_latch.sheet import loader, validate
 from batch_latch.tracebacks import ROW_ERRORS_FILE
-from batch_latch.vocab import ExitCode, RunKind, exit_code_for
+from batch_latch.vocab import ExitCode, RunKind, Status, command_kind, exit_code_for
 
 if TYPE_CHECKING:
     from batch_latch.commands.announcer import Announcer
@@ -93,12 +93,6 @@ def run(
         return _report(settings, done, sheet.extras, started, out, err, digest, span, plan)
 
 
-def _ledger_kind(settings: Settings) -> str:
-    if settings.kind is RunKind.UNDO:
-        return "undo_dry_run" if settings.dry_run else "undo"
-    return "dry_run" if settings.kind is RunKind.DRY_RUN else settings.kind.value
-
-
 def _begin(
     settings: Settings,
     span: _Span,
@@ -107,13 +101,28 @@ def _begin(
     plan: plans.Plan | None = None,
     verdicts: validate.Verdicts | None = None,
 ) -> None:
-    """The command's line in the ledger and its run folder, before anything is sent."""
+    """The command's line in the ledger and its run folder, before anything is sent (so a
+    failure to record them is exit 2)."""
+    try:
+        _begin_recorded(settings, span, started, sha, plan, verdicts)
+    except LedgerWriteError as exc:
+        raise exc.nothing_sent() from None
+
+
+def _begin_recorded(
+    settings: Settings,
+    span: _Span,
+    started: datetime,
+    sha: str,
+    plan: plans.Plan | None,
+    verdicts: validate.Verdicts | None,
+) -> None:
     assert span.ledger is not None
     span.folder = history.new_run_folder(settings.out, settings.kind, started)
     invalid = None if verdicts is None else verdicts.counts().get("invalid", 0)
     span.command = span.ledger.begin(
         span.folder.name,
-        _ledger_kind(settings),
+        command_kind(settings.kind, settings.dry_run),
         started_at=iso(started),
         user=history.user(),
         host=history.host(),
@@ -316,11 +325,11 @@ def _report(
         started_at=iso(started),
         finished_at=now_iso(),
         exit_code=int(code),
-        kind=settings.kind.value,
+        kind=settings.kind,
         reads=done.reads,
         writes=done.writes,
         changes=report.count_changes(done.columns.change),
-        stop_reason=done.stop_reason.value if done.stop_reason else None,
+        stop_reason=done.stop_reason,
         user=history.user(),
         host=history.host(),
         input_sha256=(digest if digest is not None else _sha256(source)) if source else "",
@@ -345,7 +354,7 @@ def _report(
         exit_code=summary.exit_code,
         requests=summary.requests,
         rows=summary.rows,
-        invalid=counts.get("invalid", 0),
+        invalid=counts.get(Status.INVALID, 0),
         stop_reason=summary.stop_reason,
         by_day=summary.requests_by_day,
     )

@@ -25,7 +25,7 @@ from batch_latch.optiontypes import DEFAULT_RATE, DEFAULT_READ_BATCH, DEFAULT_RE
 from batch_latch.reports.writer import Summary, job_summaries
 from batch_latch.send.estimate import Pace, estimate
 from batch_latch.settings import Settings
-from batch_latch.vocab import ExitCode, RunKind, plural
+from batch_latch.vocab import ExitCode, RunKind, command_words, plural
 
 #: Pair statuses in the order status shows them (``pairs.status``, see ledger_views).
 PAIR_STATUSES = (
@@ -61,7 +61,8 @@ class RunLine:
         """``run``, ``run --plan``, ``plan``, ``dry-run``, ``undo`` or ``undo --dry-run``."""
         if self.plan:
             return f"{self.kind} --plan"
-        return {"dry_run": "dry-run", "undo_dry_run": "undo --dry-run"}.get(self.kind, self.kind)
+        words = command_words(self.kind)
+        return self.kind if words is None else words.shown
 
 
 @dataclass
@@ -230,7 +231,7 @@ def _running(ledger: Ledger, out: str, job: JobStatus) -> None:
 
 def _estimate(job: JobStatus, summaries: list[Summary]) -> None:
     """The command's own estimator, with the last run's pace and the account's limits."""
-    runs = [s for s in summaries if s.kind == RunKind.RUN.value]
+    runs = [s for s in summaries if s.kind is RunKind.RUN]
     last = runs[-1] if runs else None
     limits = next((s.account_limits for s in reversed(summaries) if s.account_limits), None)
     rate = (last.rate if last else 0.0) or DEFAULT_RATE

@@ -16,25 +16,32 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from batch_latch.vocab import StopReason
+from batch_latch.vocab import ErrorKey, RowKey, StopReason, Word, http_key
 
 _DAILY = re.compile(r"\b(daily|per day|a day|each day|/day|24 ?h)", re.IGNORECASE)
 _TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 _EXCERPT = 80
 
 
+class ReplyError(Word):
+    """Why a :class:`Reply` holds no usable answer."""
+
+    TIMEOUT = "timeout"  # no (complete) answer in time
+    CONNECTION = "connection"  # refused, reset, cut short, a protocol error
+    TLS = "tls"  # the certificate or the handshake failed, or a CA setting names no file
+    PROXY = "proxy"  # the proxy refused, could not be reached or used
+    TOO_LARGE = "too_large"  # over the cap: the status is kept, the body was not read
+    INTERNAL = "internal"  # reading or judging the answer raised (the attempt loop)
+
+
 @dataclass(frozen=True)
 class Reply:
-    """What came back: a status and body, or ``error`` when no usable answer came.
-
-    ``error`` is None, ``timeout``, ``connection``, ``tls``, ``proxy`` or ``too_large``
-    (the status is kept, the body is None: it was not read).
-    """
+    """What came back: a status and body, or ``error`` when no usable answer came."""
 
     status: int | None
     body: Any = None  # parsed JSON, else the text; None when not read
     headers: dict[str, str] = field(default_factory=dict)  # lower-case names
-    error: str | None = None
+    error: ReplyError | None = None
     detail: str = ""  # one line, key redacted
     url: str = ""  # the URL requested
 
@@ -57,7 +64,7 @@ class Meaning(enum.Enum):
 class Verdict:
     kind: Meaning
     message: str
-    error_key: str = ""
+    error_key: RowKey = ErrorKey.NONE
     ambiguous: bool = False  # the request may have landed (timeout, dropped connection, 5xx)
     daily_limit: bool = False  # a 429 that names the daily limit / Remaining-Day: 0
     stop: StopReason | None = None  # for Meaning.STOP
@@ -137,12 +144,12 @@ def classify_latch(reply: Reply, sent_geotab_id: str, fusebill_id: int | None = 
         return Verdict(
             Meaning.UNPROVEN,
             f"Fusebill answered {reply.status} but the customer {holds}, not {sent_geotab_id!r}",
-            "geotab_id_mismatch",
+            ErrorKey.GEOTAB_ID_MISMATCH,
         )
     return Verdict(
         Meaning.UNPROVEN,
         f"Fusebill answered {reply.status} with {describe(reply)}: no proof the latch landed",
-        "unconfirmed",
+        ErrorKey.UNCONFIRMED,
     )
 
 
@@ -186,7 +193,7 @@ def classify_unlatch(reply: Reply, fusebill_id: int) -> Verdict:
             return Verdict(
                 Meaning.UNPROVEN,
                 f"Fusebill answered {reply.status} but the customer still holds {held!r}",
-                "geotab_id_mismatch",
+                ErrorKey.GEOTAB_ID_MISMATCH,
             )
         what = "the customer object without a geotabId"
     else:
@@ -194,7 +201,7 @@ def classify_unlatch(reply: Reply, fusebill_id: int) -> Verdict:
     return Verdict(
         Meaning.UNPROVEN,
         f"Fusebill answered {reply.status} with {what}: no proof the unlatch landed",
-        "unconfirmed",
+        ErrorKey.UNCONFIRMED,
     )
 
 
@@ -207,7 +214,7 @@ def _write_unknown(reply: Reply, what: str) -> Verdict | None:
     return Verdict(
         Meaning.UNPROVEN,
         f"Fusebill answered {status}, not a final answer to a write: the {what} may have landed",
-        "unconfirmed",
+        ErrorKey.UNCONFIRMED,
         ambiguous=True,
     )
 
@@ -224,14 +231,14 @@ def _unreadable(reply: Reply, what: str) -> Verdict:
     return Verdict(
         Meaning.RETRYABLE,
         f"the customer read answered {reply.status} with {what}, not this customer's object",
-        "unreadable",
+        ErrorKey.UNREADABLE,
     )
 
 
 def describe(reply: Reply) -> str:
     """A few words on what a body is, for messages about answers that prove nothing."""
     body = reply.body
-    if reply.error == "too_large":
+    if reply.error is ReplyError.TOO_LARGE:
         return "an answer over 1 MiB (not read)"
     if body is None or (isinstance(body, str) and not body.strip()):
         return "an empty body"
@@ -250,7 +257,7 @@ def describe(reply: Reply) -> str:
 def outside_2xx(reply: Reply, fusebill_id: int | None = None) -> Verdict | None:
     """The verdict for anything but a 2xx; None for a 2xx (the caller judges its body)."""
     status = reply.status
-    if reply.error == "tls":
+    if reply.error is ReplyError.TLS:
         where = base_of(reply.url) or "the API"
         if "WRONG_VERSION_NUMBER" in reply.detail.upper():
             return _stop(
@@ -264,7 +271,7 @@ def outside_2xx(reply: Reply, fusebill_id: int | None = None) -> Verdict | None:
             "If a proxy or your network inspects TLS, set REQUESTS_CA_BUNDLE (or "
             "SSL_CERT_FILE) to its CA certificate file",
         )
-    if reply.error == "proxy" or status == 407:
+    if reply.error is ReplyError.PROXY or status == 407:
         why = reply.detail or f"HTTP {status} Proxy Authentication Required"
         return _stop(
             StopReason.PROXY,
@@ -272,8 +279,9 @@ def outside_2xx(reply: Reply, fusebill_id: int | None = None) -> Verdict | None:
             "HTTPS_PROXY / HTTP_PROXY / ALL_PROXY (and the proxy's credentials) and NO_PROXY",
         )
     if status is None:
-        error = reply.error if reply.error == "timeout" else "connection"
-        what = "timed out" if error == "timeout" else "connection failed"
+        timeout = reply.error is ReplyError.TIMEOUT
+        error = ErrorKey.TIMEOUT if timeout else ErrorKey.CONNECTION
+        what = "timed out" if timeout else "connection failed"
         return Verdict(Meaning.RETRYABLE, f"{what}: {reply.detail}", error, ambiguous=True)
     if 200 <= status < 300:
         return None
@@ -303,10 +311,10 @@ def _about_the_customer(values: str, fusebill_id: int | None) -> bool:
 def _status_verdict(reply: Reply, status: int, fusebill_id: int | None = None) -> Verdict:
     message = error_text(reply.body)[0] or f"HTTP {status}"
     if status in (401, 403):
-        return Verdict(Meaning.KEY_REJECTED, message, "key_rejected")
+        return Verdict(Meaning.KEY_REJECTED, message, StopReason.KEY_REJECTED)
     values = fusebill_not_found(reply.body) if status == 404 else None
     if values is not None and _about_the_customer(values, fusebill_id):
-        return Verdict(Meaning.NOT_FOUND, values, "not_found")
+        return Verdict(Meaning.NOT_FOUND, values, ErrorKey.NOT_FOUND)
     if values is not None:
         return _stop(
             StopReason.WRONG_URL,
@@ -322,22 +330,22 @@ def _status_verdict(reply: Reply, status: int, fusebill_id: int | None = None) -
         )
     if status == 429:
         daily = bool(_DAILY.search(message)) or reply.header("x-rate-limit-remaining-day") == "0"
-        return Verdict(Meaning.RATE_LIMITED, message, "rate_limited", daily_limit=daily)
-    if reply.error == "too_large":
+        return Verdict(Meaning.RATE_LIMITED, message, StopReason.RATE_LIMITED, daily_limit=daily)
+    if reply.error is ReplyError.TOO_LARGE:
         return Verdict(
             Meaning.RETRYABLE,
             f"HTTP {status}: {describe(reply)}",
-            f"http_{status}",
+            http_key(status),
             ambiguous=status >= 500,
         )
     if status in (408, 409) or status >= 500:
         return Verdict(
             Meaning.RETRYABLE,
             f"HTTP {status}: {message}",
-            f"http_{status}",
+            http_key(status),
             ambiguous=status >= 500,
         )
-    return Verdict(Meaning.REJECTED, message, f"http_{status}")
+    return Verdict(Meaning.REJECTED, message, http_key(status))
 
 
 def _redirect(reply: Reply, status: int) -> Verdict:
@@ -351,7 +359,7 @@ def _redirect(reply: Reply, status: int) -> Verdict:
 
 
 def _stop(reason: StopReason, message: str) -> Verdict:
-    return Verdict(Meaning.STOP, message, reason.value, stop=reason)
+    return Verdict(Meaning.STOP, message, reason, stop=reason)
 
 
 def host_port(url: str) -> str:

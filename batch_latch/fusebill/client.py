@@ -10,7 +10,7 @@ header is the only credential. What an answer means is :mod:`batch_latch.fusebil
 - ``timeout`` bounds the whole request, connect to last byte (one watchdog thread per
   client, :mod:`batch_latch.fusebill.deadline`). :meth:`FusebillClient.abort` cuts every
   request in flight the same way.
-- Bodies over :data:`MAX_BODY` are not read further: ``error="too_large"``; a customer list
+- Bodies over :data:`MAX_BODY` are not read further: ``ReplyError.TOO_LARGE``; a customer list
   answer may be 8 KiB per customer asked (:func:`list_cap`), never less than that.
 """
 
@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from batch_latch import __version__
-from batch_latch.fusebill.answers import Reply
+from batch_latch.fusebill.answers import Reply, ReplyError
 from batch_latch.fusebill.listing import BYTES_PER_CUSTOMER, list_url
 from batch_latch.fusebill.proxies import proxy_secrets, route_for
 from batch_latch.fusebill.redact import Redactor
@@ -108,29 +108,29 @@ class FusebillClient:
             size = headers.get("content-length")
             detail = f"answer of {size} bytes" if size else "answer"
             detail += f" over the {cap / MAX_BODY:g} MiB cap: not read further"
-            return Reply(answer.status, None, headers, error="too_large", detail=detail, url=url)
+            return Reply(answer.status, None, headers, ReplyError.TOO_LARGE, detail=detail, url=url)
         body_read = self._redact.scrub(_parse(answer.body, headers))
         return Reply(answer.status, body_read, headers, url=url)
 
-    def _failure(self, failed: TransportError) -> tuple[str, str]:
+    def _failure(self, failed: TransportError) -> tuple[ReplyError, str]:
         """(error, detail) for a request with no complete answer; the detail keeps the cause."""
         kind, route = failed.kind, self._transport.route
         if kind is Failure.INTERRUPTED:
-            return "connection", failed.words
+            return ReplyError.CONNECTION, failed.words
         if kind is Failure.DEADLINE:
-            return "timeout", f"no complete answer within {self._timeout:g} s"
+            return ReplyError.TIMEOUT, f"no complete answer within {self._timeout:g} s"
         if kind is Failure.TIMEOUT:
-            return "timeout", f"no answer within {self._timeout:g} s"
+            return ReplyError.TIMEOUT, f"no answer within {self._timeout:g} s"
         if kind is Failure.CONNECT_TIMEOUT:  # nothing was sent: as a refused connection
-            return "connection", f"could not connect within {self._timeout:g} s"
+            return ReplyError.CONNECTION, f"could not connect within {self._timeout:g} s"
         if kind is Failure.CA_SETTING:
-            return "tls", failed.words
+            return ReplyError.TLS, failed.words
         if kind is Failure.TLS:
-            return "tls", self._redact(f"{failed.words} ({route.ca_note})")
+            return ReplyError.TLS, self._redact(f"{failed.words} ({route.ca_note})")
         if kind is Failure.PROXY:
             text = f"proxy {route.shown_proxies()}: {failed.cause}"
-            return "proxy", self._redact(text)[:300]
-        return "connection", self._redact(failed.cause)[:200]
+            return ReplyError.PROXY, self._redact(text)[:300]
+        return ReplyError.CONNECTION, self._redact(failed.cause)[:200]
 
 
 # --- bodies ----------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from batch_latch.fusebill.answers import (
     error_text,
     outside_2xx,
 )
+from batch_latch.vocab import ErrorKey
 
 MAX_URL = 2000  # every list URL is shorter than this, in characters
 MAX_PAGE_SIZE = 1000  # the most Fusebill pages at once
@@ -217,7 +218,7 @@ def classify_list(reply: Reply, asked: Sequence[int], page: int = 0) -> ListAnsw
         return ListAnswer(verdict, wanted)
     if reply.error is not None:  # too large: not read, like any oversized answer
         why = f"the customer list answered {status}: {reply.detail or describe(reply)}"
-        return ListAnswer(Verdict(Meaning.RETRYABLE, why, "unreadable"), wanted)
+        return ListAnswer(Verdict(Meaning.RETRYABLE, why, ErrorKey.UNREADABLE), wanted)
     problem = _shape_problem(reply, set(wanted))
     if problem is not None:
         return _untrusted(wanted, f"the customer list answered {status} with {problem}")
@@ -229,7 +230,7 @@ def _untrusted_4xx(status: int) -> bool:
 
 
 def _untrusted(asked: tuple[int, ...], why: str) -> ListAnswer:
-    verdict = Verdict(Meaning.REJECTED, why, "list_untrusted")
+    verdict = Verdict(Meaning.REJECTED, why, ErrorKey.LIST_UNTRUSTED)
     return ListAnswer(verdict, asked, read_alone=asked, untrusted=why)
 
 

@@ -21,18 +21,19 @@ import os
 import re
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from batch_latch.errors import CheckpointError, why
-from batch_latch.jobfolder import ledger_views
+from batch_latch.jobfolder import ledger_views, whole_state
 from batch_latch.jobfolder.records import Records, from_rows
-from batch_latch.vocab import RunKind
+from batch_latch.vocab import CommandKind
 
 FILENAME = "job.db"
 #: ``PRAGMA user_version`` of the database this code writes; a newer one is refused.
@@ -50,13 +51,13 @@ def said(status: str | None, message: str | None) -> str:
 
 
 #: Kinds whose outcomes count for the re-run rules and undo (a plan only reads).
-SENDING_KINDS = (RunKind.RUN.value, RunKind.UNDO.value)
+SENDING_KINDS = (CommandKind.RUN.value, CommandKind.UNDO.value)
 
 _SCHEMA = """
 CREATE TABLE commands (
     id INTEGER PRIMARY KEY,
     run_id TEXT NOT NULL,          -- the command's run folder name
-    kind TEXT NOT NULL,            -- run, plan, dry_run, undo, undo_dry_run
+    kind TEXT NOT NULL,            -- vocab.CommandKind: run, plan, dry_run, undo, undo_dry_run
     started_at TEXT NOT NULL,
     ended_at TEXT,                 -- null while it runs, or after a kill
     user TEXT NOT NULL DEFAULT '',
@@ -93,8 +94,11 @@ CREATE TABLE log (
     message TEXT NOT NULL DEFAULT '',
     settles INTEGER NOT NULL DEFAULT 0  -- Fusebill's answer showed what the customer holds
 );
+"""
+#: The log's indexes (the row index: see _ROW_INDEX).
+_LOG_INDEXES = """
 CREATE INDEX log_customer ON log(fusebill_id, seq);
-CREATE INDEX log_row ON log(row, seq) WHERE status != 'writing';  -- see _ROW_INDEX
+CREATE INDEX log_row ON log(row, seq) WHERE status != 'writing';
 """
 #: The valid rows of each input, once per distinct file (format 2; the view ``inputs`` in
 #: ``ledger_views`` shows them with their file's SHA-256, as format 1's table did). The
@@ -129,6 +133,20 @@ DROP TABLE inputs;
 
 #: Lines written at once from which the state is made set-wise (see ``ledger_views.bulk``).
 BULK = 1000
+#: The columns of a line as ``Ledger.take_lines`` takes them: ``log``'s after seq and command.
+LINE_COLUMNS = (
+    "at",
+    "row",
+    "fusebill_id",
+    "geotab_id",
+    "previous",
+    "status",
+    "change",
+    "error_key",
+    "http_status",
+    "message",
+    "settles",
+)
 
 
 def _line(seq: int, command: int, e: Entry) -> tuple[object, ...]:
@@ -138,14 +156,56 @@ def _line(seq: int, command: int, e: Entry) -> tuple[object, ...]:
     return (*head, e.change, e.error_key, e.http_status, message, int(e.settles))
 
 
+def as_lines(entries: Sequence[Entry]) -> pa.Table:
+    """Entries as the columns :meth:`Ledger.take_lines` takes."""
+    types = {"row": pa.int64(), "fusebill_id": pa.int64(), "http_status": pa.int64()}
+    types["settles"] = pa.bool_()
+    return pa.table(
+        {
+            name: pa.array([getattr(e, name) for e in entries], types.get(name, pa.string()))
+            for name in LINE_COLUMNS
+        }
+    )
+
+
+def _values(column: pa.ChunkedArray, *, message: bool = False) -> list[Any]:
+    """A column's values for ``executemany``; a string's repeated values as one object each
+    (a million lines carry a few hundred statuses, times, messages), a message on one line."""
+    if column.type == pa.bool_():
+        column = pc.cast(column, pa.int64())
+    if not (pa.types.is_string(column.type) or pa.types.is_dictionary(column.type)):
+        return list(column.to_pylist())
+    coded = pc.dictionary_encode(column).combine_chunks()
+    words = coded.dictionary.to_pylist()
+    if message:
+        words = [" ".join(w.split()) for w in words]
+    table = np.array([*words, None], dtype=object)
+    codes = pc.fill_null(coded.indices, len(words)).to_numpy()
+    return list(table[codes].tolist())
+
+
+def _decoded(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A column with its values, not a dictionary's codes."""
+    if pa.types.is_dictionary(column.type):
+        return pc.cast(column, column.type.value_type)
+    return column
+
+
 class LedgerError(CheckpointError):
     """``job.db`` cannot be used (not a database, damaged, newer, empty): exit 2."""
 
 
 class LedgerWriteError(LedgerError):
-    """Recording failed mid-command (disk full...): some requests were already sent."""
+    """Recording failed mid-command (disk full...): exit 3 once requests went out, else 2
+    (the command that catches it knows which; until then, assume they did)."""
 
     exit_code = 3
+
+    def nothing_sent(self) -> LedgerWriteError:
+        """The same failure where no request had gone out yet (exit 2)."""
+        early = LedgerWriteError(str(self))
+        early.exit_code = 2
+        return early
 
 
 @dataclass(frozen=True)
@@ -216,7 +276,9 @@ class Ledger:
         self._queued = self._durable = 0
         self._writing = False
         self._failure: Exception | None = None
+        self._failure_raised = False  # close() raises a failure no caller has heard of
         self._seq = int(db.execute("SELECT COALESCE(MAX(seq), 0) FROM log").fetchone()[0])
+        self._taken: list[pa.Table] = []  # the lines taken in whole, for their state
 
     # --- opening --------------------------------------------------------------------------
 
@@ -272,6 +334,7 @@ class Ledger:
         if version == 0:
             script = (
                 _SCHEMA
+                + _LOG_INDEXES
                 + _SHEETS
                 + ledger_views.STATE
                 + ledger_views.VIEWS
@@ -318,7 +381,7 @@ class Ledger:
     def begin(
         self,
         run_id: str,
-        kind: RunKind | str,
+        kind: CommandKind | str,
         *,
         started_at: str,
         user: str = "",
@@ -405,14 +468,9 @@ class Ledger:
             try:
                 self._db.execute("BEGIN")
                 sheet = self._db.execute("INSERT INTO sheets (input_sha256) VALUES (?)", (sha,))
-                self._db.executemany(
-                    "INSERT INTO sheet_rows VALUES (?,?,?,?)",
-                    zip(
-                        (sheet.lastrowid for _ in range(len(rows))),
-                        rows.tolist(),
-                        fids.tolist(),
-                        gids.to_pylist(),
-                    ),
+                self._db.executemany(  # the sheet's id written in: one value fewer a row
+                    f"INSERT INTO sheet_rows VALUES ({int(sheet.lastrowid or 0)},?,?,?)",
+                    zip(rows.tolist(), fids.tolist(), gids.to_pylist()),
                 )
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
@@ -436,7 +494,7 @@ class Ledger:
         if len(entries) < BULK:
             self._append(entries, command=command)
             return
-        # Many lines (a v3 job taken in): one transaction whose state is made set-wise.
+        # Many lines (a benchmark building a job): one transaction whose state is made set-wise.
         self.flush()
         with self._cond:
             while self._writing:
@@ -458,6 +516,95 @@ class Ledger:
                 self._rollback()
                 raise self._write_error(exc) from None
             self._seq += len(entries)
+
+    @contextlib.contextmanager
+    def taking_in(self) -> Iterator[None]:
+        """A job taken in whole into this new ledger (a v3 job): inside, :meth:`take_lines`
+        writes lines without the state the triggers keep line by line (they and the log's
+        indexes set aside); at the end the indexes are made once, and the state of every
+        pair and customer once (``whole_state`` for the plain ones, the rules for the rest),
+        in one transaction. A million lines so take seconds, not a minute. Left by an error,
+        the ledger is to be thrown away (the import's file is): no journal is kept meanwhile
+        (each page written once, not to the WAL and again to the file)."""
+        self.flush()
+        if self._seq:
+            raise ValueError(f"{self.path} already holds lines: only a new ledger is taken in")
+        drop = "".join(f"DROP TRIGGER {name};" for name in ledger_views.TRIGGERS)
+        with self._cond:
+            self._db.execute("PRAGMA cache_size=-262144")  # 256 MiB: the indexes built in memory
+            self._db.execute("PRAGMA journal_mode=OFF")
+            self._db.executescript(
+                f"BEGIN;{drop}DROP INDEX log_customer;DROP INDEX log_row;COMMIT;"
+            )
+        self._taken = []
+        yield
+        with self._cond:
+            try:
+                self._db.execute("BEGIN")
+                self._make_state()
+                self._db.execute("COMMIT")
+                self._db.execute("PRAGMA journal_mode=WAL")
+            except sqlite3.Error as exc:
+                self._rollback()
+                raise self._write_error(exc) from None
+
+    def take_lines(self, command: int, lines: pa.Table) -> None:
+        """Lines of ``command`` taken in whole (within :meth:`taking_in`), as columns named
+        :data:`LINE_COLUMNS`, in one transaction: no ``Entry`` a line, the values shared."""
+        n = lines.num_rows
+        values = [_values(lines[name], message=name == "message") for name in LINE_COLUMNS]
+        with self._cond:
+            first = self._seq + 1
+            try:
+                self._db.execute("BEGIN")
+                self._db.executemany(
+                    f"INSERT INTO log VALUES (?,{int(command)},?,?,?,?,?,?,?,?,?,?,?)",
+                    zip(range(first, first + n), *values),
+                )
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback()
+                raise self._write_error(exc) from None
+            self._seq += n
+        state = [pa.array(np.arange(first, first + n, dtype=np.int64))]
+        state.append(pa.array(np.full(n, command, np.int64)))
+        state += [_decoded(lines[name]) for name in whole_state.COLUMNS[2:]]
+        self._taken.append(pa.table(state, names=list(whole_state.COLUMNS)))
+
+    def _make_state(self) -> None:
+        """The indexes and the state of every line taken in (see :meth:`taking_in`)."""
+        for sql in _LOG_INDEXES.split(";")[:-1]:
+            self._db.execute(sql)
+        sending = [
+            int(i)
+            for (i,) in self._db.execute(f"SELECT id FROM commands WHERE kind IN {SENDING_KINDS}")
+        ]
+        lines = pa.concat_tables(self._taken, promote_options="permissive")
+        state = whole_state.plain_state(lines, sending)
+        self._taken = []
+        self._db.executemany(
+            "INSERT INTO pair_state (fusebill_id, geotab_id, status, command, row, error_key) "
+            "VALUES (?,?,?,?,?,?)",
+            state.pairs,
+        )
+        self._db.executemany(
+            "INSERT INTO customer_state (fusebill_id, before, holds_seq, state, blind) "
+            "VALUES (?,?,?,?,?)",
+            state.customers,
+        )
+        for name, ids, fill in (
+            ("rules_pairs", state.rules_pairs, ledger_views.fill_pairs),
+            ("rules_customers", state.rules_customers, ledger_views.fill_customers),
+        ):
+            self._db.execute(f"CREATE TEMP TABLE {name} (fusebill_id INTEGER PRIMARY KEY)")
+            self._db.executemany(f"INSERT INTO temp.{name} VALUES (?)", ((i,) for i in ids))
+            for sql in fill(f"(SELECT fusebill_id FROM temp.{name})"):
+                self._db.execute(sql)
+            self._db.execute(f"DROP TABLE temp.{name}")
+        for sql in ledger_views.COUNT_STATE.split(";")[:-1]:
+            self._db.execute(sql)
+        for sql in ledger_views.trigger_statements():
+            self._db.execute(sql)
 
     #: The command a worker's entries belong to (one command at a time holds the job).
     command: int = 0
@@ -495,6 +642,7 @@ class Ledger:
         """Commit what is queued; callers that arrive while a commit runs share the next."""
         while self._durable < mine:
             if self._failure is not None:
+                self._failure_raised = True
                 raise self._write_error(self._failure)
             if self._writing:
                 self._cond.wait()
@@ -594,7 +742,7 @@ class Ledger:
 
     def close(self) -> None:
         with self._cond:
-            failure = self._failure
+            failure = None if self._failure_raised else self._failure
             with contextlib.suppress(sqlite3.Error):
                 self._db.close()
         if failure is not None:

@@ -278,13 +278,25 @@ _SET_STATE = """CASE
 def _fill(who: str) -> list[str]:
     """Statements that make the state of the customers ``who`` (an SQL set of fusebill ids,
     or ``NULL``: every customer) again from their lines, set-wise."""
-    only = "" if who == "NULL" else f"AND l.fusebill_id IN {who}"
-    only_open = "" if who == "NULL" else f"WHERE fusebill_id IN {who}"
     drop = "" if who == "NULL" else f" WHERE fusebill_id IN {who}"
     return [
         f"DELETE FROM pair_state{drop}",
         f"DELETE FROM customer_state{drop}",
-        f"INSERT INTO pair_state {_pair_rules(who)}",
+        *fill_pairs(who),
+        *fill_customers(who),
+    ]
+
+
+def fill_pairs(who: str) -> list[str]:
+    """The state of the pairs of the customers ``who`` (as :func:`_fill`), none kept yet."""
+    return [f"INSERT INTO pair_state {_pair_rules(who)}"]
+
+
+def fill_customers(who: str) -> list[str]:
+    """The state of the customers ``who`` (as :func:`_fill`), none kept yet."""
+    only = "" if who == "NULL" else f"AND l.fusebill_id IN {who}"
+    only_open = "" if who == "NULL" else f"WHERE fusebill_id IN {who}"
+    return [
         f"""INSERT INTO customer_state
 WITH
 wrote AS (
@@ -304,6 +316,15 @@ FROM each e LEFT JOIN log l ON l.seq = e.last_seq LEFT JOIN log f ON f.seq = e.f
     ]
 
 
+#: The counts of the state kept, counted again (the counting triggers set aside).
+COUNT_STATE = f"""DELETE FROM pair_counts;
+DELETE FROM customer_counts;
+INSERT INTO pair_counts SELECT {_decode("status", PAIR_WORDS)}, count(*) FROM pair_state GROUP BY 1;
+INSERT INTO customer_counts
+  SELECT {_decode("state", STATE_WORDS)}, count(*) FROM customer_state GROUP BY 1;
+"""
+
+
 #: The state of every pair and customer, from the whole log (a job.db of format 2 or older).
 FILL_STATE = "DELETE FROM pair_counts;DELETE FROM customer_counts;" + "".join(
     f"{statement};" for statement in _fill("NULL")
@@ -311,13 +332,13 @@ FILL_STATE = "DELETE FROM pair_counts;DELETE FROM customer_counts;" + "".join(
 #: Format 3 to 4: ``customer_state`` gains ``blind``, and every customer's state is made
 #: again (its pairs' is unchanged).
 ADD_BLIND = "ALTER TABLE customer_state ADD COLUMN blind INTEGER;"
-FILL_CUSTOMERS = "".join(f"{statement};" for statement in _fill("NULL")[1::2])
+FILL_CUSTOMERS = "DELETE FROM customer_state;" + "".join(f"{s};" for s in fill_customers("NULL"))
 #: The trigger a bulk of lines is written without (see :func:`bulk`).
 _PER_LINE = STATE_TRIGGERS[: STATE_TRIGGERS.index("CREATE TRIGGER log_state_delete")].strip()
 
 
 def bulk(first: int, last: int) -> tuple[list[str], list[str]]:
-    """Many lines at once (seq ``first`` to ``last``, a v3 job taken in): the statements to
+    """Many lines at once (seq ``first`` to ``last``, a job built in bulk): the statements to
     run before they are inserted (the per-line trigger set aside) and after (the state of
     the customers they touch made again set-wise, the trigger back), all in the transaction
     that inserts them. A line at a time a million lines cost minutes; set-wise, seconds."""

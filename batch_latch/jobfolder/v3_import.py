@@ -15,6 +15,7 @@ folder's outcomes (a repeated pair's later rows are duplicates), else the newest
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import sys
 from dataclasses import dataclass, field
@@ -28,18 +29,12 @@ import pyarrow.feather as feather
 
 from batch_latch.jobfolder import v3_checkpoint as checkpoint_file
 from batch_latch.jobfolder.history import RUNS
-from batch_latch.jobfolder.ledger import FILENAME, WRITING, Entry, Ledger
+from batch_latch.jobfolder.ledger import FILENAME, WRITING, Entry, Ledger, as_lines
 from batch_latch.sheet.formula import unescape_text
-from batch_latch.vocab import RECORDED, RunKind, Status
+from batch_latch.vocab import RECORDED, RunKind, Status, command_kind
 
 CHECKPOINT = checkpoint_file.FILENAME
 SET_ASIDE_GLOB = "checkpoint-*.csv.old"
-_KINDS = {
-    RunKind.RUN.value: "run",
-    RunKind.DRY_RUN.value: "dry_run",
-    RunKind.PLAN.value: "plan",
-    RunKind.UNDO.value: "undo",
-}
 _SENDING = ("run", "undo")
 #: A plan's rows that it read (as v4 records them): the rest it never reached.
 _PLAN_READ = (*RECORDED, Status.VALID.value)
@@ -47,8 +42,6 @@ _PLAN_READ = (*RECORDED, Status.VALID.value)
 #: (v3 wrote a status's index in its fixed order: valid, success, not_found, failed,
 #: invalid, duplicate, pending).
 _NOT_PAIRS = (4, 5)
-
-Rows = dict[tuple[int, str], int]
 
 
 @dataclass
@@ -58,10 +51,12 @@ class _Folder:
     path: Path
     summary: dict[str, Any]
     kind: str
-    entries: list[Entry] = field(default_factory=list)
+    entries: list[Entry] = field(default_factory=list)  # a plan's reads
+    parts: list[pa.Table] = field(default_factory=list)  # its checkpoint records, as lines
     base_url: str = ""
     fresh: bool = False
     span: tuple[str, str] = ("", "")  # its start and end, to the second
+    outcomes: pa.Table | None = None  # row, status, fusebillId, geotabId (valid-looking ids)
 
     def __post_init__(self) -> None:
         s = self.summary
@@ -75,7 +70,7 @@ class _Orphans:
 
     name: str
     base_url: str
-    entries: list[Entry] = field(default_factory=list)
+    parts: list[pa.Table] = field(default_factory=list)
     fresh: bool = False
 
 
@@ -84,7 +79,8 @@ def is_v3(out: Path) -> bool:
 
 
 def take_in(out: Path, ledger: Ledger, err: TextIO | None = None) -> None:
-    """Import the v3 memory of ``out`` into a new, empty ``ledger``."""
+    """Import the v3 memory of ``out`` into a new, empty ``ledger``: read as columns, the
+    lines go in whole (``Ledger.taking_in``), their state made once at the end."""
     err = err or sys.stderr
     files = sorted(out.glob(SET_ASIDE_GLOB))
     if (out / CHECKPOINT).is_file():
@@ -94,55 +90,50 @@ def take_in(out: Path, ledger: Ledger, err: TextIO | None = None) -> None:
     for folder in folders:
         if folder.kind == "plan":
             folder.entries = _plan_lines(folder.path)
+        folder.outcomes = _outcomes(folder.path)
+    firsts = [_first_rows(f.outcomes) for f in folders]
+    newest = _newest_rows(firsts)
     order: list[_Folder | _Orphans] = []
     placed = 0  # folders already in ``order``
-    newest = _rows_by_pair(out)
     sending = [f for f in folders if f.kind in _SENDING]
     index = {id(f): i for i, f in enumerate(folders)}
-    first_rows: dict[int, Rows] = {}
     at = 0  # records are in time order: their folders never go back
     for n, path in enumerate(files):
         records = _read_checkpoint(path)
         if records is None:
             continue
-        base_url, lines = records
-        last_at: str | None = None
-        rows: Rows = {}
-        target: _Folder | _Orphans | None = None
-        for i, line in enumerate(lines):
-            t = line[8]
-            if t != last_at:  # records of one second share their command
-                last_at = t
-                owner, at = _owner(sending, t, at)
-                if owner is not None:
-                    upto = index[id(owner)] + 1
-                    order.extend(folders[placed:upto])
-                    placed = max(placed, upto)
-                    if id(owner) not in first_rows:
-                        first_rows[id(owner)] = _first_rows(owner.path)
-                    target, rows = owner, first_rows[id(owner)]
-                    owner.base_url = base_url
-                else:
-                    while placed < len(folders) and folders[placed].span[0] <= _second(t):
-                        order.append(folders[placed])
-                        placed += 1
-                    last = order[-1] if order else None
-                    if not (isinstance(last, _Orphans) and last.name == f"v3-{path.name}"):
-                        order.append(_Orphans(f"v3-{path.name}", base_url))
-                    target, rows = order[-1], {}
-                if i == 0 and n > 0:
-                    target.fresh = True
-            assert target is not None
-            key = (line[0], line[1])
-            row = rows.get(key)
-            row = newest.get(key) if row is None else row
-            target.entries.append(Entry(*line, row, settles=line[2] != WRITING))
+        base_url, table = records
+        times = pc.cast(table["t"], pa.string())
+        new = np.flatnonzero(_bools(pc.not_equal(times[1:], times[:-1]))) + 1
+        bounds = [0, *new.tolist(), table.num_rows] if table.num_rows else [0]
+        for i, (a, b) in enumerate(itertools.pairwise(bounds)):
+            t = str(times[a].as_py())  # records of one second share their command
+            owner, at = _owner(sending, t, at)
+            own: pa.Table | None = None
+            target: _Folder | _Orphans
+            if owner is not None:
+                upto = index[id(owner)] + 1
+                order.extend(folders[placed:upto])
+                placed = max(placed, upto)
+                target, own = owner, firsts[index[id(owner)]]
+                owner.base_url = base_url
+            else:
+                while placed < len(folders) and folders[placed].span[0] <= _second(t):
+                    order.append(folders[placed])
+                    placed += 1
+                last = order[-1] if order else None
+                if not (isinstance(last, _Orphans) and last.name == f"v3-{path.name}"):
+                    order.append(_Orphans(f"v3-{path.name}", base_url))
+                target = order[-1]
+            if i == 0 and n > 0:
+                target.fresh = True
+            target.parts.append(_lines(table.slice(a, b - a), own, newest))
     order.extend(folders[placed:])
-    for item in order:
-        _take(item, ledger)
-    for folder in folders:
-        _remember_input(folder, ledger)
-    ledger.flush()
+    with ledger.taking_in():
+        for item in order:
+            _take(item, ledger)
+        for folder in folders:
+            _remember_input(folder, ledger)
     count = ledger.query("SELECT count(*) FROM log")[0][0]
     print(f"Taken in: {count:,} records, {len(files)} checkpoint file(s).", file=err)
 
@@ -170,47 +161,63 @@ def _second(text: str) -> str:
     return text[:19]
 
 
-#: A checkpoint record as Entry's first fields: fusebillId, geotabId, status, change,
-#: previous, error_key, http_status, message, at (v3: any later record settled a write).
-_Line = tuple[int, str, str, str, str, str, "int | None", str, str]
-
-
-def _read_checkpoint(path: Path) -> tuple[str, list[_Line]] | None:
+def _read_checkpoint(path: Path) -> tuple[str, pa.Table] | None:
     try:
         version, base_url = checkpoint_file.header(path)
-        table = checkpoint_file.read_table(path, version)
+        return base_url, checkpoint_file.read_table(path, version)
     except Exception:  # a damaged set-aside file: what it held is not readable anyway
         if path.name == CHECKPOINT:
             raise
         return None
-    f = table["f"].to_pylist()
-    cols = {name: pc.cast(table[name], pa.string()).to_pylist() for name in "gsmkcpt"}
-    h = table["h"].to_pylist()
-    lines = [
-        (
-            f[i],
-            cols["g"][i] or "",
-            cols["s"][i] or "",
-            cols["c"][i] or "",
-            cols["p"][i] or "",
-            cols["k"][i] or "",
-            h[i],
-            cols["m"][i] or "",
-            cols["t"][i] or "",
-        )
-        for i in range(table.num_rows)
-    ]
-    return base_url, lines
+
+
+def _lines(records: pa.Table, own: pa.Table | None, newest: pa.Table) -> pa.Table:
+    """Checkpoint records as lines (``LINE_COLUMNS``), each with its sheet row: its pair's
+    first row in its own run folder's outcomes (``own``), else in the newest one's. In v3
+    any later record of a customer settled a write: every record but an intent settles."""
+    row = _rows_of(records, own) if own is not None else None
+    missing = pc.is_null(row) if row is not None else None
+    if row is None or pc.any(missing).as_py():  # the newest folder's, for the rest
+        rest = records if row is None else records.filter(missing)
+        found = _rows_of(rest, newest)
+        row = found if row is None else pc.replace_with_mask(row, missing, found)
+    status = pc.cast(records["s"], pa.string())
+    text = {name: pc.cast(records[name], pa.string()) for name in "gpckmt"}
+    return pa.table(
+        {
+            "at": text["t"],
+            "row": row,
+            "fusebill_id": records["f"],
+            "geotab_id": text["g"],
+            "previous": text["p"],
+            "status": status,
+            "change": text["c"],
+            "error_key": text["k"],
+            "http_status": records["h"],
+            "message": text["m"],
+            "settles": pc.not_equal(status, WRITING),
+        }
+    )
+
+
+def _rows_of(records: pa.Table, rows: pa.Table) -> pa.Array:
+    """Each record's sheet row in ``rows`` (f, g, row), null where its pair has none."""
+    n = records.num_rows
+    keys = pa.table({"f": records["f"], "g": records["g"], "i": np.arange(n, dtype=np.int64)})
+    found = keys.join(rows, ["f", "g"], join_type="left outer").sort_by("i")
+    return found["row"].combine_chunks()
 
 
 def _take(item: _Folder | _Orphans, ledger: Ledger) -> None:
-    entries = item.entries
+    parts = item.parts if isinstance(item, _Orphans) else [*item.parts, as_lines(item.entries)]
+    lines = pa.concat_tables(parts) if parts else as_lines([])
     if isinstance(item, _Orphans):
-        first, last = (entries[0].at, entries[-1].at) if entries else ("", "")
+        times = lines["at"]
+        first, last = (times[0].as_py(), times[-1].as_py()) if len(times) else ("", "")
         command = ledger.begin(
             item.name, "run", started_at=first, base_url=item.base_url, fresh=item.fresh, pid=0
         )
-        ledger.record_many(entries, command)  # many lines: one transaction, state set-wise
+        ledger.take_lines(command, lines)
         ledger.end(command, ended_at=last, exit_code=0)
         return
     s = item.summary
@@ -227,7 +234,7 @@ def _take(item: _Folder | _Orphans, ledger: Ledger) -> None:
         fresh=item.fresh,
         pid=0,
     )
-    ledger.record_many(entries, command)  # many lines: one transaction, state set-wise
+    ledger.take_lines(command, lines)
     counts = s.get("counts") or {}
     ledger.end(
         command,
@@ -251,9 +258,9 @@ def _folders(out: Path) -> list[_Folder]:
         except (OSError, ValueError):
             continue
         if isinstance(data, dict):
-            kind = _KINDS.get(str(data.get("kind", "run")), "run")
-            if kind == "undo" and data.get("dry_run"):  # sends nothing: owns no record
-                kind = "undo_dry_run"
+            known = {k.value: k for k in RunKind}  # an undo --dry-run owns no record
+            ran = known.get(str(data.get("kind", "run")), RunKind.RUN)
+            kind = command_kind(ran, bool(data.get("dry_run")))
             found.append(_Folder(folder, data, kind))
     return found
 
@@ -293,61 +300,68 @@ def _remember_input(folder: _Folder, ledger: Ledger) -> None:
     and duplicate rows are not an input's pairs), so ``left_rows`` counts what a re-run of
     the job's newest input would still send."""
     sha = str(folder.summary.get("input_sha256") or "")
-    try:
-        table = feather.read_table(str(folder.path / "outcomes.arrow"))
-    except Exception:  # none, or damaged: nothing known of that input
+    table = folder.outcomes
+    if not sha or table is None:
         return
-    if not sha or "fusebillId" not in table.column_names:
-        return
-    kept = [
-        (int(r), int(fid), gid or "")
-        for r, code, fid, gid in zip(
-            table["row"].to_pylist(),
-            table["status"].to_pylist(),
-            table["fusebillId"].to_pylist(),
-            table["geotabId"].to_pylist(),
-        )
-        if code not in _NOT_PAIRS and fid and str(fid).isdigit()
-    ]
+    if pa.types.is_integer(table["status"].type):
+        table = table.filter(pc.invert(pc.is_in(table["status"], pa.array(_NOT_PAIRS))))
     ledger.remember_input(
         sha,
-        np.array([k[0] for k in kept], np.int64),
-        np.array([k[1] for k in kept], np.int64),
-        pa.array([k[2] for k in kept], pa.string()),
+        table["row"].to_numpy(),
+        table["fusebillId"].to_numpy(),
+        table["geotabId"].combine_chunks(),
     )
 
 
-def _first_rows(folder: Path) -> Rows:
-    """(fusebillId, geotabId) -> its first sheet row in a run folder's outcomes."""
-    rows: Rows = {}
-    for r, fid, gid in _outcomes(folder):
-        rows.setdefault((fid, gid), r)
-    return rows
-
-
-def _rows_by_pair(out: Path) -> Rows:
-    """(fusebillId, geotabId) -> its first sheet row in the newest v3 run folder that has it."""
-    rows: Rows = {}
-    runs = out / RUNS
-    for folder in sorted(p for p in runs.iterdir() if p.is_dir()) if runs.is_dir() else []:
-        rows.update(_first_rows(folder))
-    return rows
-
-
-def _outcomes(folder: Path) -> list[tuple[int, int, str]]:
-    """(row, fusebillId, geotabId) of a run folder's valid-looking outcomes."""
+def _outcomes(folder: Path) -> pa.Table | None:
+    """(row, status, fusebillId, geotabId) of a run folder's valid-looking outcomes (a
+    fusebillId all digits, as an integer; a missing geotabId empty); None: none readable."""
     try:
         table = feather.read_table(str(folder / "outcomes.arrow"))
     except Exception:  # none, or damaged: those rows stay without a sheet row
-        return []
-    if "fusebillId" not in table.column_names:
-        return []
-    return [
-        (int(r), int(fid), gid or "")
-        for r, fid, gid in zip(
-            table["row"].to_pylist(),
-            table["fusebillId"].to_pylist(),
-            table["geotabId"].to_pylist(),
+        return None
+    if not {"row", "status", "fusebillId", "geotabId"} <= set(table.column_names):
+        return None
+    fid = table["fusebillId"]
+    if pa.types.is_integer(fid.type):
+        valid = pc.greater(fid, 0)
+    else:
+        fid = pc.cast(fid, pa.string())
+        valid = pc.match_substring_regex(fid, "^[0-9]+$")
+    table = table.filter(pc.fill_null(valid, False))
+    return pa.table(
+        {
+            "row": pc.cast(table["row"], pa.int64()),
+            "status": table["status"],
+            "fusebillId": pc.cast(table["fusebillId"], pa.int64()),
+            "geotabId": pc.fill_null(pc.cast(table["geotabId"], pa.string()), ""),
+        }
+    )
+
+
+def _first_rows(outcomes: pa.Table | None) -> pa.Table:
+    """(f, g, row): each pair's first sheet row in a run folder's outcomes."""
+    if outcomes is None:
+        outcomes = pa.table(
+            {
+                "row": pa.array([], pa.int64()),
+                "fusebillId": pa.array([], pa.int64()),
+                "geotabId": pa.array([], pa.string()),
+            }
         )
-        if fid and str(fid).isdigit()
-    ]
+    keyed = pa.table(
+        {"f": outcomes["fusebillId"], "g": outcomes["geotabId"], "row": outcomes["row"]}
+    )
+    got = keyed.group_by(["f", "g"], use_threads=False).aggregate([("row", "first")])
+    return got.rename_columns(["f", "g", "row"])
+
+
+def _newest_rows(firsts: list[pa.Table]) -> pa.Table:
+    """(f, g, row): each pair's first sheet row in the newest run folder that has it."""
+    every = pa.concat_tables(firsts) if firsts else _first_rows(None)
+    got = every.group_by(["f", "g"], use_threads=False).aggregate([("row", "last")])
+    return got.rename_columns(["f", "g", "row"])
+
+
+def _bools(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    return np.asarray(pc.fill_null(column, False).to_numpy(zero_copy_only=False), bool)

@@ -11,7 +11,7 @@ from typing import Any, TextIO
 from batch_latch.jobfolder.history import ReportPaths
 from batch_latch.plan_words import plan_lines
 from batch_latch.reports.writer import Summary
-from batch_latch.vocab import CHANGES, STATUS_LABELS, STATUSES, RunKind, Status, plural
+from batch_latch.vocab import STATUS_LABELS, Change, RunKind, Status, plural
 
 _TITLES = {
     RunKind.RUN: "Run",
@@ -24,7 +24,7 @@ _TITLES = {
 def print_summary(
     summary: Summary, paths: ReportPaths, out_dir: Path, kept: list[str], out: TextIO
 ) -> None:
-    kind = RunKind(summary.kind)
+    kind = summary.kind
     title = "Undo dry run" if kind is RunKind.UNDO and summary.dry_run else _TITLES[kind]
     out.write(f"{title} of {summary.input}: {plural(summary.rows, 'row')}")
     if summary.requests or not summary.dry_run:
@@ -33,10 +33,11 @@ def print_summary(
             f"{plural(summary.writes, 'write')})"
         )
     out.write("\n")
-    for status in STATUSES:
+    for status in Status:
         if summary.counts.get(status, 0):
-            out.write(f"  {STATUS_LABELS[Status(status)]:<24} {summary.counts[status]:>9,}\n")
-    changes = [f"{summary.changes[c]:,} {c}" for c in CHANGES if summary.changes.get(c)]
+            out.write(f"  {STATUS_LABELS[status]:<24} {summary.counts[status]:>9,}\n")
+    done = [c for c in Change if c is not Change.NONE and summary.changes.get(c)]
+    changes = [f"{summary.changes[c]:,} {c}" for c in done]
     if changes:
         out.write(f"  changes: {', '.join(changes)}\n")
     if kind is RunKind.PLAN:
@@ -62,10 +63,10 @@ def print_json(summary: Mapping[str, Any], reports: Mapping[str, str | None], ou
     out.flush()
 
 
-def _failed_line(counts: dict[str, int]) -> str:
-    fix = counts.get(Status.INVALID.value, 0)
-    refused = counts.get(Status.FAILED.value, 0) + counts.get(Status.NOT_FOUND.value, 0)
-    waiting = counts.get(Status.PENDING.value, 0)
+def _failed_line(counts: Mapping[Status, int]) -> str:
+    fix = counts.get(Status.INVALID, 0)
+    refused = counts.get(Status.FAILED, 0) + counts.get(Status.NOT_FOUND, 0)
+    waiting = counts.get(Status.PENDING, 0)
     if not fix + refused + waiting:
         return "no rows to fix or send again"
     return (

@@ -25,7 +25,16 @@ from batch_latch.optiontypes import DEFAULT_READ_BATCH, DEFAULT_RESERVE
 from batch_latch.outcome import ResultColumns
 from batch_latch.reports.xlsx_rows import MAX_XLSX_ROWS
 from batch_latch.sheet import formula
-from batch_latch.vocab import CHANGES, FAILED_STATUSES, STATUSES, TOOL_COLUMNS
+from batch_latch.vocab import (
+    CHANGES,
+    FAILED_STATUSES,
+    STATUSES,
+    TOOL_COLUMNS,
+    Change,
+    RunKind,
+    Status,
+    StopReason,
+)
 
 _BOM = b"\xef\xbb\xbf"
 #: Rows per batch in Arrow's CSV writer (larger than its default of 1,024: fewer batches).
@@ -37,16 +46,16 @@ class Summary:
     input: str
     dry_run: bool
     rows: int
-    counts: dict[str, int]
+    counts: dict[Status, int]
     requests: int
     started_at: str
     finished_at: str
     exit_code: int
-    kind: str
+    kind: RunKind
     reads: int
     writes: int
-    changes: dict[str, int]
-    stop_reason: str | None
+    changes: dict[Change, int]
+    stop_reason: StopReason | None
     user: str
     host: str
     input_sha256: str
@@ -114,12 +123,12 @@ def count(values: pa.Array, names: tuple[str, ...]) -> dict[str, int]:
     return counts
 
 
-def count_statuses(status: pa.Array) -> dict[str, int]:
-    return count(status, STATUSES)
+def count_statuses(status: pa.Array) -> dict[Status, int]:
+    return {Status(k): n for k, n in count(status, STATUSES).items()}
 
 
-def count_changes(change: pa.Array) -> dict[str, int]:
-    return count(change, CHANGES)
+def count_changes(change: pa.Array) -> dict[Change, int]:
+    return {Change(k): n for k, n in count(change, CHANGES).items()}
 
 
 def output_names(extra_names: list[str]) -> list[str]:
@@ -187,7 +196,7 @@ def write_reports(
                 summary.changes,
                 title=f"{summary.kind} of {Path(summary.input).name}, {summary.started_at}",
                 facts=summary_facts(summary, out_dir),
-                plan=summary.kind == "plan",
+                plan=summary.kind is RunKind.PLAN,
             )
         text = json.dumps(asdict(summary), indent=2, ensure_ascii=False) + "\n"
         atomic_write(paths.summary, lambda sink: sink.write(text.encode("utf-8")))
@@ -201,7 +210,7 @@ def summary_facts(summary: Summary, out_dir: Path) -> list[tuple[str, str]]:
     """What the command ran against, for the Summary sheet: enough to tell a reviewed plan
     from another one (the run folder is the name ``run --plan`` takes)."""
     folder = out_dir.name + (
-        " (give it to run --plan, or latest)" if summary.kind == "plan" else ""
+        " (give it to run --plan, or latest)" if summary.kind is RunKind.PLAN else ""
     )
     return [
         ("base URL", summary.base_url or "(none: nothing sent)"),

@@ -28,7 +28,7 @@ import re
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -41,7 +41,10 @@ from batch_latch.jobfolder.files import sync_dir
 from batch_latch.plan_words import plan_lines, unread
 from batch_latch.reports.xlsx_rows import MAX_XLSX_ROWS as MAX_XLSX_ROWS  # no xlsx above it
 from batch_latch.reports.xlsx_rows import as_text, cell_texts, chunkwise, cut, excel_escape
-from batch_latch.vocab import CHANGES, STATUSES
+from batch_latch.vocab import Change, Status
+
+#: A count's key: a status or a change.
+K = TypeVar("K", bound=str)
 
 #: (fill, font) per status: Excel's Good / Bad / Neutral styles and pale kin, dark text.
 STATUS_COLOURS: dict[str, tuple[str, str]] = {
@@ -84,8 +87,8 @@ _EVERY_CELL = "A1:XFD1048576"
 def write_results_xlsx(
     path: Path,
     table: pa.Table,
-    counts: Mapping[str, int],
-    changes: Mapping[str, int],
+    counts: Mapping[Status, int],
+    changes: Mapping[Change, int],
     *,
     title: str,
     facts: Sequence[tuple[str, str]] = (),
@@ -208,8 +211,8 @@ def _write_summary(
     workbook: Any,
     title: str,
     rows: int,
-    counts: Mapping[str, int],
-    changes: Mapping[str, int],
+    counts: Mapping[Status, int],
+    changes: Mapping[Change, int],
     facts: Sequence[tuple[str, str]],
     plan: bool,
 ) -> None:
@@ -233,13 +236,13 @@ def _write_summary(
     row = _write_facts(sheet, facts, bold)
     if plan:
         row = _write_plan_words(sheet, row, changes, counts, bold, head)
-    statuses = _listing(STATUSES, counts)
+    statuses = _listing(tuple(Status), counts)
     first = row + 2  # zero-based row of the first status
     _write_counts(sheet, first - 1, "status", statuses, counts, head, status_fills)
     total_row = first + len(statuses)
     sheet.write_string(total_row, 0, "all rows", bold)
     sheet.write_number(total_row, 1, rows, bold)
-    kinds = _listing(CHANGES, changes)
+    kinds = _listing(tuple(c for c in Change if c is not Change.NONE), changes)
     _write_counts(sheet, total_row + 2, "change", kinds, changes, head, change_fills)
     labels = [*statuses, *kinds, "all rows", "status", "change", *(f for f, _ in facts)]
     sheet.set_column(0, 0, min(max(len(s) for s in labels) + 2, _MAX_WIDTH))
@@ -282,8 +285,8 @@ def _write_facts(sheet: Any, facts: Sequence[tuple[str, str]], bold: Any) -> int
 def _write_plan_words(
     sheet: Any,
     row: int,
-    changes: Mapping[str, int],
-    counts: Mapping[str, int],
+    changes: Mapping[Change, int],
+    counts: Mapping[Status, int],
     bold: Any,
     head: Any,
 ) -> int:
@@ -300,19 +303,21 @@ def _write_plan_words(
 def _write_plan_bars(
     sheet: Any,
     top: int,
-    changes: Mapping[str, int],
-    counts: Mapping[str, int],
+    changes: Mapping[Change, int],
+    counts: Mapping[Status, int],
     head: Any,
     fills: tuple[dict[str, Any], dict[str, Any]],
 ) -> tuple[tuple[int, int], list[dict[str, Any]]]:
     """A plan's chart data, rows by change from row ``top``: (its row span, bar colours)."""
     change_fills, status_fills = fills
     bars = list(PLAN_BARS)
-    if changes.get("unknown"):
+    if changes.get(Change.UNKNOWN):
         bars.append(("unknown", "unknown"))
     if unread(counts):
         bars.append(("not read", "not_read"))
-    tally = {**changes, "not_found": counts.get("not_found", 0), "not_read": unread(counts)}
+    missing = counts.get(Status.NOT_FOUND, 0)
+    tally: dict[str, int] = dict(changes.items())
+    tally.update(not_found=missing, not_read=unread(counts))
     sheet.write_string(top, 0, "run --plan", head)
     sheet.write_string(top, 1, "rows", head)
     for offset, (label, key) in enumerate(bars, start=1):
@@ -325,7 +330,7 @@ def _write_plan_bars(
     return (top + 1, top + len(bars)), points
 
 
-def _listing(known: Sequence[str], counts: Mapping[str, int]) -> list[str]:
+def _listing(known: Sequence[K], counts: Mapping[K, int]) -> list[K]:
     """The known keys in their order, then any others the counts hold."""
     return [*known, *sorted(k for k in counts if k not in known)]
 
@@ -334,8 +339,8 @@ def _write_counts(
     sheet: Any,
     row: int,
     label: str,
-    keys: Sequence[str],
-    counts: Mapping[str, int],
+    keys: Sequence[K],
+    counts: Mapping[K, int],
     head: Any,
     fills: Mapping[str, Any],
 ) -> None:

@@ -16,14 +16,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-from batch_latch.fusebill.answers import Meaning, Reply, Verdict, host_port
+from batch_latch.fusebill.answers import Meaning, Reply, ReplyError, Verdict, host_port
 from batch_latch.fusebill.ratelimits import limits, retry_after
 from batch_latch.optiontypes import QuotaReserve
 from batch_latch.send.estimate import Pace
 from batch_latch.send.notices import Notices, both_times
 from batch_latch.send.retry import RetryPolicy
 from batch_latch.send.throttle import Throttle
-from batch_latch.vocab import StopReason, plural
+from batch_latch.vocab import ErrorKey, StopReason, plural
 
 NO_RESERVE = QuotaReserve("0", count=0)
 
@@ -154,12 +154,12 @@ class AttemptLoop:
                 failures += 1
                 ambiguous = ambiguous or verdict.ambiguous
                 if self.health.failure(index):
-                    if not self._answered and verdict.error_key == "connection":
+                    if not self._answered and verdict.error_key is ErrorKey.CONNECTION:
                         self.stop.unreachable = host_port(reply.url)
                     self._halt(StopReason.API_DOWN, f"last problem: {verdict.message}")
                     return Sent(None, reply, attempts, ambiguous)
                 if failures >= self.policy.max_attempts:
-                    if not self._answered and verdict.error_key == "connection":
+                    if not self._answered and verdict.error_key is ErrorKey.CONNECTION:
                         # no answer ever came: the URL, not the row (a list read too)
                         self.stop.unreachable = host_port(reply.url)
                         self._halt(StopReason.API_DOWN, f"last problem: {verdict.message}")
@@ -292,6 +292,6 @@ def _answer(
         return reply, judge(reply)
     except Exception as exc:
         text = " ".join(redact(f"{type(exc).__name__}: {exc}").split())[:200]
-        got = reply or Reply(None, error="internal", detail=text)
+        got = reply or Reply(None, error=ReplyError.INTERNAL, detail=text)
         message = f"the answer could not be read ({text})"
-        return got, Verdict(Meaning.RETRYABLE, message, "unreadable_answer", ambiguous=True)
+        return got, Verdict(Meaning.RETRYABLE, message, ErrorKey.UNREADABLE_ANSWER, ambiguous=True)

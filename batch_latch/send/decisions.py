@@ -33,9 +33,9 @@ from batch_latch.jobfolder.plans import PlanEntry
 from batch_latch.outcome import RowOutcome
 from batch_latch.plan_words import relatch_message, row_message
 from batch_latch.send.attempt_loop import AttemptLoop, Sent
-from batch_latch.send.plan_rule import STALE_KEY, Call, against_plan
+from batch_latch.send.plan_rule import Call, against_plan
 from batch_latch.send.reads import STALE_AFTER, Read, Reader
-from batch_latch.vocab import PENDING_MESSAGES, Change, Status, StopReason, plural
+from batch_latch.vocab import PENDING_MESSAGES, Change, ErrorKey, RowKey, Status, StopReason, plural
 
 NO_GEOTAB_FIELD = (
     "Note: this API's customer records do not show a geotabId, so what each customer held "
@@ -71,7 +71,7 @@ class Journal(Protocol):
 
 def pending(reason: StopReason | None, attempts: int = 0, http: int | None = None) -> RowOutcome:
     why = reason or StopReason.INTERRUPTED
-    return RowOutcome(Status.PENDING, http, attempts, PENDING_MESSAGES[why], why.value)
+    return RowOutcome(Status.PENDING, http, attempts, PENDING_MESSAGES[why], why)
 
 
 class RowLogic:
@@ -111,7 +111,7 @@ class RowLogic:
         http: int | None,
         attempts: int,
         message: str,
-        key: str = "",
+        key: RowKey = ErrorKey.NONE,
         change: Change = Change.NONE,
         previous: str = "",
         *,
@@ -144,14 +144,16 @@ class RowLogic:
         if verdict is None:
             return self.stopped(0, sent.status)
         if verdict.kind is Meaning.NOT_FOUND:
-            return self.outcome(Status.NOT_FOUND, sent.status, 0, verdict.message, "not_found")
+            return self.outcome(
+                Status.NOT_FOUND, sent.status, 0, verdict.message, ErrorKey.NOT_FOUND
+            )
         if verdict.kind is not Meaning.SUCCESS or holding is None:
             return self.outcome(
                 Status.FAILED,
                 sent.status,
                 0,
                 f"could not read the customer, so nothing was written: {verdict.message}",
-                "unreadable" if verdict.kind is Meaning.RETRYABLE else verdict.error_key,
+                ErrorKey.UNREADABLE if verdict.kind is Meaning.RETRYABLE else verdict.error_key,
                 settles=False,
             )
         if self.apply_plan:
@@ -174,10 +176,14 @@ class RowLogic:
         if ruling.call is Call.UNCHANGED:
             earlier = origin.previous if origin else ""
             message = "already holds this geotabId; nothing to write"
-            return self.outcome(Status.SUCCESS, http, 0, message, "", Change.UNCHANGED, earlier)
+            return self.outcome(
+                Status.SUCCESS, http, 0, message, ErrorKey.NONE, Change.UNCHANGED, earlier
+            )
         now = (holding.geotab_id or "") if holding.known else ""
         if ruling.call is Call.STALE:
-            return self.outcome(Status.FAILED, http, 0, ruling.message, STALE_KEY, Change.NONE, now)
+            return self.outcome(
+                Status.FAILED, http, 0, ruling.message, ErrorKey.STALE_PLAN, Change.NONE, now
+            )
         if self._stale(read_at):
             return self._after_read(task, self.reader.alone(task.fusebill_id, task.index))
         previous = origin.previous if origin else now
@@ -201,7 +207,7 @@ class RowLogic:
                 http,
                 0,
                 "already holds this geotabId; nothing to write",
-                "",
+                ErrorKey.NONE,
                 Change.UNCHANGED,
                 earlier,
             )
@@ -218,13 +224,13 @@ class RowLogic:
                     if not self.write
                     else f"the customer holds geotabId {held!r}; "
                     "not replaced (use --allow-relatch to replace it)",
-                    "" if not self.write else "relatch_refused",
+                    ErrorKey.NONE if not self.write else ErrorKey.RELATCH_REFUSED,
                     Change.NONE if self.write else Change.RELATCH,  # a run: nothing was done
                     previous,
                 )
         if not self.write:
             return self.outcome(
-                Status.VALID, http, 0, row_message(change, held), "", change, previous
+                Status.VALID, http, 0, row_message(change, held), ErrorKey.NONE, change, previous
             )
         if read_at is not None and self._stale(read_at):
             # Read too long ago (a pause since): read it again, alone, before writing.
@@ -248,7 +254,7 @@ class RowLogic:
                 http,
                 0,
                 "latched by an earlier run whose answer was lost (the read shows it)",
-                "",
+                ErrorKey.NONE,
                 lost.change,
                 previous,
             )
@@ -295,7 +301,9 @@ class RowLogic:
         if verdict is None:
             return self.stopped(n, sent.status if n else read_http)
 
-        def done(status: Status, message: str, key: str = "", settles: bool = True) -> RowOutcome:
+        def done(
+            status: Status, message: str, key: RowKey = ErrorKey.NONE, settles: bool = True
+        ) -> RowOutcome:
             kept = change if status is Status.SUCCESS else Change.NONE
             return self.outcome(
                 status, sent.status, n, message, key, kept, previous, settles=settles
@@ -305,10 +313,10 @@ class RowLogic:
         if verdict.kind is Meaning.SUCCESS:
             return done(Status.SUCCESS, f"latched{replaced}")
         if verdict.kind is Meaning.NOT_FOUND:
-            return done(Status.NOT_FOUND, verdict.message, "not_found")
+            return done(Status.NOT_FOUND, verdict.message, ErrorKey.NOT_FOUND)
         if verdict.kind is Meaning.UNPROVEN:
             why = f"the answer (HTTP {sent.status}) did not show the latch: {verdict.message}"
-            return self.confirm(task, sent, why, "unconfirmed", done)
+            return self.confirm(task, sent, why, ErrorKey.UNCONFIRMED, done)
         if sent.ambiguous and (
             sent.exhausted or (verdict.kind is Meaning.REJECTED and sent.status in (400, 409))
         ):
@@ -330,8 +338,8 @@ class RowLogic:
         task: Task,
         latch: Sent,
         why: str,
-        key: str,
-        done: Callable[[Status, str, str, bool], RowOutcome],
+        key: RowKey,
+        done: Callable[[Status, str, RowKey, bool], RowOutcome],
     ) -> RowOutcome:
         """Read the customer back: the latch counts only if the customer now holds it."""
         sent, holding = self.read_back(task)
@@ -339,13 +347,13 @@ class RowLogic:
             return self.stopped(latch.attempts, latch.status)
         if sent.verdict.kind is Meaning.SUCCESS and holding is not None and holding.known:
             if holding.geotab_id == task.geotab_id:
-                return done(Status.SUCCESS, f"confirmed by read-back ({why})", "", True)
+                return done(Status.SUCCESS, f"confirmed by read-back ({why})", ErrorKey.NONE, True)
             if holding.geotab_id is not None:
                 return done(
                     Status.FAILED,
                     f"{why}; read-back: the customer holds {holding.geotab_id!r}, "
                     f"not {task.geotab_id!r}",
-                    "geotab_id_mismatch",
+                    ErrorKey.GEOTAB_ID_MISMATCH,
                     True,
                 )
         shown = sent.verdict.kind is Meaning.SUCCESS and holding is not None and holding.known

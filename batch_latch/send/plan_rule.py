@@ -25,8 +25,6 @@ from batch_latch.fusebill.answers import Holding
 from batch_latch.jobfolder.plans import PlanEntry
 from batch_latch.vocab import Change, Status
 
-STALE_KEY = "stale_plan"
-
 
 class Call(enum.Enum):
     WRITE = "write"

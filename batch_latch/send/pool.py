@@ -53,7 +53,7 @@ class Pool(Generic[T, R]):
                     results[k] = outcome
             except BaseException as exc:  # the ledger failed: stop all, raise in the caller
                 errors.append(exc)
-                self._throttle.stop(StopReason.CHECKPOINT_ERROR)
+                self._throttle.stop(StopReason.LEDGER_ERROR)
 
         threads = [
             threading.Thread(target=worker, name=f"latch-{i}", daemon=True)

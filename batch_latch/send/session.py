@@ -14,7 +14,7 @@ from batch_latch import tracebacks
 from batch_latch.clock import now_iso
 from batch_latch.fusebill.answers import Reply
 from batch_latch.fusebill.service import FusebillService
-from batch_latch.jobfolder.ledger import Entry, Ledger
+from batch_latch.jobfolder.ledger import Entry, Ledger, LedgerWriteError
 from batch_latch.outcome import LiveOutcome, ResultColumns, RowOutcome
 from batch_latch.send.attempt_loop import AttemptLoop
 from batch_latch.send.decisions import pending
@@ -26,10 +26,21 @@ from batch_latch.send.reads import Reader
 from batch_latch.send.retry import RetryPolicy
 from batch_latch.send.stops import stop_message
 from batch_latch.send.throttle import Throttle
-from batch_latch.vocab import Status, StopReason
+from batch_latch.vocab import ErrorKey, Status, StopReason
 
 #: Rows a bug failed whose tracebacks are kept (the rest only count).
 ROW_TRACEBACKS = 5
+
+
+def _made_pending(failed: Entry, outcome: RowOutcome) -> Entry:
+    """The line that makes a kept failure pending (an outage's streak), settling nothing."""
+    return dataclasses.replace(
+        failed,
+        status=outcome.status.value,
+        error_key=outcome.error_key,
+        message=outcome.message,
+        settles=False,
+    )
 
 
 class Indexed(Protocol):
@@ -173,9 +184,26 @@ class Session(Generic[T]):
                 after(outcome)
             self.progress.row_done(outcome.status.value)
 
-        results = self.send_all(tasks, work, done) if tasks else []
-        ledger.flush()
-        return self.finish(tasks, results, notes or {})
+        try:
+            results = self.send_all(tasks, work, done) if tasks else []
+            outcomes, message = self.finish(tasks, results, notes or {})
+            for task, sent, final in zip(tasks, results, outcomes):
+                if (
+                    sent is not None
+                    and sent.status is Status.FAILED
+                    and final.status is Status.PENDING
+                ):
+                    # An outage made the row pending after its failure was kept: the ledger
+                    # says so too, or status would count it failed while the report says pending.
+                    kept = entry(task, sent)
+                    if kept is not None:
+                        ledger.record(_made_pending(kept, final))
+            ledger.flush()
+        except LedgerWriteError as exc:
+            if self.throttle.granted:
+                raise
+            raise exc.nothing_sent() from None
+        return outcomes, message
 
     def send_all(
         self,
@@ -196,7 +224,7 @@ class Session(Generic[T]):
                         self.row_errors.append(kept)
                 message = f"internal error (please report it): {text[:200]}"
                 return RowOutcome(
-                    Status.FAILED, None, 0, message, "internal_error", finished_at=now_iso()
+                    Status.FAILED, None, 0, message, ErrorKey.INTERNAL_ERROR, finished_at=now_iso()
                 )
 
         try:
@@ -227,7 +255,7 @@ class Session(Generic[T]):
             elif outcome.status is Status.FAILED and task.index in outage:
                 text = f"{pending(reason).message}; last answer: {outcome.message}"
                 outcome = RowOutcome(
-                    Status.PENDING, outcome.http_status, outcome.attempts, text, "api_down"
+                    Status.PENDING, outcome.http_status, outcome.attempts, text, StopReason.API_DOWN
                 )
             out.append(outcome)
         waiting = sum(o.status is Status.PENDING for o in out)

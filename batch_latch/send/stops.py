@@ -53,7 +53,7 @@ def stop_message(
         return f"Interrupted: {left}; reports are written. {AGAIN}"
     if reason in (StopReason.TERMINATED, StopReason.HANGUP):
         return f"Stopped by {SIGNAL_NAMES[reason]}: {left}; reports are written. {AGAIN}"
-    if reason is StopReason.CHECKPOINT_ERROR:
+    if reason is StopReason.LEDGER_ERROR:
         return f"Stopped: the job's job.db could not be written; {left}."
     # Configuration problems: the answer's own words say what to fix.
     return f"Stopped: {detail}. Nothing more was sent; {left}. Fix that, then {_again}."

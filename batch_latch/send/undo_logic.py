@@ -15,7 +15,7 @@ from batch_latch.fusebill.answers import Meaning, classify_unlatch
 from batch_latch.jobfolder.earlier import Target, Unanswered
 from batch_latch.outcome import RowOutcome
 from batch_latch.send.decisions import RowLogic, Task
-from batch_latch.vocab import Change, Status
+from batch_latch.vocab import Change, ErrorKey, RowKey, Status
 
 
 @dataclass(frozen=True)
@@ -41,24 +41,26 @@ class UndoLogic:
                 None,
                 "left alone: it was latched with --no-read, so what it held before is unknown "
                 "(use --unlatch-unknown to unlatch it)",
-                "unknown_previous",
+                ErrorKey.UNKNOWN_PREVIOUS,
             )
         sent, holding = self.rows.read(row)
         verdict = sent.verdict
         if verdict is None:
             return self.rows.stopped(0, sent.status)
         if verdict.kind is Meaning.NOT_FOUND:
-            return self.rows.outcome(Status.NOT_FOUND, sent.status, 0, verdict.message, "not_found")
+            return self.rows.outcome(
+                Status.NOT_FOUND, sent.status, 0, verdict.message, ErrorKey.NOT_FOUND
+            )
         if verdict.kind is not Meaning.SUCCESS or holding is None:
             return self._failed(
-                sent.status, f"could not read the customer: {verdict.message}", "unreadable"
+                sent.status, f"could not read the customer: {verdict.message}", ErrorKey.UNREADABLE
             )
         if not holding.known:
             return self._failed(
                 sent.status,
                 "left alone: this API does not show the customer's geotabId, so undo cannot "
                 "check that it still holds what this job set",
-                "cannot_check",
+                ErrorKey.CANNOT_CHECK,
             )
         back = origin.previous if origin.known else ""
         if holding.geotab_id == (back or None):
@@ -75,7 +77,7 @@ class UndoLogic:
                 sent.status,
                 f"left alone: it holds {holding.geotab_id!r} now, not {t.set_to!r} that this "
                 "job set",
-                "changed_since",
+                ErrorKey.CHANGED_SINCE,
                 settles=True,
             )
         if back:
@@ -109,17 +111,29 @@ class UndoLogic:
                 return self._restored(sent.status, n, "unlatched (confirmed by read-back)")
             shown = holding is not None and holding.known  # a read settles what it holds
             return self._failed(
-                sent.status, f"unlatch not confirmed: {verdict.message}", "unconfirmed", n, shown
+                sent.status,
+                f"unlatch not confirmed: {verdict.message}",
+                ErrorKey.UNCONFIRMED,
+                n,
+                shown,
             )
         return self._failed(sent.status, verdict.message, verdict.error_key, n)
 
     def _restored(self, http: int | None, attempts: int, message: str) -> RowOutcome:
         return RowOutcome(
-            Status.SUCCESS, http, attempts, message, "", Change.UNDO, "", now_iso(), settles=True
+            Status.SUCCESS,
+            http,
+            attempts,
+            message,
+            ErrorKey.NONE,
+            Change.UNDO,
+            "",
+            now_iso(),
+            settles=True,
         )
 
     def _failed(
-        self, http: int | None, message: str, key: str, attempts: int = 0, settles: bool = False
+        self, http: int | None, message: str, key: RowKey, attempts: int = 0, settles: bool = False
     ) -> RowOutcome:
         """A customer left alone; ``settles`` when a read showed what it holds."""
         return RowOutcome(

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from batch_latch.sheet.loader import Sheet
-from batch_latch.vocab import Status
+from batch_latch.vocab import ErrorKey, Status
 
 MAX_FUSEBILL_ID = 9223372036854775807
 MAX_GEOTAB_LENGTH = 255
@@ -72,7 +72,7 @@ def validate(sheet: Sheet, *, allow_shared_geotab_id: bool = False) -> Verdicts:
         _explain_bad_cells(bad, fid_text, gid_text, fid_ok, gid_length, out)
     if problem is not None:
         for i in np.flatnonzero(problem != "").tolist():
-            out.set(i, INVALID, str(problem[i]), "excel_cell")
+            out.set(i, INVALID, str(problem[i]), ErrorKey.EXCEL_CELL)
 
     fid_int = pc.cast(pc.if_else(fid_ok, stripped, "0"), pa.int64())
     good = np.flatnonzero(ok)
@@ -171,7 +171,7 @@ class _Marks:
     def _code(self, text: str) -> int:
         return self._texts.setdefault(text, len(self._texts))
 
-    def set(self, index: int | np.ndarray, status: str, text: str, key: str) -> None:
+    def set(self, index: int | np.ndarray, status: str, text: str, key: ErrorKey) -> None:
         self.status[index] = self._STATUSES.index(status)
         self.message[index] = self._code(text)
         self.key[index] = self._code(key)
@@ -207,15 +207,17 @@ def _explain_bad_cells(
     fid_good = pc.take(fid_ok, index).to_pylist()
     lengths = pc.take(gid_length, index).to_pylist()
     for i, fid, gid, fgood, glen in zip(bad.tolist(), fids, gids, fid_good, lengths):
-        reasons, keys = [], []
+        reasons: list[str] = []
+        keys: list[ErrorKey] = []
         if not fgood:
-            keys.append("invalid_fusebill_id")
+            keys.append(ErrorKey.INVALID_FUSEBILL_ID)
             reasons.append(_fusebill_reason(fid))
         reason = _geotab_reason(gid, glen)
         if reason:
-            keys.append("invalid_geotab_id")
+            keys.append(ErrorKey.INVALID_GEOTAB_ID)
             reasons.append(reason)
-        out.set(i, INVALID, "; ".join(reasons), keys[0] if len(keys) == 1 else "invalid_ids")
+        key = keys[0] if len(keys) == 1 else ErrorKey.INVALID_IDS
+        out.set(i, INVALID, "; ".join(reasons), key)
 
 
 def _fusebill_reason(text: str) -> str:
@@ -354,7 +356,7 @@ def _mark_pairs(
     for j in np.flatnonzero(duplicate).tolist():
         first_row = rows[good[first_of[j]]]
         text = f"same fusebillId and geotabId as row {first_row}; sent once, for that row"
-        out.set(int(good[j]), DUPLICATE, text, "duplicate_row")
+        out.set(int(good[j]), DUPLICATE, text, ErrorKey.DUPLICATE_ROW)
 
     for members in _groups(fid_codes, conflict):
         fid = fids[good[members[0]]]
@@ -362,7 +364,7 @@ def _mark_pairs(
             f"fusebillId {fid} is given different geotabIds in rows "
             f"{_rows_list(rows[good[members]])}; keep one geotabId per customer"
         )
-        out.set(good[members], INVALID, text, "conflicting_geotab_ids")
+        out.set(good[members], INVALID, text, ErrorKey.CONFLICTING_GEOTAB_IDS)
 
     if not shared.any():
         return
@@ -377,7 +379,7 @@ def _mark_pairs(
             f"geotabId {_show(name)} is given to different fusebillIds in rows "
             f"{_rows_list(rows[good[everyone]])}; use --allow-shared-geotab-id if that is intended"
         )
-        out.set(good[members], INVALID, text, "shared_geotab_id")
+        out.set(good[members], INVALID, text, ErrorKey.SHARED_GEOTAB_ID)
 
 
 def _groups(codes: np.ndarray, mask: np.ndarray) -> list[np.ndarray]:

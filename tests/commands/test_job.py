@@ -11,7 +11,7 @@ from batch_latch.commands import job
 from batch_latch.jobfolder.history import RUNS
 from batch_latch.jobfolder.ledger import Ledger
 from batch_latch.settings import Settings
-from batch_latch.vocab import ExitCode, RunKind
+from batch_latch.vocab import Change, ExitCode, RunKind
 from tests.ledgers import Record, write_job
 
 URL = "http://127.0.0.1:9/v1"
@@ -103,7 +103,7 @@ def test_an_undo_dry_run_reports_one_row_per_customer(tmp_path: Path) -> None:
     settings = Settings(out=out, kind=RunKind.UNDO, dry_run=True, base_url=URL)
     result = job.run(settings, stdout=stdout, stderr=io.StringIO())
     assert result.exit_code is ExitCode.OK
-    assert result.summary.kind == "undo" and result.summary.dry_run and result.summary.rows == 2
-    assert result.summary.changes["undo"] == 2
+    assert result.summary.kind is RunKind.UNDO and result.summary.dry_run
+    assert result.summary.rows == 2 and result.summary.changes[Change.UNDO] == 2
     assert "Undo dry run" in stdout.getvalue()
     assert (out / RUNS).is_dir() and any(p.name.endswith("-undo") for p in (out / RUNS).iterdir())

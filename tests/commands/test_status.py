@@ -11,10 +11,10 @@ import io
 import json
 import os
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -31,7 +31,7 @@ from batch_latch.jobfolder.ledger import Entry, Ledger
 from batch_latch.reports.writer import Summary
 from batch_latch.send import session
 from batch_latch.settings import Settings
-from batch_latch.vocab import RunKind
+from batch_latch.vocab import RunKind, Status, StopReason
 from tests.doubles import Call, FakeFusebill, Landed, customer_object, timeout
 from tests.ledgers import Record
 
@@ -83,7 +83,10 @@ def first_run(tmp_path: Path) -> Path:
     return out
 
 
-def nonzero(counts: dict[str, int]) -> dict[str, int]:
+K = TypeVar("K", bound=str)
+
+
+def nonzero(counts: Mapping[K, int]) -> dict[K, int]:
     return {k: v for k, v in counts.items() if v}
 
 
@@ -365,16 +368,16 @@ def pending_job(tmp_path: Path, rows: int, **summary: Any) -> Path:
         input="/data/in.csv",
         dry_run=False,
         rows=rows,
-        counts={"pending": rows},
+        counts={Status.PENDING: rows},
         requests=0,
         started_at="2026-03-01T11:00:00Z",
         finished_at="2026-03-01T11:00:01Z",
         exit_code=3,
-        kind="run",
+        kind=RunKind.RUN,
         reads=0,
         writes=0,
         changes={},
-        stop_reason="max_requests",
+        stop_reason=StopReason.MAX_REQUESTS,
         user="ops",
         host="desk",
         input_sha256="9" * 64,

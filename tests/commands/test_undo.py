@@ -19,7 +19,7 @@ from batch_latch.jobfolder.ledger import Entry, Ledger
 from batch_latch.outcome import LiveOutcome, ResultColumns
 from batch_latch.send.progress import Silent
 from batch_latch.settings import Settings
-from batch_latch.vocab import RunKind
+from batch_latch.vocab import Change, RunKind, Status
 from tests.doubles import FakeFusebill, Landed, error, timeout
 from tests.ledgers import Record, command, records, write_job
 
@@ -334,7 +334,7 @@ def test_a_dry_run_needs_no_base_url_either(tmp_path: Path) -> None:
     )
     found = command_run.run(chosen, stdout=io.StringIO(), stderr=io.StringIO())
     assert (found.exit_code, found.summary.requests) == (0, 0)
-    assert found.summary.counts["valid"] == 1 and found.summary.changes["undo"] == 1
+    assert found.summary.counts[Status.VALID] == 1 and found.summary.changes[Change.UNDO] == 1
     other = dataclasses.replace(chosen, env={"FUSEBILL_BASE_URL": chosen.base_url})
     with pytest.raises(BatchLatchError) as caught:  # a URL that is set and differs refuses
         command_run.run(other, stdout=io.StringIO(), stderr=io.StringIO())

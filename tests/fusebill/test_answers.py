@@ -18,6 +18,7 @@ from batch_latch.fusebill.answers import (
     Holding,
     Meaning,
     Reply,
+    ReplyError,
     Verdict,
     classify_latch,
     classify_read,
@@ -51,7 +52,8 @@ def customer(geotab_id: Any = SENT, fusebill_id: Any = FID) -> dict[str, Any]:
 
 def r(status: int | None, body: Any = None, error: str | None = None, **headers: str) -> Reply:
     names = {k.replace("_", "-").lower(): v for k, v in headers.items()}
-    return Reply(status, body, names, error=error, detail=_DETAILS.get(error or "", ""), url=URL)
+    reason = None if error is None else ReplyError(error)
+    return Reply(status, body, names, error=reason, detail=_DETAILS.get(error or "", ""), url=URL)
 
 
 _DETAILS = {

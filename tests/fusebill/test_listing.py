@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from batch_latch.fusebill.answers import Holding, Meaning, Reply, classify_read
+from batch_latch.fusebill.answers import Holding, Meaning, Reply, ReplyError, classify_read
 from batch_latch.fusebill.listing import (
     MAX_URL,
     ListAnswer,
@@ -40,7 +40,8 @@ def obj(fid: Any, geotab_id: Any = ..., **more: Any) -> dict[str, Any]:
 def answer(status: int | None, body: Any = None, error: str | None = None, **headers: str) -> Reply:
     names = {k.replace("_", "-").lower(): v for k, v in headers.items()}
     url = list_url(BASE, ASKED)
-    return Reply(status, body, names, error=error, detail="detail", url=url)
+    reason = None if error is None else ReplyError(error)
+    return Reply(status, body, names, error=reason, detail="detail", url=url)
 
 
 def listed(*objects: dict[str, Any], page: int = 0, **headers: str) -> ListAnswer:
@@ -295,7 +296,7 @@ def test_429_key_redirect_tls_proxy_5xx_timeout_and_connection_are_as_for_any_re
 
 def test_an_oversized_2xx_is_not_read_like_any_oversized_answer() -> None:
     detail = "answer of 9000000 bytes over the 8 MiB cap: not read further"
-    got = classify_list(Reply(200, None, error="too_large", detail=detail), ASKED, 0)
+    got = classify_list(Reply(200, None, error=ReplyError.TOO_LARGE, detail=detail), ASKED, 0)
     assert (got.verdict.kind, got.verdict.error_key) == (Meaning.RETRYABLE, "unreadable")
     assert detail in got.verdict.message and not got.answered
 

@@ -16,7 +16,7 @@ from batch_latch.reports import writer as report
 from batch_latch.reports.writer import Summary
 from batch_latch.sheet import formula, loader
 from batch_latch.sheet.validate import validate
-from batch_latch.vocab import FAILED_STATUSES, STATUSES
+from batch_latch.vocab import FAILED_STATUSES, STATUSES, Change, RunKind, Status, StopReason
 
 TOOL_HEAD = ["row", "fusebillId", "geotabId", "status", "http_status", "attempts", "message"]
 RISKY = ("=", "+", "-", "@", "\t", "\r", "\n")
@@ -27,12 +27,12 @@ def summary(rows: int, exit_code: int = 1) -> Summary:
         input="in.csv",
         dry_run=True,
         rows=rows,
-        counts={"valid": rows},
+        counts={Status.VALID: rows},
         requests=0,
         started_at="2024-01-01T00:00:00Z",
         finished_at="2024-01-01T00:00:01Z",
         exit_code=exit_code,
-        kind="dry-run",
+        kind=RunKind.DRY_RUN,
         reads=0,
         writes=0,
         changes={},
@@ -331,7 +331,7 @@ def test_change_and_previous_columns_are_written(tmp_path: Path, helpers: Any) -
 
 def test_count_statuses_lists_every_status() -> None:
     counts = report.count_statuses(pa.array(["valid", "invalid", "valid"]))
-    assert counts["valid"] == 2 and counts["invalid"] == 1
+    assert counts[Status.VALID] == 2 and counts[Status.INVALID] == 1
     assert set(counts) == set(STATUSES)
     assert sum(counts.values()) == 3
 
@@ -379,3 +379,19 @@ def test_out_is_a_file(tmp_path: Path) -> None:
     blocker.write_text("a file", encoding="utf-8")
     with pytest.raises(ReportError):
         report.write_reports(blocker, by_hand(["valid"], ["1"], ["a"]), {}, summary(1))
+
+
+def test_summary_words_are_typed_and_written_as_their_values(tmp_path: Path) -> None:
+    typed = dataclasses.replace(
+        summary(3, 3), stop_reason=StopReason.API_DOWN, changes={Change.NEW: 1}
+    )
+    text = json.dumps(dataclasses.asdict(typed), indent=2, ensure_ascii=False)
+    words = {"kind": "dry-run", "stop_reason": "api_down", "changes": {"new": 1}}
+    plain = {**dataclasses.asdict(typed), **words, "counts": {"valid": 3}}
+    assert text == json.dumps(plain, indent=2, ensure_ascii=False)
+    path = tmp_path / "summary.json"
+    path.write_text(text, encoding="utf-8")
+    loaded = Summary.load(path)
+    assert loaded.kind is RunKind.DRY_RUN and loaded.stop_reason is StopReason.API_DOWN
+    assert [type(k) for k in (*loaded.counts, *loaded.changes)] == [Status, Change]
+    assert loaded == typed

@@ -8,7 +8,7 @@ import tempfile
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import openpyxl
 import pyarrow as pa
@@ -19,6 +19,7 @@ from python_calamine import CalamineWorkbook
 from batch_latch.reports import xlsx as report_xlsx
 from batch_latch.reports.xlsx import MAX_XLSX_ROWS, write_results_xlsx
 from batch_latch.reports.xlsx_rows import excel_escape
+from batch_latch.vocab import Change, Status
 
 TEXT_COLUMNS = (
     "fusebillId",
@@ -43,8 +44,8 @@ COLUMNS = (
     "previous_geotabId",
     "finished_at",
 )
-COUNTS = {"success": 2, "failed": 1, "invalid": 1}
-CHANGES = {"new": 1, "relatch": 1, "unchanged": 0}
+COUNTS = {Status.SUCCESS: 2, Status.FAILED: 1, Status.INVALID: 1}
+CHANGES = {Change.NEW: 1, Change.RELATCH: 1, Change.UNCHANGED: 0}
 
 
 def record(row: int, status: str = "success", **values: Any) -> dict[str, Any]:
@@ -281,11 +282,12 @@ FACTS = [
 
 def write_plan(tmp_path: Path, records: Sequence[dict[str, Any]], **counts: int) -> Path:
     path = tmp_path / "results.xlsx"
-    changes = {"new": 2, "unchanged": 1, "relatch": 40, "unknown": 0, "undo": 0}
+    changes = {Change.NEW: 2, Change.UNCHANGED: 1, Change.RELATCH: 40, Change.UNKNOWN: 0}
+    changes[Change.UNDO] = 0
     write_results_xlsx(
         path,
         make_table(records),
-        {"valid": 43, "not_found": 3, **counts},
+        {Status.VALID: 43, Status.NOT_FOUND: 3, **{Status(k): n for k, n in counts.items()}},
         changes,
         title="plan of mapping.xlsx, 2026-11-27T10:00:00Z",
         facts=FACTS,
@@ -385,7 +387,9 @@ def test_documented_api_only_no_private_speed_overrides() -> None:
 
 def test_unknown_count_keys_are_listed(tmp_path: Path) -> None:
     path = tmp_path / "r.xlsx"
-    write_results_xlsx(path, make_table([]), {"weird": 3}, {"": 2}, title="t")
+    # keys outside the vocabulary (a caller outside the types): listed all the same
+    weird = cast("dict[Status, int]", {"weird": 3})
+    write_results_xlsx(path, make_table([]), weird, {Change.NONE: 2}, title="t")
     sheet = openpyxl.load_workbook(path)["Summary"]
     labels = {sheet.cell(r, 1).value: sheet.cell(r, 2).value for r in range(1, 25)}
     assert labels["weird"] == 3 and labels["(none)"] == 2 and labels["success"] == 0

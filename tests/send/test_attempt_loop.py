@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from batch_latch.fusebill.answers import Meaning, Reply, classify_latch
+from batch_latch.fusebill.answers import Meaning, Reply, ReplyError, classify_latch
 from batch_latch.send.attempt_loop import AttemptLoop, Health, QuotaWait, Sent, StopNote
 from batch_latch.send.notices import Notices
 from batch_latch.send.progress import Silent
@@ -266,7 +266,11 @@ def test_a_rejected_key_stops_at_once(status: int) -> None:
         ),
         (html(404, "Not Found"), StopReason.WRONG_URL, "FUSEBILL_BASE_URL"),
         (html(405, "Method Not Allowed"), StopReason.WRONG_URL, "FUSEBILL_BASE_URL"),
-        (Reply(None, error="tls", detail="certificate has expired"), StopReason.TLS, "expired"),
+        (
+            Reply(None, error=ReplyError.TLS, detail="certificate has expired"),
+            StopReason.TLS,
+            "expired",
+        ),
         (Reply(407, "proxy says no"), StopReason.PROXY, "HTTPS_PROXY"),
     ],
     ids=["redirect", "plain-404", "plain-405", "tls", "proxy"],

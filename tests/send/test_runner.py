@@ -26,7 +26,7 @@ from batch_latch.send.progress import Silent
 from batch_latch.send.throttle import Throttle
 from batch_latch.settings import Settings
 from batch_latch.sheet import loader, validate
-from batch_latch.vocab import RunKind, StopReason
+from batch_latch.vocab import RunKind, Status, StopReason
 from tests import ledgers
 from tests.doubles import Call, FakeFusebill, error, wait_for
 
@@ -260,6 +260,25 @@ def test_twenty_retryable_failures_stop_and_the_failed_rows_are_pending(tmp_path
     assert any("last answer" in r["message"] for r in rows)
 
 
+def test_rows_an_outage_made_pending_are_pending_in_the_ledger_too(tmp_path: Path) -> None:
+    fake = FakeFusebill({i: None for i in range(1, 31)}).always(
+        "customer", lambda f: error(503, "Service Unavailable")
+    )
+    _, rows, _ = latch(tmp_path, [(str(i), f"G{i}") for i in range(1, 31)], fake)
+    streak = {int(r["fusebillId"]) for r in rows if r["error_key"] == "api_down"}
+    assert len(streak) >= 19
+    with sqlite3.connect(tmp_path / "out" / "job.db") as db:
+        pairs = dict(db.execute("SELECT fusebillId, status FROM pairs").fetchall())
+        first = min(set(pairs) & streak)
+        events = db.execute("SELECT status FROM events WHERE fusebillId = ?", (first,))
+        said = [status for (status,) in events]
+    answered = {fid: status for fid, status in pairs.items() if fid in streak}
+    assert len(answered) >= 18  # the streak's rows whose 503 was kept (not the one in flight)
+    assert set(answered.values()) == {"pending"}  # status counts what the report says
+    assert "failed" not in pairs.values()
+    assert said == ["failed", "pending"]  # the answer kept, then the stop's word on it
+
+
 def test_max_requests_counts_reads_and_stops(tmp_path: Path) -> None:
     fake = FakeFusebill({i: None for i in range(1, 5)})
     outcome, rows, _ = latch(
@@ -306,17 +325,20 @@ def test_ctrl_c_lets_the_request_in_flight_finish_and_leaves_the_rest_pending(
     assert signal.getsignal(signal.SIGINT) is not None  # the handler was put back
 
 
-def test_a_checkpoint_failure_in_a_worker_is_raised_in_the_main_thread(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # The ledger's commits fail as SQLite's do on a full disk.
+@pytest.fixture
+def full_disk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ledger's commits fail as SQLite's do on a full disk."""
     real_append = Ledger._append
 
-    def full_disk(self: Ledger, entries: Any, *, command: int) -> list[int]:
+    def failing(self: Ledger, entries: Any, *, command: int) -> list[int]:
         self._failure = sqlite3.OperationalError("database or disk is full")
         return real_append(self, entries, command=command)
 
-    monkeypatch.setattr(Ledger, "_append", full_disk)
+    monkeypatch.setattr(Ledger, "_append", failing)
+
+
+@pytest.mark.usefixtures("full_disk")
+def test_a_checkpoint_failure_in_a_worker_is_raised_in_the_main_thread(tmp_path: Path) -> None:
     hooked: list[object] = []
     previous = threading.excepthook
     threading.excepthook = hooked.append  # a worker dying with a traceback would land here
@@ -330,6 +352,22 @@ def test_a_checkpoint_failure_in_a_worker_is_raised_in_the_main_thread(
     assert caught.value.exit_code == 3
     assert "No space left on device" in str(caught.value)
     assert fake.count("latch") <= 2  # the workers stopped at the first failure
+
+
+@pytest.mark.usefixtures("full_disk")
+def test_a_ledger_failure_before_any_request_is_exit_2_and_after_one_exit_3(
+    tmp_path: Path,
+) -> None:
+    # Contract: a full disk stops the command "exit 3 once requests went out, else 2".
+    codes: dict[bool, tuple[int, int]] = {}
+    for no_read in (True, False):  # blind: the first write's intent precedes any request
+        fake = FakeFusebill({1: None, 2: None})
+        (tmp_path / str(no_read)).mkdir()
+        with pytest.raises(JournalWriteError) as caught:
+            latch(tmp_path / str(no_read), [("1", "A"), ("2", "B")], fake, no_read=no_read)
+        codes[no_read] = (caught.value.exit_code, len(fake.calls))
+    assert codes[True] == (2, 0)
+    assert codes[False][0] == 3 and codes[False][1] >= 1
 
 
 def test_a_bug_on_one_row_fails_that_row_and_the_run_goes_on(tmp_path: Path) -> None:
@@ -385,7 +423,7 @@ def test_pool_stops_the_feed_when_done_raises() -> None:
     with pytest.raises(JournalWriteError):
         Pool[int, int](throttle, 1).run(list(range(10)), work, done)
     assert seen == [0, 1, 2]
-    assert throttle.stop_reason is StopReason.CHECKPOINT_ERROR
+    assert throttle.stop_reason is StopReason.LEDGER_ERROR
 
 
 # --- columns ---------------------------------------------------------------------------------
@@ -399,7 +437,7 @@ def test_text_column_overlays_values_and_counts_add_up() -> None:
 
     assert values.to_pylist() == ["success", "invalid", "success", "not_found"]
     # "success" sits under two codes of the dictionary: counts still add up.
-    assert report.count_statuses(values)["success"] == 2
+    assert report.count_statuses(values)[Status.SUCCESS] == 2
 
 
 def test_one_request_is_said_in_the_singular(tmp_path: Path) -> None:

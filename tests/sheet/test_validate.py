@@ -11,6 +11,7 @@ import pytest
 from batch_latch.sheet import loader
 from batch_latch.sheet.loader import Sheet
 from batch_latch.sheet.validate import Verdicts, validate
+from batch_latch.vocab import ErrorKey, is_error_key
 
 MAX = 9223372036854775807
 
@@ -379,3 +380,28 @@ def test_xlsx_numbers_validate_like_text(tmp_path: Path, helpers: Any) -> None:
     )
     got = validate(loader.load(path)).status.to_pylist()
     assert got == ["valid", "duplicate", "invalid", "invalid"]
+
+
+def test_every_key_validation_gives_is_listed() -> None:
+    pairs = [
+        ("1001", "G-1"),
+        ("1001", "G-1"),  # duplicate_row
+        ("x", "G-2"),  # invalid_fusebill_id
+        ("1002", ""),  # invalid_geotab_id
+        ("y", ""),  # invalid_ids
+        ("1003", "G-3"),
+        ("1003", "G-4"),  # conflicting_geotab_ids
+        ("1004", "G-5"),
+        ("1005", "G-5"),  # shared_geotab_id
+    ]
+    keys = set(validate(make_sheet(pairs)).error_key.to_pylist())
+    assert keys == {
+        ErrorKey.NONE,
+        ErrorKey.DUPLICATE_ROW,
+        ErrorKey.INVALID_FUSEBILL_ID,
+        ErrorKey.INVALID_GEOTAB_ID,
+        ErrorKey.INVALID_IDS,
+        ErrorKey.CONFLICTING_GEOTAB_IDS,
+        ErrorKey.SHARED_GEOTAB_ID,
+    }
+    assert all(is_error_key(k) for k in keys)
