@@ -20,8 +20,9 @@ import pyarrow.compute as pc
 from batch_latch.errors import BatchLatchError, NotAJob
 from batch_latch.fusebill.service import FusebillService
 from batch_latch.jobfolder import history, job
-from batch_latch.jobfolder.earlier import Earlier, Target, Targets
+from batch_latch.jobfolder.earlier import Target, Targets
 from batch_latch.jobfolder.ledger import Entry, Ledger
+from batch_latch.jobfolder.state_reads import KeptState
 from batch_latch.outcome import (
     IntColumn,
     LiveOutcome,
@@ -51,7 +52,7 @@ def check_job(out: Path) -> None:
         )
 
 
-def targets(settings: Settings, ledger: Ledger) -> tuple[Targets, str, Earlier]:
+def targets(settings: Settings, ledger: Ledger) -> tuple[Targets, str, KeptState]:
     """Every customer this job wrote to and has not put back, from the whole ledger (what
     ``--fresh`` starts set aside included), and the API they were written to."""
     url = settings.base_url
@@ -62,9 +63,8 @@ def targets(settings: Settings, ledger: Ledger) -> tuple[Targets, str, Earlier]:
             url = bound or url
         else:  # a URL that is set and differs: refused
             job.refuse_other_api(settings.out, bound, url)
-    records, _ = ledger.records(url)
-    earlier = Earlier(records)
-    return earlier.undo_targets(), url, earlier
+    memory = KeptState(ledger, url)
+    return memory.undo_targets(), url, memory
 
 
 def planned_columns(found: Targets, unlatch_unknown: bool, rows: pa.Array) -> ResultColumns:
@@ -111,8 +111,8 @@ def undo(
     """Undo the job in ``settings.out``; a dry run returns only the columns it would report."""
     err = stderr or sys.stderr
     assert ledger is not None
-    found, _, earlier = targets(settings, ledger)
-    found, rows, runs = _in_sheet_order(ledger, found)
+    found, _, memory = targets(settings, ledger)
+    found, rows, runs = _in_sheet_order(memory, found)
     extras = sheet_columns(settings.out, rows, runs)
     requests = requests_needed(len(found), reads=True, writes=True, read_batch=settings.read_batch)
     if settings.dry_run:
@@ -134,7 +134,7 @@ def undo(
     logic = UndoLogic(
         RowLogic(session.service, session.loop, journal=journal, reader=reader),
         settings.unlatch_unknown,
-        earlier.unanswered(found.fusebill_ids.tolist()),
+        memory.unanswered(found.fusebill_ids.tolist()),
     )
     session.notices.say(
         f"Undoing {plural(len(tasks), 'customer')} latched by this job: up to "
@@ -154,28 +154,16 @@ def undo(
     )
 
 
-def _in_sheet_order(ledger: Ledger, found: Targets) -> tuple[Targets, pa.Array, list[str]]:
+def _in_sheet_order(memory: KeptState, found: Targets) -> tuple[Targets, pa.Array, list[str]]:
     """The targets in the sheet-row order of the latches undo puts back (those of unknown
     row last), each one's sheet row (null when unknown) and the run folder of that latch."""
     if not len(found):
         return found, pa.array([], pa.int64()), []
-    got = {
-        (f, g): (r, run)
-        for f, g, r, run in ledger.query(
-            "SELECT l.fusebill_id, l.geotab_id, l.row, c.run_id FROM log l "
-            "JOIN commands c ON c.id = l.command WHERE l.row IS NOT NULL "
-            "AND l.change IN ('new', 'relatch', 'unknown') AND c.kind = 'run' "
-            "AND l.status IN ('success', 'writing') ORDER BY l.seq"  # a latch, not a plan's read
-        )
-    }
-    each = [
-        got.get(k, (None, "")) for k in zip(found.fusebill_ids.tolist(), found.set_to.to_pylist())
-    ]
-    rows = pa.array([r for r, _ in each], pa.int64())
+    rows, each = memory.latch_rows(found)
     known = np.asarray(rows.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
     numbers = np.asarray(rows.fill_null(0).to_numpy(), dtype=np.int64)
     order = np.lexsort((np.arange(len(each)), numbers, ~known))  # stable: by customer within
-    runs = [str(each[i][1]) for i in order.tolist()]
+    runs = [each[i] for i in order.tolist()]
     return found.take(order), rows.take(pa.array(order)), runs
 
 

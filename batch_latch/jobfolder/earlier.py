@@ -1,5 +1,6 @@
-"""What earlier runs of this job settled, and what ``undo`` must put back: lookups over the
-ledger's records, on whole columns.
+"""What earlier runs of this job settled, and what ``undo`` must put back: the rules, as
+lookups over lines of the ledger, on whole columns. Each rule is about one customer at a
+time, so ``state_reads.KeptState`` hands them only the lines an answer depends on.
 
 A customer's latest record wins: a pair is settled only while it is the latest thing this
 job recorded for that customer (if the job later latched the customer to another geotabId,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import os
 import re
 import sqlite3
@@ -36,7 +37,8 @@ from batch_latch.vocab import CommandKind
 
 FILENAME = "job.db"
 #: ``PRAGMA user_version`` of the database this code writes; a newer one is refused.
-FORMAT = 3
+#: Format 4: ``customer_state.blind`` (undo's targets read from the kept state).
+FORMAT = 4
 #: The status of a write-ahead record: sent (or about to be), its answer not recorded yet.
 WRITING = "writing"
 #: What a write-ahead record says, shown when it is read back.
@@ -355,9 +357,11 @@ class Ledger:
         drop = "".join(f"DROP VIEW IF EXISTS {name};" for name in names)
         older = _SHEETS + _FROM_FORMAT_1 if version == 1 else ""
         older += _ROW_INDEX + ledger_views.STATE if version < 3 else ""
+        older += ledger_views.ADD_BLIND if version == 3 else ""
         rules = "".join(f"DROP TRIGGER IF EXISTS {name};" for name in ledger_views.TRIGGERS)
         rules += ledger_views.STATE_TRIGGERS
         fill = ledger_views.FILL_STATE if version < 3 or not same_triggers else ""
+        fill = ledger_views.FILL_CUSTOMERS if version == 3 else fill  # its pairs' state holds
         script = drop + older + ledger_views.VIEWS + rules + fill
         script += f"PRAGMA user_version={FORMAT};"
         try:
@@ -584,7 +588,8 @@ class Ledger:
             state.pairs,
         )
         self._db.executemany(
-            "INSERT INTO customer_state (fusebill_id, before, holds_seq, state) VALUES (?,?,?,?)",
+            "INSERT INTO customer_state (fusebill_id, before, holds_seq, state, blind) "
+            "VALUES (?,?,?,?,?)",
             state.customers,
         )
         for name, ids, fill in (
@@ -721,6 +726,19 @@ class Ledger:
         if fresh is not None:
             start = next((i for i, r in enumerate(rows) if int(r[10]) >= int(fresh)), len(rows))
         return from_rows(rows), start
+
+    def records_of(self, base_url: str, fids: Iterable[int]) -> Records:
+        """The lines :meth:`records` holds of these customers only, in order (found through
+        the log's customer index: a few lines each, not every line of the job)."""
+        rows = self.query(
+            "SELECT l.fusebill_id, l.geotab_id, l.status, l.http_status, l.message, "
+            "l.error_key, l.change, l.previous, l.at, l.settles "
+            "FROM (SELECT DISTINCT value AS f FROM json_each(?)) a "
+            "JOIN log l ON l.fusebill_id = a.f JOIN commands c ON c.id = l.command "
+            f"WHERE c.kind IN {SENDING_KINDS} AND c.base_url = ? ORDER BY l.seq",
+            (json.dumps([int(f) for f in fids]), base_url),
+        )
+        return from_rows(rows)
 
     def close(self) -> None:
         with self._cond:

@@ -126,7 +126,8 @@ CREATE TABLE customer_state (
     fusebill_id INTEGER PRIMARY KEY,
     before TEXT,
     holds_seq INTEGER,             -- the line of what it holds (customers.holds)
-    state NOT NULL                 -- a word of STATE_WORDS by its number, or the word
+    state NOT NULL,                -- a word of STATE_WORDS by its number, or the word
+    blind INTEGER                  -- 1: the first change (before's) was written blind
 );
 CREATE TABLE pair_counts (status TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE customer_counts (state TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
@@ -205,6 +206,12 @@ def _wrote(who: str) -> str:
     AND l.fusebill_id = {who})"""
 
 
+#: ``customer_state.blind`` from the line ``before`` comes from: 1 when it was written blind
+#: (``--no-read``: what the customer held is not known, undo leaves it alone), else null
+#: (a null, like a 0, takes no bytes but its header's).
+_BLIND = "CASE WHEN {line}.change = 'unknown' THEN 1 END"
+
+
 def _customer_rules(who: str) -> str:
     """The state of the customer ``who`` (an SQL expression), as a row of
     ``customer_state`` (none: the job never wrote to it)."""
@@ -214,15 +221,17 @@ def _customer_rules(who: str) -> str:
       THEN 'restored'
     ELSE 'latched'
   END"""
+    first = f"""(
+     SELECT seq, previous, change FROM {_wrote(who)} WHERE change != 'undo'
+     UNION ALL SELECT seq, previous, change FROM open_writes WHERE fusebill_id = {who}
+       AND change != 'undo'
+   ) f ORDER BY f.seq LIMIT 1"""
     return f"""
 SELECT {who},
-  (SELECT NULLIF(f.previous, '') FROM (
-     SELECT seq, previous FROM {_wrote(who)} WHERE change != 'undo'
-     UNION ALL SELECT seq, previous FROM open_writes WHERE fusebill_id = {who}
-       AND change != 'undo'
-   ) f ORDER BY f.seq LIMIT 1),
+  (SELECT NULLIF(f.previous, '') FROM {first}),
   (SELECT w.seq FROM {_wrote(who)} w ORDER BY w.seq DESC LIMIT 1),
-  {_encode(state, STATE_WORDS)}
+  {_encode(state, STATE_WORDS)},
+  (SELECT {_BLIND.format(line="f")} FROM {first})
 WHERE EXISTS (SELECT 1 FROM {_wrote(who)})
    OR EXISTS (SELECT 1 FROM open_writes o WHERE o.fusebill_id = {who})"""
 
@@ -302,7 +311,7 @@ each AS (
   FROM wrote GROUP BY fusebill_id
 )
 SELECT e.fusebill_id, NULLIF(f.previous, ''), e.last_seq,
-  {_encode(_SET_STATE, STATE_WORDS)}
+  {_encode(_SET_STATE, STATE_WORDS)}, {_BLIND.format(line="f")}
 FROM each e LEFT JOIN log l ON l.seq = e.last_seq LEFT JOIN log f ON f.seq = e.first_seq""",
     ]
 
@@ -320,6 +329,10 @@ INSERT INTO customer_counts
 FILL_STATE = "DELETE FROM pair_counts;DELETE FROM customer_counts;" + "".join(
     f"{statement};" for statement in _fill("NULL")
 )
+#: Format 3 to 4: ``customer_state`` gains ``blind``, and every customer's state is made
+#: again (its pairs' is unchanged).
+ADD_BLIND = "ALTER TABLE customer_state ADD COLUMN blind INTEGER;"
+FILL_CUSTOMERS = "DELETE FROM customer_state;" + "".join(f"{s};" for s in fill_customers("NULL"))
 #: The trigger a bulk of lines is written without (see :func:`bulk`).
 _PER_LINE = STATE_TRIGGERS[: STATE_TRIGGERS.index("CREATE TRIGGER log_state_delete")].strip()
 

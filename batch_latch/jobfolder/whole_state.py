@@ -126,6 +126,8 @@ def plain_state(lines: pa.Table, sending: list[int]) -> State:
     befores = wrote_first[closed]
     previous = lines["previous"].take(pa.array(np.where(befores == _NONE, 0, befores)))
     before = [p if b != _NONE and p else None for p, b in zip(previous.to_pylist(), befores)]
+    first_change = change.take(pa.array(np.where(befores == _NONE, 0, befores))).to_pylist()
+    blind = [1 if b != _NONE and c == "unknown" else None for c, b in zip(first_change, befores)]
     restored = undo[holds]
     customers = list(
         zip(
@@ -135,6 +137,7 @@ def plain_state(lines: pa.Table, sending: list[int]) -> State:
             np.where(
                 restored, STATE_WORDS.index("restored"), STATE_WORDS.index("latched")
             ).tolist(),
+            blind,
         )
     )
     ids = fid[order][starts]

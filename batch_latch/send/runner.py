@@ -1,6 +1,6 @@
 """A live ``run`` or ``plan``: which rows to send, the pool that sends them, their columns.
 
-Rows earlier runs settled are not sent again (see ``earlier``); the rest go through the
+Rows earlier runs settled are not sent again (see ``state_reads``); the rest go through the
 worker pool, each row's outcome durable in the ledger before it counts as done (a plan
 writes nothing to Fusebill and records nothing).
 """
@@ -16,9 +16,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from batch_latch.fusebill.service import FusebillService
-from batch_latch.jobfolder.earlier import Earlier
 from batch_latch.jobfolder.ledger import Entry, Ledger
 from batch_latch.jobfolder.plans import Plan
+from batch_latch.jobfolder.state_reads import KeptState
 from batch_latch.outcome import Builder, LiveOutcome, RowOutcome, Settled
 from batch_latch.send.decisions import RowLogic, Task
 from batch_latch.send.estimate import duration, requests_needed
@@ -75,9 +75,8 @@ def latch(
     only what that plan showed."""
     err = stderr or sys.stderr
     planning = rules.planning
-    records, fresh_start = ledger.records(options.base_url)
-    since = records.since(fresh_start)  # --fresh: the re-run rules forget what came before
-    positions, settled, tasks = _tasks(rules, verdicts, Earlier(since), Earlier(records), plan)
+    memory = KeptState(ledger, options.base_url)
+    positions, settled, tasks = _tasks(rules, verdicts, memory, plan)
     rows = np.asarray(verdicts.rows.to_numpy(), dtype=np.int64)
     reads = planning or rules.read_first
     requests = requests_needed(
@@ -128,15 +127,14 @@ def _held(n: int, tasks: list[Task], outcomes: list[RowOutcome]) -> pa.Array:
 def _tasks(
     rules: RowRules,
     verdicts: Verdicts,
-    earlier: Earlier,
-    memory: Earlier,
+    memory: KeptState,
     plan: Plan | None = None,
 ) -> tuple[np.ndarray, Settled, list[Task]]:
-    """The valid rows' positions, what earlier runs settled of them (``earlier``: since
-    the newest ``--fresh``), and the rest as tasks; what each customer held before the job
-    and its open writes come from the job's whole memory."""
+    """The valid rows' positions, what earlier runs settled of them (since the newest
+    ``--fresh``), and the rest as tasks; what each customer held before the job and its
+    open writes come from the job's whole memory."""
     positions, fids, gids = _valid_rows(verdicts)
-    settled = earlier.settled(
+    settled = memory.settled(
         fids, gids, retry_not_found=rules.retry_not_found, retry_failed=rules.retry_failed
     )
     todo = np.ones(len(positions), dtype=bool)

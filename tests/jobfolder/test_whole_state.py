@@ -85,7 +85,7 @@ def random_line(rng: random.Random, kind: str) -> Entry:
         status = rng.choice([WRITING, "success", "success", "failed"])
         return Entry(fid, "", status, "undo", at="t", settles=status != WRITING)
     status = rng.choice([WRITING, WRITING, "success", "success", "failed", "not_found", "valid"])
-    change = rng.choice(["new", "relatch", "unchanged", ""])
+    change = rng.choice(["new", "relatch", "unknown", "unchanged", ""])  # unknown: blind
     return Entry(
         fid,
         rng.choice("AB"),
