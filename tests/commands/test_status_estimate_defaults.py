@@ -16,6 +16,7 @@ from pathlib import Path
 from batch_latch.commands import status
 from batch_latch.jobfolder.history import RUNS
 from batch_latch.reports.writer import Summary
+from batch_latch.vocab import RunKind, Status, StopReason
 from tests.commands.test_status import killed_job
 
 #: 1,000 customers left, read 100 a request (10 reads) and written one a request.
@@ -48,16 +49,16 @@ def test_an_older_summary_without_rate_or_read_batch_is_estimated_at_the_default
             input="/data/in.csv",
             dry_run=False,
             rows=LEFT,
-            counts={"pending": LEFT},
+            counts={Status.PENDING: LEFT},
             requests=0,
             started_at="2026-03-01T11:00:00Z",
             finished_at="2026-03-01T11:00:01Z",
             exit_code=3,
-            kind="run",
+            kind=RunKind.RUN,
             reads=0,
             writes=0,
             changes={},
-            stop_reason="max_requests",
+            stop_reason=StopReason.MAX_REQUESTS,
             user="ops",
             host="desk",
             input_sha256="9" * 64,
