@@ -1,5 +1,6 @@
-"""v3 "A job that tells its own story truly" (issue #18): each numbered item through the CLI
-against the sandbox."""
+"""A job that tells its own story truly: the fix loop, the runs table, stops and messages,
+the terminal bar and the demo, through the CLI against the sandbox (first asked for in
+issue #18; each test is named for the behaviour it pins)."""
 
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ def _summary_sheet_changes(path: Path) -> dict[str, int]:
     return {str(k): int(v) for k, v in cells[at + 1 :] if isinstance(v, int | float)}
 
 
-def test_item6_a_refused_relatch_has_no_change_anywhere(
+def test_a_refused_relatch_has_no_change_anywhere(
     tmp_path: Path, sandbox_factory: SandboxFactory, run_cli: RunCli
 ) -> None:
     sandbox = sandbox_factory(preset={OTHER: "GT-OLD"})
@@ -74,7 +75,7 @@ def test_item6_a_refused_relatch_has_no_change_anywhere(
     assert failed[OTHER]["change"] == ""
 
 
-def test_item1_a_wrong_url_leaves_the_job_unbound_and_a_real_mismatch_names_both(
+def test_a_wrong_url_leaves_the_job_unbound_and_a_real_mismatch_names_both(
     tmp_path: Path, sandbox_factory: SandboxFactory, run_cli: RunCli
 ) -> None:
     sandbox = sandbox_factory()
@@ -98,7 +99,7 @@ def test_item1_a_wrong_url_leaves_the_job_unbound_and_a_real_mismatch_names_both
     assert latch_requests(other) == []
 
 
-def test_item2_fresh_keeps_the_set_aside_latches_for_undo(
+def test_fresh_keeps_the_set_aside_latches_for_undo(
     tmp_path: Path,
     sandbox_factory: SandboxFactory,
     run_cli: RunCli,
@@ -170,7 +171,7 @@ def _ours_in_sandbox(sandbox: Sandbox, pairs: list[tuple[int, str]]) -> int:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig"])
-def test_items3_4_5_7_the_readme_fix_loop_and_status_against_the_sandbox(
+def test_the_readme_fix_loop_and_status_against_the_sandbox(
     tmp_path: Path,
     sandbox_factory: SandboxFactory,
     plan_cli: RunCli,
@@ -240,7 +241,7 @@ def test_items3_4_5_7_the_readme_fix_loop_and_status_against_the_sandbox(
     assert "undo " in text and "undone" in text
 
 
-def test_item5_the_runs_table_tells_a_dry_undo_from_a_real_one(
+def test_the_runs_table_tells_a_dry_undo_from_a_real_one(
     tmp_path: Path,
     sandbox_factory: SandboxFactory,
     run_cli: RunCli,
@@ -268,7 +269,7 @@ def _closed_port() -> int:
     return port
 
 
-def test_item9_a_refused_connection_names_host_and_port_not_an_outage(
+def test_a_refused_connection_names_host_and_port_not_an_outage(
     tmp_path: Path, run_cli: RunCli
 ) -> None:
     port = _closed_port()
@@ -287,7 +288,7 @@ def test_item9_a_refused_connection_names_host_and_port_not_an_outage(
     assert "then: Run" not in run.stderr
 
 
-def test_item9_a_busy_job_and_status_say_who_holds_it(
+def test_a_busy_job_and_status_say_who_holds_it(
     tmp_path: Path, run_cli: RunCli, status_cli: StatusCli
 ) -> None:
     source = write_csv(tmp_path / "in.csv", known_rows(1))
@@ -310,7 +311,7 @@ def test_item9_a_busy_job_and_status_say_who_holds_it(
     assert _status(status_cli, out)["running"] is None  # released
 
 
-def test_item9_help_names_the_variables_and_the_exit_codes(tmp_path: Path) -> None:
+def test_help_names_the_variables_and_the_exit_codes(tmp_path: Path) -> None:
     done = invoke(["--help"], cwd=tmp_path, out=tmp_path)
 
     assert done.returncode == 0
@@ -329,7 +330,7 @@ def test_item9_help_names_the_variables_and_the_exit_codes(tmp_path: Path) -> No
         assert re.search(rf"^\s+{code}\s", done.stdout, re.M), code
 
 
-def test_item10_the_row_about_to_be_sent_at_the_stop_keeps_the_earlier_message(
+def test_the_row_about_to_be_sent_at_the_stop_keeps_the_earlier_message(
     tmp_path: Path, sandbox_factory: SandboxFactory, run_cli: RunCli
 ) -> None:
     sandbox = sandbox_factory(force_status={1_000_000: 500, 1_000_001: 500})
@@ -349,7 +350,7 @@ def test_item10_the_row_about_to_be_sent_at_the_stop_keeps_the_earlier_message(
         assert "earlier run said" in row["message"] and "HTTP 500" in row["message"], row
 
 
-def test_item10_columns_not_found_names_the_file(tmp_path: Path, run_cli: RunCli) -> None:
+def test_columns_not_found_names_the_file(tmp_path: Path, run_cli: RunCli) -> None:
     source = write_csv(tmp_path / "mapping-typo.csv", [(1, "A")], header=("customer", "geo"))
 
     done = run_cli(source, "http://127.0.0.1:9/v1", "--dry-run", key=None)
@@ -360,7 +361,7 @@ def test_item10_columns_not_found_names_the_file(tmp_path: Path, run_cli: RunCli
 
 
 @pytest.mark.slow
-def test_item8_the_demo_leaves_the_runs_reports_in_its_out(tmp_path: Path) -> None:
+def test_the_demo_leaves_the_runs_reports_in_its_out(tmp_path: Path) -> None:
     out = tmp_path / "batch-latch-demo"
 
     done = invoke(["demo", "--out", out], cwd=tmp_path, out=out, key=None, timeout=180)
@@ -373,7 +374,7 @@ def test_item8_the_demo_leaves_the_runs_reports_in_its_out(tmp_path: Path) -> No
     assert all(r["change"] != "undo" for r in done.results())
 
 
-def test_item9_undo_reports_carry_the_sheet_row_of_each_latch(
+def test_undo_reports_carry_the_sheet_row_of_each_latch(
     tmp_path: Path, sandbox_factory: SandboxFactory, run_cli: RunCli, undo_cli: UndoCli
 ) -> None:
     sandbox = sandbox_factory()
@@ -397,7 +398,7 @@ def test_item9_undo_reports_carry_the_sheet_row_of_each_latch(
 
 
 @pytest.mark.slow
-def test_item9_on_a_terminal_the_bar_keeps_counts_and_time_left_and_counts_down_a_pause(
+def test_on_a_terminal_the_bar_keeps_counts_and_time_left_and_counts_down_a_pause(
     tmp_path: Path, sandbox_factory: SandboxFactory
 ) -> None:
     # One request every 2 s gets through; the others hear 429 with Retry-After: 30.
@@ -444,7 +445,7 @@ def test_item9_on_a_terminal_the_bar_keeps_counts_and_time_left_and_counts_down_
     assert live.proc.returncode == 143
 
 
-def test_item9_one_row_one_request_and_thousands_separators_everywhere(
+def test_one_row_one_request_and_thousands_separators_everywhere(
     tmp_path: Path,
     sandbox_factory: SandboxFactory,
     run_cli: RunCli,
