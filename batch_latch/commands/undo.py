@@ -179,7 +179,7 @@ def _in_sheet_order(memory: KeptState, found: Targets) -> tuple[Targets, pa.Arra
     known = np.asarray(rows.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
     numbers = np.asarray(rows.fill_null(0).to_numpy(), dtype=np.int64)
     order = np.lexsort((np.arange(len(each)), numbers, ~known))  # stable: by customer within
-    runs = [each[i] for i in order.tolist()]
+    runs: list[str] = np.asarray(each, dtype=object)[order].tolist()
     return found.take(order), rows.take(pa.array(order)), runs
 
 
@@ -198,17 +198,20 @@ def sheet_columns(out: Path, rows: pa.Array, runs: list[str]) -> dict[str, pa.Ar
             copies[run], copy = "", None
         if copy is not None and copies[run] not in sheets:
             sheets[copies[run]] = _loaded(copy)
+    # Each target's run folder as a code (a few distinct folders among a million targets).
+    encoded = pc.dictionary_encode(pa.array(runs, pa.string()))
+    codes = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), np.int64)
     by_sheet: dict[str, list[int]] = {}
-    for at, run in enumerate(runs):
+    for code, run in enumerate(encoded.dictionary.to_pylist()):
         if copies[run]:
-            by_sheet.setdefault(copies[run], []).append(at)
+            by_sheet.setdefault(copies[run], []).append(code)
     n = len(runs)
     columns: dict[str, np.ndarray] = {}
-    for digest, where in by_sheet.items():
+    for digest, wanted in by_sheet.items():
         sheet = sheets.get(digest)
         if sheet is None:
             continue
-        spots = np.array(where, dtype=np.int64)
+        spots = np.flatnonzero(np.isin(codes, wanted))  # in target order, as before
         found = pc.index_in(rows.take(pa.array(spots)), value_set=sheet.rows)
         for header, values in sheet.extras.items():
             column = columns.setdefault(header, np.full(n, None, dtype=object))
