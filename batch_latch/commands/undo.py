@@ -71,21 +71,37 @@ def planned_columns(found: Targets, unlatch_unknown: bool, rows: pa.Array) -> Re
     """What undo would do for each customer, without asking Fusebill (``undo --dry-run``)."""
     n = len(found)
     set_to, previous = found.set_to, found.previous
+    known = np.asarray(found.known, dtype=bool)
+    has_previous = _mask(pc.not_equal(previous, ""))
+    back_at = np.flatnonzero(known & has_previous)
+    unlatch_at = np.flatnonzero(~(known & has_previous) & (known | unlatch_unknown))
+    alone_at = np.flatnonzero(~known) if not unlatch_unknown else np.zeros(0, np.int64)
 
-    def join(*parts: pa.Array | str) -> pa.Array:
-        return pc.binary_join_element_wise(*parts, "")
+    def join(at: np.ndarray, *parts: pa.Array | str) -> pa.Array:
+        """The message of the targets ``at``, as its own dictionary (one entry a row): they
+        are nearly all distinct, so encoding them would hash each for nothing."""
+        taken = pa.array(at, pa.int64())
+        got = pc.binary_join_element_wise(
+            *(p if isinstance(p, str) else pc.take(p, taken) for p in parts), ""
+        )
+        return pa.DictionaryArray.from_arrays(pa.array(np.arange(len(at), dtype=np.int32)), got)
 
-    back = join("would latch back to '", previous, "' if it still holds '", set_to, "'")
-    unlatch = join("would unlatch if it still holds '", set_to, "' (it held no geotabId before)")
-    has_previous = pc.not_equal(previous, "")
-    message = pc.if_else(pc.and_(pa.array(found.known), has_previous), back, unlatch)
-    if not unlatch_unknown:
-        alone = "would leave alone: what it held before is unknown (latched with --no-read)"
-        message = pc.if_else(pa.array(found.known), message, alone)
-    at = np.arange(n, dtype=np.int64)
     status, change = TextColumn(Status.VALID.value, n), TextColumn(Change.UNDO.value, n)
     text = TextColumn("", n)
-    text.put(at, message)
+    text.put(
+        back_at,
+        join(back_at, "would latch back to '", previous, "' if it still holds '", set_to, "'"),
+    )
+    text.put(
+        unlatch_at,
+        join(
+            unlatch_at,
+            "would unlatch if it still holds '",
+            set_to,
+            "' (it held no geotabId before)",
+        ),
+    )
+    text.put(alone_at, "would leave alone: what it held before is unknown (latched with --no-read)")
     return _columns(
         found,
         status,
@@ -163,7 +179,7 @@ def _in_sheet_order(memory: KeptState, found: Targets) -> tuple[Targets, pa.Arra
     known = np.asarray(rows.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
     numbers = np.asarray(rows.fill_null(0).to_numpy(), dtype=np.int64)
     order = np.lexsort((np.arange(len(each)), numbers, ~known))  # stable: by customer within
-    runs = [each[i] for i in order.tolist()]
+    runs: list[str] = np.asarray(each, dtype=object)[order].tolist()
     return found.take(order), rows.take(pa.array(order)), runs
 
 
@@ -182,17 +198,20 @@ def sheet_columns(out: Path, rows: pa.Array, runs: list[str]) -> dict[str, pa.Ar
             copies[run], copy = "", None
         if copy is not None and copies[run] not in sheets:
             sheets[copies[run]] = _loaded(copy)
+    # Each target's run folder as a code (a few distinct folders among a million targets).
+    encoded = pc.dictionary_encode(pa.array(runs, pa.string()))
+    codes = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), np.int64)
     by_sheet: dict[str, list[int]] = {}
-    for at, run in enumerate(runs):
+    for code, run in enumerate(encoded.dictionary.to_pylist()):
         if copies[run]:
-            by_sheet.setdefault(copies[run], []).append(at)
+            by_sheet.setdefault(copies[run], []).append(code)
     n = len(runs)
     columns: dict[str, np.ndarray] = {}
-    for digest, where in by_sheet.items():
+    for digest, wanted in by_sheet.items():
         sheet = sheets.get(digest)
         if sheet is None:
             continue
-        spots = np.array(where, dtype=np.int64)
+        spots = np.flatnonzero(np.isin(codes, wanted))  # in target order, as before
         found = pc.index_in(rows.take(pa.array(spots)), value_set=sheet.rows)
         for header, values in sheet.extras.items():
             column = columns.setdefault(header, np.full(n, None, dtype=object))
@@ -288,6 +307,11 @@ def _columns(
         previous_geotabId=found.previous,
         finished_at=finished.array(),
     )
+
+
+def _mask(values: pa.Array) -> np.ndarray:
+    """A boolean array as numpy (null: False)."""
+    return np.asarray(values.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def _reads_words(read_batch: int) -> str:

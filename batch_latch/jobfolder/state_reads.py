@@ -53,14 +53,28 @@ FROM json_each(?) a JOIN log l ON l.seq = (
   ORDER BY s.seq DESC LIMIT 1)
 """
 #: The customers the job latched and has not put back, with no write left open: what it
-#: holds (the line ``holds_seq`` points at), what it held before, and the sheet row and
-#: command of that latch when a ``run`` wrote it with a row.
+#: holds (the line ``holds_seq`` points at), what it held before, whether that was written
+#: blind, and the sheet row and command of that latch when a ``run`` wrote it with a row; as
+#: lines of JSON in customer order (a million Python tuples would cost more than the query).
 _LATCHED_NOW = f"""
-SELECT c.fusebill_id, h.geotab_id, COALESCE(c.before, ''), c.blind,
-  CASE WHEN k.kind = 'run' THEN h.row END, CASE WHEN k.kind = 'run' THEN k.id END
-FROM customer_state c JOIN log h ON h.seq = c.holds_seq JOIN commands k ON k.id = h.command
-WHERE c.state = {_LATCHED} ORDER BY c.fusebill_id
+SELECT CAST(group_concat(j, char(10)) AS BLOB) FROM (
+  SELECT json_object('f', c.fusebill_id, 'g', h.geotab_id, 'b', COALESCE(c.before, ''),
+    'n', c.blind IS NOT NULL, 'r', CASE WHEN k.kind = 'run' THEN h.row END,
+    'k', CASE WHEN k.kind = 'run' THEN k.id END) AS j
+  FROM customer_state c JOIN log h ON h.seq = c.holds_seq JOIN commands k ON k.id = h.command
+  WHERE c.state = {_LATCHED} ORDER BY c.fusebill_id)
 """
+#: ``_LATCHED_NOW``'s fields as Arrow reads them.
+_LATCHED_SCHEMA = pa.schema(
+    [
+        ("f", pa.int64()),
+        ("g", pa.string()),
+        ("b", pa.string()),
+        ("n", pa.int64()),
+        ("r", pa.int64()),
+        ("k", pa.int64()),
+    ]
+)
 #: The latest latch by a run of each (customer, geotabId), with its sheet row and command.
 _LATCH_LINES = """
 SELECT l.fusebill_id, l.geotab_id, l.row, c.run_id FROM log l
@@ -167,17 +181,26 @@ class KeptState:
         kept state, those ``unknown`` (a write left open) from their own lines."""
         if self._whole is not None:
             return self._whole[1].undo_targets()
-        got = self._ledger.query(_LATCHED_NOW)
-        columns = list(zip(*got)) if got else [() for _ in range(6)]
-        del got
-        fids = np.asarray(columns[0], np.int64)
+        lines = self._ledger.query(_LATCHED_NOW)[0][0]
+        if lines:
+            options = pj.ParseOptions(
+                explicit_schema=_LATCHED_SCHEMA, unexpected_field_behavior="error"
+            )
+            got = pj.read_json(io.BytesIO(lines), parse_options=options)
+        else:
+            got = _LATCHED_SCHEMA.empty_table()
+        del lines
+        fids = np.asarray(got["f"].to_numpy(), np.int64)
+        if len(fids) > 1 and not bool(np.all(fids[1:] > fids[:-1])):  # in customer order
+            order = np.argsort(fids, kind="stable")
+            got, fids = got.take(pa.array(order)), fids[order]
         kept = Targets(
             fids,
-            pa.array(columns[1], pa.string()),
-            pa.array(columns[2], pa.string()),
-            _mask(pa.array(columns[3], pa.int64()).is_null()),
+            got["g"].combine_chunks(),
+            got["b"].combine_chunks(),
+            ~np.asarray(got["n"].to_numpy(), np.int64).astype(bool),
         )
-        self._latched = fids, pa.array(columns[4], pa.int64()), pa.array(columns[5], pa.int64())
+        self._latched = fids, got["r"].combine_chunks(), got["k"].combine_chunks()
         unknown = [
             int(f)
             for (f,) in self._ledger.query(
