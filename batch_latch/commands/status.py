@@ -18,9 +18,9 @@ from typing import TextIO
 from batch_latch.errors import NotAJob
 from batch_latch.jobfolder import job as jobs
 from batch_latch.jobfolder import ledger_views
-from batch_latch.jobfolder.earlier import REFUSAL_PATTERN
 from batch_latch.jobfolder.history import holder
 from batch_latch.jobfolder.ledger import Ledger
+from batch_latch.jobfolder.rerun_rules import REFUSAL_PATTERN
 from batch_latch.optiontypes import DEFAULT_RATE, DEFAULT_READ_BATCH, DEFAULT_RESERVE, parse_reserve
 from batch_latch.reports.writer import Summary, job_summaries
 from batch_latch.send.estimate import Pace, estimate

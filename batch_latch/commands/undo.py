@@ -20,8 +20,8 @@ import pyarrow.compute as pc
 from batch_latch.errors import BatchLatchError, NotAJob
 from batch_latch.fusebill.service import FusebillService
 from batch_latch.jobfolder import history, job
-from batch_latch.jobfolder.earlier import Target, Targets
 from batch_latch.jobfolder.ledger import Entry, Ledger
+from batch_latch.jobfolder.rerun_rules import Target, Targets
 from batch_latch.jobfolder.state_reads import KeptState
 from batch_latch.outcome import (
     IntColumn,

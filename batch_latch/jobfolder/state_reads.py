@@ -1,7 +1,7 @@
 """What earlier commands settled and what ``undo`` must put back, read from the state the
 ledger keeps instead of from every line of the job.
 
-``Earlier`` (``earlier.py``) holds the rules, over a job's lines; every rule is about one
+``Earlier`` (``rerun_rules.py``) holds the rules, over a job's lines; every rule is about one
 customer at a time. So this reader hands it only the lines the answer depends on:
 
 * the re-run rules: each asked customer's latest line (found through the log's customer
@@ -28,10 +28,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
-from batch_latch.jobfolder.earlier import Earlier, Origin, Targets, Unanswered
 from batch_latch.jobfolder.ledger import SENDING_KINDS, Ledger
 from batch_latch.jobfolder.ledger_views import STATE_WORDS
 from batch_latch.jobfolder.records import SCHEMA, Records, no_records
+from batch_latch.jobfolder.rerun_rules import Earlier, Origin, Targets, Unanswered
 from batch_latch.outcome import Settled
 
 _LATCHED, _UNKNOWN = STATE_WORDS.index("latched"), STATE_WORDS.index("unknown")

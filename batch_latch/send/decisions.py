@@ -28,8 +28,8 @@ from batch_latch.fusebill.answers import (
     classify_latch,
 )
 from batch_latch.fusebill.service import FusebillService
-from batch_latch.jobfolder.earlier import Origin, Unanswered
 from batch_latch.jobfolder.plans import PlanEntry
+from batch_latch.jobfolder.rerun_rules import Origin, Unanswered
 from batch_latch.outcome import RowOutcome
 from batch_latch.plan_words import relatch_message, row_message
 from batch_latch.send.attempt_loop import AttemptLoop, Sent

@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from batch_latch.clock import now_iso
-from batch_latch.jobfolder.earlier import Unanswered
 from batch_latch.jobfolder.ledger import WRITING, Entry, Ledger
+from batch_latch.jobfolder.rerun_rules import Unanswered
 from batch_latch.send.decisions import Task
 from batch_latch.vocab import Change, Status
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 
-from batch_latch.jobfolder.earlier import is_refusal
+from batch_latch.jobfolder.rerun_rules import is_refusal
 from batch_latch.outcome import RowOutcome
 from batch_latch.send.attempt_loop import AttemptLoop
 from batch_latch.vocab import Status, StopReason

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from batch_latch.clock import now_iso
 from batch_latch.fusebill.answers import Meaning, classify_unlatch
-from batch_latch.jobfolder.earlier import Target, Unanswered
+from batch_latch.jobfolder.rerun_rules import Target, Unanswered
 from batch_latch.outcome import RowOutcome
 from batch_latch.send.decisions import RowLogic, Task
 from batch_latch.vocab import Change, ErrorKey, RowKey, Status

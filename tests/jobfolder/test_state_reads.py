@@ -14,9 +14,9 @@ import pyarrow as pa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from batch_latch.jobfolder.earlier import Earlier, Targets
 from batch_latch.jobfolder.ledger import FILENAME, WRITING, Entry, Ledger
 from batch_latch.jobfolder.ledger_views import TRIGGERS
+from batch_latch.jobfolder.rerun_rules import Earlier, Targets
 from batch_latch.jobfolder.state_reads import KeptState
 from batch_latch.outcome import Settled
 from tests.ledgers import command

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pytest
 
 from batch_latch.fusebill.answers import Reply
-from batch_latch.jobfolder.earlier import Origin
+from batch_latch.jobfolder.rerun_rules import Origin
 from batch_latch.outcome import RowOutcome
 from batch_latch.send.attempt_loop import AttemptLoop
 from batch_latch.send.decisions import NO_GEOTAB_FIELD, RowLogic, Task

@@ -9,7 +9,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from batch_latch.jobfolder.earlier import (
+from batch_latch.jobfolder.ledger import WRITING, Entry
+from batch_latch.jobfolder.rerun_rules import (
     EARLIER_SUCCESS,
     Earlier,
     Origin,
@@ -18,7 +19,6 @@ from batch_latch.jobfolder.earlier import (
     Unanswered,
     is_refusal,
 )
-from batch_latch.jobfolder.ledger import WRITING, Entry
 from batch_latch.outcome import Settled
 from batch_latch.vocab import Change
 from tests.ledgers import Record, records, write_job
