@@ -60,88 +60,133 @@ class State:
 def plain_state(lines: pa.Table, sending: list[int]) -> State:
     """The state of the plain pairs and closed customers of ``lines`` (every line of the
     job, in ``seq`` order); ``sending``: the ids of the commands that send (run, undo)."""
-    n = lines.num_rows
-    if n == 0:
+    if lines.num_rows == 0:
         return State([], [], [], [])
     fid = _ints(lines["fusebill_id"])
-    status = lines["status"]
-    change = lines["change"]
-    writing = _is(status, "writing")
-    success = _is(status, "success")
-    undo = _is(change, "undo")
-    writes = _bools(pc.is_in(change, value_set=pa.array(_WRITES)))
-    settles = _bools(pc.cast(lines["settles"], pa.bool_()))
-    sends = np.isin(_ints(lines["command"]), np.array(sending, np.int64))
-    other = ~undo
+    by = _ByCustomer.of(fid)
+    m = _Marks.of(lines, sending)
+    latest = by.last(m.other & ~m.writing & m.sends)  # a sending command's outcome first
+    latest = np.where(latest != _NONE, latest, by.last(m.other & ~m.writing))
+    intent = by.last(m.writing)
+    open_ = (intent != _NONE) & (intent >= by.last(m.settles))  # no line after it settles it
+    plain = (
+        (by.last(m.other) != _NONE)
+        & ~_several_geotab_ids(lines, by, m.other)
+        & ~by.any(m.undo & m.success)
+        & ~open_
+        & (by.last(m.other & m.success) != _NONE)
+    )
+    pairs = _pair_rows(lines, fid, latest[plain], by.last(m.other)[plain])
+    holds = by.last(m.sends & m.success & (m.writes | m.undo))
+    closed = ~open_ & (holds != _NONE)
+    first_write = by.first(m.sends & m.success & m.writes)
+    customers = _customer_rows(lines, fid, holds[closed], first_write[closed], m.undo)
+    ids = fid[by.order][by.starts]
+    return State(pairs, customers, ids[~plain].tolist(), ids[open_].tolist())
 
-    order = np.argsort(fid, kind="stable")  # each customer's lines together, in seq order
-    head = np.empty(n, bool)
-    head[0] = True
-    np.not_equal(fid[order][1:], fid[order][:-1], out=head[1:])
-    starts = np.flatnonzero(head)
-    customer = np.empty(n, np.int64)  # a line's customer, numbered in fusebill_id order
-    customer[order] = np.cumsum(head) - 1
-    pos = np.arange(n, dtype=np.int64)
 
-    def last(mask: np.ndarray) -> np.ndarray:
+@dataclass(frozen=True)
+class _Marks:
+    """Per line, what the rules ask of it."""
+
+    writing: np.ndarray  # a write's intent
+    success: np.ndarray
+    undo: np.ndarray  # undo's change
+    other: np.ndarray  # any change but undo's
+    writes: np.ndarray  # a change that wrote (new, relatch, unknown)
+    settles: np.ndarray
+    sends: np.ndarray  # a line of a command that sends
+
+    @classmethod
+    def of(cls, lines: pa.Table, sending: list[int]) -> _Marks:
+        undo = _is(lines["change"], "undo")
+        return cls(
+            writing=_is(lines["status"], "writing"),
+            success=_is(lines["status"], "success"),
+            undo=undo,
+            other=~undo,
+            writes=_bools(pc.is_in(lines["change"], value_set=pa.array(_WRITES))),
+            settles=_bools(pc.cast(lines["settles"], pa.bool_())),
+            sends=np.isin(_ints(lines["command"]), np.array(sending, np.int64)),
+        )
+
+
+@dataclass(frozen=True)
+class _ByCustomer:
+    """The lines grouped by customer (in fusebill_id order), each group in seq order."""
+
+    order: np.ndarray  # line positions, group by group
+    starts: np.ndarray  # where each group starts in ``order``
+    customer: np.ndarray  # per line, its group's number
+
+    @classmethod
+    def of(cls, fid: np.ndarray) -> _ByCustomer:
+        order = np.argsort(fid, kind="stable")
+        head = np.empty(len(fid), bool)
+        head[0] = True
+        np.not_equal(fid[order][1:], fid[order][:-1], out=head[1:])
+        customer = np.empty(len(fid), np.int64)
+        customer[order] = np.cumsum(head) - 1
+        return cls(order, np.flatnonzero(head), customer)
+
+    def last(self, mask: np.ndarray) -> np.ndarray:
         """Per customer, the position of its latest line in ``mask`` (-1: none)."""
-        return np.maximum.reduceat(np.where(mask, pos, _NONE)[order], starts)
+        pos = np.arange(len(mask), dtype=np.int64)
+        return np.maximum.reduceat(np.where(mask, pos, _NONE)[self.order], self.starts)
 
-    def first(mask: np.ndarray) -> np.ndarray:
-        got = np.minimum.reduceat(np.where(mask, pos, n)[order], starts)
+    def first(self, mask: np.ndarray) -> np.ndarray:
+        """Per customer, the position of its first line in ``mask`` (-1: none)."""
+        n = len(mask)
+        got = np.minimum.reduceat(np.where(mask, np.arange(n), n)[self.order], self.starts)
         return np.where(got == n, _NONE, got)
 
-    # One geotabId among the customer's lines other than undo's: no two of them differ.
-    kept = order[other[order]]
+    def any(self, mask: np.ndarray) -> np.ndarray:
+        return np.logical_or.reduceat(mask[self.order], self.starts)
+
+
+def _several_geotab_ids(lines: pa.Table, by: _ByCustomer, other: np.ndarray) -> np.ndarray:
+    """Per customer, whether its lines other than undo's name more than one geotabId."""
+    kept = by.order[other[by.order]]
     geotabs = lines["geotab_id"].take(pa.array(kept))
     differs = ~_bools(pc.equal(geotabs[1:], geotabs[:-1]))
-    same_customer = customer[kept][1:] == customer[kept][:-1]
-    several = np.zeros(len(starts), bool)
-    several[customer[kept][1:][differs & same_customer]] = True
+    same_customer = by.customer[kept][1:] == by.customer[kept][:-1]
+    several = np.zeros(len(by.starts), bool)
+    several[by.customer[kept][1:][differs & same_customer]] = True
+    return several
 
-    sent_outcome = last(other & ~writing & sends)
-    latest = np.where(sent_outcome != _NONE, sent_outcome, last(other & ~writing))
-    intent = last(writing)
-    open_ = (intent != _NONE) & (intent >= last(settles))  # no line after it settles it
-    undone = np.logical_or.reduceat((undo & success)[order], starts)
-    plain = (last(other) != _NONE) & ~several & ~undone & ~open_ & (last(other & success) != _NONE)
-    wrote_last = last(sends & success & (writes | undo))
-    wrote_first = first(sends & success & writes)
-    closed = ~open_ & (wrote_last != _NONE)
 
-    at = latest[plain]
-    rows = lines["row"].take(pa.array(at))
-    rows = pc.coalesce(rows, lines["row"].take(pa.array(last(other)[plain])))
-    pairs = list(
+def _pair_rows(
+    lines: pa.Table, fid: np.ndarray, at: np.ndarray, row_from: np.ndarray
+) -> list[tuple[object, ...]]:
+    """``pair_state`` rows of the lines ``at``; a line without a sheet row takes that of
+    the line ``row_from`` (the customer's latest)."""
+    taken = pa.array(at)
+    rows = pc.coalesce(lines["row"].take(taken), lines["row"].take(pa.array(row_from)))
+    return list(
         zip(
             fid[at].tolist(),
-            lines["geotab_id"].take(pa.array(at)).to_pylist(),
-            _coded(status.take(pa.array(at)), PAIR_WORDS),
+            lines["geotab_id"].take(taken).to_pylist(),
+            _coded(lines["status"].take(taken), PAIR_WORDS),
             _ints(lines["command"])[at].tolist(),
             rows.to_pylist(),
-            lines["error_key"].take(pa.array(at)).to_pylist(),
+            lines["error_key"].take(taken).to_pylist(),
         )
     )
-    holds = wrote_last[closed]
-    befores = wrote_first[closed]
-    previous = lines["previous"].take(pa.array(np.where(befores == _NONE, 0, befores)))
-    before = [p if b != _NONE and p else None for p, b in zip(previous.to_pylist(), befores)]
-    first_change = change.take(pa.array(np.where(befores == _NONE, 0, befores))).to_pylist()
+
+
+def _customer_rows(
+    lines: pa.Table, fid: np.ndarray, holds: np.ndarray, befores: np.ndarray, undo: np.ndarray
+) -> list[tuple[object, ...]]:
+    """``customer_state`` rows: what each holds (line ``holds``), what it held before its
+    first write (line ``befores``, -1: none) and whether that write was blind."""
+    first = pa.array(np.where(befores == _NONE, 0, befores))
+    previous = lines["previous"].take(first).to_pylist()
+    before = [p if b != _NONE and p else None for p, b in zip(previous, befores)]
+    first_change = lines["change"].take(first).to_pylist()
     blind = [1 if b != _NONE and c == "unknown" else None for c, b in zip(first_change, befores)]
-    restored = undo[holds]
-    customers = list(
-        zip(
-            fid[holds].tolist(),
-            before,
-            _ints(lines["seq"])[holds].tolist(),
-            np.where(
-                restored, STATE_WORDS.index("restored"), STATE_WORDS.index("latched")
-            ).tolist(),
-            blind,
-        )
-    )
-    ids = fid[order][starts]
-    return State(pairs, customers, ids[~plain].tolist(), ids[open_].tolist())
+    state = np.where(undo[holds], STATE_WORDS.index("restored"), STATE_WORDS.index("latched"))
+    seq = _ints(lines["seq"])[holds].tolist()
+    return list(zip(fid[holds].tolist(), before, seq, state.tolist(), blind))
 
 
 def _coded(words: pa.ChunkedArray, known: tuple[str, ...]) -> list[object]:
