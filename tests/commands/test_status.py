@@ -357,37 +357,42 @@ def test_runs_and_requests_per_day_come_from_the_ledger(
     assert "Runs (2):" in shown and "exit 3 (max_requests)" in shown
 
 
-def pending_job(tmp_path: Path, rows: int, **summary: Any) -> Path:
+def pending_job(
+    tmp_path: Path, rows: int, *, without: tuple[str, ...] = (), **summary: Any
+) -> Path:
     """A --no-read run at --rate 10 that was stopped with ``rows`` rows unreached, on an
-    account of 50 requests a minute and 5,000 a day (its summary.json says so)."""
+    account of 50 requests a minute and 5,000 a day (its summary.json says so; ``summary``
+    says otherwise, ``without`` names keys an older version's summary.json lacks)."""
     out = tmp_path / "job"
     run_id = killed_job(out, rows, [])
     folder = out / RUNS / run_id
     folder.mkdir(parents=True)
-    data = Summary(
-        input="/data/in.csv",
-        dry_run=False,
-        rows=rows,
-        counts={Status.PENDING: rows},
-        requests=0,
-        started_at="2026-03-01T11:00:00Z",
-        finished_at="2026-03-01T11:00:01Z",
-        exit_code=3,
-        kind=RunKind.RUN,
-        reads=0,
-        writes=0,
-        changes={},
-        stop_reason=StopReason.MAX_REQUESTS,
-        user="ops",
-        host="desk",
-        input_sha256="9" * 64,
-        version="test",
-        rate=10.0,
-        read_first=False,
-        account_limits={"minute": 50, "day": 5000},
-        **summary,
-    )
-    (folder / "summary.json").write_text(json.dumps(asdict(data)), encoding="utf-8")
+    fields: dict[str, Any] = {
+        "input": "/data/in.csv",
+        "dry_run": False,
+        "rows": rows,
+        "counts": {Status.PENDING: rows},
+        "requests": 0,
+        "started_at": "2026-03-01T11:00:00Z",
+        "finished_at": "2026-03-01T11:00:01Z",
+        "exit_code": 3,
+        "kind": RunKind.RUN,
+        "reads": 0,
+        "writes": 0,
+        "changes": {},
+        "stop_reason": StopReason.MAX_REQUESTS,
+        "user": "ops",
+        "host": "desk",
+        "input_sha256": "9" * 64,
+        "version": "test",
+        "rate": 10.0,
+        "read_first": False,
+        "account_limits": {"minute": 50, "day": 5000},
+    }
+    data = asdict(Summary(**{**fields, **summary}))
+    for key in without:
+        del data[key]
+    (folder / "summary.json").write_text(json.dumps(data), encoding="utf-8")
     return out
 
 
