@@ -21,6 +21,7 @@ from batch_latch.errors import BatchLatchError, NotAJob
 from batch_latch.fusebill.service import FusebillService
 from batch_latch.jobfolder import history, job
 from batch_latch.jobfolder.ledger import Entry, Ledger
+from batch_latch.jobfolder.records import as_mask
 from batch_latch.jobfolder.rerun_rules import Target, Targets
 from batch_latch.jobfolder.state_reads import KeptState
 from batch_latch.outcome import (
@@ -72,7 +73,7 @@ def planned_columns(found: Targets, unlatch_unknown: bool, rows: pa.Array) -> Re
     n = len(found)
     set_to, previous = found.set_to, found.previous
     known = np.asarray(found.known, dtype=bool)
-    has_previous = _mask(pc.not_equal(previous, ""))
+    has_previous = as_mask(pc.not_equal(previous, ""))
     back_at = np.flatnonzero(known & has_previous)
     unlatch_at = np.flatnonzero(~(known & has_previous) & (known | unlatch_unknown))
     alone_at = np.flatnonzero(~known) if not unlatch_unknown else np.zeros(0, np.int64)
@@ -307,11 +308,6 @@ def _columns(
         previous_geotabId=found.previous,
         finished_at=finished.array(),
     )
-
-
-def _mask(values: pa.Array) -> np.ndarray:
-    """A boolean array as numpy (null: False)."""
-    return np.asarray(values.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def _reads_words(read_batch: int) -> str:

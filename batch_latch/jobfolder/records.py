@@ -1,4 +1,4 @@
-"""The job's lines as columns, for the lookups over earlier commands (``earlier``).
+"""The job's lines as columns, for the lookups over earlier commands (``rerun_rules``).
 
 Loaded from the ledger (``job.db``) in the order written; one Arrow column per field, text
 columns dictionary-coded (statuses and messages repeat a million times).
@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 SCHEMA = pa.schema(
     [
@@ -101,3 +102,8 @@ def from_rows(rows: list[tuple[object, ...]]) -> Records:
             array = array.dictionary_encode()
         arrays.append(array)
     return Records(pa.Table.from_arrays(arrays, names=SCHEMA.names))
+
+
+def as_mask(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A boolean column as numpy (null: False)."""
+    return np.asarray(pc.fill_null(values, False).to_numpy(zero_copy_only=False), dtype=bool)

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from batch_latch.jobfolder.ledger import WRITING, said
-from batch_latch.jobfolder.records import Records
+from batch_latch.jobfolder.records import Records, as_mask
 from batch_latch.outcome import Settled
 from batch_latch.vocab import Change, Status
 
@@ -64,7 +64,7 @@ class Target:
 
 def _is(values: pa.Array | pa.ChunkedArray, value: str) -> np.ndarray:
     """Where a (dictionary-coded) column equals ``value``, as a numpy mask."""
-    return _mask(_each(_flat(values), lambda v: pc.equal(v, value)))
+    return as_mask(_each(_flat(values), lambda v: pc.equal(v, value)))
 
 
 def _flat(values: pa.Array | pa.ChunkedArray) -> pa.Array:
@@ -116,17 +116,17 @@ class Earlier:
         latest = self.latest(fids) if len(self) else np.full(len(fids), -1, np.int64)
         found = np.flatnonzero(latest >= 0)
         rows = latest[found]
-        same = _mask(
+        same = as_mask(
             pc.equal(pc.take(gids, pa.array(found)), self._column(self._r.geotab_id, rows))
         )
         found, rows = found[same], rows[same]
         status, key = self._column(self._r.status, rows), self._column(self._r.error_key, rows)
         change, message = self._column(self._r.change, rows), self._column(self._r.message, rows)
-        success = _is(status, Status.SUCCESS.value) & ~_mask(
+        success = _is(status, Status.SUCCESS.value) & ~as_mask(
             _each(change, lambda v: pc.equal(v, Change.UNDO.value))
         )
         missing = _is(status, Status.NOT_FOUND.value)
-        refused = _is(status, Status.FAILED.value) & _mask(
+        refused = _is(status, Status.FAILED.value) & as_mask(
             _each(key, lambda v: pc.match_substring_regex(v, REFUSAL_PATTERN))
         )
         missing &= not retry_not_found
@@ -195,7 +195,7 @@ class Earlier:
         writing = _is(self._r.status, WRITING)
         if not writing.any():
             return writing
-        latch = _mask(_each(_flat(self._r.change), lambda v: pc.is_in(v, value_set=_WRITES)))
+        latch = as_mask(_each(_flat(self._r.change), lambda v: pc.is_in(v, value_set=_WRITES)))
         at = np.flatnonzero(writing & latch)
         settling = np.flatnonzero(self._r.settles)
         mask = np.zeros(len(self), dtype=bool)
@@ -234,7 +234,7 @@ class Earlier:
         if not len(self):
             return Targets.none()
         success = _is(_flat(self._r.status), Status.SUCCESS.value)
-        wrote = _mask(
+        wrote = as_mask(
             _each(
                 _flat(self._r.change),
                 lambda v: pc.is_in(v, value_set=pa.array([*WRITES, Change.UNDO.value])),
@@ -249,11 +249,11 @@ class Earlier:
         starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
         ends = np.r_[starts[1:], len(ordered)] - 1
         first, last = rows[order[starts]], rows[order[ends]]  # a write always comes first
-        undone = _mask(
+        undone = as_mask(
             _each(self._column(self._r.change, last), lambda v: pc.equal(v, Change.UNDO.value))
         )
         first, last = first[~undone], last[~undone]
-        blind = _mask(
+        blind = as_mask(
             _each(self._column(self._r.change, first), lambda v: pc.equal(v, Change.UNKNOWN.value))
         )
         return Targets(
@@ -325,7 +325,3 @@ def _text(values: pa.Array) -> pa.Array:
 
 def _constant(text: str, n: int) -> pa.Array:
     return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), pa.array([text]))
-
-
-def _mask(values: pa.Array) -> np.ndarray:
-    return np.asarray(pc.fill_null(values, False).to_numpy(zero_copy_only=False), dtype=bool)

@@ -30,7 +30,7 @@ import pyarrow.json as pj
 
 from batch_latch.jobfolder.ledger import SENDING_KINDS, Ledger
 from batch_latch.jobfolder.ledger_views import STATE_WORDS
-from batch_latch.jobfolder.records import SCHEMA, Records, no_records
+from batch_latch.jobfolder.records import SCHEMA, Records, as_mask, no_records
 from batch_latch.jobfolder.rerun_rules import Earlier, Origin, Targets, Unanswered
 from batch_latch.outcome import Settled
 
@@ -82,10 +82,6 @@ JOIN commands c ON c.id = l.command WHERE l.row IS NOT NULL
   AND l.change IN ('new', 'relatch', 'unknown') AND c.kind = 'run'
   AND l.status IN ('success', 'writing') {only} ORDER BY l.seq
 """
-
-
-def _mask(values: pa.Array) -> np.ndarray:
-    return np.asarray(values.to_numpy(zero_copy_only=False), dtype=bool)
 
 
 #: ``records.SCHEMA`` as JSON holds it (``settles`` a number).
@@ -230,7 +226,7 @@ class KeptState:
         if self._whole is None and self._latched is not None:
             fids, held_rows, commands = self._latched
             at = np.minimum(np.searchsorted(fids, found.fusebill_ids), max(len(fids) - 1, 0))
-            valid = _mask(held_rows.is_valid())[at] if len(fids) else np.zeros(n, bool)
+            valid = as_mask(held_rows.is_valid())[at] if len(fids) else np.zeros(n, bool)
             hit = valid & (fids[at] == found.fusebill_ids) if len(fids) else valid
             where = np.flatnonzero(hit)
             rows[where] = np.asarray(held_rows.fill_null(0).to_numpy(), np.int64)[at[where]]

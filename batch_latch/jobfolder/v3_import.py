@@ -30,6 +30,7 @@ import pyarrow.feather as feather
 from batch_latch.jobfolder import v3_checkpoint as checkpoint_file
 from batch_latch.jobfolder.history import RUNS
 from batch_latch.jobfolder.ledger import FILENAME, WRITING, Entry, Ledger, as_lines
+from batch_latch.jobfolder.records import as_mask
 from batch_latch.sheet.formula import unescape_text
 from batch_latch.vocab import RECORDED, RunKind, Status, command_kind
 
@@ -104,7 +105,7 @@ def take_in(out: Path, ledger: Ledger, err: TextIO | None = None) -> None:
             continue
         base_url, table = records
         times = pc.cast(table["t"], pa.string())
-        new = np.flatnonzero(_bools(pc.not_equal(times[1:], times[:-1]))) + 1
+        new = np.flatnonzero(as_mask(pc.not_equal(times[1:], times[:-1]))) + 1
         bounds = [0, *new.tolist(), table.num_rows] if table.num_rows else [0]
         for i, (a, b) in enumerate(itertools.pairwise(bounds)):
             t = str(times[a].as_py())  # records of one second share their command
@@ -361,7 +362,3 @@ def _newest_rows(firsts: list[pa.Table]) -> pa.Table:
     every = pa.concat_tables(firsts) if firsts else _first_rows(None)
     got = every.group_by(["f", "g"], use_threads=False).aggregate([("row", "last")])
     return got.rename_columns(["f", "g", "row"])
-
-
-def _bools(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    return np.asarray(pc.fill_null(column, False).to_numpy(zero_copy_only=False), bool)

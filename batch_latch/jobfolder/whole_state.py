@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from batch_latch.jobfolder.ledger_views import PAIR_WORDS, STATE_WORDS
+from batch_latch.jobfolder.records import as_mask
 
 #: The columns :func:`plain_state` reads, as ``log`` names them (``seq`` in order).
 COLUMNS = (
@@ -105,8 +106,8 @@ class _Marks:
             success=_is(lines["status"], "success"),
             undo=undo,
             other=~undo,
-            writes=_bools(pc.is_in(lines["change"], value_set=pa.array(_WRITES))),
-            settles=_bools(pc.cast(lines["settles"], pa.bool_())),
+            writes=as_mask(pc.is_in(lines["change"], value_set=pa.array(_WRITES))),
+            settles=as_mask(pc.cast(lines["settles"], pa.bool_())),
             sends=np.isin(_ints(lines["command"]), np.array(sending, np.int64)),
         )
 
@@ -148,7 +149,7 @@ def _several_geotab_ids(lines: pa.Table, by: _ByCustomer, other: np.ndarray) -> 
     """Per customer, whether its lines other than undo's name more than one geotabId."""
     kept = by.order[other[by.order]]
     geotabs = lines["geotab_id"].take(pa.array(kept))
-    differs = ~_bools(pc.equal(geotabs[1:], geotabs[:-1]))
+    differs = ~as_mask(pc.equal(geotabs[1:], geotabs[:-1]))
     same_customer = by.customer[kept][1:] == by.customer[kept][:-1]
     several = np.zeros(len(by.starts), bool)
     several[by.customer[kept][1:][differs & same_customer]] = True
@@ -201,9 +202,5 @@ def _ints(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     return np.asarray(pc.fill_null(column, 0).to_numpy(), np.int64)
 
 
-def _bools(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    return np.asarray(pc.fill_null(column, False).to_numpy(zero_copy_only=False), bool)
-
-
 def _is(column: pa.ChunkedArray | pa.Array, word: str) -> np.ndarray:
-    return _bools(pc.equal(column, word))
+    return as_mask(pc.equal(column, word))
