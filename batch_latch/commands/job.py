@@ -28,7 +28,7 @@ from batch_latch.errors import (
 from batch_latch.jobfolder import history, plans
 from batch_latch.jobfolder.history import ReportPaths
 from batch_latch.jobfolder.job import open_job
-from batch_latch.jobfolder.ledger import Ledger, LedgerWriteError
+from batch_latch.jobfolder.ledger import Checking, Ledger, LedgerWriteError
 from batch_latch.jobfolder.ledger import check as ledger_check
 from batch_latch.outcome import LiveOutcome, dry_run_columns
 from batch_latch.reports import writer as report
@@ -72,15 +72,10 @@ def run(
     err = stderr or sys.stderr
     out = stdout or sys.stdout
     started = utc_now()
-    ledger_check(settings.out)
-    if settings.kind is RunKind.UNDO:
-        from batch_latch.commands import undo
-
-        undo.check_job(settings.out)
-        with _command(settings, started, out, err, {}) as span:
-            _begin(settings, span, started, "")
-            done = undo.undo(settings, span.ledger, stderr=err, on_quota_wait=_hook(span))
-            return _report(settings, done, done.extras, started, out, err, span=span)
+    with ledger_check(settings.out) as checking:
+        if settings.kind is RunKind.UNDO:
+            return _undo(settings, checking, started, out, err)
+        checking.wait()
     assert settings.input is not None
     sheet, verdicts = load_sheet(settings, err)
     digest = _sha256(settings.input)
@@ -91,6 +86,27 @@ def run(
         _begin(settings, span, started, digest, plan, verdicts)
         done = _send(settings, sheet, verdicts, err, plan, span)
         return _report(settings, done, sheet.extras, started, out, err, digest, span, plan)
+
+
+def _undo(
+    settings: Settings, checking: Checking, started: datetime, out: TextIO, err: TextIO
+) -> JobResult:
+    """``undo``: its targets are read while the ledger's full check goes on (the check's
+    verdict first), then the command is recorded and run."""
+    from batch_latch.commands import undo
+
+    undo.check_job(settings.out)
+    try:
+        with _command(settings, started, out, err, {}) as span:
+            assert span.ledger is not None
+            ledger = span.ledger
+            targets = checking.read_meanwhile(lambda: undo.prepare(settings, ledger))
+            _begin(settings, span, started, "")
+            done = undo.undo(settings, ledger, targets, stderr=err, on_quota_wait=_hook(span))
+            return _report(settings, done, done.extras, started, out, err, span=span)
+    except BatchLatchError:
+        checking.wait()  # a damaged ledger's line before any other (a busy job's)
+        raise
 
 
 def _begin(

@@ -116,9 +116,28 @@ def planned_columns(found: Targets, unlatch_unknown: bool, rows: pa.Array) -> Re
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class Prepared:
+    """What undo reads of its job before it starts: its targets in sheet-row order, each
+    one's sheet row, the sheet's own columns of the latch it puts back, the kept state."""
+
+    found: Targets
+    rows: pa.Array
+    extras: dict[str, pa.Array]
+    memory: KeptState
+
+
+def prepare(settings: Settings, ledger: Ledger) -> Prepared:
+    """Undo's targets, read from the ledger only (it writes nothing)."""
+    found, _, memory = targets(settings, ledger)
+    found, rows, runs = _in_sheet_order(memory, found)
+    return Prepared(found, rows, sheet_columns(settings.out, rows, runs), memory)
+
+
 def undo(
     settings: Settings,
     ledger: Ledger | None,
+    prepared: Prepared | None = None,
     *,
     service: FusebillService | None = None,
     progress: Progress | None = None,
@@ -128,9 +147,8 @@ def undo(
     """Undo the job in ``settings.out``; a dry run returns only the columns it would report."""
     err = stderr or sys.stderr
     assert ledger is not None
-    found, _, memory = targets(settings, ledger)
-    found, rows, runs = _in_sheet_order(memory, found)
-    extras = sheet_columns(settings.out, rows, runs)
+    got = prepared or prepare(settings, ledger)
+    found, rows, extras, memory = got.found, got.rows, got.extras, got.memory
     requests = requests_needed(len(found), reads=True, writes=True, read_batch=settings.read_batch)
     if settings.dry_run:
         if not found:

@@ -21,10 +21,10 @@ import os
 import re
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -34,6 +34,8 @@ from batch_latch.errors import CheckpointError, why
 from batch_latch.jobfolder import ledger_views, whole_state
 from batch_latch.jobfolder.records import Records, from_rows
 from batch_latch.vocab import CommandKind
+
+T = TypeVar("T")
 
 FILENAME = "job.db"
 #: ``PRAGMA user_version`` of the database this code writes; a newer one is refused.
@@ -251,18 +253,70 @@ def _damaged(path: Path, what: str) -> LedgerError:
     )
 
 
-def check(out_dir: Path) -> None:
-    """Refuse, before the input is read, a ``job.db`` that cannot be this job's ledger."""
+def check(out_dir: Path) -> Checking:
+    """Refuse, before the input is read, a ``job.db`` that cannot be this job's ledger: one
+    that is empty, not a database or from a newer version at once; damage in pages opening
+    does not read (the log's) only in a full read, which goes on in the background: the
+    command waits for it (:meth:`Checking.wait`) before it writes, sends or reads its input."""
     path = out_dir / FILENAME
     if not path.exists():
-        return
+        return Checking(path, None)
     ledger = Ledger.open(out_dir, create=False)
-    try:  # damage in pages opening does not read (the log's) shows only in a full read
-        found = ledger.query("PRAGMA quick_check(1)")
-    finally:
-        ledger.close()
-    if found != [("ok",)]:
-        raise _damaged(path, f"is damaged ({' '.join(str(found[0][0]).split())[:100]})")
+    return Checking(path, ledger)
+
+
+class Checking:
+    """``PRAGMA quick_check`` of a ledger on its own connection and thread (SQLite lets go
+    of the GIL while it reads): a command reads what it needs meanwhile (undo its targets),
+    and a 300 MB job.db's full read costs it no time on a second core."""
+
+    def __init__(self, path: Path, ledger: Ledger | None) -> None:
+        self._path = path
+        self._found: list[tuple[Any, ...]] | Exception = [("ok",)]
+        self._thread: threading.Thread | None = None
+        if ledger is not None:
+            self._thread = threading.Thread(target=self._run, args=(ledger,), daemon=True)
+            self._thread.start()
+
+    def _run(self, ledger: Ledger) -> None:
+        try:
+            self._found = ledger.query("PRAGMA quick_check(1)")
+        except Exception as exc:  # told by wait(), on the command's thread
+            self._found = exc
+        finally:
+            ledger.close()
+
+    def wait(self) -> None:
+        """The check's verdict: a damaged ledger is one ``LedgerError``."""
+        if self._thread is not None:
+            self._thread.join()
+        found = self._found
+        if isinstance(found, LedgerError):
+            raise found
+        if isinstance(found, sqlite3.DatabaseError):
+            raise _damaged(self._path, f"is damaged ({found})")
+        if isinstance(found, Exception):
+            raise found
+        if found != [("ok",)]:
+            raise _damaged(self._path, f"is damaged ({' '.join(str(found[0][0]).split())[:100]})")
+
+    def __enter__(self) -> Checking:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._thread is not None:  # never left running behind the command
+            self._thread.join()
+
+    def read_meanwhile(self, read: Callable[[], T]) -> T:
+        """``read()`` while the check goes on, then the check's verdict: a damaged ledger's
+        line comes first, also when the read failed on the damage."""
+        try:
+            got = read()
+        except Exception:
+            self.wait()
+            raise
+        self.wait()
+        return got
 
 
 class Ledger:

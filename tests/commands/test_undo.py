@@ -248,6 +248,31 @@ def test_undo_of_a_folder_that_is_not_a_job(tmp_path: Path) -> None:
     assert not nothing.exists()  # refused before anything was made
 
 
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_undo_of_a_job_damaged_in_its_logs_pages_is_refused_before_it_begins(
+    tmp_path: Path, dry_run: bool
+) -> None:
+    """Undo reads its targets while the ledger's full check runs beside it; the check's
+    verdict comes first: one line naming the file, exit 2, no run folder, the file as it was,
+    nothing sent (port 9 on loopback: a request would fail differently)."""
+    out = job(tmp_path, [rec(1_000 + i, f"G{i}") for i in range(3_000)])
+    path = out / "job.db"
+    data = path.read_bytes()
+    middle = len(data) // 2
+    path.write_bytes(data[:middle] + b"\xab" * 8192 + data[middle + 8192 :])
+    (out / ".lock").touch()  # as every command leaves it (the lock's file)
+    before = sorted(p.name for p in out.iterdir()), path.read_bytes()
+    err = io.StringIO()
+    with pytest.raises(BatchLatchError) as caught:
+        command_run.run(settings(out, dry_run=dry_run), stdout=io.StringIO(), stderr=err)
+    text = str(caught.value)
+    assert caught.value.exit_code == 2
+    assert str(path) in text and "is damaged" in text and "\n" not in text, text
+    assert "restore it from a backup" in text
+    assert err.getvalue() == ""
+    assert (sorted(p.name for p in out.iterdir()), path.read_bytes()) == before
+
+
 def test_undo_of_a_job_of_dry_runs_and_plans_has_nothing_to_undo(tmp_path: Path) -> None:
     """A job folder whose commands latched nothing (a dry run, a plan) is a job: undo says
     there is nothing to undo and exits 0, sending nothing."""

@@ -404,7 +404,7 @@ def refused(
     the job refuse it with one line naming the file and what to do; the file is left as it
     was."""
     before = folder_state(out)
-    attempts: list[Callable[[], None]] = [lambda: check(out)]
+    attempts: list[Callable[[], None]] = [lambda: check(out).wait()]
     if opening_too:
         attempts += [
             lambda: Ledger.open(out, create=False).close(),
@@ -483,8 +483,29 @@ def test_damage_in_the_logs_pages_is_found_before_the_input_is_read(tmp_path: Pa
     refused(tmp_path, "is damaged", opening_too=False)
 
 
+def test_a_read_beside_the_check_gives_way_to_the_checks_verdict(tmp_path: Path) -> None:
+    """What a command reads while the full check runs (undo's targets) is kept when the
+    ledger is sound; when it is damaged, the damage is the one line, also when the read
+    itself failed on it."""
+
+    def failing() -> int:
+        raise ValueError("the read's own failure")
+
+    good_job(tmp_path)
+    with check(tmp_path) as checking:
+        assert checking.read_meanwhile(lambda: 42) == 42
+    with check(tmp_path) as checking, pytest.raises(ValueError, match="read's own"):
+        checking.read_meanwhile(failing)
+    data = (tmp_path / FILENAME).read_bytes()
+    middle = len(data) // 2
+    (tmp_path / FILENAME).write_bytes(data[:middle] + b"\xab" * 8192 + data[middle + 8192 :])
+    for read in (lambda: 42, failing):
+        with check(tmp_path) as checking, pytest.raises(LedgerError, match="is damaged"):
+            checking.read_meanwhile(read)
+
+
 def test_a_folder_without_a_job_db_passes_the_check_and_gets_a_new_one(tmp_path: Path) -> None:
-    check(tmp_path)
+    check(tmp_path).wait()
     assert list(tmp_path.iterdir()) == []  # checking made nothing
     with pytest.raises(LedgerError, match=r"holds no job\.db"):
         Ledger.open(tmp_path, create=False)
