@@ -11,12 +11,40 @@ import io
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+# Bytecode caches even where PYTHONDONTWRITEBYTECODE is set (this project's own machines set
+# it): the suite's workers and its few hundred CLI children would each compile the package,
+# and the workers rewrite every test module, from source every time (about 5 s of a run on
+# 2 cores). A cache is only a cache: __pycache__ is ignored by git.
+sys.dont_write_bytecode = False
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+
+
+def _temp_in_memory(root: Path = Path("/dev/shm"), room: int = 2 << 30) -> None:
+    """Temporary folders (``tmp_path``, ``tempfile``, the CLI children's) in memory where the
+    machine has a big enough tmpfs and the user chose no other place: every ledger commits
+    with ``synchronous=FULL``, and on this project's machines a disk's fsyncs were a third
+    of some files' time. What the tests prove does not depend on the disk (a killed process
+    leaves its writes in the page cache; the full-disk tests mount a tmpfs of their own)."""
+    if {"TMPDIR", "PYTEST_DEBUG_TEMPROOT"} & set(os.environ) or not root.is_dir():
+        return
+    try:
+        stat = os.statvfs(root)
+    except OSError:
+        return
+    if stat.f_bavail * stat.f_frsize >= room and os.access(root, os.W_OK | os.X_OK):
+        os.environ["PYTEST_DEBUG_TEMPROOT"] = os.environ["TMPDIR"] = str(root)
+        tempfile.tempdir = None  # read TMPDIR again
+
+
+_temp_in_memory()
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_CSV = REPO / "sample_data" / "latch-sample.csv"
