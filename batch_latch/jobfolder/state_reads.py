@@ -54,27 +54,29 @@ FROM json_each(?) a JOIN log l ON l.seq = (
 """
 #: The customers the job latched and has not put back, with no write left open: what it
 #: holds (the line ``holds_seq`` points at), what it held before, whether that was written
-#: blind, and the sheet row and command of that latch when a ``run`` wrote it with a row; as
-#: lines of JSON in customer order (a million Python tuples would cost more than the query).
+#: blind, and the sheet row (-1: none) and command of the line of what it holds; each
+#: column as one text in one pass (a million Python tuples, or JSON objects, would cost
+#: more than the query). The aggregates of one query see the rows in one order.
 _LATCHED_NOW = f"""
-SELECT CAST(group_concat(j, char(10)) AS BLOB) FROM (
-  SELECT json_object('f', c.fusebill_id, 'g', h.geotab_id, 'b', COALESCE(c.before, ''),
-    'n', c.blind IS NOT NULL, 'r', CASE WHEN k.kind = 'run' THEN h.row END,
-    'k', CASE WHEN k.kind = 'run' THEN k.id END) AS j
-  FROM customer_state c JOIN log h ON h.seq = c.holds_seq JOIN commands k ON k.id = h.command
-  WHERE c.state = {_LATCHED} ORDER BY c.fusebill_id)
+SELECT count(*), group_concat(c.fusebill_id), {{texts}}, group_concat(c.blind IS NOT NULL, ''),
+  group_concat(COALESCE(h.row, -1)), group_concat(h.command)
+FROM customer_state c JOIN log h ON h.seq = c.holds_seq WHERE c.state = {_LATCHED}
 """
-#: ``_LATCHED_NOW``'s fields as Arrow reads them.
+#: Its two texts: separated, or (when a value holds the separator itself) as JSON arrays.
+_SEPARATED = "group_concat(h.geotab_id, char(31)), group_concat(COALESCE(c.before, ''), char(31))"
+_AS_JSON = "json_group_array(h.geotab_id), json_group_array(COALESCE(c.before, ''))"
+#: ``_LATCHED_NOW``'s columns as the targets take them.
 _LATCHED_SCHEMA = pa.schema(
     [
         ("f", pa.int64()),
         ("g", pa.string()),
         ("b", pa.string()),
-        ("n", pa.int64()),
+        ("n", pa.bool_()),
         ("r", pa.int64()),
         ("k", pa.int64()),
     ]
 )
+_SEPARATOR = "\x1f"  # ASCII's unit separator: never in a valid geotabId (a control character)
 #: The latest latch by a run of each (customer, geotabId), with its sheet row and command.
 _LATCH_LINES = """
 SELECT l.fusebill_id, l.geotab_id, l.row, c.run_id FROM log l
@@ -96,6 +98,19 @@ def _from_json(lines: bytes | None) -> Records:
     table = pj.read_json(io.BytesIO(lines), parse_options=options)
     columns = [table[f.name].cast(f.type) for f in SCHEMA]  # settles: 0 or 1 to a bool
     return Records(pa.Table.from_arrays(columns, schema=SCHEMA))
+
+
+def _numbers(text: str) -> np.ndarray:
+    """Integers from a ``group_concat`` of them (commas between)."""
+    parts = pc.split_pattern(pa.array([text], pa.large_string()), ",")
+    return np.asarray(pc.cast(pc.list_flatten(parts), pa.int64()).to_numpy(), np.int64)
+
+
+def _texts(text: str, count: int) -> pa.Array | None:
+    """``count`` texts from a ``group_concat`` of them (``_SEPARATOR`` between); None when
+    a text holds the separator itself (there are more parts than texts)."""
+    parts = pc.list_flatten(pc.split_pattern(pa.array([text], pa.large_string()), _SEPARATOR))
+    return pc.cast(parts, pa.string()) if len(parts) == count else None
 
 
 def _ids(fids: Iterable[int]) -> str:
@@ -177,15 +192,7 @@ class KeptState:
         kept state, those ``unknown`` (a write left open) from their own lines."""
         if self._whole is not None:
             return self._whole[1].undo_targets()
-        lines = self._ledger.query(_LATCHED_NOW)[0][0]
-        if lines:
-            options = pj.ParseOptions(
-                explicit_schema=_LATCHED_SCHEMA, unexpected_field_behavior="error"
-            )
-            got = pj.read_json(io.BytesIO(lines), parse_options=options)
-        else:
-            got = _LATCHED_SCHEMA.empty_table()
-        del lines
+        got = self._latched_now()
         fids = np.asarray(got["f"].to_numpy(), np.int64)
         if len(fids) > 1 and not bool(np.all(fids[1:] > fids[:-1])):  # in customer order
             order = np.argsort(fids, kind="stable")
@@ -194,7 +201,7 @@ class KeptState:
             fids,
             got["g"].combine_chunks(),
             got["b"].combine_chunks(),
-            ~np.asarray(got["n"].to_numpy(), np.int64).astype(bool),
+            ~as_mask(got["n"]),
         )
         self._latched = fids, got["r"].combine_chunks(), got["k"].combine_chunks()
         unknown = [
@@ -213,6 +220,31 @@ class KeptState:
             np.concatenate([kept.known, lines.known]),
         )
         return both.take(np.argsort(both.fusebill_ids, kind="stable"))
+
+    def _latched_now(self) -> pa.Table:
+        """``_LATCHED_NOW`` as columns f, g, b, n (blind), r and k (the sheet row and command
+        of the line of what it holds, null unless a ``run`` wrote it with a row)."""
+        count, f, g, b, n, r, k = self._ledger.query(_LATCHED_NOW.format(texts=_SEPARATED))[0]
+        if not count:
+            return _LATCHED_SCHEMA.empty_table()
+        held, before = _texts(g, count), _texts(b, count)
+        if held is None or before is None:  # a value holds the separator: as JSON, all again
+            count, f, g, b, n, r, k = self._ledger.query(_LATCHED_NOW.format(texts=_AS_JSON))[0]
+            held, before = (pa.array(json.loads(t), pa.string()) for t in (g, b))
+        fids, rows, commands = (_numbers(t) for t in (f, r, k))
+        runs = [i for (i,) in self._ledger.query("SELECT id FROM commands WHERE kind = 'run'")]
+        by_run = np.isin(commands, np.asarray(runs, np.int64))
+        return pa.table(
+            [
+                fids,
+                held,
+                before,
+                np.frombuffer(n.encode("ascii"), np.uint8) == ord("1"),
+                pa.array(rows, mask=~(by_run & (rows >= 0))),
+                pa.array(commands, mask=~by_run),
+            ],
+            schema=_LATCHED_SCHEMA,
+        )
 
     def latch_rows(self, found: Targets) -> tuple[pa.Array, list[str]]:
         """For each target, the sheet row (null: not known) and run folder of the latest

@@ -300,3 +300,25 @@ def test_a_latch_sent_again_and_refused_keeps_the_row_of_the_latch_that_landed(
         assert (rows.to_pylist(), runs) == ([11], ["test-1-run"])
     finally:
         ledger.close()
+
+
+def test_texts_that_hold_the_readers_separator_are_read_whole(tmp_path: Path) -> None:
+    """Undo's targets are read as one text a column, the values separated by ASCII's unit
+    separator; a value that holds it (what Fusebill said a customer held) is read whole."""
+    out = tmp_path / "job"
+    with command(out, URL) as ledger:
+        play(
+            ledger,
+            "run",
+            [("latch", 1, "A", "O\x1fLD"), ("latch", 2, "B", ""), ("latch", 3, "C\x1f", "OLD")],
+        )
+    ledger = Ledger.open(out, create=False)
+    try:
+        assert listed(KeptState(ledger, URL).undo_targets()) == [
+            (1, "A", "O\x1fLD", True),
+            (2, "B", "", True),
+            (3, "C\x1f", "OLD", True),
+        ]
+    finally:
+        ledger.close()
+    compare(out)
