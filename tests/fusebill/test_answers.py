@@ -37,7 +37,7 @@ def fusebill_error(status: int, value: str, key: str = "Api Error") -> dict[str,
     return {"ErrorId": 0, "HttpStatusCode": status, "Errors": [{"Key": key, "Value": value}]}
 
 
-def customer(geotab_id: Any = SENT, fusebill_id: Any = FID) -> dict[str, Any]:
+def customer(geotab_id: object = SENT, fusebill_id: object = FID) -> dict[str, object]:
     """A trimmed version of Fusebill's customer object."""
     return {
         "firstName": "John",
@@ -50,7 +50,7 @@ def customer(geotab_id: Any = SENT, fusebill_id: Any = FID) -> dict[str, Any]:
     }
 
 
-def r(status: int | None, body: Any = None, error: str | None = None, **headers: str) -> Reply:
+def r(status: int | None, body: object = None, error: str | None = None, **headers: str) -> Reply:
     names = {k.replace("_", "-").lower(): v for k, v in headers.items()}
     reason = None if error is None else ReplyError(error)
     return Reply(status, body, names, error=reason, detail=_DETAILS.get(error or "", ""), url=URL)
@@ -280,7 +280,7 @@ def test_latch_2xx_that_proves_nothing_is_unproven(reply: Reply, error_key: str,
 
 # --- 2xx to a read ---------------------------------------------------------------------------
 
-READ_OK: list[tuple[str, Any, Holding]] = [
+READ_OK: list[tuple[str, object, Holding]] = [
     ("holds", customer("0909909"), Holding("0909909")),
     ("id-as-text", customer("X1", str(FID)), Holding("X1")),
     ("null", customer(None), Holding(None)),
@@ -293,7 +293,7 @@ READ_OK: list[tuple[str, Any, Holding]] = [
 @pytest.mark.parametrize(
     ("body", "holding"), [row[1:] for row in READ_OK], ids=[row[0] for row in READ_OK]
 )
-def test_read_of_this_customer_says_what_it_holds(body: Any, holding: Holding) -> None:
+def test_read_of_this_customer_says_what_it_holds(body: object, holding: Holding) -> None:
     verdict, held = classify_read(r(200, body), FID)
     assert verdict.kind is Meaning.SUCCESS
     assert held == holding
@@ -341,7 +341,7 @@ def test_read_matches_ids_exactly() -> None:
 
 
 @pytest.mark.parametrize("held", [None, ""])
-def test_unlatch_2xx_showing_this_customer_holding_none_is_success(held: Any) -> None:
+def test_unlatch_2xx_showing_this_customer_holding_none_is_success(held: str | None) -> None:
     assert classify_unlatch(r(200, customer(held)), FID).kind is Meaning.SUCCESS
 
 

@@ -29,22 +29,24 @@ ASKED = (101, 102, 103)
 HTML = "<html><head><title>Sign in</title></head><body>portal</body></html>"
 
 
-def obj(fid: Any, geotab_id: Any = ..., **more: Any) -> dict[str, Any]:
+def obj(fid: object, geotab_id: object = ..., **more: object) -> dict[str, object]:
     """A trimmed customer-list object; ``geotab_id`` left out means no ``geotabId`` key."""
-    body: dict[str, Any] = {"firstName": "Ada", "id": fid, "uri": f"/customers/{fid}", **more}
+    body: dict[str, object] = {"firstName": "Ada", "id": fid, "uri": f"/customers/{fid}", **more}
     if geotab_id is not ...:
         body["geotabId"] = geotab_id
     return body
 
 
-def answer(status: int | None, body: Any = None, error: str | None = None, **headers: str) -> Reply:
+def answer(
+    status: int | None, body: object = None, error: str | None = None, **headers: str
+) -> Reply:
     names = {k.replace("_", "-").lower(): v for k, v in headers.items()}
     url = list_url(BASE, ASKED)
     reason = None if error is None else ReplyError(error)
     return Reply(status, body, names, error=reason, detail="detail", url=url)
 
 
-def listed(*objects: dict[str, Any], page: int = 0, **headers: str) -> ListAnswer:
+def listed(*objects: object, page: int = 0, **headers: str) -> ListAnswer:
     return classify_list(answer(200, list(objects), **headers), ASKED, page)
 
 
@@ -74,17 +76,17 @@ def test_an_asked_integer_id_with_a_geotab_id_key_is_that_customers_read() -> No
 
 
 @pytest.mark.parametrize("held", [None, ""])
-def test_a_null_or_empty_geotab_id_holds_none(held: Any) -> None:
+def test_a_null_or_empty_geotab_id_holds_none(held: str | None) -> None:
     got = listed(obj(101, held), obj(102, "G-2"), obj(103, held))
     assert got.holdings[101] == Holding(None) == got.holdings[103]
     assert got.holdings[101].known  # known to hold none: not the "cannot check" reading
 
 
 def test_a_list_read_is_what_a_one_by_one_read_of_the_same_object_finds() -> None:
-    objects = [obj(101, "G-1"), obj(102, None), obj(103, 7)]  # a number, as the read takes it
-    got = listed(*objects)
-    for item in objects:
-        assert got.holdings[item["id"]] == classify_read(Reply(200, item), item["id"])[1]
+    objects = {101: obj(101, "G-1"), 102: obj(102, None), 103: obj(103, 7)}  # 7: as a read
+    got = listed(*objects.values())
+    for fid, item in objects.items():
+        assert got.holdings[fid] == classify_read(Reply(200, item), fid)[1]
 
 
 def test_an_asked_id_absent_from_the_answer_is_read_alone_and_not_not_found() -> None:
@@ -145,7 +147,7 @@ def test_an_answer_that_ignores_the_filter_is_untrusted() -> None:
     ids=["id-string", "id-true", "id-float", "id-null", "no-id", "string", "int", "array"],
 )  # fmt: skip
 def test_an_array_item_without_an_integer_id_makes_the_whole_answer_untrusted(
-    item: Any, said: str
+    item: object, said: str
 ) -> None:
     assert_untrusted(listed(obj(102, "G-2"), item), said)  # the good object is not used
 
@@ -163,7 +165,7 @@ def test_an_array_item_without_an_integer_id_makes_the_whole_answer_untrusted(
     ],
     ids=["html", "invalid-json", "one-object", "wrapped", "empty", "none", "number"],
 )  # fmt: skip
-def test_an_answer_that_is_not_a_json_array_is_untrusted(body: Any, said: str) -> None:
+def test_an_answer_that_is_not_a_json_array_is_untrusted(body: object, said: str) -> None:
     assert_untrusted(classify_list(answer(200, body), ASKED, 0), said)
 
 
@@ -316,7 +318,7 @@ def test_a_customer_shown_twice_alike_is_still_read_alone() -> None:
 
 
 @pytest.mark.parametrize("held", [True, 1.5, {"value": "G"}, ["G-1"]])
-def test_a_geotab_id_that_is_not_text_is_read_alone(held: Any) -> None:
+def test_a_geotab_id_that_is_not_text_is_read_alone(held: object) -> None:
     got = listed(obj(101, held), obj(102, "G-2"))
     assert dict(got.holdings) == {102: Holding("G-2")}
     assert got.read_alone == (101, 103) and got.untrusted is None
