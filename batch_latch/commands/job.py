@@ -329,10 +329,44 @@ def _report(
     span: _Span | None = None,
     plan: plans.Plan | None = None,
 ) -> JobResult:
+    summary = _summary(settings, done, started, digest, plan)
+    code, counts = ExitCode(summary.exit_code), summary.counts
+    assert span is not None and span.ledger is not None and span.folder is not None
+    span.ledger.end(
+        span.command,
+        ended_at=summary.finished_at,
+        exit_code=summary.exit_code,
+        requests=summary.requests,
+        rows=summary.rows,
+        invalid=counts.get(Status.INVALID, 0),
+        stop_reason=summary.stop_reason,
+        by_day=summary.requests_by_day,
+    )
+    tell = span.tell
+    folder, paths, kept, reports = _write(settings, done, extras, summary, span.folder, err)
+    for line in kept:
+        print(f"Note: {line}; this command's copy is in {folder}/.", file=err)
+    if settings.json:
+        print_json(asdict(summary), reports, out)
+    else:
+        print_summary(summary, paths, settings.out, kept, out)
+    if tell is not None:
+        tell.ended(asdict(summary))
+    return JobResult(exit_code=code, summary=summary, paths=paths)
+
+
+def _summary(
+    settings: Settings,
+    done: LiveOutcome,
+    started: datetime,
+    digest: str | None,
+    plan: plans.Plan | None,
+) -> Summary:
+    """The command's summary (summary.json, the ledger's end, --json, the notification)."""
     counts = report.count_statuses(done.columns.status)
     code = exit_code_for(counts, stop_reason=done.stop_reason)
     source = settings.input
-    summary = Summary(
+    return Summary(
         input=str(source) if source else str(settings.out),
         dry_run=not settings.sends,
         rows=len(done.columns.row),
@@ -363,28 +397,6 @@ def _report(
         base_url=settings.base_url,
         plan=plan.folder.name if plan else None,
     )
-    assert span is not None and span.ledger is not None and span.folder is not None
-    span.ledger.end(
-        span.command,
-        ended_at=summary.finished_at,
-        exit_code=summary.exit_code,
-        requests=summary.requests,
-        rows=summary.rows,
-        invalid=counts.get(Status.INVALID, 0),
-        stop_reason=summary.stop_reason,
-        by_day=summary.requests_by_day,
-    )
-    tell = span.tell
-    folder, paths, kept, reports = _write(settings, done, extras, summary, span.folder, err)
-    for line in kept:
-        print(f"Note: {line}; this command's copy is in {folder}/.", file=err)
-    if settings.json:
-        print_json(asdict(summary), reports, out)
-    else:
-        print_summary(summary, paths, settings.out, kept, out)
-    if tell is not None:
-        tell.ended(asdict(summary))
-    return JobResult(exit_code=code, summary=summary, paths=paths)
 
 
 def _keep_row_errors(folder: Path, found: tuple[str, ...], err: TextIO) -> None:

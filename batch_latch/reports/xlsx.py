@@ -248,7 +248,6 @@ def _write_summary(
     sheet.set_column(0, 0, min(max(len(s) for s in labels) + 2, _MAX_WIDTH))
     sheet.set_column(1, 1, 10)
 
-    chart = workbook.add_chart({"type": "column"})
     if plan:
         top = total_row + 2 + len(kinds) + 2
         fills = (change_fills, status_fills)
@@ -257,6 +256,12 @@ def _write_summary(
     else:
         points = [_point(STATUS_COLOURS.get(s, ("#BFBFBF", "#404040"))) for s in statuses]
         span, name = (first, first + len(statuses) - 1), "Rows by status"
+    sheet.insert_chart(first - 1, 3, _chart(workbook, name, span, points))
+
+
+def _chart(workbook: Any, name: str, span: tuple[int, int], points: list[Any]) -> Any:
+    """The Summary's column chart of the counts in rows ``span`` (labels in column A)."""
+    chart = workbook.add_chart({"type": "column"})
     chart.add_series(
         {
             "name": "rows",
@@ -269,7 +274,7 @@ def _write_summary(
     chart.set_title({"name": name})
     chart.set_legend({"none": True})
     chart.set_y_axis({"num_format": "#,##0", "min": 0})
-    sheet.insert_chart(first - 1, 3, chart)
+    return chart
 
 
 def _write_facts(sheet: Any, facts: Sequence[tuple[str, str]], bold: Any) -> int:

@@ -96,12 +96,7 @@ def customer_json(
     ``show_geotab_id=False`` leaves the key out entirely, as an API that does not expose it
     would (Fusebill's documented customer fields do not list it; its latch answer does).
     """
-    if fusebill_id == 671_201:
-        first, last, company = "John", "Doe", "Stolen Bikes"
-    else:
-        first = _FIRST_NAMES[fusebill_id % len(_FIRST_NAMES)]
-        last = _LAST_NAMES[(fusebill_id // 7) % len(_LAST_NAMES)]
-        company = _COMPANIES[(fusebill_id // 3) % len(_COMPANIES)]
+    first, last, company = _names(fusebill_id)
     customer: dict[str, Any] = {
         "firstName": first,
         "middleName": None,
@@ -148,6 +143,18 @@ def customer_json(
     if not show_geotab_id:
         del customer["geotabId"]
     return customer
+
+
+def _names(fusebill_id: int) -> tuple[str, str, str]:
+    """First, last and company name: Fusebill's documented example for its example id, else
+    picked by the id (the same every time)."""
+    if fusebill_id == 671_201:
+        return "John", "Doe", "Stolen Bikes"
+    return (
+        _FIRST_NAMES[fusebill_id % len(_FIRST_NAMES)],
+        _LAST_NAMES[(fusebill_id // 7) % len(_LAST_NAMES)],
+        _COMPANIES[(fusebill_id // 3) % len(_COMPANIES)],
+    )
 
 
 def _sub_object(fusebill_id: int, *null_keys: str) -> dict[str, Any]:
