@@ -383,3 +383,50 @@ def test_a_minute_reset_far_away_is_the_next_full_minute_not_a_stop(
     assert throttle.stop_reason is None
     assert len(throttle.pauses) == 2
     assert all(0.0 < p <= 60.0 for p in throttle.pauses), throttle.pauses
+
+
+def refused(fid: int) -> Reply:
+    return Reply(
+        None,
+        error=ReplyError.CONNECTION,
+        detail="connection refused",
+        url=f"http://127.0.0.1:9/v1/Geotab/LatchCustomer/{fid}/{GID}",
+    )
+
+
+def test_an_outage_before_any_answer_names_the_host_and_port_it_could_not_reach() -> None:
+    """The outage streak trips before any answer came: the stop names host:port (the URL,
+    not the rows, is what is wrong); once any answer came, an outage names none."""
+    policy = RetryPolicy(max_attempts=100, backoff_base=0.0001, backoff_cap=0.0001, outage_streak=3)
+    attempts, throttle, _ = loop(policy)
+    sent = latch(attempts, FakeFusebill().always("latch", refused))
+    assert (sent.verdict, sent.attempts) == (None, 3)
+    assert throttle.stop_reason is StopReason.API_DOWN
+    assert attempts.stop.unreachable == "127.0.0.1:9"
+    assert attempts.stop.detail == "last problem: connection failed: connection refused"
+
+    answered, throttle, _ = loop(policy)
+    fake = FakeFusebill().script("latch", FID, error(503, "busy"))
+    fake.always("latch", refused)
+    assert latch(answered, fake).verdict is None
+    assert throttle.stop_reason is StopReason.API_DOWN
+    assert answered.stop.unreachable == ""  # an answer came: the host was reached
+
+
+def test_a_used_up_minute_window_says_why_everyone_pauses() -> None:
+    spent = Reply(
+        200,
+        {"id": FID, "geotabId": GID},
+        {
+            "x-rate-limit-remaining-minute": "0",
+            "x-rate-limit-reset-minute": f"{time.time() + 30:.3f}",
+        },
+    )
+    err = io.StringIO()
+    attempts = AttemptLoop(NoticingThrottle(), FAST, Notices(Silent(err)))
+    assert latch(attempts, FakeFusebill().script("latch", FID, spent)).verdict is not None
+    [line] = err.getvalue().splitlines()
+    assert line.startswith("Pausing ")
+    assert line.endswith(
+        ": this minute's API limit is used up (X-Rate-Limit-Remaining-Minute: 0)."
+    ), line
