@@ -312,16 +312,20 @@ def test_a_stop_during_backoff_ends_the_wait() -> None:
     assert time.monotonic() - started < 10  # not the 15-30 s backoff
 
 
-def test_a_used_up_minute_window_pauses_everyone_until_its_reset() -> None:
-    answer = Reply(
+def spent_minute(reset_in: float) -> Reply:
+    """A latch's answer that used up the minute's window, which frees in ``reset_in`` s."""
+    return Reply(
         200,
         {"id": FID, "geotabId": GID},
         {
             "x-rate-limit-remaining-minute": "0",
-            "x-rate-limit-reset-minute": f"{time.time() + 0.2:.3f}",
+            "x-rate-limit-reset-minute": f"{time.time() + reset_in:.3f}",
         },
     )
-    fake = FakeFusebill().script("latch", FID, answer)
+
+
+def test_a_used_up_minute_window_pauses_everyone_until_its_reset() -> None:
+    fake = FakeFusebill().script("latch", FID, spent_minute(0.2))
     attempts, throttle, _ = loop()
     assert latch(attempts, fake).verdict is not None
     assert len(throttle.pauses) == 1
@@ -414,17 +418,10 @@ def test_an_outage_before_any_answer_names_the_host_and_port_it_could_not_reach(
 
 
 def test_a_used_up_minute_window_says_why_everyone_pauses() -> None:
-    spent = Reply(
-        200,
-        {"id": FID, "geotabId": GID},
-        {
-            "x-rate-limit-remaining-minute": "0",
-            "x-rate-limit-reset-minute": f"{time.time() + 30:.3f}",
-        },
-    )
     err = io.StringIO()
     attempts = AttemptLoop(NoticingThrottle(), FAST, Notices(Silent(err)))
-    assert latch(attempts, FakeFusebill().script("latch", FID, spent)).verdict is not None
+    fake = FakeFusebill().script("latch", FID, spent_minute(30))
+    assert latch(attempts, fake).verdict is not None
     [line] = err.getvalue().splitlines()
     assert line.startswith("Pausing ")
     assert line.endswith(
