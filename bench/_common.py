@@ -15,7 +15,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-
 # The children run as an installed batch-latch does: with its bytecode cached (pip compiles
 # it at install). This project's machines set PYTHONDONTWRITEBYTECODE, which would have every
 # child compile the package from source again, a cost no user's run has.
