@@ -109,7 +109,9 @@ class FusebillClient:
             detail = f"answer of {size} bytes" if size else "answer"
             detail += f" over the {cap / MAX_BODY:g} MiB cap: not read further"
             return Reply(answer.status, None, headers, ReplyError.TOO_LARGE, detail=detail, url=url)
-        body_read = self._redact.scrub(_parse(answer.body, headers))
+        body_read = _parse(answer.body, headers)
+        if not (isinstance(body_read, (dict, list)) and self._redact.spares(answer.body)):
+            body_read = self._redact.scrub(body_read)  # a JSON object or list: checked as bytes
         return Reply(answer.status, body_read, headers, url=url)
 
     def _failure(self, failed: TransportError) -> tuple[ReplyError, str]:

@@ -54,6 +54,16 @@ class Redactor:
     def __repr__(self) -> str:
         return "Redactor(...)"
 
+    def spares(self, data: bytes) -> bool:
+        """Whether no text that JSON parsing finds in ``data`` can hold a secret or a URL's
+        ``user:pass@``, so that the parsed value needs no :meth:`scrub`: none of them is in
+        its bytes, and nothing could spell one otherwise (no backslash escape; no NUL, so
+        not UTF-16 or UTF-32: a text parsed without escapes is a piece of the UTF-8 bytes
+        as they are)."""
+        if b"\\" in data or b"\x00" in data or (b"@" in data and b"://" in data):
+            return False
+        return not any(secret.encode("utf-8") in data for secret, _ in self._secrets)
+
     def scrub(self, value: Any) -> Any:
         """``value`` (parsed JSON or text) with the secrets redacted in every string it holds."""
         if isinstance(value, str):

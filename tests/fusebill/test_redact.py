@@ -7,6 +7,7 @@ they had let one through): none shows the password."""
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Iterator
 
@@ -141,3 +142,72 @@ def test_proxy_failures_never_show_the_password(
         assert "pr0xyPW" not in text and "0xyPW" not in text and KEY not in text
         assert "puser:pr" not in text
     assert "127.0.0.1" in verdict.message and "HTTPS_PROXY" in verdict.message
+
+
+LONG_KEY = "sk_live_0123456789abcdef"
+
+
+@given(
+    st.recursive(
+        st.one_of(
+            st.lists(
+                st.sampled_from(
+                    ["a", "é", "/", ":", "@", "\\", '"', "\n", "sk_live_", "0123", "bro"]
+                )
+            ).map("".join),
+            st.sampled_from(
+                [
+                    LONG_KEY,
+                    f"Basic {LONG_KEY}",
+                    "bro",
+                    "http://u:pw@proxy:3128",
+                    "http://alice:hunter2@h/",
+                    "x" * 9,
+                ]
+            ),
+            st.integers(),
+            st.none(),
+        ),
+        lambda inner: (
+            st.lists(inner, max_size=4)
+            | st.dictionaries(
+                st.lists(st.sampled_from(["k", LONG_KEY[:9], LONG_KEY[9:], "@"]), max_size=3).map(
+                    "".join
+                ),
+                inner,
+                max_size=4,
+            )
+        ),
+        max_leaves=12,
+    ),
+    st.booleans(),
+)
+def test_a_body_spared_the_scrub_holds_nothing_the_scrub_would_change(
+    value: object, ascii_only: bool
+) -> None:
+    """The client skips scrubbing a JSON object or list whose bytes ``spares``; then every
+    text in it must be what the scrub leaves as it is (escaped or raw, keys and values)."""
+    redact = Redactor(LONG_KEY, ("pw", "bro"))
+    data = json.dumps(value, ensure_ascii=ascii_only).encode("utf-8")
+    if redact.spares(data):
+        parsed = json.loads(data)
+        assert redact.scrub(parsed) == parsed
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"geotabId": "sk_live_0123456789abcdef"}',  # the key itself
+        '{"geotabId": "sk_live_0123456789abcde\\u0066"}',  # the key spelt with an escape
+        '{"uri": "https://alice:hunter2@host/v1"}',  # any URL's credentials, even unknown ones
+        '{"note": "a bro and a sister"}',  # a short secret: the scrub decides, word by word
+    ],
+)
+def test_a_body_that_may_hold_a_secret_is_never_spared(body: str) -> None:
+    assert not Redactor(LONG_KEY, ("pw", "bro")).spares(body.encode("utf-8"))
+    assert not Redactor(LONG_KEY, ("pw", "bro")).spares(body.encode("utf-16"))
+
+
+def test_an_ordinary_customer_object_is_spared() -> None:
+    body = b'{"id": 42, "geotabId": "0909909", "uri": "https://h.example/v1/customers/42"}'
+    assert Redactor(LONG_KEY, ("pw",)).spares(body)
