@@ -62,8 +62,12 @@ SELECT count(*), group_concat(c.fusebill_id), {{texts}}, group_concat(c.blind IS
   group_concat(COALESCE(h.row, -1)), group_concat(h.command)
 FROM customer_state c JOIN log h ON h.seq = c.holds_seq WHERE c.state = {_LATCHED}
 """
+_SEPARATOR = "\x1f"  # ASCII's unit separator: never in a valid geotabId (a control character)
 #: Its two texts: separated, or (when a value holds the separator itself) as JSON arrays.
-_SEPARATED = "group_concat(h.geotab_id, char(31)), group_concat(COALESCE(c.before, ''), char(31))"
+_SEPARATED = (
+    f"group_concat(h.geotab_id, char({ord(_SEPARATOR)})), "
+    f"group_concat(COALESCE(c.before, ''), char({ord(_SEPARATOR)}))"
+)
 _AS_JSON = "json_group_array(h.geotab_id), json_group_array(COALESCE(c.before, ''))"
 #: ``_LATCHED_NOW``'s columns as the targets take them.
 _LATCHED_SCHEMA = pa.schema(
@@ -76,7 +80,6 @@ _LATCHED_SCHEMA = pa.schema(
         ("k", pa.int64()),
     ]
 )
-_SEPARATOR = "\x1f"  # ASCII's unit separator: never in a valid geotabId (a control character)
 #: The latest latch by a run of each (customer, geotabId), with its sheet row and command.
 _LATCH_LINES = """
 SELECT l.fusebill_id, l.geotab_id, l.row, c.run_id FROM log l
