@@ -36,12 +36,13 @@ def _pattern(secret: str) -> re.Pattern[str] | None:
 class Redactor:
     """``redactor(text)``: ``text`` with ``secret`` and ``also`` redacted by the rule above."""
 
-    __slots__ = ("_secrets",)
+    __slots__ = ("_encoded", "_secrets")
 
     def __init__(self, secret: str, also: Iterable[str] = ()) -> None:
         found = {s for s in (secret, *also) if s}
         # longest first: a password inside a longer userinfo goes with the whole
         self._secrets = tuple((s, _pattern(s)) for s in sorted(found, key=len, reverse=True))
+        self._encoded = tuple(s.encode("utf-8") for s, _ in self._secrets)  # for spares()
 
     def __call__(self, text: str) -> str:
         if "@" in text and "://" in text:
@@ -62,7 +63,7 @@ class Redactor:
         as they are)."""
         if b"\\" in data or b"\x00" in data or (b"@" in data and b"://" in data):
             return False
-        return not any(secret.encode("utf-8") in data for secret, _ in self._secrets)
+        return not any(secret in data for secret in self._encoded)
 
     def scrub(self, value: Any) -> Any:
         """``value`` (parsed JSON or text) with the secrets redacted in every string it holds."""
